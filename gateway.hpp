@@ -1,0 +1,1615 @@
+// gateway.hpp: realtime servers for C++20. WebSocket (RFC 6455) over Asio coroutines.
+// Version 0.1.0. MIT licence.
+//
+// One header. Needs standalone Asio 1.22+ and OpenSSL (SHA-1 and base64 for the handshake, TLS).
+// Read top to bottom: vocabulary, protocol code without sockets, the connection, the server and
+// the client.
+
+#ifndef GATEWAY_HPP
+#define GATEWAY_HPP
+
+// ==== Version ====
+#define GATEWAY_VERSION_MAJOR 0
+#define GATEWAY_VERSION_MINOR 1
+#define GATEWAY_VERSION_PATCH 0
+#define GATEWAY_VERSION (GATEWAY_VERSION_MAJOR * 10000 + GATEWAY_VERSION_MINOR * 100 + GATEWAY_VERSION_PATCH)
+
+// ==== Requirements ====
+#if __cplusplus < 202002L
+#error "gateway.hpp needs C++20 (-std=c++20)"
+#endif
+#if !__has_include(<asio.hpp>)
+#error "gateway.hpp needs standalone Asio 1.22 or later (Debian: libasio-dev)"
+#endif
+#include <asio/version.hpp>
+#if ASIO_VERSION < 102201
+#error "gateway.hpp needs standalone Asio 1.22.1 or later"
+#endif
+
+// ==== Includes ====
+#include <asio.hpp>                              // sockets, timers, coroutines (awaitable, co_spawn)
+#include <asio/experimental/as_tuple.hpp>        // errors as values where they are expected
+#include <asio/ssl.hpp>                          // TLS streams for wss://
+#include <openssl/evp.h>                         // base64 (EVP_EncodeBlock / EVP_DecodeBlock)
+#include <openssl/rand.h>                        // masking keys and handshake nonces
+#include <openssl/sha.h>                         // SHA-1 for Sec-WebSocket-Accept
+
+#include <algorithm>      // std::min, std::find_if
+#include <array>          // fixed frame headers
+#include <chrono>         // timeouts
+#include <cstdint>        // fixed-width integers of the wire format
+#include <cstring>        // std::memcpy for word-wise masking
+#include <deque>          // ready connections waiting for accept()
+#include <exception>      // std::exception_ptr from co_spawn
+#include <functional>     // std::function hooks in options
+#include <memory>         // shared ownership of connection state
+#include <optional>       // receive() returns nothing on a clean close
+#include <span>           // byte views
+#include <string>         // payloads
+#include <string_view>    // parsing without copies
+#include <system_error>   // gw::errc and its category
+#include <utility>        // std::move, std::pair
+#include <vector>         // outbox, headers
+
+namespace gw {
+inline namespace v0 {
+
+// ==== Vocabulary ====
+
+/// Errors reported by gateway.hpp, in the category gw::error_category().
+enum class errc {
+    closed = 1,            ///< the connection is closed or closing; nothing more can be sent
+    protocol_error,        ///< the peer broke RFC 6455 (we closed with 1002)
+    invalid_payload,       ///< text or close reason that is not UTF-8 (we closed with 1007)
+    message_too_big,       ///< a message over max_message_bytes (we closed with 1009)
+    connection_lost,       ///< the TCP connection ended without a closing handshake (1006)
+    handshake_failed,      ///< the HTTP upgrade was refused or its answer was invalid
+    handshake_timeout,     ///< the HTTP upgrade did not complete in time
+    bad_url,               ///< connect() got a URL that is not ws:// or wss://
+    receive_in_progress,   ///< receive() called while another receive() on it is pending
+};
+
+} // namespace v0
+} // namespace gw
+template <> struct std::is_error_code_enum<gw::errc> : std::true_type {};
+namespace gw {
+inline namespace v0 {
+
+/// The category of gw::errc.
+inline const std::error_category& error_category() noexcept {
+    struct category final : std::error_category {
+        const char* name() const noexcept override { return "gateway"; }
+        std::string message(int e) const override {
+            switch (static_cast<errc>(e)) {
+            case errc::closed: return "the WebSocket connection is closed";
+            case errc::protocol_error: return "the peer violated the WebSocket protocol";
+            case errc::invalid_payload: return "the peer sent text that is not valid UTF-8";
+            case errc::message_too_big: return "the peer sent a message over the size limit";
+            case errc::connection_lost: return "the connection ended without a closing handshake";
+            case errc::handshake_failed: return "the WebSocket handshake failed";
+            case errc::handshake_timeout: return "the WebSocket handshake timed out";
+            case errc::bad_url: return "the URL is not a valid ws:// or wss:// URL";
+            case errc::receive_in_progress: return "another receive() is already pending";
+            }
+            return "unknown gateway error";
+        }
+    };
+    static const category instance;
+    return instance;
+}
+
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+/// Close status codes of RFC 6455 section 7.4.1.
+enum class close_code : std::uint16_t {
+    normal = 1000,
+    going_away = 1001,
+    protocol_error = 1002,
+    unsupported_data = 1003,
+    no_status = 1005,          ///< never sent: the peer's close frame carried no code
+    abnormal = 1006,           ///< never sent: the TCP connection ended without a close frame
+    invalid_payload = 1007,
+    policy_violation = 1008,
+    message_too_big = 1009,
+    mandatory_extension = 1010,
+    internal_error = 1011,
+};
+
+/// Frame opcodes of RFC 6455 section 5.2.
+enum class opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close = 8, ping = 9, pong = 10 };
+
+/// One complete WebSocket message: text (valid UTF-8) or binary.
+struct message {
+    std::string data;      ///< the payload, reassembled from all fragments
+    bool binary = false;   ///< false: text frame(s); true: binary frame(s)
+};
+
+namespace detail { struct request_parser; }
+
+/// An HTTP request: the upgrade request a connection was opened with, or a plain HTTP request.
+/// Owns its bytes; every view it returns lives as long as the request.
+class http_request {
+public:
+    std::string_view method() const noexcept { return view(method_); }
+    std::string_view target() const noexcept { return view(target_); }   ///< path and query as sent
+    std::string_view path() const noexcept { return view(path_); }       ///< without the query
+    std::string_view query() const noexcept { return view(query_); }     ///< after '?', not decoded
+    int version_minor() const noexcept { return minor_; }                ///< HTTP/1.x
+    const asio::ip::tcp::endpoint& remote_endpoint() const noexcept { return remote_; }
+
+    /// The first value of a header, by case-insensitive name.
+    std::optional<std::string_view> header(std::string_view name) const noexcept;
+    /// Calls f(name, value) for every header line, in order.
+    template <class F> void for_each_header(F&& f) const {
+        for (const auto& h : fields_) f(view(h.name), view(h.value));
+    }
+    /// True when a comma-separated header (all its lines) holds token, case-insensitively.
+    bool has_token(std::string_view name, std::string_view token) const noexcept;
+    /// The subprotocols the client offered in Sec-WebSocket-Protocol, in order.
+    std::vector<std::string_view> protocols() const;
+    /// A query parameter, percent-decoded ('+' as space); nullopt when absent.
+    std::optional<std::string> query_param(std::string_view name) const;
+
+private:
+    struct span_ { std::uint16_t off = 0, len = 0; };
+    struct field { span_ name, value; };
+    std::string_view view(span_ s) const noexcept { return std::string_view(raw_).substr(s.off, s.len); }
+    template <class F> void for_each_value(std::string_view name, F&& f) const;
+
+    std::string raw_;
+    std::vector<field> fields_;
+    span_ method_, target_, path_, query_;
+    int minor_ = 1;
+    asio::ip::tcp::endpoint remote_;
+    friend struct detail::request_parser;
+    friend class server;
+};
+
+/// A plain HTTP answer: a refused upgrade, or the application's answer to a plain GET.
+struct http_response {
+    int status = 200;
+    std::string body;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::vector<std::pair<std::string, std::string>> headers{};   ///< extra header lines
+};
+
+/// How a server listens and what it accepts. Every field has a default; set what you need with
+/// designated initializers: gw::server srv{io, {.port = 8080}}.
+struct options {
+    std::string host = "0.0.0.0";         ///< all IPv4 interfaces; "::" for IPv6, "127.0.0.1" for local only
+    std::uint16_t port = 0;               ///< 0 picks a free port; server::port() tells which
+    int backlog = asio::socket_base::max_listen_connections;   ///< the system's maximum
+
+    std::size_t max_message_bytes = 1 << 20;   ///< 1 MiB, as Socket.IO: larger messages close with 1009
+    std::size_t max_header_bytes = 8 << 10;    ///< 8 KiB upgrade request, as most HTTP servers: else 431
+    std::chrono::milliseconds handshake_timeout{10'000};   ///< a slow client cannot hold a slot longer
+    std::chrono::milliseconds close_timeout{5'000};        ///< how long to wait for the peer's close
+
+    /// wss:// when set: a server context with certificate and key (see gw::tls_server_context).
+    std::shared_ptr<asio::ssl::context> tls{};
+
+    /// Sees every upgrade request before it is accepted; return a response to refuse it (401, 403, ...).
+    std::function<std::optional<http_response>(const http_request&)> on_upgrade{};
+    /// Answers requests that are not upgrades (health checks); nullopt gives 426 Upgrade Required.
+    std::function<std::optional<http_response>(const http_request&)> on_http{};
+    /// Picks one of request.protocols(), or returns "" for none.
+    std::function<std::string(const http_request&)> select_subprotocol{};
+};
+
+/// How connect() opens a client connection.
+struct client_options {
+    std::vector<std::string> subprotocols{};                    ///< offered in Sec-WebSocket-Protocol
+    std::vector<std::pair<std::string, std::string>> headers{}; ///< extra request headers
+    std::size_t max_message_bytes = 1 << 20;                    ///< as the server's default
+    std::size_t max_header_bytes = 8 << 10;                     ///< the server's answer
+    std::chrono::milliseconds handshake_timeout{10'000};
+    std::chrono::milliseconds close_timeout{5'000};
+    /// For wss://: nullptr verifies the server against the system's CAs and its host name.
+    std::shared_ptr<asio::ssl::context> tls{};
+};
+
+// ==== Protocol (no sockets) ====
+
+namespace detail {
+
+inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+        if (x >= 'A' && x <= 'Z') x |= 0x20;
+        if (y >= 'A' && y <= 'Z') y |= 0x20;
+        if (x != y) return false;
+    }
+    return true;
+}
+
+inline std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+/// Calls f(token) for each trimmed, non-empty element of a comma-separated list.
+template <class F> void for_each_token(std::string_view list, F&& f) {
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        auto tok = trim(list.substr(0, comma));
+        if (!tok.empty()) f(tok);
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+inline std::string base64_encode(std::span<const unsigned char> in) {
+    std::string out(4 * ((in.size() + 2) / 3), '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), in.data(), static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+/// True when key is the base64 encoding of exactly 16 bytes (RFC 6455 section 4.1).
+inline bool is_valid_client_key(std::string_view key) noexcept {
+    if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+    unsigned char out[18];
+    return EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(key.data()), 24) == 18;
+}
+
+/// Sec-WebSocket-Accept for a client's Sec-WebSocket-Key.
+inline std::string accept_key(std::string_view client_key) {
+    std::string joined;
+    joined.reserve(client_key.size() + websocket_guid.size());
+    joined.append(client_key).append(websocket_guid);
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), digest);
+    return base64_encode(digest);
+}
+
+/// Bytes from OpenSSL's CSPRNG, drawn in blocks so each masking key costs a copy, not a call.
+inline void random_bytes(unsigned char* out, std::size_t n) {
+    thread_local std::array<unsigned char, 256> pool;
+    thread_local std::size_t used = pool.size();
+    while (n > 0) {
+        if (used == pool.size()) {
+            if (RAND_bytes(pool.data(), static_cast<int>(pool.size())) != 1)
+                throw std::system_error(std::make_error_code(std::errc::io_error), "RAND_bytes failed");
+            used = 0;
+        }
+        std::size_t k = std::min(n, pool.size() - used);
+        std::memcpy(out, pool.data() + used, k);
+        used += k, out += k, n -= k;
+    }
+}
+
+// ---- UTF-8 ----
+
+/// Incremental UTF-8 validator (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+/// feed() fails at the first byte that no valid continuation could follow, so a text message is
+/// rejected as soon as it goes wrong, even in the middle of a fragment.
+class utf8_validator {
+public:
+    bool feed(std::span<const unsigned char> bytes) noexcept {
+        const unsigned char* p = bytes.data();
+        const unsigned char* end = p + bytes.size();
+        while (p < end) {
+            if (need_ == 0) {
+                // ASCII runs a word at a time.
+                while (end - p >= 8) {
+                    std::uint64_t w;
+                    std::memcpy(&w, p, 8);
+                    if (w & 0x8080808080808080ull) break;
+                    p += 8;
+                }
+                if (p == end) break;
+                unsigned char b = *p++;
+                if (b < 0x80) continue;
+                if (b >= 0xC2 && b <= 0xDF) { need_ = 1; lo_ = 0x80; hi_ = 0xBF; }
+                else if (b == 0xE0) { need_ = 2; lo_ = 0xA0; hi_ = 0xBF; }
+                else if (b == 0xED) { need_ = 2; lo_ = 0x80; hi_ = 0x9F; }        // no surrogates
+                else if (b >= 0xE1 && b <= 0xEF) { need_ = 2; lo_ = 0x80; hi_ = 0xBF; }
+                else if (b == 0xF0) { need_ = 3; lo_ = 0x90; hi_ = 0xBF; }
+                else if (b >= 0xF1 && b <= 0xF3) { need_ = 3; lo_ = 0x80; hi_ = 0xBF; }
+                else if (b == 0xF4) { need_ = 3; lo_ = 0x80; hi_ = 0x8F; }        // up to U+10FFFF
+                else return false;
+            } else {
+                unsigned char b = *p++;
+                if (b < lo_ || b > hi_) return false;
+                lo_ = 0x80, hi_ = 0xBF;
+                --need_;
+            }
+        }
+        return true;
+    }
+    bool feed(std::string_view s) noexcept {
+        return feed({reinterpret_cast<const unsigned char*>(s.data()), s.size()});
+    }
+    /// True when the bytes so far end on a character boundary.
+    bool complete() const noexcept { return need_ == 0; }
+    void reset() noexcept { need_ = 0; }
+
+private:
+    std::uint8_t need_ = 0, lo_ = 0x80, hi_ = 0xBF;
+};
+
+inline bool is_valid_utf8(std::string_view s) noexcept {
+    utf8_validator v;
+    return v.feed(s) && v.complete();
+}
+
+// ---- Masking ----
+
+/// XORs data with the 4-byte key, starting at key byte `phase` (0-3); returns the next phase.
+/// Works a 64-bit word at a time.
+inline std::size_t apply_mask(unsigned char* data, std::size_t n, std::array<unsigned char, 4> key,
+                              std::size_t phase = 0) noexcept {
+    phase &= 3;
+    std::size_t i = 0;
+    for (; i < n && ((phase + i) & 3) != 0; ++i) data[i] ^= key[(phase + i) & 3];
+    // Now aligned to the key: key bytes 0..3 repeat from data + i.
+    std::uint64_t word;
+    unsigned char pattern[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+    std::memcpy(&word, pattern, 8);
+    for (; i + 8 <= n; i += 8) {
+        std::uint64_t v;
+        std::memcpy(&v, data + i, 8);
+        v ^= word;
+        std::memcpy(data + i, &v, 8);
+    }
+    for (; i < n; ++i) data[i] ^= key[(phase + i) & 3];
+    return (phase + n) & 3;
+}
+
+// ---- Frames ----
+
+/// A decoded frame header (RFC 6455 section 5.2).
+struct frame_header {
+    bool fin = true;
+    std::uint8_t rsv = 0;          ///< RSV1-3 as the top bits 0x70 of the first byte
+    opcode op = opcode::text;
+    bool masked = false;
+    std::uint64_t length = 0;
+    std::array<unsigned char, 4> mask{};
+    std::size_t size = 0;          ///< bytes the header itself took
+};
+
+inline constexpr std::size_t max_frame_header = 14;
+
+inline constexpr bool is_control(opcode op) noexcept { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
+inline constexpr bool is_known_opcode(std::uint8_t op) noexcept { return op <= 2 || (op >= 8 && op <= 10); }
+
+/// Header size announced by the first two bytes.
+inline std::size_t header_size(unsigned char b1) noexcept {
+    std::size_t n = 2;
+    auto len7 = b1 & 0x7F;
+    if (len7 == 126) n += 2;
+    else if (len7 == 127) n += 8;
+    if (b1 & 0x80) n += 4;
+    return n;
+}
+
+enum class decode_status { ok, need_more, error };
+
+/// Decodes a header from bytes. On error, *code says how to close.
+/// Checks only what the header alone decides: reserved bits, opcodes, control frame rules, the
+/// 64-bit length's top bit, and that frames from a client are masked (expect_masked) and frames
+/// from a server are not.
+inline decode_status decode_header(std::span<const unsigned char> in, bool expect_masked, frame_header& h,
+                                   close_code& code) noexcept {
+    if (in.size() < 2) return decode_status::need_more;
+    const std::size_t size = header_size(in[1]);
+    if (in.size() < size) return decode_status::need_more;
+    const unsigned char b0 = in[0], b1 = in[1];
+    h.fin = (b0 & 0x80) != 0;
+    h.rsv = b0 & 0x70;
+    h.masked = (b1 & 0x80) != 0;
+    h.size = size;
+    code = close_code::protocol_error;
+    if (h.rsv != 0 || !is_known_opcode(b0 & 0x0F) || h.masked != expect_masked) return decode_status::error;
+    h.op = static_cast<opcode>(b0 & 0x0F);
+    std::size_t pos = 2;
+    std::uint64_t len = b1 & 0x7F;
+    if (len == 126) {
+        len = (std::uint64_t{in[2]} << 8) | in[3];
+        pos = 4;
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; ++i) len = (len << 8) | in[2 + i];
+        pos = 10;
+        if (len >> 63) return decode_status::error;   // the most significant bit must be 0
+    }
+    h.length = len;
+    if (is_control(h.op) && (!h.fin || len > 125)) return decode_status::error;
+    if (h.masked) std::memcpy(h.mask.data(), in.data() + pos, 4);
+    return decode_status::ok;
+}
+
+/// Writes a frame header to out (at least max_frame_header bytes); returns its size.
+/// With a mask, the caller masks the payload with the same key.
+inline std::size_t encode_header(unsigned char* out, opcode op, bool fin, std::uint64_t length,
+                                 const std::array<unsigned char, 4>* mask = nullptr) noexcept {
+    out[0] = static_cast<unsigned char>((fin ? 0x80 : 0) | static_cast<std::uint8_t>(op));
+    const unsigned char m = mask ? 0x80 : 0;
+    std::size_t n;
+    if (length < 126) {
+        out[1] = static_cast<unsigned char>(m | length);
+        n = 2;
+    } else if (length <= 0xFFFF) {
+        out[1] = static_cast<unsigned char>(m | 126);
+        out[2] = static_cast<unsigned char>(length >> 8);
+        out[3] = static_cast<unsigned char>(length);
+        n = 4;
+    } else {
+        out[1] = static_cast<unsigned char>(m | 127);
+        for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<unsigned char>(length >> (56 - 8 * i));
+        n = 10;
+    }
+    if (mask) {
+        std::memcpy(out + n, mask->data(), 4);
+        n += 4;
+    }
+    return n;
+}
+
+/// True for codes an endpoint may send in a close frame (RFC 6455 section 7.4).
+inline constexpr bool is_valid_close_code(std::uint16_t c) noexcept {
+    return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 3000 && c <= 4999);
+}
+
+/// Checks a received close frame's payload. Returns 0 when valid, else the code to fail with.
+inline std::uint16_t check_close_payload(std::string_view payload) noexcept {
+    if (payload.empty()) return 0;
+    if (payload.size() == 1) return static_cast<std::uint16_t>(close_code::protocol_error);
+    auto code = static_cast<std::uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
+                                           static_cast<unsigned char>(payload[1]));
+    if (!is_valid_close_code(code)) return static_cast<std::uint16_t>(close_code::protocol_error);
+    if (!is_valid_utf8(payload.substr(2))) return static_cast<std::uint16_t>(close_code::invalid_payload);
+    return 0;
+}
+
+// ---- HTTP upgrade ----
+
+inline bool is_token_char(unsigned char c) noexcept {
+    if (c >= '0' && c <= '9') return true;
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+inline int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/// Percent-decodes a query component ('+' is a space). Invalid escapes stay as they are.
+inline std::string url_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '+') out += ' ';
+        else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            i += 2;
+        } else out += s[i];
+    }
+    return out;
+}
+
+/// Why a request cannot be upgraded: an HTTP status and a short reason for the body.
+struct http_error {
+    int status = 0;    ///< 0: no error
+    std::string_view reason;
+};
+
+inline std::string_view status_text(int status) noexcept {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+    }
+}
+
+/// A complete plain-HTTP response that closes the connection.
+inline std::string format_response(const http_response& r) {
+    std::string out;
+    out.reserve(128 + r.body.size());
+    out.append("HTTP/1.1 ").append(std::to_string(r.status)).append(" ").append(status_text(r.status));
+    out.append("\r\nContent-Type: ").append(r.content_type);
+    out.append("\r\nContent-Length: ").append(std::to_string(r.body.size()));
+    out.append("\r\nConnection: close\r\n");
+    for (const auto& [k, v] : r.headers) out.append(k).append(": ").append(v).append("\r\n");
+    out.append("\r\n").append(r.body);
+    return out;
+}
+
+/// What check_upgrade() decided about a parsed request.
+struct upgrade_decision {
+    bool is_upgrade = false;    ///< false: a plain HTTP request
+    http_error error;           ///< set when the upgrade must be refused
+    std::string_view key;       ///< Sec-WebSocket-Key when accepted
+};
+
+inline upgrade_decision check_upgrade(const http_request& req) {
+    upgrade_decision d;
+    d.is_upgrade = req.has_token("Upgrade", "websocket") || req.header("Sec-WebSocket-Key").has_value();
+    if (!d.is_upgrade) return d;
+    if (req.method() != "GET") { d.error = {405, "a WebSocket upgrade must use GET"}; return d; }
+    if (req.version_minor() < 1) { d.error = {400, "a WebSocket upgrade needs HTTP/1.1"}; return d; }
+    if (!req.header("Host")) { d.error = {400, "missing Host header"}; return d; }
+    if (!req.has_token("Upgrade", "websocket")) { d.error = {400, "missing Upgrade: websocket"}; return d; }
+    if (!req.has_token("Connection", "upgrade")) { d.error = {400, "missing Connection: Upgrade"}; return d; }
+    auto version = req.header("Sec-WebSocket-Version");
+    if (!version || trim(*version) != "13") { d.error = {426, "unsupported Sec-WebSocket-Version"}; return d; }
+    auto key = req.header("Sec-WebSocket-Key");
+    if (!key || !is_valid_client_key(trim(*key))) {
+        d.error = {400, "Sec-WebSocket-Key must be base64 of 16 bytes"};
+        return d;
+    }
+    d.key = trim(*key);
+    return d;
+}
+
+} // namespace detail
+
+namespace detail {
+
+/// Parses an HTTP/1.x request head (everything up to and including the blank line).
+struct request_parser {
+    /// Fills req from raw (which must end with "\r\n\r\n"); returns the error to answer, if any.
+    static detail::http_error parse(std::string raw, http_request& req) {
+        using detail::http_error;
+        if (raw.size() > 0xFFFF) return {431, "request header too large"};
+        req.raw_ = std::move(raw);
+        req.fields_.clear();
+        const std::string_view all = req.raw_;
+        auto at = [&](std::string_view part) {
+            return http_request::span_{static_cast<std::uint16_t>(part.data() - all.data()),
+                                       static_cast<std::uint16_t>(part.size())};
+        };
+        std::size_t eol = all.find("\r\n");
+        if (eol == std::string_view::npos) return {400, "malformed request line"};
+        std::string_view line = all.substr(0, eol);
+        // METHOD SP request-target SP HTTP/1.x
+        auto sp1 = line.find(' ');
+        if (sp1 == std::string_view::npos || sp1 == 0) return {400, "malformed request line"};
+        auto method = line.substr(0, sp1);
+        for (unsigned char c : method)
+            if (!detail::is_token_char(c)) return {400, "malformed request line"};
+        auto sp2 = line.find(' ', sp1 + 1);
+        if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return {400, "malformed request line"};
+        auto target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+        auto version = line.substr(sp2 + 1);
+        if (target.front() != '/') return {400, "request target must be a path"};
+        for (unsigned char c : target)
+            if (c <= 0x20 || c == 0x7F) return {400, "malformed request target"};
+        if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
+            version[5] > '9' || version[7] < '0' || version[7] > '9')
+            return {400, "malformed HTTP version"};
+        if (version[5] != '1') return {505, "only HTTP/1.x is supported"};
+        req.minor_ = version[7] - '0';
+        req.method_ = at(method);
+        req.target_ = at(target);
+        auto q = target.find('?');
+        req.path_ = at(target.substr(0, q));
+        req.query_ = q == std::string_view::npos ? at(target.substr(target.size())) : at(target.substr(q + 1));
+        // Header lines until the empty line.
+        std::size_t pos = eol + 2;
+        for (;;) {
+            eol = all.find("\r\n", pos);
+            if (eol == std::string_view::npos) return {400, "header block not terminated"};
+            line = all.substr(pos, eol - pos);
+            pos = eol + 2;
+            if (line.empty()) break;
+            if (line.front() == ' ' || line.front() == '\t') return {400, "obsolete header folding"};
+            auto colon = line.find(':');
+            if (colon == std::string_view::npos || colon == 0) return {400, "malformed header line"};
+            auto name = line.substr(0, colon);
+            for (unsigned char c : name)
+                if (!detail::is_token_char(c)) return {400, "malformed header name"};
+            auto value = detail::trim(line.substr(colon + 1));
+            for (unsigned char c : value)
+                if ((c < 0x20 && c != '\t') || c == 0x7F) return {400, "malformed header value"};
+            req.fields_.push_back({at(name), at(value)});
+        }
+        if (pos != all.size()) return {400, "bytes after the header block"};
+        return {};
+    }
+};
+
+} // namespace detail
+
+template <class F> void http_request::for_each_value(std::string_view name, F&& f) const {
+    for (const auto& h : fields_)
+        if (detail::iequals(view(h.name), name)) f(view(h.value));
+}
+
+inline std::optional<std::string_view> http_request::header(std::string_view name) const noexcept {
+    for (const auto& h : fields_)
+        if (detail::iequals(view(h.name), name)) return view(h.value);
+    return std::nullopt;
+}
+
+inline bool http_request::has_token(std::string_view name, std::string_view token) const noexcept {
+    bool found = false;
+    for_each_value(name, [&](std::string_view v) {
+        detail::for_each_token(v, [&](std::string_view t) { found = found || detail::iequals(t, token); });
+    });
+    return found;
+}
+
+inline std::vector<std::string_view> http_request::protocols() const {
+    std::vector<std::string_view> out;
+    for_each_value("Sec-WebSocket-Protocol",
+                   [&](std::string_view v) { detail::for_each_token(v, [&](std::string_view t) { out.push_back(t); }); });
+    return out;
+}
+
+inline std::optional<std::string> http_request::query_param(std::string_view name) const {
+    std::string_view q = query();
+    while (!q.empty()) {
+        auto amp = q.find('&');
+        auto pair = q.substr(0, amp);
+        auto eq = pair.find('=');
+        if (detail::url_decode(pair.substr(0, eq)) == name)
+            return eq == std::string_view::npos ? std::string() : detail::url_decode(pair.substr(eq + 1));
+        if (amp == std::string_view::npos) break;
+        q.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
+// ==== Connection ====
+
+class connection;
+class server;
+asio::awaitable<connection> connect(std::string_view url, client_options opts);
+
+namespace detail {
+
+using tcp = asio::ip::tcp;
+using tls_stream = asio::ssl::stream<tcp::socket&>;
+
+/// A frame waiting in an outbox: its header and its payload, owned or shared with other connections.
+struct out_frame {
+    std::array<unsigned char, max_frame_header> head{};
+    std::uint8_t head_size = 0;
+    std::string payload;
+    std::shared_ptr<const std::string> shared;
+    asio::const_buffer payload_buffer() const noexcept { return shared ? asio::buffer(*shared) : asio::buffer(payload); }
+};
+
+/// The per-thread buffer plain-TCP reads land in: bytes leave it before the reader suspends, so an
+/// idle connection holds no read buffer at all.
+inline std::span<unsigned char> read_scratch() {
+    constexpr std::size_t size = 64 << 10;
+    thread_local std::unique_ptr<unsigned char[]> buf{new unsigned char[size]};
+    return {buf.get(), size};
+}
+
+enum class role : std::uint8_t { server, client };
+
+/// Everything a connection is: the transport, the frame reader, the outbox and the close state.
+/// Lives on one thread (its io_context's); the public handle gw::connection shares it.
+class connection_impl : public std::enable_shared_from_this<connection_impl> {
+public:
+    connection_impl(tcp::socket sock, role r, std::size_t max_message, std::chrono::milliseconds close_timeout)
+        : sock_(std::move(sock)), max_message_(max_message), close_timeout_(close_timeout), role_(r) {}
+
+    // ---- transport ----
+    tcp::socket sock_;
+    std::unique_ptr<tls_stream> tls_;
+    std::unique_ptr<unsigned char[]> tls_buf_;    // TLS reads need a buffer that outlives a suspension
+    static constexpr std::size_t tls_buf_size = 16 << 10;
+    std::size_t max_message_;
+    std::chrono::milliseconds close_timeout_;
+    role role_;
+
+    // ---- handshake ----
+    http_request request_;
+    std::string subprotocol_;
+    std::string pending_input_;                   // bytes that followed the handshake
+
+    bool on_own_thread() noexcept {
+        auto ex = sock_.get_executor();
+        if (auto* io = ex.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
+        return true;
+    }
+
+    // ---- reading ----
+
+    /// Waits for bytes and reads what is there. On success data_ points at them until the next suspension.
+    asio::awaitable<std::error_code> read_some() {
+        using asio::experimental::as_tuple;
+        if (tls_) {
+            if (!tls_buf_) tls_buf_.reset(new unsigned char[tls_buf_size]);
+            auto [ec, n] = co_await tls_->async_read_some(asio::buffer(tls_buf_.get(), tls_buf_size),
+                                                          as_tuple(asio::use_awaitable));
+            data_ = {tls_buf_.get(), n};
+            co_return ec;
+        }
+        auto [ec] = co_await sock_.async_wait(tcp::socket::wait_read, as_tuple(asio::use_awaitable));
+        if (ec) co_return ec;
+        auto buf = read_scratch();
+        std::error_code rec;
+        std::size_t n = sock_.read_some(asio::buffer(buf.data(), buf.size()), rec);
+        if (rec == asio::error::would_block || rec == asio::error::try_again) n = 0, rec = {};
+        data_ = {buf.data(), n};
+        co_return rec;
+    }
+
+    /// Parses bytes into frames; completed messages go to inbox_. Returns false when reading must
+    /// stop: the peer's close frame arrived, or the peer broke the protocol (then a close frame with
+    /// the reason is queued and error_ says why).
+    bool consume(const unsigned char* p, std::size_t n) {
+        for (;;) {
+            if (!frame_.active) {
+                if (n == 0) return true;
+                frame_header h;
+                close_code code{};
+                const bool masked = role_ == role::server;
+                if (hdr_len_ == 0) {
+                    auto st = decode_header({p, n}, masked, h, code);
+                    if (st == decode_status::error) return fail(code);
+                    if (st == decode_status::need_more) {
+                        std::memcpy(hdr_buf_.data(), p, n);
+                        hdr_len_ = static_cast<std::uint8_t>(n);
+                        return true;
+                    }
+                    p += h.size, n -= h.size;
+                } else {
+                    const std::size_t take = std::min(n, max_frame_header - hdr_len_);
+                    std::memcpy(hdr_buf_.data() + hdr_len_, p, take);
+                    auto st = decode_header({hdr_buf_.data(), hdr_len_ + take}, masked, h, code);
+                    if (st == decode_status::error) return fail(code);
+                    if (st == decode_status::need_more) {
+                        hdr_len_ = static_cast<std::uint8_t>(hdr_len_ + take);
+                        return true;
+                    }
+                    const std::size_t used = h.size - hdr_len_;
+                    p += used, n -= used;
+                    hdr_len_ = 0;
+                }
+                if (!start_frame(h)) return false;
+            }
+            if (frame_.remaining > 0) {
+                if (n == 0) return true;
+                const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(frame_.remaining, n));
+                std::string& into = is_control(frame_.op) ? control_ : message_;
+                const std::size_t old = into.size();
+                into.append(reinterpret_cast<const char*>(p), k);
+                auto* dst = reinterpret_cast<unsigned char*>(into.data()) + old;
+                if (frame_.masked) frame_.phase = static_cast<std::uint8_t>(apply_mask(dst, k, frame_.mask, frame_.phase));
+                if (&into == &message_ && !message_binary_ && !utf8_.feed({dst, k}))
+                    return fail(close_code::invalid_payload);
+                p += k, n -= k;
+                frame_.remaining -= k;
+                if (frame_.remaining > 0) return true;
+            }
+            frame_.active = false;
+            if (!end_frame()) return false;
+        }
+    }
+
+    bool start_frame(const frame_header& h) {
+        if (is_control(h.op)) {
+            control_.clear();
+        } else if (h.op == opcode::continuation) {
+            if (!in_message_) return fail(close_code::protocol_error);
+        } else {
+            if (in_message_) return fail(close_code::protocol_error);
+            in_message_ = true;
+            message_binary_ = h.op == opcode::binary;
+            message_.clear();
+            utf8_.reset();
+        }
+        if (!is_control(h.op)) {
+            if (h.length > max_message_ - message_.size()) return fail(close_code::message_too_big);
+            if (h.fin && message_.empty()) message_.reserve(static_cast<std::size_t>(h.length));
+        }
+        frame_.active = true;
+        frame_.op = h.op;
+        frame_.fin = h.fin;
+        frame_.masked = h.masked;
+        frame_.mask = h.mask;
+        frame_.phase = 0;
+        frame_.remaining = h.length;
+        return true;
+    }
+
+    bool end_frame() {
+        switch (frame_.op) {
+        case opcode::ping:
+            if (!close_sent_) queue_frame(opcode::pong, std::move(control_));
+            control_ = {};
+            return true;
+        case opcode::pong:
+            return true;
+        case opcode::close: {
+            if (auto bad = check_close_payload(control_)) return fail(static_cast<close_code>(bad));
+            close_received_ = true;
+            if (control_.size() >= 2) {
+                peer_code_ = static_cast<std::uint16_t>((static_cast<unsigned char>(control_[0]) << 8) |
+                                                        static_cast<unsigned char>(control_[1]));
+                peer_reason_.assign(control_, 2);
+            } else {
+                peer_code_ = static_cast<std::uint16_t>(close_code::no_status);
+            }
+            if (!close_sent_) {
+                // Echo the code (RFC 6455 section 5.5.1); an empty close gets an empty close.
+                std::string echo = control_.size() >= 2 ? control_.substr(0, 2) : std::string();
+                send_close_payload(std::move(echo));
+            }
+            control_ = {};
+            return false;
+        }
+        default:
+            if (!frame_.fin) return true;
+            if (!message_binary_ && !utf8_.complete()) return fail(close_code::invalid_payload);
+            inbox_.push_back(message{std::move(message_), message_binary_});
+            message_ = {};
+            in_message_ = false;
+            return true;
+        }
+    }
+
+    bool fail(close_code code) {
+        switch (code) {
+        case close_code::invalid_payload: error_ = errc::invalid_payload; break;
+        case close_code::message_too_big: error_ = errc::message_too_big; break;
+        default: error_ = errc::protocol_error; break;
+        }
+        if (!close_sent_) send_close(code, {});
+        return false;
+    }
+
+    bool has_message() const noexcept { return inbox_head_ < inbox_.size(); }
+
+    message pop_message() {
+        message m = std::move(inbox_[inbox_head_++]);
+        if (inbox_head_ == inbox_.size()) {
+            inbox_.clear();
+            inbox_head_ = 0;
+            if (inbox_.capacity() > 64) inbox_.shrink_to_fit();
+        }
+        return m;
+    }
+
+    struct frame_state {
+        bool active = false, fin = true, masked = false;
+        opcode op = opcode::text;
+        std::uint8_t phase = 0;
+        std::array<unsigned char, 4> mask{};
+        std::uint64_t remaining = 0;
+    } frame_;
+    std::array<unsigned char, max_frame_header> hdr_buf_{};
+    std::uint8_t hdr_len_ = 0;
+    bool in_message_ = false, message_binary_ = false;
+    bool receiving_ = false;       // a receive() (or close()'s drain) owns the reader
+    bool stop_reading_ = false;    // the peer's close arrived or the peer failed
+    std::span<const unsigned char> data_;
+    std::string control_, message_;
+    utf8_validator utf8_;
+    std::vector<message> inbox_;
+    std::size_t inbox_head_ = 0;
+
+    // ---- writing: one writer drains the outbox, everything queued goes out in one gathered write ----
+
+    void send_message(std::string payload, bool binary) {
+        if (close_sent_ || ended_ || broken_) throw std::system_error(errc::closed);
+        queue_frame(binary ? opcode::binary : opcode::text, std::move(payload));
+    }
+
+    void queue_frame(opcode op, std::string payload) {
+        out_frame f;
+        if (role_ == role::client) {
+            std::array<unsigned char, 4> key;
+            random_bytes(key.data(), 4);
+            apply_mask(reinterpret_cast<unsigned char*>(payload.data()), payload.size(), key);
+            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size(), &key));
+        } else {
+            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size()));
+        }
+        f.payload = std::move(payload);
+        queued_bytes_ += f.head_size + f.payload.size();
+        outbox_.push_back(std::move(f));
+        if (!writing_) {
+            writing_ = true;
+            // Deferred to the end of this turn of the loop, so every frame queued meanwhile shares the write.
+            asio::post(sock_.get_executor(), [self = shared_from_this()] { self->flush(); });
+        }
+    }
+
+    void send_close(close_code code, std::string_view reason) {
+        std::string payload;
+        if (code != close_code::no_status) {
+            auto c = static_cast<std::uint16_t>(code);
+            payload.push_back(static_cast<char>(c >> 8));
+            payload.push_back(static_cast<char>(c & 0xFF));
+            payload.append(reason.substr(0, 123));
+        }
+        send_close_payload(std::move(payload));
+    }
+
+    void send_close_payload(std::string payload) {
+        close_sent_ = true;
+        queue_frame(opcode::close, std::move(payload));
+    }
+
+    void flush() {
+        if (outbox_.empty() || broken_) {
+            writing_ = false;
+            outbox_.clear();
+            queued_bytes_ = 0;
+            wake();
+            return;
+        }
+        inflight_.swap(outbox_);
+        auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
+            self->inflight_.clear();
+            self->gather_.clear();
+            self->tls_out_.clear();
+            if (ec) {
+                self->write_failed(ec);
+                return;
+            }
+            self->flush();
+        };
+        if (tls_) {
+            // OpenSSL writes one record per buffer: coalesce so the batch stays one record and one syscall.
+            for (auto& f : inflight_) {
+                tls_out_.append(reinterpret_cast<const char*>(f.head.data()), f.head_size);
+                auto b = f.payload_buffer();
+                tls_out_.append(static_cast<const char*>(b.data()), b.size());
+            }
+            queued_bytes_ = 0;
+            asio::async_write(*tls_, asio::buffer(tls_out_), std::move(done));
+            return;
+        }
+        for (auto& f : inflight_) {
+            gather_.emplace_back(f.head.data(), f.head_size);
+            if (auto b = f.payload_buffer(); b.size() > 0) gather_.push_back(b);
+        }
+        queued_bytes_ = 0;
+        asio::async_write(sock_, gather_, std::move(done));
+    }
+
+    void write_failed(std::error_code) {
+        broken_ = true;
+        writing_ = false;
+        outbox_.clear();
+        queued_bytes_ = 0;
+        if (!error_ && !close_received_) error_ = errc::connection_lost;
+        std::error_code ignored;
+        sock_.close(ignored);
+        wake();
+    }
+
+    std::vector<out_frame> outbox_, inflight_;
+    std::vector<asio::const_buffer> gather_;
+    std::string tls_out_;
+    std::size_t queued_bytes_ = 0;
+    bool writing_ = false, broken_ = false;
+
+    // ---- closing ----
+
+    /// Timers that exist only while a connection closes: an idle connection does not pay for them.
+    struct closer {
+        explicit closer(const tcp::socket::executor_type& ex) : wake(ex), deadline(ex) {
+            wake.expires_at(asio::steady_timer::time_point::max());
+        }
+        asio::steady_timer wake;       // never expires; cancel() wakes whoever waits
+        asio::steady_timer deadline;   // bounds the whole closing sequence
+    };
+
+    void wake() {
+        if (closer_) closer_->wake.cancel();
+    }
+
+    asio::awaitable<void> wait_for_change() {
+        co_await closer_->wake.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+
+    /// Starts the deadline after which the socket is closed whatever the peer does.
+    void arm_deadline() {
+        if (!closer_) closer_ = std::make_unique<closer>(sock_.get_executor());
+        if (deadline_armed_) return;
+        deadline_armed_ = true;
+        closer_->deadline.expires_after(close_timeout_);
+        closer_->deadline.async_wait([self = weak_from_this()](std::error_code ec) {
+            if (ec) return;
+            if (auto s = self.lock()) {
+                std::error_code ignored;
+                s->sock_.close(ignored);
+            }
+        });
+    }
+
+    /// Ends the connection: the close frame goes out after what was queued before it; the peer's
+    /// close frame is awaited if it has not come (and the peer did not fail); then a server shuts its
+    /// send side first (RFC 6455 section 7.1.1) and both read until the peer closes, so nothing in
+    /// flight is lost to a reset. close_timeout bounds it all. Runs once; other callers wait for it.
+    asio::awaitable<void> finish() {
+        auto self = shared_from_this();
+        arm_deadline();
+        if (finishing_) {
+            while (!ended_) co_await wait_for_change();
+            co_return;
+        }
+        finishing_ = true;
+        if (!close_sent_ && !broken_ && !error_) send_close(close_code::normal, {});
+        while (writing_) co_await wait_for_change();
+        while (!stop_reading_ && !error_ && sock_.is_open()) {
+            if (co_await read_some()) break;
+            if (!consume(data_.data(), data_.size())) stop_reading_ = true;
+        }
+        std::error_code ec;
+        if (!tls_ && sock_.is_open()) {
+            if (role_ == role::server) sock_.shutdown(tcp::socket::shutdown_send, ec);
+            while (sock_.is_open() && !co_await read_some()) {
+            }
+        }
+        sock_.close(ec);
+        closer_->deadline.cancel();
+        ended_ = true;
+        if (!close_received_ && !error_) error_ = errc::connection_lost;
+        wake();
+    }
+
+    bool close_sent_ = false, close_received_ = false;
+    bool finishing_ = false, ended_ = false, deadline_armed_ = false;
+    std::uint16_t peer_code_ = static_cast<std::uint16_t>(close_code::abnormal);
+    std::string peer_reason_;
+    std::error_code error_;
+    std::unique_ptr<closer> closer_;
+};
+
+/// Clears a flag when a coroutine leaves its scope, also when it is destroyed while suspended.
+struct flag_guard {
+    bool& flag;
+    explicit flag_guard(bool& f) : flag(f) { flag = true; }
+    ~flag_guard() { flag = false; }
+    flag_guard(const flag_guard&) = delete;
+    flag_guard& operator=(const flag_guard&) = delete;
+};
+
+} // namespace detail
+
+/// A WebSocket connection, server or client side. A cheap handle: moving it moves the connection.
+/// Use it from the thread that runs its io_context; send() and close() hop there when called elsewhere.
+class connection {
+public:
+    connection() = default;
+
+    /// The next message; an empty optional once the closing handshake is done (whoever started it).
+    /// Throws std::system_error (gw::errc) when the peer breaks the protocol (after closing with the
+    /// code RFC 6455 asks for) or the connection is lost. One receive() at a time.
+    asio::awaitable<std::optional<message>> receive() {
+        auto s = impl();
+        if (!s->on_own_thread()) throw std::system_error(errc::receive_in_progress, "receive() from another thread");
+        if (s->receiving_) throw std::system_error(errc::receive_in_progress);
+        detail::flag_guard busy(s->receiving_);
+        if (!s->pending_input_.empty()) {
+            auto input = std::move(s->pending_input_);
+            s->pending_input_ = {};
+            if (!s->consume(reinterpret_cast<const unsigned char*>(input.data()), input.size())) s->stop_reading_ = true;
+        }
+        for (;;) {
+            if (s->has_message()) co_return s->pop_message();
+            if (s->ended_) {
+                if (s->error_) throw std::system_error(s->error_);
+                co_return std::nullopt;
+            }
+            if (s->stop_reading_ || s->broken_) {
+                co_await s->finish();
+                continue;
+            }
+            if (auto ec = co_await s->read_some()) {
+                if (!s->close_received_ && !s->error_) s->error_ = errc::connection_lost;
+                s->stop_reading_ = true;
+                continue;
+            }
+            if (!s->consume(s->data_.data(), s->data_.size())) s->stop_reading_ = true;
+        }
+    }
+
+    /// Queues a message; text stays text, binary stays binary. Completes once queued: frames queued
+    /// in one turn of the loop leave in one write. Throws gw::errc::closed once the connection closes.
+    asio::awaitable<void> send(message m) {
+        auto s = impl();
+        if (s->on_own_thread()) {
+            s->send_message(std::move(m.data), m.binary);
+            co_return;
+        }
+        co_await asio::co_spawn(
+            s->sock_.get_executor(),
+            [s, m = std::move(m)]() mutable -> asio::awaitable<void> {
+                s->send_message(std::move(m.data), m.binary);
+                co_return;
+            },
+            asio::use_awaitable);
+    }
+    /// Sends text (which must be valid UTF-8).
+    asio::awaitable<void> send(std::string_view text) { return send(message{std::string(text), false}); }
+    /// Sends binary data.
+    asio::awaitable<void> send_binary(std::string_view bytes) { return send(message{std::string(bytes), true}); }
+
+    /// Sends a ping (payload up to 125 bytes); the peer's pong is absorbed by receive().
+    asio::awaitable<void> ping(std::string_view payload = {}) {
+        auto s = impl();
+        if (payload.size() > 125) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "ping payload over 125 bytes");
+        if (s->close_sent_ || s->ended_) throw std::system_error(errc::closed);
+        s->queue_frame(opcode::ping, std::string(payload));
+        co_return;
+    }
+
+    /// Starts the closing handshake and completes when it is over: the peer answered, or
+    /// close_timeout passed, and the socket is closed. Messages arriving meanwhile are dropped unless
+    /// a receive() is running. Closing a closed connection does nothing.
+    asio::awaitable<void> close(close_code code = close_code::normal, std::string_view reason = {}) {
+        auto s = impl();
+        if (!s->on_own_thread()) {
+            co_await asio::co_spawn(
+                s->sock_.get_executor(),
+                [s, code, why = std::string(reason)]() -> asio::awaitable<void> { co_await connection(s).close(code, why); },
+                asio::use_awaitable);
+            co_return;
+        }
+        if (s->ended_) co_return;
+        if (!s->close_sent_ && !s->broken_) s->send_close(code, reason);
+        s->arm_deadline();
+        if (s->receiving_) {
+            while (!s->ended_) co_await s->wait_for_change();
+            co_return;
+        }
+        detail::flag_guard busy(s->receiving_);
+        while (!s->stop_reading_ && !s->broken_) {
+            if (co_await s->read_some()) break;
+            if (!s->consume(s->data_.data(), s->data_.size())) s->stop_reading_ = true;
+            s->inbox_.clear();
+            s->inbox_head_ = 0;
+        }
+        co_await s->finish();
+    }
+
+    /// False once the closing handshake started or the connection failed.
+    bool is_open() const noexcept { return impl_ && !impl_->close_sent_ && !impl_->ended_ && !impl_->broken_; }
+    /// The code of the peer's close frame: 1005 when it had none, 1006 while none has come.
+    std::uint16_t close_code() const noexcept { return impl_ ? impl_->peer_code_ : 1006; }
+    /// The reason in the peer's close frame.
+    std::string_view close_reason() const noexcept { return impl_ ? std::string_view(impl_->peer_reason_) : std::string_view(); }
+    /// Bytes queued and not yet handed to the socket.
+    std::size_t buffered_amount() const noexcept { return impl_ ? impl_->queued_bytes_ : 0; }
+    /// The upgrade request (server side): path, query, headers, remote address.
+    const http_request& request() const { return impl()->request_; }
+    /// The subprotocol agreed in the handshake, or "".
+    std::string_view subprotocol() const { return impl()->subprotocol_; }
+    asio::ip::tcp::endpoint remote_endpoint() const {
+        std::error_code ec;
+        auto ep = impl()->sock_.remote_endpoint(ec);
+        return ec ? impl()->request_.remote_endpoint() : ep;
+    }
+    asio::any_io_executor get_executor() const { return impl()->sock_.get_executor(); }
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+private:
+    explicit connection(std::shared_ptr<detail::connection_impl> impl) : impl_(std::move(impl)) {}
+    const std::shared_ptr<detail::connection_impl>& impl() const {
+        if (!impl_) throw std::system_error(errc::closed, "empty gw::connection");
+        return impl_;
+    }
+    std::shared_ptr<detail::connection_impl> impl_;
+    friend class server;
+    friend asio::awaitable<connection> connect(std::string_view, client_options);
+};
+
+// ==== TLS contexts ====
+
+/// A TLS 1.2+ server context from a PEM certificate chain and private key.
+inline std::shared_ptr<asio::ssl::context> tls_server_context(const std::string& cert_chain_file,
+                                                              const std::string& private_key_file) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                     asio::ssl::context::single_dh_use);
+    ctx->use_certificate_chain_file(cert_chain_file);
+    ctx->use_private_key_file(private_key_file, asio::ssl::context::pem);
+    return ctx;
+}
+
+/// A TLS 1.2+ client context that verifies servers: against ca_file when given, else the system's CAs.
+inline std::shared_ptr<asio::ssl::context> tls_client_context(const std::string& ca_file = {}) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    if (ca_file.empty()) ctx->set_default_verify_paths();
+    else ctx->load_verify_file(ca_file);
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    return ctx;
+}
+
+// ==== Server ====
+
+namespace detail {
+
+/// Writes a plain HTTP answer, shuts the send side and reads until the peer closes (or the
+/// handshake deadline closes the socket), so the answer is not lost to a reset.
+inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) {
+    using asio::experimental::as_tuple;
+    std::string text = format_response(r);
+    std::error_code ec;
+    if (c.tls_) {
+        std::tie(ec, std::ignore) = co_await asio::async_write(*c.tls_, asio::buffer(text), as_tuple(asio::use_awaitable));
+        c.sock_.close(ec);
+        co_return;
+    }
+    std::tie(ec, std::ignore) = co_await asio::async_write(c.sock_, asio::buffer(text), as_tuple(asio::use_awaitable));
+    if (!ec) {
+        c.sock_.shutdown(tcp::socket::shutdown_send, ec);
+        while (!ec && c.sock_.is_open()) {
+            ec = co_await c.read_some();
+            if (!ec && c.data_.empty()) continue;
+        }
+    }
+    c.sock_.close(ec);
+}
+
+/// Reads an HTTP head (up to the blank line) into head, keeping what follows it in rest.
+/// Returns false on a read error; sets too_big when max_bytes pass without a blank line.
+inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes, std::string& head, bool& too_big) {
+    using asio::experimental::as_tuple;
+    head.clear();
+    too_big = false;
+    std::size_t scanned = 0;   // the blank line cannot start before this
+    for (;;) {
+        if (auto end = head.find("\r\n\r\n", scanned); end != std::string::npos) {
+            c.pending_input_ = head.substr(end + 4);
+            head.resize(end + 4);
+            co_return true;
+        }
+        if (head.size() >= max_bytes) {
+            too_big = true;
+            co_return false;
+        }
+        const std::size_t old = head.size();
+        head.resize(std::min(max_bytes, old + 2048));
+        std::error_code ec;
+        std::size_t n = 0;
+        if (c.tls_)
+            std::tie(ec, n) = co_await c.tls_->async_read_some(asio::buffer(head.data() + old, head.size() - old),
+                                                               as_tuple(asio::use_awaitable));
+        else
+            std::tie(ec, n) = co_await c.sock_.async_read_some(asio::buffer(head.data() + old, head.size() - old),
+                                                               as_tuple(asio::use_awaitable));
+        head.resize(old + n);
+        scanned = old < 3 ? 0 : old - 3;
+        if (ec) co_return false;
+    }
+}
+
+} // namespace detail
+
+/// A WebSocket server: listens when constructed, upgrades connections in the background (slow
+/// clients never delay others), and hands out ready connections through accept().
+class server {
+public:
+    server(asio::io_context& io, options opts = {}) : st_(std::make_shared<state>(io, std::move(opts))) {
+        auto& o = st_->opts;
+        asio::ip::tcp::resolver resolver(io);
+        auto endpoints = resolver.resolve(o.host, std::to_string(o.port),
+                                          asio::ip::tcp::resolver::passive | asio::ip::tcp::resolver::numeric_service);
+        asio::ip::tcp::endpoint ep = endpoints.begin()->endpoint();
+        st_->acceptor.open(ep.protocol());
+        st_->acceptor.set_option(asio::socket_base::reuse_address(true));
+        st_->acceptor.bind(ep);
+        st_->acceptor.listen(o.backlog);
+        st_->port = st_->acceptor.local_endpoint().port();
+        asio::co_spawn(io, state::accept_loop(st_), [](std::exception_ptr) {});
+    }
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server() { stop(); }
+
+    /// The next upgraded connection. Throws asio::error::operation_aborted once the server stops.
+    asio::awaitable<connection> accept() {
+        auto s = st_;
+        for (;;) {
+            if (!s->ready.empty()) {
+                connection c = std::move(s->ready.front());
+                s->ready.pop_front();
+                co_return c;
+            }
+            if (s->stopped) throw std::system_error(asio::error::operation_aborted);
+            co_await s->wake.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        }
+    }
+
+    /// Stops listening; pending and future accept() calls fail. Open connections stay open.
+    void stop() {
+        if (!st_ || st_->stopped) return;
+        st_->stopped = true;
+        std::error_code ec;
+        st_->acceptor.close(ec);
+        st_->wake.cancel();
+        st_->ready.clear();
+    }
+
+    /// The port it listens on (the one chosen when options.port was 0).
+    std::uint16_t port() const noexcept { return st_->port; }
+    const options& config() const noexcept { return st_->opts; }
+
+private:
+    struct state {
+        state(asio::io_context& io_, options o) : io(io_), opts(std::move(o)), acceptor(io_), wake(io_) {
+            wake.expires_at(asio::steady_timer::time_point::max());
+        }
+        asio::io_context& io;
+        options opts;
+        asio::ip::tcp::acceptor acceptor;
+        asio::steady_timer wake;   // never expires; cancel() wakes accept()
+        std::deque<connection> ready;
+        bool stopped = false;
+        std::uint16_t port = 0;
+
+        static asio::awaitable<void> accept_loop(std::shared_ptr<state> self) {
+            using asio::experimental::as_tuple;
+            while (!self->stopped) {
+                auto [ec, sock] = co_await self->acceptor.async_accept(as_tuple(asio::use_awaitable));
+                if (self->stopped) break;
+                if (ec) {
+                    // Out of descriptors or memory: back off instead of spinning.
+                    asio::steady_timer pause(self->io, std::chrono::milliseconds(50));
+                    co_await pause.async_wait(as_tuple(asio::use_awaitable));
+                    continue;
+                }
+                asio::co_spawn(self->io, upgrade(self, std::move(sock)), [](std::exception_ptr) {});
+            }
+        }
+
+        static asio::awaitable<void> upgrade(std::shared_ptr<state> self, asio::ip::tcp::socket sock) {
+            using asio::experimental::as_tuple;
+            const options& o = self->opts;
+            std::error_code ec;
+            auto remote = sock.remote_endpoint(ec);
+            sock.set_option(asio::ip::tcp::no_delay(true), ec);
+            auto c = std::make_shared<detail::connection_impl>(std::move(sock), detail::role::server,
+                                                               o.max_message_bytes, o.close_timeout);
+            asio::steady_timer deadline(self->io, o.handshake_timeout);
+            deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
+                if (e) return;
+                if (auto p = w.lock()) {
+                    std::error_code ignored;
+                    p->sock_.close(ignored);
+                }
+            });
+            if (o.tls) {
+                c->tls_ = std::make_unique<detail::tls_stream>(c->sock_, *o.tls);
+                auto [hec] = co_await c->tls_->async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
+                if (hec) co_return;
+            }
+            std::string head;
+            bool too_big = false;
+            if (!co_await detail::read_head(*c, o.max_header_bytes, head, too_big)) {
+                if (too_big) co_await detail::refuse(*c, {431, "request header too large\n"});
+                co_return;
+            }
+            http_request& req = c->request_;
+            req.remote_ = remote;
+            if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
+                co_await detail::refuse(*c, {err.status, std::string(err.reason) + "\n"});
+                co_return;
+            }
+            auto d = detail::check_upgrade(req);
+            std::optional<http_response> answer;
+            try {
+                if (!d.is_upgrade) {
+                    if (o.on_http) answer = o.on_http(req);
+                    if (!answer) answer = http_response{426, "this is a WebSocket endpoint\n", "text/plain; charset=utf-8",
+                                                        {{"Upgrade", "websocket"}}};
+                } else if (d.error.status) {
+                    answer = http_response{d.error.status, std::string(d.error.reason) + "\n"};
+                    if (d.error.status == 426) answer->headers.emplace_back("Sec-WebSocket-Version", "13");
+                    if (d.error.status == 405) answer->headers.emplace_back("Allow", "GET");
+                } else if (o.on_upgrade) {
+                    answer = o.on_upgrade(req);
+                }
+                if (!answer && o.select_subprotocol) {
+                    std::string chosen = o.select_subprotocol(req);
+                    auto offered = req.protocols();
+                    if (!chosen.empty() && std::find(offered.begin(), offered.end(), chosen) == offered.end())
+                        answer = http_response{500, "the server chose a subprotocol the client did not offer\n"};
+                    c->subprotocol_ = std::move(chosen);
+                }
+            } catch (const std::exception&) {
+                answer = http_response{500, "internal server error\n"};
+            }
+            if (answer) {
+                co_await detail::refuse(*c, *answer);
+                co_return;
+            }
+            std::string reply = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Accept: ";
+            reply += detail::accept_key(d.key);
+            if (!c->subprotocol_.empty()) reply.append("\r\nSec-WebSocket-Protocol: ").append(c->subprotocol_);
+            reply += "\r\n\r\n";
+            if (c->tls_)
+                std::tie(ec, std::ignore) = co_await asio::async_write(*c->tls_, asio::buffer(reply), as_tuple(asio::use_awaitable));
+            else
+                std::tie(ec, std::ignore) = co_await asio::async_write(c->sock_, asio::buffer(reply), as_tuple(asio::use_awaitable));
+            deadline.cancel();
+            if (ec || !c->sock_.is_open() || self->stopped) co_return;
+            self->ready.push_back(connection(std::move(c)));
+            self->wake.cancel();
+        }
+    };
+    std::shared_ptr<state> st_;
+};
+
+// ==== Client ====
+
+namespace detail {
+
+struct url_parts {
+    bool tls = false;
+    std::string host;      // without brackets
+    std::string port;
+    std::string target;    // path and query
+    std::string host_header;
+};
+
+inline std::optional<url_parts> parse_url(std::string_view url) {
+    url_parts u;
+    auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) return std::nullopt;
+    auto scheme = url.substr(0, scheme_end);
+    if (iequals(scheme, "wss")) u.tls = true;
+    else if (!iequals(scheme, "ws")) return std::nullopt;
+    url.remove_prefix(scheme_end + 3);
+    if (url.find('#') != std::string_view::npos) return std::nullopt;
+    auto slash = url.find_first_of("/?");
+    auto authority = url.substr(0, slash);
+    std::string_view rest = slash == std::string_view::npos ? std::string_view() : url.substr(slash);
+    if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+    std::string_view port;
+    if (authority.front() == '[') {
+        auto close = authority.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        u.host = std::string(authority.substr(1, close - 1));
+        auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return std::nullopt;
+            port = after.substr(1);
+        }
+    } else {
+        auto colon = authority.find(':');
+        u.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+    }
+    if (u.host.empty()) return std::nullopt;
+    if (!port.empty()) {
+        unsigned value = 0;
+        for (char ch : port) {
+            if (ch < '0' || ch > '9') return std::nullopt;
+            value = value * 10 + static_cast<unsigned>(ch - '0');
+            if (value > 65535) return std::nullopt;
+        }
+        if (value == 0) return std::nullopt;
+        u.port = std::string(port);
+    } else {
+        u.port = u.tls ? "443" : "80";
+    }
+    u.target = rest.empty() ? std::string("/") : rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
+    u.host_header = std::string(authority);
+    return u;
+}
+
+inline std::shared_ptr<asio::ssl::context> default_client_tls() {
+    static const std::shared_ptr<asio::ssl::context> ctx = tls_client_context();
+    return ctx;
+}
+
+} // namespace detail
+
+/// Opens a client connection to a ws:// or wss:// URL. Throws std::system_error: gw::errc::bad_url,
+/// handshake_failed, handshake_timeout, or the transport's error.
+inline asio::awaitable<connection> connect(std::string_view url, client_options opts = {}) {
+    using asio::experimental::as_tuple;
+    auto u = detail::parse_url(url);
+    if (!u) throw std::system_error(errc::bad_url, std::string(url));
+    auto ex = co_await asio::this_coro::executor;
+    asio::ip::tcp::resolver resolver(ex);
+    auto endpoints = co_await resolver.async_resolve(u->host, u->port, asio::use_awaitable);
+    asio::ip::tcp::socket sock(ex);
+    auto c = std::make_shared<detail::connection_impl>(std::move(sock), detail::role::client, opts.max_message_bytes,
+                                                       opts.close_timeout);
+    bool timed_out = false;
+    asio::steady_timer deadline(ex, opts.handshake_timeout);
+    deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c), &timed_out](std::error_code e) {
+        if (e) return;
+        if (auto p = w.lock()) {
+            timed_out = true;
+            std::error_code ignored;
+            p->sock_.close(ignored);
+        }
+    });
+    struct cancel_on_exit {
+        asio::steady_timer& t;
+        ~cancel_on_exit() { t.cancel(); }
+    } guard{deadline};
+    auto fail = [&](std::error_code ec, const std::string& what) -> std::system_error {
+        if (timed_out) return std::system_error(errc::handshake_timeout, std::string(url));
+        return std::system_error(ec, what);
+    };
+    auto [cec, ep] = co_await asio::async_connect(c->sock_, endpoints, as_tuple(asio::use_awaitable));
+    if (cec) throw fail(cec, "connect to " + std::string(url));
+    std::error_code ec;
+    c->sock_.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (u->tls) {
+        auto ctx = opts.tls ? opts.tls : detail::default_client_tls();
+        c->tls_ = std::make_unique<detail::tls_stream>(c->sock_, *ctx);
+        if (!SSL_set_tlsext_host_name(c->tls_->native_handle(), u->host.c_str()))
+            throw std::system_error(errc::handshake_failed, "cannot set TLS server name");
+        c->tls_->set_verify_callback(asio::ssl::host_name_verification(u->host));
+        auto [hec] = co_await c->tls_->async_handshake(asio::ssl::stream_base::client, as_tuple(asio::use_awaitable));
+        if (hec) throw fail(hec, "TLS handshake with " + std::string(url));
+    }
+    std::array<unsigned char, 16> nonce;
+    detail::random_bytes(nonce.data(), nonce.size());
+    const std::string key = detail::base64_encode(nonce);
+    std::string req = "GET " + u->target + " HTTP/1.1\r\nHost: " + u->host_header +
+                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                      "\r\nSec-WebSocket-Version: 13\r\n";
+    if (!opts.subprotocols.empty()) {
+        req += "Sec-WebSocket-Protocol: ";
+        for (std::size_t i = 0; i < opts.subprotocols.size(); ++i) req += (i ? ", " : "") + opts.subprotocols[i];
+        req += "\r\n";
+    }
+    for (const auto& [k, v] : opts.headers) req.append(k).append(": ").append(v).append("\r\n");
+    req += "\r\n";
+    if (c->tls_) std::tie(ec, std::ignore) = co_await asio::async_write(*c->tls_, asio::buffer(req), as_tuple(asio::use_awaitable));
+    else std::tie(ec, std::ignore) = co_await asio::async_write(c->sock_, asio::buffer(req), as_tuple(asio::use_awaitable));
+    if (ec) throw fail(ec, "send upgrade request");
+    std::string head;
+    bool too_big = false;
+    if (!co_await detail::read_head(*c, opts.max_header_bytes, head, too_big))
+        throw fail(too_big ? make_error_code(errc::handshake_failed) : make_error_code(errc::connection_lost),
+                   too_big ? "upgrade response too large" : "read upgrade response");
+    // The status line, then header lines parsed as a request's are.
+    auto eol = head.find("\r\n");
+    std::string_view status_line = std::string_view(head).substr(0, eol);
+    if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line.substr(8, 5) != " 101 ")
+        throw std::system_error(errc::handshake_failed, "server answered: " + std::string(status_line));
+    http_request resp;
+    if (detail::request_parser::parse("GET / HTTP/1.1" + head.substr(eol), resp).status)
+        throw std::system_error(errc::handshake_failed, "malformed upgrade response");
+    if (!resp.has_token("Upgrade", "websocket") || !resp.has_token("Connection", "upgrade"))
+        throw std::system_error(errc::handshake_failed, "response is not a WebSocket upgrade");
+    auto accept = resp.header("Sec-WebSocket-Accept");
+    if (!accept || *accept != detail::accept_key(key))
+        throw std::system_error(errc::handshake_failed, "wrong Sec-WebSocket-Accept");
+    if (resp.header("Sec-WebSocket-Extensions"))
+        throw std::system_error(errc::handshake_failed, "server chose an extension that was not offered");
+    if (auto proto = resp.header("Sec-WebSocket-Protocol")) {
+        if (std::find(opts.subprotocols.begin(), opts.subprotocols.end(), *proto) == opts.subprotocols.end())
+            throw std::system_error(errc::handshake_failed, "server chose a subprotocol that was not offered");
+        c->subprotocol_ = std::string(*proto);
+    }
+    co_return connection(std::move(c));
+}
+
+} // namespace v0
+} // namespace gw
+
+#endif // GATEWAY_HPP

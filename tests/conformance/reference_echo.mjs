@@ -1,0 +1,46 @@
+// Reference echo server used to validate tests/conformance/autobahn.py itself.
+//
+// Usage (from the repository root, so that `ws` resolves from node_modules):
+//   node tests/conformance/reference_echo.mjs PORT
+//
+// Listens on 127.0.0.1:PORT (0 = pick a free port), prints
+// "listening on port N", echoes text as text and binary as binary,
+// maxPayload 64 MiB, exits with status 0 on SIGTERM / SIGINT.
+import { WebSocketServer } from 'ws';
+
+const port = Number(process.argv[2] ?? 0);
+
+const wss = new WebSocketServer({
+  host: '127.0.0.1',
+  port,
+  maxPayload: 64 * 1024 * 1024,
+  // ws >= 8.19 caps messages at 16384 fragments by default (1008 beyond that);
+  // Autobahn 9.3.1/9.4.1 send 65536 fragments, so lift the cap.
+  maxFragments: 0,
+  perMessageDeflate: false,
+});
+
+wss.on('listening', () => {
+  // stdout is a pipe under the test driver; writes to pipes are synchronous on POSIX.
+  process.stdout.write(`listening on port ${wss.address().port}\n`);
+});
+
+wss.on('connection', (ws) => {
+  ws.on('message', (data, isBinary) => {
+    ws.send(data, { binary: isBinary });
+  });
+  // Protocol violations surface as 'error' after ws has sent the close frame.
+  ws.on('error', () => {});
+});
+
+let stopping = false;
+function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  for (const client of wss.clients) client.terminate();
+  wss.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 1000).unref();
+}
+
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# run_echo_interop.sh ECHO_BINARY CLIENT
+#
+# Runs a third-party WebSocket client against our echo example, over ws:// and
+# over wss://.
+#
+#   ECHO_BINARY  the echo server; contract: `ECHO_BINARY PORT [CERT_PEM KEY_PEM]`
+#                serves ws:// (wss:// when given a certificate and key), prints
+#                "listening on port N" once listening, exits 0 on SIGTERM.
+#   CLIENT       node   -> tests/interop/node_client.mjs (Node `ws`)
+#                python -> tests/interop/py_client.py   (Python `websockets`)
+#
+# Environment: NODE (default: node), PYTHON (default: first of python3,
+# /usr/bin/python3 that can import websockets), INTEROP_TIMEOUT_MS (passed on
+# to the clients: per-scenario limit).
+#
+# Exit status: 0 all good, 1 something failed, 2 usage, 77 (meson's "skip")
+# when the client's runtime or library is missing.
+set -u
+
+usage() {
+    echo "usage: $0 ECHO_BINARY node|python" >&2
+    exit 2
+}
+[ "$#" -eq 2 ] || usage
+echo_bin=$1
+client=$2
+
+script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd) || exit 1
+root=$(cd -- "$script_dir/../.." && pwd) || exit 1
+
+case $echo_bin in
+    */*) ;;
+    *) echo_bin=./$echo_bin ;;  # a bare name means the current directory, not PATH
+esac
+if [ ! -x "$echo_bin" ]; then
+    echo "run_echo_interop.sh: echo server '$1' is not an executable file" >&2
+    exit 1
+fi
+
+case $client in
+    node)
+        node=${NODE:-node}
+        if ! command -v "$node" >/dev/null 2>&1; then
+            echo "SKIP: node not found" >&2
+            exit 77
+        fi
+        if [ ! -d "$root/node_modules/ws" ]; then
+            echo "SKIP: $root/node_modules/ws missing (run 'npm ci' in the repository root)" >&2
+            exit 77
+        fi
+        client_cmd=("$node" "$script_dir/node_client.mjs")
+        ;;
+    python)
+        python=
+        for cand in ${PYTHON:+"$PYTHON"} python3 /usr/bin/python3; do
+            if command -v "$cand" >/dev/null 2>&1 &&
+               "$cand" -c 'import websockets' >/dev/null 2>&1; then
+                python=$cand
+                break
+            fi
+        done
+        if [ -z "$python" ]; then
+            echo "SKIP: no python3 with the 'websockets' module found (set PYTHON)" >&2
+            exit 77
+        fi
+        client_cmd=("$python" "$script_dir/py_client.py")
+        ;;
+    *) usage ;;
+esac
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/echo_interop.XXXXXX") || exit 1
+bg_pids=()
+
+cleanup() {
+    local pid
+    for pid in "${bg_pids[@]}"; do
+        kill -KILL "$pid" 2>/dev/null
+    done
+    for pid in "${bg_pids[@]}"; do
+        wait "$pid" 2>/dev/null
+    done
+    rm -rf -- "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+status=0
+fail() {
+    echo "FAIL: $*"
+    status=1
+}
+
+if ! "$script_dir/make_cert.sh" "$tmp/tls"; then
+    echo "run_echo_interop.sh: make_cert.sh failed" >&2
+    exit 1
+fi
+cert=$tmp/tls/cert.pem
+key=$tmp/tls/key.pem
+
+# start_server NAME ARGS...  -> sets server_pid and server_port (empty on failure).
+# The server's stdout goes through a fifo; we read lines until the
+# "listening on port N" line (bounded by a deadline), then a background cat
+# drains the rest into $tmp/NAME.out so the server never blocks on stdout.
+start_server() {
+    local name=$1
+    shift
+    local fifo=$tmp/$name.fifo line fd deadline left
+    server_pid=
+    server_port=
+    mkfifo "$fifo" || return 1
+    "$echo_bin" "$@" </dev/null >"$fifo" 2>"$tmp/$name.err" &
+    server_pid=$!
+    bg_pids+=("$server_pid")
+    exec {fd}<"$fifo"  # returns once the server side has the fifo open
+    deadline=$((SECONDS + 30))
+    while left=$((deadline - SECONDS)); [ "$left" -gt 0 ]; do
+        IFS= read -r -t "$left" -u "$fd" line || break
+        printf '%s\n' "$line" >>"$tmp/$name.out"
+        if [[ $line =~ ^listening\ on\ port\ ([0-9]+) ]]; then
+            server_port=${BASH_REMATCH[1]}
+            break
+        fi
+    done
+    cat <&"$fd" >>"$tmp/$name.out" &
+    bg_pids+=("$!")
+    exec {fd}<&-
+    [ -n "$server_port" ]
+}
+
+# stop_servers NAME=PID...: SIGTERM to all, then wait (at most 15 s in total)
+# and demand exit status 0 from each.
+stop_servers() {
+    local entry name pid rc watchdog pids=()
+    for entry in "$@"; do
+        pids+=("${entry#*=}")
+    done
+    # Watchdog: only kills servers that ignore SIGTERM.
+    (
+        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+        sleep 15 &
+        sleeper=$!
+        wait "$sleeper"
+        kill -KILL "${pids[@]}" 2>/dev/null
+    ) </dev/null >/dev/null 2>&1 &
+    watchdog=$!
+    for entry in "$@"; do
+        name=${entry%%=*} pid=${entry#*=}
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for entry in "$@"; do
+        name=${entry%%=*} pid=${entry#*=}
+        wait "$pid" 2>/dev/null
+        rc=$?
+        if [ "$rc" -ne 0 ]; then
+            fail "$name server exited with status $rc (want 0 after SIGTERM)"
+        fi
+    done
+    kill -TERM "$watchdog" 2>/dev/null
+    wait "$watchdog" 2>/dev/null
+}
+
+show_file() {
+    local title=$1 file=$2
+    if [ -s "$file" ]; then
+        echo "--- $title ---"
+        cat -- "$file"
+    fi
+}
+
+if start_server plain 0; then
+    plain_pid=$server_pid plain_port=$server_port
+else
+    plain_pid=$server_pid plain_port=
+    fail "plain server did not print 'listening on port N' (cmd: $echo_bin 0)"
+fi
+if start_server tls 0 "$cert" "$key"; then
+    tls_pid=$server_pid tls_port=$server_port
+else
+    tls_pid=$server_pid tls_port=
+    fail "TLS server did not print 'listening on port N' (cmd: $echo_bin 0 CERT KEY)"
+fi
+
+run_client() {
+    local name=$1
+    shift
+    local rc
+    echo "=== $client client, $name: ${client_cmd[*]##*/} $*"
+    if command -v timeout >/dev/null 2>&1; then
+        timeout -k 5 600 "${client_cmd[@]}" "$@" </dev/null >"$tmp/$name.client" 2>&1
+    else
+        "${client_cmd[@]}" "$@" </dev/null >"$tmp/$name.client" 2>&1
+    fi
+    rc=$?
+    cat -- "$tmp/$name.client"
+    if [ "$rc" -ne 0 ]; then
+        fail "$client client against the $name server exited with status $rc"
+    fi
+}
+
+if [ -n "$plain_port" ]; then
+    run_client plain "ws://127.0.0.1:$plain_port/"
+fi
+if [ -n "$tls_port" ]; then
+    run_client tls "wss://localhost:$tls_port/" --ca "$cert"
+fi
+
+to_stop=()
+[ -n "$plain_pid" ] && to_stop+=("plain=$plain_pid")
+[ -n "$tls_pid" ] && to_stop+=("tls=$tls_pid")
+[ "${#to_stop[@]}" -gt 0 ] && stop_servers "${to_stop[@]}"
+
+for name in plain tls; do
+    show_file "$name server stderr" "$tmp/$name.err"
+    if [ "$status" -ne 0 ]; then
+        show_file "$name server stdout" "$tmp/$name.out"
+    fi
+done
+
+if [ "$status" -eq 0 ]; then
+    echo "echo interop ($client): all passed"
+else
+    echo "echo interop ($client): FAILED"
+fi
+exit "$status"

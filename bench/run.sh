@@ -62,6 +62,11 @@ else
     note "taskset missing or fewer than 2 CPUs: running unpinned (figures are less meaningful)"
 fi
 
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+    note "load average is $load1: other work on this machine skews msgs/s and latency (see the server CPU % column)"
+fi
+
 OUT="$BUILD/bench/results"
 mkdir -p "$OUT"
 STAMP=$(date +%Y%m%d-%H%M%S)

@@ -1377,6 +1377,8 @@ def run_case(port, cid, desc, fn, timeout):
         return False, str(e) or "timeout", time.monotonic() - start
     except OSError as e:
         return False, "socket error: %s" % e, time.monotonic() - start
+    except Exception as e:  # a bug in the suite must not hide the summary line
+        return False, "internal error: %r" % e, time.monotonic() - start
     finally:
         if c is not None:
             c.close()
@@ -1430,6 +1432,8 @@ def main(argv):
             return 1
         vlog("server listening on port %d" % port)
         for cid, desc, fn, timeout in cases:
+            if VERBOSE:
+                print("---- %s %s" % (cid, desc), flush=True)
             if not server.alive():
                 ok, note, dt = False, "server process exited (status %s)" % server.proc.returncode, 0.0
             else:

@@ -225,8 +225,7 @@ async def _(ctx):
     await ws.close(code=4001, reason="python bye")
     if ws.close_code != 4001:
         raise AssertionError(f"close_code {ws.close_code}, expected 4001")
-    if ws.close_reason != "python bye":
-        raise AssertionError(f"close_reason {ws.close_reason!r}, expected 'python bye'")
+    # RFC 6455 does not require the reason to be echoed, so only the code is checked.
 
 
 @scenario("subprotocols offered, server selects none")

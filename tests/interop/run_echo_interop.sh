@@ -70,16 +70,17 @@ case $client in
 esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/echo_interop.XXXXXX") || exit 1
-bg_pids=()
-
+# On exit, whatever background jobs of ours are still around (servers, the
+# stdout drainers, a watchdog) are killed; `jobs -p` lists only our children.
+# shellcheck disable=SC2317  # invoked via trap
 cleanup() {
-    local pid
-    for pid in "${bg_pids[@]}"; do
-        kill -KILL "$pid" 2>/dev/null
-    done
-    for pid in "${bg_pids[@]}"; do
-        wait "$pid" 2>/dev/null
-    done
+    local pids
+    pids=$(jobs -p)
+    if [ -n "$pids" ]; then
+        # shellcheck disable=SC2086  # word splitting intended
+        kill -KILL $pids 2>/dev/null
+    fi
+    wait 2>/dev/null
     rm -rf -- "$tmp"
 }
 trap cleanup EXIT
@@ -112,7 +113,6 @@ start_server() {
     mkfifo "$fifo" || return 1
     "$echo_bin" "$@" </dev/null >"$fifo" 2>"$tmp/$name.err" &
     server_pid=$!
-    bg_pids+=("$server_pid")
     exec {fd}<"$fifo"  # returns once the server side has the fifo open
     deadline=$((SECONDS + 30))
     while left=$((deadline - SECONDS)); [ "$left" -gt 0 ]; do
@@ -124,7 +124,6 @@ start_server() {
         fi
     done
     cat <&"$fd" >>"$tmp/$name.out" &
-    bg_pids+=("$!")
     exec {fd}<&-
     [ -n "$server_port" ]
 }

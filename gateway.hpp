@@ -258,9 +258,14 @@ inline std::string base64_encode(std::span<const unsigned char> in) {
 
 /// True when key is the base64 encoding of exactly 16 bytes (RFC 6455 section 4.1).
 inline bool is_valid_client_key(std::string_view key) noexcept {
+    // 16 bytes encode as 22 alphabet characters and "==" (OpenSSL's decoder would take '=' anywhere).
     if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
-    unsigned char out[18];
-    return EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(key.data()), 24) == 18;
+    for (std::size_t i = 0; i < 22; ++i) {
+        const char c = key[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/'))
+            return false;
+    }
+    return true;
 }
 
 /// Sec-WebSocket-Accept for a client's Sec-WebSocket-Key.
@@ -1055,9 +1060,10 @@ public:
         }
         finishing_ = true;
         if (!close_sent_ && !broken_) {
-            if (close_received_)   // echo the peer's code (RFC 6455 section 5.5.1); none for none
+            if (close_received_)   // echo the peer's code and reason (RFC 6455 section 5.5.1); none for none
                 send_close(peer_code_ == static_cast<std::uint16_t>(close_code::no_status) ? close_code::no_status
-                                                                                             : static_cast<close_code>(peer_code_), {});
+                                                                                             : static_cast<close_code>(peer_code_),
+                           peer_reason_);
             else if (fail_code_ != close_code{}) send_close(fail_code_, {});
             else if (!error_) send_close(close_code::normal, {});
         }
@@ -1495,6 +1501,8 @@ inline std::optional<url_parts> parse_url(std::string_view url) {
     else if (!iequals(scheme, "ws")) return std::nullopt;
     url.remove_prefix(scheme_end + 3);
     if (url.find('#') != std::string_view::npos) return std::nullopt;
+    for (unsigned char c : url)   // nothing that could end the request line or inject a header
+        if (c <= 0x20 || c == 0x7F) return std::nullopt;
     auto slash = url.find_first_of("/?");
     auto authority = url.substr(0, slash);
     std::string_view rest = slash == std::string_view::npos ? std::string_view() : url.substr(slash);

@@ -6,8 +6,9 @@
 //    "listening on port N" once it is listening;
 //  * echoes text as text and binary as binary;
 //  * text "close-me" -> closes the connection with 4002 "server says bye";
-//  * text "ping-me"  -> sends a ping with payload "abc" (the client must
-//    answer with a pong; nothing is echoed or printed);
+//  * text "ping-me"  -> sends a ping with payload "abc"; when the client's
+//    pong arrives, sends the text "pong:<payload of the pong>";
+//  * text "protocol?" -> answers with the agreed subprotocol (or "none");
 //  * if the client offers subprotocol "chat.v2" it is selected, otherwise none;
 //  * exits 0 on SIGTERM/SIGINT, and also exits (0) when its stdin reaches EOF,
 //    so a harness that dies cannot leave it running. (Consequently, do not
@@ -61,6 +62,7 @@ const wss = new WebSocketServer({
 });
 
 wss.on('connection', (ws) => {
+  ws.on('pong', (payload) => ws.send(`pong:${payload.toString('utf8')}`));
   ws.on('message', (data, isBinary) => {
     if (!isBinary) {
       const text = data.toString('utf8');
@@ -70,6 +72,10 @@ wss.on('connection', (ws) => {
       }
       if (text === 'ping-me') {
         ws.ping('abc');
+        return;
+      }
+      if (text === 'protocol?') {
+        ws.send(ws.protocol || 'none');
         return;
       }
     }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what gateway.hpp's build, examples and tests need on Debian 12, then the npm packages
+# the interop tests use (pinned by package-lock.json). Run as root, or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+packages=(
+  g++ meson ninja-build pkg-config   # compiler and build
+  libasio-dev libssl-dev             # standalone Asio, OpenSSL (SHA-1, base64, TLS)
+  libgtest-dev                       # GoogleTest
+  python3 python3-websockets         # the conformance suite and a third-party client
+  openssl                            # throwaway certificates for the interop tests
+)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+export DEBIAN_FRONTEND=noninteractive
+as_root apt-get update -qq
+as_root apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+npm ci --no-audit --no-fund --loglevel=error

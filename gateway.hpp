@@ -754,13 +754,21 @@ public:
             co_return ec;
         }
         auto [ec] = co_await sock_.async_wait(tcp::socket::wait_read, as_tuple(asio::use_awaitable));
-        if (ec) co_return ec;
+        co_return ec ? ec : read_available();
+    }
+
+    /// Plain TCP, once the socket is readable: reads what is there into the per-thread buffer.
+    std::error_code read_available() {
         auto buf = read_scratch();
-        std::error_code rec;
-        std::size_t n = sock_.read_some(asio::buffer(buf.data(), buf.size()), rec);
-        if (rec == asio::error::would_block || rec == asio::error::try_again) n = 0, rec = {};
+        std::error_code ec;
+        if (!non_blocking_) {   // once: a synchronous read must never wait
+            sock_.non_blocking(true, ec);
+            non_blocking_ = true;
+        }
+        std::size_t n = sock_.read_some(asio::buffer(buf.data(), buf.size()), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) n = 0, ec = {};
         data_ = {buf.data(), n};
-        co_return rec;
+        return ec;
     }
 
     /// Parses bytes into frames; completed messages go to inbox_. Returns false when reading must
@@ -908,6 +916,7 @@ public:
     std::uint8_t hdr_len_ = 0;
     bool in_message_ = false, message_binary_ = false;
     bool receiving_ = false;       // a receive() (or close()'s drain) owns the reader
+    bool non_blocking_ = false;
     bool stop_reading_ = false;    // the peer's close arrived or the peer failed
     std::span<const unsigned char> data_;
     std::string control_, message_;
@@ -1134,7 +1143,16 @@ public:
                 co_await s->finish();
                 continue;
             }
-            if (auto ec = co_await s->read_some()) {
+            // The idle state of a connection: waiting here holds no buffer and no extra coroutine frame.
+            std::error_code ec;
+            if (s->tls_) {
+                ec = co_await s->read_some();
+            } else {
+                std::tie(ec) = co_await s->sock_.async_wait(asio::ip::tcp::socket::wait_read,
+                                                            asio::experimental::as_tuple(asio::use_awaitable));
+                if (!ec) ec = s->read_available();
+            }
+            if (ec) {
                 if (!s->close_received_ && !s->error_) s->error_ = errc::connection_lost;
                 s->stop_reading_ = true;
                 continue;
@@ -1287,34 +1305,25 @@ inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) 
 /// Reads an HTTP head (up to the blank line) into head, keeping what follows it in rest.
 /// Returns false on a read error; sets too_big when max_bytes pass without a blank line.
 inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes, std::string& head, bool& too_big) {
-    using asio::experimental::as_tuple;
     head.clear();
     too_big = false;
     std::size_t scanned = 0;   // the blank line cannot start before this
     for (;;) {
         if (auto end = head.find("\r\n\r\n", scanned); end != std::string::npos) {
+            if (end + 4 > max_bytes) break;
             c.pending_input_ = head.substr(end + 4);
             head.resize(end + 4);
             co_return true;
         }
-        if (head.size() >= max_bytes) {
-            too_big = true;
-            co_return false;
-        }
-        const std::size_t old = head.size();
-        head.resize(std::min(max_bytes, old + 2048));
-        std::error_code ec;
-        std::size_t n = 0;
-        if (c.tls_)
-            std::tie(ec, n) = co_await c.tls_->async_read_some(asio::buffer(head.data() + old, head.size() - old),
-                                                               as_tuple(asio::use_awaitable));
-        else
-            std::tie(ec, n) = co_await c.sock_.async_read_some(asio::buffer(head.data() + old, head.size() - old),
-                                                               as_tuple(asio::use_awaitable));
-        head.resize(old + n);
-        scanned = old < 3 ? 0 : old - 3;
-        if (ec) co_return false;
+        if (head.size() >= max_bytes) break;
+        // Reads land in a shared buffer and only what arrived is kept: a handshake in progress costs
+        // its own bytes, not a fixed buffer.
+        if (co_await c.read_some()) co_return false;
+        scanned = head.size() < 3 ? 0 : head.size() - 3;
+        head.append(reinterpret_cast<const char*>(c.data_.data()), c.data_.size());
     }
+    too_big = true;
+    co_return false;
 }
 
 } // namespace detail

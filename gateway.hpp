@@ -723,9 +723,15 @@ public:
 
     // ---- transport ----
     tcp::socket sock_;
-    std::unique_ptr<tls_stream> tls_;
-    std::unique_ptr<unsigned char[]> tls_buf_;    // TLS reads need a buffer that outlives a suspension
-    static constexpr std::size_t tls_buf_size = 16 << 10;
+    /// What only wss:// needs, so a plain connection does not carry it.
+    struct tls_state {
+        tls_state(tcp::socket& s, asio::ssl::context& ctx) : stream(s, ctx) {}
+        tls_stream stream;
+        std::unique_ptr<unsigned char[]> in;   // TLS reads need a buffer that outlives a suspension
+        std::string out;                       // a batch coalesced: one record, one syscall
+        static constexpr std::size_t in_size = 16 << 10;
+    };
+    std::unique_ptr<tls_state> tls_;
     std::size_t max_message_;
     std::chrono::milliseconds close_timeout_;
     role role_;
@@ -735,10 +741,25 @@ public:
     std::string subprotocol_;
     std::string pending_input_;                   // bytes that followed the handshake
 
+    /// Writes bytes outside the frame writer: the handshake's HTTP messages.
+    asio::awaitable<std::error_code> write_raw(std::string_view bytes) {
+        using asio::experimental::as_tuple;
+        auto buf = asio::buffer(bytes);
+        auto [ec, n] = tls_ ? co_await asio::async_write(tls_->stream, buf, as_tuple(asio::use_awaitable))
+                            : co_await asio::async_write(sock_, buf, as_tuple(asio::use_awaitable));
+        co_return ec;
+    }
+
+    /// True when called on the thread that runs this connection's event loop. An executor of
+    /// another kind cannot tell, so the answer is no, and callers take the (correct, slower) hop.
     bool on_own_thread() noexcept {
+        using plain = asio::io_context::executor_type;
+        using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
         auto ex = sock_.get_executor();
-        if (auto* io = ex.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
-        return true;
+        if (auto* e = ex.target<plain>()) return e->running_in_this_thread();
+        if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
+        if (auto* e = ex.target<asio::strand<plain>>()) return e->running_in_this_thread();
+        return false;
     }
 
     // ---- reading ----
@@ -747,10 +768,10 @@ public:
     asio::awaitable<std::error_code> read_some() {
         using asio::experimental::as_tuple;
         if (tls_) {
-            if (!tls_buf_) tls_buf_.reset(new unsigned char[tls_buf_size]);
-            auto [ec, n] = co_await tls_->async_read_some(asio::buffer(tls_buf_.get(), tls_buf_size),
-                                                          as_tuple(asio::use_awaitable));
-            data_ = {tls_buf_.get(), n};
+            if (!tls_->in) tls_->in.reset(new unsigned char[tls_state::in_size]);
+            auto [ec, n] = co_await tls_->stream.async_read_some(asio::buffer(tls_->in.get(), tls_state::in_size),
+                                                                 as_tuple(asio::use_awaitable));
+            data_ = {tls_->in.get(), n};
             co_return ec;
         }
         auto [ec] = co_await sock_.async_wait(tcp::socket::wait_read, as_tuple(asio::use_awaitable));
@@ -926,9 +947,10 @@ public:
 
     // ---- writing: one writer drains the outbox, everything queued goes out in one gathered write ----
 
-    void send_message(std::string payload, bool binary) {
+    /// Queues a frame the application asked for; a closing or closed connection refuses it.
+    void send_frame(opcode op, std::string payload) {
         if (close_sent_ || ended_ || broken_) throw std::system_error(errc::closed);
-        queue_frame(binary ? opcode::binary : opcode::text, std::move(payload));
+        queue_frame(op, std::move(payload));
     }
 
     void queue_frame(opcode op, std::string payload) {
@@ -979,7 +1001,7 @@ public:
         auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
             self->inflight_.clear();
             self->gather_.clear();
-            self->tls_out_.clear();
+            if (self->tls_) self->tls_->out.clear();
             if (ec) {
                 self->write_failed(ec);
                 return;
@@ -989,12 +1011,12 @@ public:
         if (tls_) {
             // OpenSSL writes one record per buffer: coalesce so the batch stays one record and one syscall.
             for (auto& f : inflight_) {
-                tls_out_.append(reinterpret_cast<const char*>(f.head.data()), f.head_size);
+                tls_->out.append(reinterpret_cast<const char*>(f.head.data()), f.head_size);
                 auto b = f.payload_buffer();
-                tls_out_.append(static_cast<const char*>(b.data()), b.size());
+                tls_->out.append(static_cast<const char*>(b.data()), b.size());
             }
             queued_bytes_ = 0;
-            asio::async_write(*tls_, asio::buffer(tls_out_), std::move(done));
+            asio::async_write(tls_->stream, asio::buffer(tls_->out), std::move(done));
             return;
         }
         for (auto& f : inflight_) {
@@ -1002,7 +1024,8 @@ public:
             if (auto b = f.payload_buffer(); b.size() > 0) gather_.push_back(b);
         }
         queued_bytes_ = 0;
-        asio::async_write(sock_, gather_, std::move(done));
+        // A span, not the vector: the write operation copies its buffer sequence.
+        asio::async_write(sock_, std::span<const asio::const_buffer>(gather_), std::move(done));
     }
 
     void write_failed(std::error_code) {
@@ -1018,7 +1041,6 @@ public:
 
     std::vector<out_frame> outbox_, inflight_;
     std::vector<asio::const_buffer> gather_;
-    std::string tls_out_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false, broken_ = false;
 
@@ -1164,18 +1186,7 @@ public:
     /// Queues a message; text stays text, binary stays binary. Completes once queued: frames queued
     /// in one turn of the loop leave in one write. Throws gw::errc::closed once the connection closes.
     asio::awaitable<void> send(message m) {
-        auto s = impl();
-        if (s->on_own_thread()) {
-            s->send_message(std::move(m.data), m.binary);
-            co_return;
-        }
-        co_await asio::co_spawn(
-            s->sock_.get_executor(),
-            [s, m = std::move(m)]() mutable -> asio::awaitable<void> {
-                s->send_message(std::move(m.data), m.binary);
-                co_return;
-            },
-            asio::use_awaitable);
+        return queue(impl(), m.binary ? opcode::binary : opcode::text, std::move(m.data));
     }
     /// Sends text (which must be valid UTF-8).
     asio::awaitable<void> send(std::string_view text) { return send(message{std::string(text), false}); }
@@ -1184,11 +1195,9 @@ public:
 
     /// Sends a ping (payload up to 125 bytes); the peer's pong is absorbed by receive().
     asio::awaitable<void> ping(std::string_view payload = {}) {
-        auto s = impl();
-        if (payload.size() > 125) throw std::system_error(std::make_error_code(std::errc::invalid_argument), "ping payload over 125 bytes");
-        if (s->close_sent_ || s->ended_) throw std::system_error(errc::closed);
-        s->queue_frame(opcode::ping, std::string(payload));
-        co_return;
+        if (payload.size() > 125)
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument), "ping payload over 125 bytes");
+        return queue(impl(), opcode::ping, std::string(payload));
     }
 
     /// Starts the closing handshake and completes when it is over: the peer answered, or
@@ -1197,10 +1206,11 @@ public:
     asio::awaitable<void> close(close_code code = close_code::normal, std::string_view reason = {}) {
         auto s = impl();
         if (!s->on_own_thread()) {
-            co_await asio::co_spawn(
-                s->sock_.get_executor(),
-                [s, code, why = std::string(reason)]() -> asio::awaitable<void> { co_await connection(s).close(code, why); },
-                asio::use_awaitable);
+            auto hop = [s, code, why = std::string(reason)]() -> asio::awaitable<void> {
+                connection self(s);
+                co_await self.close(code, why);
+            };
+            co_await asio::co_spawn(s->sock_.get_executor(), std::move(hop), asio::use_awaitable);
             co_return;
         }
         if (s->ended_) co_return;
@@ -1242,6 +1252,20 @@ public:
 
 private:
     explicit connection(std::shared_ptr<detail::connection_impl> impl) : impl_(std::move(impl)) {}
+
+    /// Queues a frame on the connection's thread, hopping there when called from another.
+    static asio::awaitable<void> queue(std::shared_ptr<detail::connection_impl> s, opcode op, std::string payload) {
+        if (s->on_own_thread()) {
+            s->send_frame(op, std::move(payload));
+            co_return;
+        }
+        // A named callable, never a temporary inside co_await: GCC 12 destroys those twice.
+        auto hop = [s, op, p = std::move(payload)]() mutable -> asio::awaitable<void> {
+            s->send_frame(op, std::move(p));
+            co_return;
+        };
+        co_await asio::co_spawn(s->sock_.get_executor(), std::move(hop), asio::use_awaitable);
+    }
     const std::shared_ptr<detail::connection_impl>& impl() const {
         if (!impl_) throw std::system_error(errc::closed, "empty gw::connection");
         return impl_;
@@ -1284,14 +1308,12 @@ namespace detail {
 /// handshake deadline closes the socket), so the answer is not lost to a reset.
 inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) {
     using asio::experimental::as_tuple;
-    std::string text = format_response(r);
-    std::error_code ec;
+    const std::string text = format_response(r);
+    std::error_code ec = co_await c.write_raw(text);
     if (c.tls_) {
-        std::tie(ec, std::ignore) = co_await asio::async_write(*c.tls_, asio::buffer(text), as_tuple(asio::use_awaitable));
         c.sock_.close(ec);
         co_return;
     }
-    std::tie(ec, std::ignore) = co_await asio::async_write(c.sock_, asio::buffer(text), as_tuple(asio::use_awaitable));
     if (!ec) {
         c.sock_.shutdown(tcp::socket::shutdown_send, ec);
         while (!ec && c.sock_.is_open()) {
@@ -1422,8 +1444,8 @@ private:
                 }
             });
             if (o.tls) {
-                c->tls_ = std::make_unique<detail::tls_stream>(c->sock_, *o.tls);
-                auto [hec] = co_await c->tls_->async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
+                c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *o.tls);
+                auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
                 if (hec) co_return;
             }
             std::string head;
@@ -1476,10 +1498,7 @@ private:
             reply += detail::accept_key(d.key);
             if (!c->subprotocol_.empty()) reply.append("\r\nSec-WebSocket-Protocol: ").append(c->subprotocol_);
             reply += "\r\n\r\n";
-            if (c->tls_)
-                std::tie(ec, std::ignore) = co_await asio::async_write(*c->tls_, asio::buffer(reply), as_tuple(asio::use_awaitable));
-            else
-                std::tie(ec, std::ignore) = co_await asio::async_write(c->sock_, asio::buffer(reply), as_tuple(asio::use_awaitable));
+            ec = co_await c->write_raw(reply);
             deadline.cancel();
             if (ec || !c->sock_.is_open() || self->stopped) co_return;
             self->ready.push_back(connection(std::move(c)));
@@ -1592,11 +1611,11 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     c->sock_.set_option(asio::ip::tcp::no_delay(true), ec);
     if (u->tls) {
         auto ctx = opts.tls ? opts.tls : detail::default_client_tls();
-        c->tls_ = std::make_unique<detail::tls_stream>(c->sock_, *ctx);
-        if (!SSL_set_tlsext_host_name(c->tls_->native_handle(), u->host.c_str()))
+        c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *ctx);
+        if (!SSL_set_tlsext_host_name(c->tls_->stream.native_handle(), u->host.c_str()))
             throw std::system_error(errc::handshake_failed, "cannot set TLS server name");
-        c->tls_->set_verify_callback(asio::ssl::host_name_verification(u->host));
-        auto [hec] = co_await c->tls_->async_handshake(asio::ssl::stream_base::client, as_tuple(asio::use_awaitable));
+        c->tls_->stream.set_verify_callback(asio::ssl::host_name_verification(u->host));
+        auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::client, as_tuple(asio::use_awaitable));
         if (hec) throw fail(hec, "TLS handshake with " + std::string(url));
     }
     std::array<unsigned char, 16> nonce;
@@ -1612,8 +1631,7 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     }
     for (const auto& [k, v] : opts.headers) req.append(k).append(": ").append(v).append("\r\n");
     req += "\r\n";
-    if (c->tls_) std::tie(ec, std::ignore) = co_await asio::async_write(*c->tls_, asio::buffer(req), as_tuple(asio::use_awaitable));
-    else std::tie(ec, std::ignore) = co_await asio::async_write(c->sock_, asio::buffer(req), as_tuple(asio::use_awaitable));
+    ec = co_await c->write_raw(req);
     if (ec) throw fail(ec, "send upgrade request");
     std::string head;
     bool too_big = false;

@@ -29,13 +29,15 @@ asio::awaitable<void> serve(gw::server& srv) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 2 && argc != 4) {
-        std::fprintf(stderr, "usage: %s PORT [CERT_PEM KEY_PEM]\n", argv[0]);
+    char* end = nullptr;
+    const long port = argc > 1 ? std::strtol(argv[1], &end, 10) : -1;
+    if ((argc != 2 && argc != 4) || *argv[1] == '\0' || *end != '\0' || port < 0 || port > 65535) {
+        std::fprintf(stderr, "usage: %s PORT [CERT_PEM KEY_PEM]   (PORT 0-65535; 0 picks a free port)\n", argv[0]);
         return 2;
     }
     try {
         asio::io_context io{1};
-        gw::options opts{.port = static_cast<std::uint16_t>(std::atoi(argv[1])),
+        gw::options opts{.port = static_cast<std::uint16_t>(port),
                          .max_message_bytes = 64 << 20};   // room for the conformance suite's 16 MiB messages
         if (argc == 4) opts.tls = gw::tls_server_context(argv[2], argv[3]);
         gw::server srv{io, std::move(opts)};

@@ -2,6 +2,7 @@
 #include "support.hpp"
 
 #include <set>
+#include <thread>
 
 using namespace std::chrono_literals;
 using asio::awaitable;
@@ -504,5 +505,30 @@ TEST(Loopback, BadUrlsAreRefused) {
             }
             EXPECT_EQ(got, gw::errc::bad_url) << bad;
         }
+    }());
+}
+
+TEST(Loopback, SendFromAnotherThreadHopsToTheConnectionsThread) {
+    asio::io_context io;
+    gw::server srv{io, local()};
+    start_echo(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        auto c = co_await gw::connect(url(srv));
+        // Another thread with its own event loop sends on c; the message must arrive whole.
+        asio::io_context other;
+        auto sent = asio::co_spawn(other, [&c]() -> awaitable<void> {
+            for (int i = 0; i < 100; ++i) co_await c.send("from another thread " + std::to_string(i));
+            co_await c.ping("x");
+        }, asio::use_future);
+        std::thread t([&] { other.run(); });
+        for (int i = 0; i < 100; ++i) {
+            auto m = co_await c.receive();
+            EXPECT_TRUE(m.has_value());
+            if (!m) break;
+            EXPECT_EQ(m->data, "from another thread " + std::to_string(i));
+        }
+        t.join();
+        sent.get();
+        co_await c.close();
     }());
 }

@@ -704,6 +704,55 @@ struct out_frame {
     asio::const_buffer payload_buffer() const noexcept { return shared ? asio::buffer(*shared) : asio::buffer(payload); }
 };
 
+/// A batch of frames as one buffer sequence (header, payload, header, payload, ...) for one gathered
+/// write, built on the fly: no vector of buffers to allocate or keep.
+struct frame_buffers {
+    const out_frame* first;
+    const out_frame* last;
+
+    class iterator {
+    public:
+        using iterator_category = std::bidirectional_iterator_tag;
+        using value_type = asio::const_buffer;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const asio::const_buffer*;
+        using reference = asio::const_buffer;
+
+        iterator() = default;
+        iterator(const out_frame* f, bool body) : f_(f), body_(body) {}
+        asio::const_buffer operator*() const noexcept {
+            return body_ ? f_->payload_buffer() : asio::const_buffer(f_->head.data(), f_->head_size);
+        }
+        iterator& operator++() noexcept {
+            if (body_) ++f_;
+            body_ = !body_;
+            return *this;
+        }
+        iterator operator++(int) noexcept {
+            auto old = *this;
+            ++*this;
+            return old;
+        }
+        iterator& operator--() noexcept {
+            if (!body_) --f_;
+            body_ = !body_;
+            return *this;
+        }
+        iterator operator--(int) noexcept {
+            auto old = *this;
+            --*this;
+            return old;
+        }
+        bool operator==(const iterator&) const = default;
+
+    private:
+        const out_frame* f_ = nullptr;
+        bool body_ = false;
+    };
+    iterator begin() const noexcept { return {first, false}; }
+    iterator end() const noexcept { return {last, false}; }
+};
+
 /// The per-thread buffer plain-TCP reads land in: bytes leave it before the reader suspends, so an
 /// idle connection holds no read buffer at all.
 inline std::span<unsigned char> read_scratch() {
@@ -921,7 +970,7 @@ public:
         if (inbox_head_ == inbox_.size()) {
             inbox_.clear();
             inbox_head_ = 0;
-            if (inbox_.capacity() > 64) inbox_.shrink_to_fit();
+            if (inbox_.capacity() > 4) inbox_ = {};   // a burst's slack is not kept while idle
         }
         return m;
     }
@@ -1000,7 +1049,7 @@ public:
         inflight_.swap(outbox_);
         auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
             self->inflight_.clear();
-            self->gather_.clear();
+            if (self->inflight_.capacity() > 16) self->inflight_ = {};   // a burst's slack is not kept
             if (self->tls_) self->tls_->out.clear();
             if (ec) {
                 self->write_failed(ec);
@@ -1019,13 +1068,8 @@ public:
             asio::async_write(tls_->stream, asio::buffer(tls_->out), std::move(done));
             return;
         }
-        for (auto& f : inflight_) {
-            gather_.emplace_back(f.head.data(), f.head_size);
-            if (auto b = f.payload_buffer(); b.size() > 0) gather_.push_back(b);
-        }
         queued_bytes_ = 0;
-        // A span, not the vector: the write operation copies its buffer sequence.
-        asio::async_write(sock_, std::span<const asio::const_buffer>(gather_), std::move(done));
+        asio::async_write(sock_, frame_buffers{inflight_.data(), inflight_.data() + inflight_.size()}, std::move(done));
     }
 
     void write_failed(std::error_code) {
@@ -1040,7 +1084,6 @@ public:
     }
 
     std::vector<out_frame> outbox_, inflight_;
-    std::vector<asio::const_buffer> gather_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false, broken_ = false;
 

@@ -516,10 +516,19 @@ TEST(Loopback, SendFromAnotherThreadHopsToTheConnectionsThread) {
         auto c = co_await gw::connect(url(srv));
         // Another thread with its own event loop sends on c; the message must arrive whole.
         asio::io_context other;
-        auto sent = asio::co_spawn(other, [&c]() -> awaitable<void> {
+        asio::steady_timer other_done(io, asio::steady_timer::time_point::max());
+        bool other_finished = false;
+        std::exception_ptr other_error;
+        asio::co_spawn(other, [&c]() -> awaitable<void> {
             for (int i = 0; i < 100; ++i) co_await c.send("from another thread " + std::to_string(i));
             co_await c.ping("x");
-        }, asio::use_future);
+        }, [&](std::exception_ptr e) {
+            asio::post(io, [&, e] {   // tell this loop, which must keep running meanwhile
+                other_error = e;
+                other_finished = true;
+                other_done.cancel();
+            });
+        });
         std::thread t([&] { other.run(); });
         for (int i = 0; i < 100; ++i) {
             auto m = co_await c.receive();
@@ -527,8 +536,9 @@ TEST(Loopback, SendFromAnotherThreadHopsToTheConnectionsThread) {
             if (!m) break;
             EXPECT_EQ(m->data, "from another thread " + std::to_string(i));
         }
+        if (!other_finished) co_await other_done.async_wait(asio::experimental::as_tuple(use_awaitable));
         t.join();
-        sent.get();
+        EXPECT_FALSE(other_error);
         co_await c.close();
     }());
 }

@@ -841,9 +841,9 @@ public:
         return ec;
     }
 
-    /// Parses bytes into frames; completed messages go to inbox_. Returns false when reading must
-    /// stop: the peer's close frame arrived, or the peer broke the protocol (then a close frame with
-    /// the reason is queued and error_ says why).
+    /// Parses bytes into frames; completed messages go to inbox_, pings are answered. Returns false
+    /// when reading must stop: the peer's close frame arrived, or the peer broke the protocol
+    /// (fail_code_ and error_ say how). Either way finish() sends our close frame later.
     bool consume(const unsigned char* p, std::size_t n) {
         for (;;) {
             if (!frame_.active) {

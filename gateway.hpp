@@ -183,7 +183,7 @@ struct http_response {
 /// How a server listens and what it accepts. Every field has a default; set what you need with
 /// designated initializers: gw::server srv{io, {.port = 8080}}.
 struct options {
-    std::string host = "0.0.0.0";         ///< all IPv4 interfaces; "::" for IPv6, "127.0.0.1" for local only
+    std::string host{};                   ///< "": every interface, IPv6 and IPv4 (IPv4 only where there is no IPv6); "127.0.0.1" for local only
     std::uint16_t port = 0;               ///< 0 picks a free port; server::port() tells which
     int backlog = asio::socket_base::max_listen_connections;   ///< the system's maximum
 
@@ -1399,14 +1399,28 @@ class server {
 public:
     server(asio::io_context& io, options opts = {}) : st_(std::make_shared<state>(io, std::move(opts))) {
         auto& o = st_->opts;
-        asio::ip::tcp::resolver resolver(io);
-        auto endpoints = resolver.resolve(o.host, std::to_string(o.port),
-                                          asio::ip::tcp::resolver::passive | asio::ip::tcp::resolver::numeric_service);
-        asio::ip::tcp::endpoint ep = endpoints.begin()->endpoint();
-        st_->acceptor.open(ep.protocol());
-        st_->acceptor.set_option(asio::socket_base::reuse_address(true));
-        st_->acceptor.bind(ep);
-        st_->acceptor.listen(o.backlog);
+        auto& acceptor = st_->acceptor;
+        auto listen_on = [&](const asio::ip::tcp::endpoint& ep) {
+            acceptor.open(ep.protocol());
+            acceptor.set_option(asio::socket_base::reuse_address(true));
+            if (ep.address().is_v6() && ep.address().is_unspecified()) acceptor.set_option(asio::ip::v6_only(false));
+            acceptor.bind(ep);
+            acceptor.listen(o.backlog);
+        };
+        if (o.host.empty()) {
+            try {   // one dual-stack socket serves IPv6 and IPv4 clients ("localhost" may be either)
+                listen_on({asio::ip::address_v6::any(), o.port});
+            } catch (const std::system_error&) {
+                std::error_code ignored;
+                acceptor.close(ignored);
+                listen_on({asio::ip::address_v4::any(), o.port});
+            }
+        } else {
+            asio::ip::tcp::resolver resolver(io);
+            auto endpoints = resolver.resolve(o.host, std::to_string(o.port),
+                                              asio::ip::tcp::resolver::passive | asio::ip::tcp::resolver::numeric_service);
+            listen_on(endpoints.begin()->endpoint());
+        }
         st_->port = st_->acceptor.local_endpoint().port();
         asio::co_spawn(io, state::accept_loop(st_), [](std::exception_ptr) {});
     }
@@ -1475,6 +1489,8 @@ private:
             const options& o = self->opts;
             std::error_code ec;
             auto remote = sock.remote_endpoint(ec);
+            if (auto a = remote.address(); a.is_v6() && a.to_v6().is_v4_mapped())   // IPv4 client, dual-stack socket
+                remote.address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
             sock.set_option(asio::ip::tcp::no_delay(true), ec);
             auto c = std::make_shared<detail::connection_impl>(std::move(sock), detail::role::server,
                                                                o.max_message_bytes, o.close_timeout);

@@ -542,3 +542,34 @@ TEST(Loopback, SendFromAnotherThreadHopsToTheConnectionsThread) {
         co_await c.close();
     }());
 }
+
+TEST(Loopback, DefaultHostServesIpv4AndIpv6Clients) {
+    asio::io_context io;
+    gw::server srv{io, {}};   // every interface
+    std::vector<std::string> seen;
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+        for (;;) {
+            auto c = co_await srv.accept();
+            seen.push_back(c.request().remote_endpoint().address().to_string());   // v4 clients look like v4
+            asio::co_spawn(io, [c = std::move(c)]() mutable -> awaitable<void> {
+                while (auto m = co_await c.receive()) co_await c.send(std::move(*m));
+            }, [](std::exception_ptr) {});
+        }
+    }, [](std::exception_ptr) {});
+    asio::ip::tcp::socket probe(io);
+    std::error_code no_v6;
+    probe.open(asio::ip::tcp::v6(), no_v6);
+    std::vector<std::string> hosts = {"127.0.0.1"};
+    if (!no_v6) hosts.push_back("[::1]");
+    test::run(io, [&]() -> awaitable<void> {
+        for (const auto& host : hosts) {
+            auto c = co_await gw::connect("ws://" + host + ":" + std::to_string(srv.port()) + "/");
+            co_await c.send(host);
+            EXPECT_EQ((co_await c.receive())->data, host);
+            co_await c.close();
+        }
+    }());
+    ASSERT_GE(seen.size(), 1u);
+    EXPECT_EQ(seen[0], "127.0.0.1");
+    if (seen.size() > 1) EXPECT_EQ(seen[1], "::1");
+}

@@ -571,5 +571,7 @@ TEST(Loopback, DefaultHostServesIpv4AndIpv6Clients) {
     }());
     ASSERT_GE(seen.size(), 1u);
     EXPECT_EQ(seen[0], "127.0.0.1");
-    if (seen.size() > 1) EXPECT_EQ(seen[1], "::1");
+    if (seen.size() > 1) {
+        EXPECT_EQ(seen[1], "::1");
+    }
 }

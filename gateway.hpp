@@ -788,7 +788,6 @@ public:
     // ---- handshake ----
     http_request request_;
     std::string subprotocol_;
-    std::string pending_input_;                   // bytes that followed the handshake
 
     /// Writes bytes outside the frame writer: the handshake's HTTP messages.
     asio::awaitable<std::error_code> write_raw(std::string_view bytes) {
@@ -931,14 +930,10 @@ public:
         case opcode::close: {
             if (auto bad = check_close_payload(control_)) return fail(static_cast<close_code>(bad));
             close_received_ = true;
-            if (control_.size() >= 2) {
-                peer_code_ = static_cast<std::uint16_t>((static_cast<unsigned char>(control_[0]) << 8) |
-                                                        static_cast<unsigned char>(control_[1]));
-                peer_reason_.assign(control_, 2);
-            } else {
-                peer_code_ = static_cast<std::uint16_t>(close_code::no_status);
-            }
-            control_ = {};
+            // control_ keeps the payload: peer_reason() reads it, and no frame is parsed after it.
+            peer_code_ = control_.size() >= 2 ? static_cast<std::uint16_t>((static_cast<unsigned char>(control_[0]) << 8) |
+                                                                           static_cast<unsigned char>(control_[1]))
+                                              : static_cast<std::uint16_t>(close_code::no_status);
             return false;
         }
         default:
@@ -961,6 +956,12 @@ public:
         }
         fail_code_ = code;
         return false;
+    }
+
+    /// Frames that arrived in the same read as the end of the handshake.
+    void consume_early(std::string_view bytes) {
+        if (!bytes.empty() && !consume(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()))
+            stop_reading_ = true;
     }
 
     bool has_message() const noexcept { return inbox_head_ < inbox_.size(); }
@@ -1137,7 +1138,7 @@ public:
             if (close_received_)   // echo the peer's code and reason (RFC 6455 section 5.5.1); none for none
                 send_close(peer_code_ == static_cast<std::uint16_t>(close_code::no_status) ? close_code::no_status
                                                                                              : static_cast<close_code>(peer_code_),
-                           peer_reason_);
+                           peer_reason());
             else if (fail_code_ != close_code{}) send_close(fail_code_, {});
             else if (!error_) send_close(close_code::normal, {});
         }
@@ -1163,7 +1164,9 @@ public:
     bool finishing_ = false, ended_ = false, deadline_armed_ = false;
     std::uint16_t peer_code_ = static_cast<std::uint16_t>(close_code::abnormal);
     close_code fail_code_{};   // set when the peer broke the protocol
-    std::string peer_reason_;
+    std::string_view peer_reason() const noexcept {
+        return close_received_ && control_.size() > 2 ? std::string_view(control_).substr(2) : std::string_view();
+    }
     std::error_code error_;
     std::unique_ptr<closer> closer_;
 };
@@ -1193,11 +1196,6 @@ public:
         if (!s->on_own_thread()) throw std::system_error(errc::receive_in_progress, "receive() from another thread");
         if (s->receiving_) throw std::system_error(errc::receive_in_progress);
         detail::flag_guard busy(s->receiving_);
-        if (!s->pending_input_.empty()) {
-            auto input = std::move(s->pending_input_);
-            s->pending_input_ = {};
-            if (!s->consume(reinterpret_cast<const unsigned char*>(input.data()), input.size())) s->stop_reading_ = true;
-        }
         for (;;) {
             if (s->has_message()) co_return s->pop_message();
             if (s->ended_) {
@@ -1278,7 +1276,7 @@ public:
     /// The code of the peer's close frame: 1005 when it had none, 1006 while none has come.
     std::uint16_t close_code() const noexcept { return impl_ ? impl_->peer_code_ : 1006; }
     /// The reason in the peer's close frame.
-    std::string_view close_reason() const noexcept { return impl_ ? std::string_view(impl_->peer_reason_) : std::string_view(); }
+    std::string_view close_reason() const noexcept { return impl_ ? impl_->peer_reason() : std::string_view(); }
     /// Bytes queued and not yet handed to the socket.
     std::size_t buffered_amount() const noexcept { return impl_ ? impl_->queued_bytes_ : 0; }
     /// The upgrade request (server side): path, query, headers, remote address.
@@ -1369,14 +1367,15 @@ inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) 
 
 /// Reads an HTTP head (up to the blank line) into head, keeping what follows it in rest.
 /// Returns false on a read error; sets too_big when max_bytes pass without a blank line.
-inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes, std::string& head, bool& too_big) {
+inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes, std::string& head, std::string& rest,
+                                       bool& too_big) {
     head.clear();
     too_big = false;
     std::size_t scanned = 0;   // the blank line cannot start before this
     for (;;) {
         if (auto end = head.find("\r\n\r\n", scanned); end != std::string::npos) {
             if (end + 4 > max_bytes) break;
-            c.pending_input_ = head.substr(end + 4);
+            rest = head.substr(end + 4);
             head.resize(end + 4);
             co_return true;
         }
@@ -1507,9 +1506,9 @@ private:
                 auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
                 if (hec) co_return;
             }
-            std::string head;
+            std::string head, rest;
             bool too_big = false;
-            if (!co_await detail::read_head(*c, o.max_header_bytes, head, too_big)) {
+            if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
                 if (too_big) {
                     // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
                     http_response r{431, "request header too large\n"};
@@ -1560,6 +1559,7 @@ private:
             ec = co_await c->write_raw(reply);
             deadline.cancel();
             if (ec || !c->sock_.is_open() || self->stopped) co_return;
+            c->consume_early(rest);
             self->ready.push_back(connection(std::move(c)));
             self->wake.cancel();
         }
@@ -1692,9 +1692,9 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     req += "\r\n";
     ec = co_await c->write_raw(req);
     if (ec) throw fail(ec, "send upgrade request");
-    std::string head;
+    std::string head, rest;
     bool too_big = false;
-    if (!co_await detail::read_head(*c, opts.max_header_bytes, head, too_big))
+    if (!co_await detail::read_head(*c, opts.max_header_bytes, head, rest, too_big))
         throw fail(too_big ? make_error_code(errc::handshake_failed) : make_error_code(errc::connection_lost),
                    too_big ? "upgrade response too large" : "read upgrade response");
     // The status line, then header lines parsed as a request's are.
@@ -1717,6 +1717,7 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
             throw std::system_error(errc::handshake_failed, "server chose a subprotocol that was not offered");
         c->subprotocol_ = std::string(*proto);
     }
+    c->consume_early(rest);
     co_return connection(std::move(c));
 }
 

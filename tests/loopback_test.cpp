@@ -35,6 +35,16 @@ void start_echo(asio::io_context& io, gw::server& srv) {
     asio::co_spawn(io, echo_server(srv), [](std::exception_ptr) {});
 }
 
+/// True when connect() throws.
+awaitable<bool> connect_fails(std::string to, gw::client_options opts) {
+    try {
+        co_await gw::connect(to, std::move(opts));
+    } catch (const std::system_error&) {
+        co_return true;
+    }
+    co_return false;
+}
+
 /// A raw TCP client for what our own client will not send.
 struct raw_client {
     asio::ip::tcp::socket sock;
@@ -91,21 +101,12 @@ TEST(Loopback, EchoesTextAsTextAndBinaryAsBinary) {
     start_echo(io, srv);
     test::run(io, [&]() -> awaitable<void> {
         auto c = co_await gw::connect(url(srv));
-        std::string all_bytes;
-        for (int i = 0; i < 256; ++i) all_bytes += static_cast<char>(i);
         const std::vector<gw::message> sent = {
-            {"hello", false}, {"", false}, {"", true}, {all_bytes, true}, {"κόσμε 🙂", false},
+            {"hello", false}, {"", false}, {"", true}, {test::all_bytes(), true}, {"κόσμε 🙂", false},
             {std::string(125, 'a'), false}, {std::string(126, 'b'), true}, {std::string(65535, 'c'), false},
             {std::string(65536, 'd'), true}, {std::string(1 << 20, 'e'), false},
         };
-        for (const auto& m : sent) co_await c.send(m);
-        for (const auto& m : sent) {
-            auto got = co_await c.receive();
-            EXPECT_TRUE(got.has_value());
-            if (!got) co_return;
-            EXPECT_EQ(got->binary, m.binary);
-            EXPECT_EQ(got->data, m.data);
-        }
+        co_await test::expect_echoes(c, sent);
         co_await c.close();
         EXPECT_EQ(c.close_code(), 1000);
     }());
@@ -138,15 +139,8 @@ TEST(Loopback, TlsClientRejectsAnUntrustedCertificateByDefault) {
     asio::io_context io;
     gw::server srv{io, local({.tls = cert.server_context()})};
     start_echo(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        bool refused = false;
-        try {
-            co_await gw::connect(url(srv, "/", true));   // system CAs do not know this certificate
-        } catch (const std::system_error&) {
-            refused = true;
-        }
-        EXPECT_TRUE(refused);
-    }());
+    // The system's CAs do not know this certificate.
+    EXPECT_TRUE(test::run(io, connect_fails(url(srv, "/", true), {})));
 }
 
 TEST(Loopback, TlsClientChecksTheHostName) {
@@ -154,16 +148,8 @@ TEST(Loopback, TlsClientChecksTheHostName) {
     asio::io_context io;
     gw::server srv{io, local({.tls = cert.server_context()})};
     start_echo(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        bool refused = false;
-        try {
-            gw::client_options trusting{.tls = cert.client_context()};
-            co_await gw::connect("wss://127.0.0.2:" + std::to_string(srv.port()) + "/", trusting);
-        } catch (const std::system_error&) {
-            refused = true;
-        }
-        EXPECT_TRUE(refused);
-    }());
+    gw::client_options trusting{.tls = cert.client_context()};
+    EXPECT_TRUE(test::run(io, connect_fails("wss://127.0.0.2:" + std::to_string(srv.port()) + "/", trusting)));
 }
 
 TEST(Loopback, ConcurrentSendersNeverInterleave) {

@@ -47,6 +47,25 @@ T run(asio::io_context& io, asio::awaitable<T> body, std::chrono::seconds limit 
     return wait(io, fut, limit);
 }
 
+/// Sends every message, then expects each echoed back in order, kind and bytes unchanged.
+inline asio::awaitable<void> expect_echoes(gw::connection& c, const std::vector<gw::message>& sent) {
+    for (const auto& m : sent) co_await c.send(m);
+    for (const auto& m : sent) {
+        auto got = co_await c.receive();
+        EXPECT_TRUE(got.has_value());
+        if (!got) co_return;
+        EXPECT_EQ(got->binary, m.binary);
+        EXPECT_EQ(got->data, m.data);
+    }
+}
+
+/// Every byte value once: a binary payload that is not UTF-8.
+inline std::string all_bytes() {
+    std::string out;
+    for (int i = 0; i < 256; ++i) out += static_cast<char>(i);
+    return out;
+}
+
 /// A self-signed certificate for "localhost" and 127.0.0.1, made when the test runs.
 struct certificate {
     std::string cert_pem, key_pem;

@@ -26,6 +26,10 @@
 #error "gateway.hpp needs standalone Asio 1.22.1 or later"
 #endif
 
+// ==== Build-time knobs ====
+// GATEWAY_NO_JSON: leave out the gateway (events, rooms, namespaces), which needs nlohmann/json
+// (Debian: nlohmann-json3-dev); the WebSocket core above it needs only Asio and OpenSSL.
+
 // ==== Includes ====
 #include <asio.hpp>                              // sockets, timers, coroutines (awaitable, co_spawn)
 #include <asio/experimental/as_tuple.hpp>        // errors as values where they are expected
@@ -33,8 +37,12 @@
 #include <openssl/evp.h>                         // base64 (EVP_EncodeBlock / EVP_DecodeBlock)
 #include <openssl/rand.h>                        // masking keys and handshake nonces
 #include <openssl/sha.h>                         // SHA-1 for Sec-WebSocket-Accept
+#ifndef GATEWAY_NO_JSON
+#include <nlohmann/json.hpp>                     // the gateway's payloads and wire format
+#endif
 
 #include <algorithm>      // std::min, std::find_if
+#include <any>            // data an application attaches to a connection
 #include <array>          // fixed frame headers
 #include <chrono>         // timeouts
 #include <cstdint>        // fixed-width integers of the wire format
@@ -45,6 +53,10 @@
 #include <memory>         // shared ownership of connection state
 #include <optional>       // receive() returns nothing on a clean close
 #include <span>           // byte views
+#include <stdexcept>      // gw::ws_exception, gw::http_refusal
+#include <tuple>          // handler parameter lists
+#include <type_traits>    // adapting handlers and hooks
+#include <unordered_map>  // namespaces' handlers, sockets and rooms
 #include <string>         // payloads
 #include <string_view>    // parsing without copies
 #include <system_error>   // gw::errc and its category
@@ -157,6 +169,10 @@ public:
     /// A query parameter, percent-decoded ('+' as space); nullopt when absent.
     std::optional<std::string> query_param(std::string_view name) const;
 
+    /// What the application attaches while upgrading (the authenticated user, say); it stays with
+    /// the connection as its request does.
+    std::any attachment;
+
 private:
     struct span_ { std::uint16_t off = 0, len = 0; };
     struct field { span_ name, value; };
@@ -196,7 +212,8 @@ struct options {
     std::shared_ptr<asio::ssl::context> tls{};
 
     /// Sees every upgrade request before it is accepted; return a response to refuse it (401, 403, ...).
-    std::function<std::optional<http_response>(const http_request&)> on_upgrade{};
+    /// It may set request.attachment, which the connection keeps.
+    std::function<std::optional<http_response>(http_request&)> on_upgrade{};
     /// Answers requests that are not upgrades (health checks); nullopt gives 426 Upgrade Required.
     std::function<std::optional<http_response>(const http_request&)> on_http{};
     /// Picks one of request.protocols(), or returns "" for none.
@@ -688,6 +705,7 @@ inline std::optional<std::string> http_request::query_param(std::string_view nam
 
 class connection;
 class server;
+namespace detail { struct access; }
 asio::awaitable<connection> connect(std::string_view url, client_options opts);
 
 namespace detail {
@@ -1014,13 +1032,25 @@ public:
             f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size()));
         }
         f.payload = std::move(payload);
-        queued_bytes_ += f.head_size + f.payload.size();
+        push(std::move(f));
+    }
+
+    void push(out_frame f) {
+        queued_bytes_ += f.head_size + f.payload_buffer().size();
         outbox_.push_back(std::move(f));
         if (!writing_) {
             writing_ = true;
             // Deferred to the end of this turn of the loop, so every frame queued meanwhile shares the write.
             asio::post(sock_.get_executor(), [self = shared_from_this()] { self->flush(); });
         }
+    }
+
+    /// Queues a complete frame whose bytes other connections share (a broadcast, framed once).
+    void send_shared(std::shared_ptr<const std::string> frame) {
+        if (close_sent_ || ended_ || broken_) return;   // a broadcast skips sockets that are closing
+        out_frame f;
+        f.shared = std::move(frame);
+        push(std::move(f));
     }
 
     void send_close(close_code code, std::string_view reason) {
@@ -1314,6 +1344,7 @@ private:
     std::shared_ptr<detail::connection_impl> impl_;
     friend class server;
     friend asio::awaitable<connection> connect(std::string_view, client_options);
+    friend struct detail::access;
 };
 
 // ==== TLS contexts ====
@@ -1720,6 +1751,740 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     c->consume_early(rest);
     co_return connection(std::move(c));
 }
+
+#ifndef GATEWAY_NO_JSON
+
+// ==== Gateway: wire format ====
+
+using json = nlohmann::json;
+
+/// One event: what a client sent, or what the server emits.
+struct event {
+    std::string name;
+    json data;
+    json id;   ///< the client's request id (number or string) for its acknowledgement; null when none
+};
+
+/// A wire format: turns messages into events and events into messages. The gateway's handlers never
+/// see it, so one set of handlers can serve several formats.
+class codec {
+public:
+    virtual ~codec() = default;
+    /// Decodes a message; on failure returns nullopt and says what was wrong in error.
+    virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
+    /// The text of a message carrying an event (its id too, unless null).
+    virtual std::string encode(std::string_view name, const json& data, const json& id) const = 0;
+};
+
+/// NestJS WsAdapter's format: a text frame holding {"event": string, "data": any, "id"?: number|string}.
+class nest_codec final : public codec {
+public:
+    std::optional<event> decode(const message& m, std::string& error) const override {
+        if (m.binary) {
+            error = "expected a text message holding a JSON object";
+            return std::nullopt;
+        }
+        json j = json::parse(m.data, nullptr, false);
+        if (j.is_discarded()) {
+            error = "malformed JSON";
+            return std::nullopt;
+        }
+        if (!j.is_object() || !j.contains("event") || !j["event"].is_string()) {
+            error = "expected {\"event\": string, \"data\": any}";
+            return std::nullopt;
+        }
+        event e;
+        e.name = j["event"].get<std::string>();
+        if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
+        if (auto it = j.find("id"); it != j.end()) {
+            if (!it->is_number_integer() && !it->is_string()) {
+                error = "\"id\" must be a number or a string";
+                return std::nullopt;
+            }
+            e.id = std::move(*it);
+        }
+        return e;
+    }
+
+    std::string encode(std::string_view name, const json& data, const json& id) const override {
+        json j = {{"event", name}, {"data", data}};
+        if (!id.is_null()) j["id"] = id;
+        return j.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+};
+
+/// Thrown by a handler to answer with an exception event: {"status": "error", "message": what} for a
+/// string, or the given JSON as the event's data.
+class ws_exception : public std::runtime_error {
+public:
+    explicit ws_exception(const std::string& message)
+        : std::runtime_error(message), data_({{"status", "error"}, {"message", message}}) {}
+    explicit ws_exception(const char* message) : ws_exception(std::string(message)) {}
+    explicit ws_exception(json data) : std::runtime_error(data.dump()), data_(std::move(data)) {}
+    const json& data() const noexcept { return data_; }
+
+private:
+    json data_;
+};
+
+/// A reply that names its own event: return gw::response{"pong", data} from a handler.
+struct response {
+    std::string event;
+    json data;
+};
+
+// ==== Gateway: sockets and rooms ====
+
+class socket;
+class gateway;
+class namespace_ref;
+class target;
+
+namespace detail {
+
+/// Lets the gateway reach a connection's state; not for applications.
+struct access {
+    static const std::shared_ptr<connection_impl>& state(const connection& c) { return c.impl(); }
+};
+
+/// An awaitable that completes at once: what emit() returns after queueing.
+inline asio::awaitable<void> done() { co_return; }
+
+/// A socket id: 16 bytes from the CSPRNG, base64url without padding (22 characters).
+inline std::string random_id() {
+    std::array<unsigned char, 16> raw;
+    random_bytes(raw.data(), raw.size());
+    std::string id = base64_encode(raw);
+    id.resize(22);
+    for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    return id;
+}
+
+struct namespace_state;
+struct gateway_state;
+struct outcome;
+
+} // namespace detail
+
+/// The recipients of an emit: a namespace (or every namespace), narrowed to rooms, minus rooms and
+/// sockets. Built with to()/except() from a socket, a namespace or the gateway; emit() serializes and
+/// frames the event once and queues the same bytes for every recipient.
+class target {
+public:
+    /// Adds a room: the target becomes the union of its rooms (each socket receives once).
+    target to(std::string room) && {
+        rooms_.push_back(std::move(room));
+        return std::move(*this);
+    }
+    target except(std::string room) && {
+        except_rooms_.push_back(std::move(room));
+        return std::move(*this);
+    }
+    target except(const socket& s) &&;
+
+    /// Sends the event to every recipient: queued for all of them before emit() returns (so the
+    /// target may be a temporary), and the awaitable completes at once.
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const;
+    /// How many sockets emit() would reach now.
+    std::size_t count() const;
+
+private:
+    friend class socket;
+    friend class namespace_ref;
+    friend class gateway;
+    std::vector<detail::namespace_state*> spaces_;
+    std::vector<std::string> rooms_, except_rooms_;
+    std::vector<const socket*> except_sockets_;
+    template <class F> void for_each_recipient(F&& f) const;
+};
+
+/// A client connected to a namespace: its id, its handshake, its data and its rooms.
+class socket {
+public:
+    /// Unguessable: 128 random bits. Each socket is also in a room named by its id.
+    const std::string& id() const noexcept { return id_; }
+    /// The upgrade request: path, query, headers, cookies, remote address.
+    const http_request& handshake() const { return conn_.request(); }
+    /// The namespace's path.
+    const std::string& nsp() const noexcept;
+    /// What handshake middleware attached (see namespace_ref::use), or anything the application keeps.
+    std::any& data() noexcept { return data_; }
+    /// data() as T; throws std::bad_any_cast when it holds something else.
+    template <class T> T& data_as() { return std::any_cast<T&>(data_); }
+
+    /// Sends an event to this socket only.
+    /// Queued before emit() returns; throws gw::errc::closed once the connection closes.
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
+        send_event(event, data, nullptr);
+        return detail::done();
+    }
+
+    void join(const std::string& room);
+    void join(std::initializer_list<std::string> rooms) {
+        for (const auto& r : rooms) join(r);
+    }
+    void leave(const std::string& room);
+    void leave(std::initializer_list<std::string> rooms) {
+        for (const auto& r : rooms) leave(r);
+    }
+    /// The rooms this socket is in, its own id-room included.
+    const std::vector<std::string>& rooms() const noexcept { return rooms_; }
+    bool in(std::string_view room) const noexcept { return std::find(rooms_.begin(), rooms_.end(), room) != rooms_.end(); }
+
+    /// Everyone in room except this socket.
+    target to(std::string room) const;
+    /// Everyone in the namespace except this socket.
+    target broadcast() const;
+
+    /// Closes the connection (on_disconnect runs once it is over).
+    asio::awaitable<void> disconnect(close_code code = close_code::normal, std::string_view reason = {}) {
+        closed_by_server_ = true;
+        gw::connection c = conn_.handle;
+        co_await c.close(code, reason);
+    }
+    bool connected() const noexcept { return conn_.handle.is_open(); }
+
+    socket(const socket&) = delete;
+    socket& operator=(const socket&) = delete;
+
+private:
+    socket(detail::namespace_state& ns, connection c) : ns_(ns), conn_{std::move(c)}, id_(detail::random_id()) {}
+    friend class target;
+    friend class gateway;
+    friend struct detail::namespace_state;
+    using detail_outcome = detail::outcome;
+    struct conn_ref {
+        connection handle;
+        detail::connection_impl& state() const { return *detail::access::state(handle); }
+        const http_request& request() const { return state().request_; }
+    };
+    void send_event(std::string_view event, const json& data, const json& id);
+    /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
+    void answer(const event& request, detail_outcome&& out);
+    void answer_exception(const json& data, const json& id);
+
+    detail::namespace_state& ns_;
+    conn_ref conn_;
+    std::string id_;
+    std::any data_;
+    std::vector<std::string> rooms_;
+    bool closed_by_server_ = false;
+};
+
+
+// ==== Gateway: handlers and hooks ====
+
+namespace detail {
+
+/// What a handler produced: a reply (under the request's event unless it names one), or nothing.
+struct outcome {
+    std::string event;   // empty: reply under the request's event name
+    json data;
+};
+
+/// A handler, adapted from whatever the application registered: synchronous ones run inline,
+/// coroutines are spawned so a slow handler never holds up the socket's other messages.
+struct handler {
+    std::function<std::optional<outcome>(socket&, event&)> sync;
+    std::function<asio::awaitable<std::optional<outcome>>(socket&, event&)> async;
+    explicit operator bool() const noexcept { return sync || async; }
+};
+
+template <class T> struct is_awaitable : std::false_type {};
+template <class T, class E> struct is_awaitable<asio::awaitable<T, E>> : std::true_type {};
+template <class T> struct awaitable_value { using type = T; };
+template <class T, class E> struct awaitable_value<asio::awaitable<T, E>> { using type = T; };
+
+/// The parameter list of a non-generic callable.
+template <class F, class = void> struct params { using type = void; };
+template <class C, class R, class... A> struct params<R (C::*)(A...) const> { using type = std::tuple<A...>; };
+template <class C, class R, class... A> struct params<R (C::*)(A...)> { using type = std::tuple<A...>; };
+template <class F> struct params<F, std::void_t<decltype(&F::operator())>> : params<decltype(&F::operator())> {};
+
+/// The payload type a handler takes second, or json when it cannot tell (a generic lambda).
+template <class F> struct payload_of { using type = json; };
+template <class F>
+    requires requires { typename std::tuple_size<typename params<F>::type>::type; }
+struct payload_of<F> {
+    using args = typename params<F>::type;
+    using type = std::remove_cvref_t<std::tuple_element_t<std::tuple_size_v<args> == 2 ? 1 : 0, args>>;
+};
+
+/// Calls a handler with the socket and the payload converted to what it takes (the whole event,
+/// for a catch-all).
+template <bool WholeEvent, class F> decltype(auto) call_handler(F& f, socket& s, event& e) {
+    if constexpr (WholeEvent) {
+        return f(s, e);
+    } else if constexpr (std::is_invocable_v<F&, socket&, json&>) {
+        return f(s, e.data);
+    } else if constexpr (std::is_invocable_v<F&, socket&>) {
+        return f(s);
+    } else {
+        using P = typename payload_of<F>::type;
+        return f(s, e.data.template get<P>());   // a failed conversion throws json::exception
+    }
+}
+
+template <class R> std::optional<outcome> to_outcome(R&& r) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<R>, response>)
+        return outcome{std::move(r.event), std::move(r.data)};
+    else
+        return outcome{{}, json(std::forward<R>(r))};
+}
+
+template <bool WholeEvent = false, class F> handler make_handler(F f) {
+    using P = typename payload_of<F>::type;
+    static_assert(WholeEvent || std::is_invocable_v<F&, socket&, json&> || std::is_invocable_v<F&, socket&> ||
+                      std::is_invocable_v<F&, socket&, P>,
+                  "a gateway handler must be callable as (gw::socket&), (gw::socket&, gw::json) or "
+                  "(gw::socket&, T) with T convertible from JSON, and return void, a value convertible to "
+                  "gw::json, a gw::response, or an asio::awaitable of one of those");
+    using R = decltype(call_handler<WholeEvent>(f, std::declval<socket&>(), std::declval<event&>()));
+    handler h;
+    if constexpr (is_awaitable<R>::value) {
+        using V = typename awaitable_value<R>::type;
+        static_assert(std::is_void_v<V> || std::is_same_v<V, response> || std::is_constructible_v<json, V>,
+                      "a gateway handler's awaitable must yield void, a gw::response or a value convertible to gw::json");
+        h.async = [f = std::move(f)](socket& s, event& e) mutable -> asio::awaitable<std::optional<outcome>> {
+            if constexpr (std::is_void_v<V>) {
+                co_await call_handler<WholeEvent>(f, s, e);
+                co_return std::nullopt;
+            } else {
+                co_return to_outcome(co_await call_handler<WholeEvent>(f, s, e));
+            }
+        };
+    } else {
+        static_assert(std::is_void_v<R> || std::is_same_v<std::remove_cvref_t<R>, response> ||
+                          std::is_constructible_v<json, R>,
+                      "a gateway handler must return void, a gw::response, a value convertible to gw::json, "
+                      "or an asio::awaitable of one of those");
+        h.sync = [f = std::move(f)](socket& s, event& e) mutable -> std::optional<outcome> {
+            if constexpr (std::is_void_v<R>) {
+                call_handler<WholeEvent>(f, s, e);
+                return std::nullopt;
+            } else {
+                return to_outcome(call_handler<WholeEvent>(f, s, e));
+            }
+        };
+    }
+    return h;
+}
+
+/// A lifecycle hook: a plain callable returning void or asio::awaitable<void>.
+template <class... A> using hook = std::function<asio::awaitable<void>(A...)>;
+
+template <class... A, class F> hook<A...> make_hook(F f) {
+    static_assert(std::is_invocable_v<F&, A...>, "a hook must be callable with the arguments of its event");
+    using R = std::invoke_result_t<F&, A...>;
+    static_assert(std::is_void_v<R> || std::is_same_v<R, asio::awaitable<void>>,
+                  "a hook must return void or asio::awaitable<void>");
+    if constexpr (std::is_void_v<R>)
+        return [f = std::move(f)](A... a) mutable -> asio::awaitable<void> {
+            f(a...);
+            co_return;
+        };
+    else
+        return f;
+}
+
+/// The exception event's data for what a handler threw: a ws_exception's own data, a conversion
+/// failure named, anything else "Internal server error" (its text never reaches the client).
+inline json exception_data(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const ws_exception& x) {
+        return x.data();
+    } catch (const json::exception& x) {
+        std::string what = x.what();
+        if (auto at = what.find("] "); at != std::string::npos) what.erase(0, at + 2);   // nlohmann's tag
+        return {{"status", "error"}, {"message", "invalid payload: " + what}};
+    } catch (...) {
+        return {{"status", "error"}, {"message", "Internal server error"}};
+    }
+}
+
+struct gateway_state;
+
+/// A namespace: its handlers, hooks, middleware, sockets and rooms. Lives on the gateway's loop.
+struct namespace_state {
+    std::string path;
+    gateway_state* owner = nullptr;
+    std::unordered_map<std::string, handler> handlers;
+    handler catch_all;   // events with no handler of their own
+    std::vector<std::function<std::optional<http_response>(http_request&)>> middleware;
+    std::vector<hook<socket&>> on_connect;
+    std::vector<hook<socket&, std::string_view>> on_disconnect;
+    std::unordered_map<std::string_view, socket*> sockets;   // by id
+    std::unordered_map<std::string, std::vector<socket*>> rooms;
+
+    void join(socket& s, const std::string& room);
+    void leave(socket& s, const std::string& room);
+};
+
+struct gateway_state {
+    explicit gateway_state(asio::io_context& io_) : io(io_) {}
+    asio::io_context& io;
+    std::unique_ptr<server> srv;   // made once the routing hook can point back here
+    std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
+    std::vector<std::unique_ptr<namespace_state>> spaces;
+    std::vector<hook<>> on_init;
+
+    /// The namespace for a request path: an exact path first, then patterns ending in '*'.
+    namespace_state* find(std::string_view path) const {
+        for (const auto& ns : spaces)
+            if (ns->path == path) return ns.get();
+        for (const auto& ns : spaces)
+            if (ns->path.ends_with('*') && path.starts_with(std::string_view(ns->path).substr(0, ns->path.size() - 1)))
+                return ns.get();
+        return nullptr;
+    }
+};
+
+} // namespace detail
+
+inline const std::string& socket::nsp() const noexcept { return ns_.path; }
+inline void socket::join(const std::string& room) { ns_.join(*this, room); }
+inline void socket::leave(const std::string& room) { ns_.leave(*this, room); }
+
+inline void detail::namespace_state::join(socket& s, const std::string& room) {
+    if (s.in(room)) return;
+    s.rooms_.push_back(room);
+    rooms[room].push_back(&s);
+}
+
+inline void detail::namespace_state::leave(socket& s, const std::string& room) {
+    auto it = std::find(s.rooms_.begin(), s.rooms_.end(), room);
+    if (it == s.rooms_.end()) return;
+    s.rooms_.erase(it);
+    auto r = rooms.find(room);
+    std::erase(r->second, &s);
+    if (r->second.empty()) rooms.erase(r);
+}
+
+inline void socket::send_event(std::string_view event, const json& data, const json& id) {
+    conn_.state().send_frame(opcode::text, ns_.owner->wire->encode(event, data, id));
+}
+
+inline void socket::answer(const event& request, detail::outcome&& out) {
+    if (!connected()) return;   // the client left while its handler ran
+    send_event(out.event.empty() ? request.name : out.event, out.data, request.id);
+}
+
+inline void socket::answer_exception(const json& data, const json& id) {
+    if (connected()) send_event("exception", data, id);
+}
+
+inline target socket::to(std::string room) const {
+    target t;
+    t.spaces_.push_back(&ns_);
+    t.rooms_.push_back(std::move(room));
+    t.except_sockets_.push_back(this);
+    return t;
+}
+
+inline target socket::broadcast() const {
+    target t;
+    t.spaces_.push_back(&ns_);
+    t.except_sockets_.push_back(this);
+    return t;
+}
+
+inline target target::except(const socket& s) && {
+    except_sockets_.push_back(&s);
+    return std::move(*this);
+}
+
+template <class F> void target::for_each_recipient(F&& f) const {
+    auto excluded = [&](const socket* s) {
+        if (std::find(except_sockets_.begin(), except_sockets_.end(), s) != except_sockets_.end()) return true;
+        for (const auto& r : except_rooms_)
+            if (s->in(r)) return true;
+        return false;
+    };
+    for (auto* ns : spaces_) {
+        if (rooms_.empty()) {
+            for (auto& entry : ns->sockets)
+                if (!excluded(entry.second)) f(*entry.second);
+            continue;
+        }
+        // The union of the rooms: a socket in several of them is reached once, from the first.
+        for (std::size_t i = 0; i < rooms_.size(); ++i) {
+            auto r = ns->rooms.find(rooms_[i]);
+            if (r == ns->rooms.end()) continue;
+            for (socket* s : r->second) {
+                bool earlier = false;
+                for (std::size_t j = 0; j < i && !earlier; ++j) earlier = s->in(rooms_[j]);
+                if (!earlier && !excluded(s)) f(*s);
+            }
+        }
+    }
+}
+
+inline std::size_t target::count() const {
+    std::size_t n = 0;
+    for_each_recipient([&](socket&) { ++n; });
+    return n;
+}
+
+inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
+    if (spaces_.empty()) return detail::done();
+    // Serialized and framed once; every recipient's outbox shares these bytes.
+    std::string text = spaces_.front()->owner->wire->encode(event, data, nullptr);
+    auto frame = std::make_shared<std::string>();
+    frame->resize(detail::max_frame_header);
+    frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text.size()));
+    frame->append(text);
+    std::shared_ptr<const std::string> shared = std::move(frame);
+    for_each_recipient([&](socket& s) { s.conn_.state().send_shared(shared); });
+    return detail::done();
+}
+
+// ==== Gateway: namespaces and the facade ====
+
+/// A namespace of a gateway (app.of("/chat")): register handlers, hooks and middleware; emit to its
+/// sockets and rooms. A cheap handle; the gateway owns the namespace.
+class namespace_ref {
+public:
+    /// Subscribes a handler to an event. Its return value is the reply: {"event": event, "data":
+    /// value} plus the request's "id"; a gw::response names the reply's event; void sends nothing.
+    template <class F> namespace_ref& on(std::string event, F handler) {
+        ns_->handlers[std::move(event)] = detail::make_handler(std::move(handler));
+        return *this;
+    }
+    /// Receives every event that has no handler of its own: (gw::socket&, const gw::event&).
+    template <class F> namespace_ref& on_any(F handler) {
+        static_assert(std::is_invocable_v<F&, socket&, event&>,
+                      "a catch-all handler must be callable as (gw::socket&, gw::event&)");
+        ns_->catch_all = detail::make_handler<true>(std::move(handler));
+        return *this;
+    }
+    /// Runs on every upgrade request for this namespace, in order, before any WebSocket exists:
+    /// (gw::http_request&) may read the path, query, headers, cookies and remote address, attach data
+    /// with request.attachment (it becomes socket.data()), and refuse by returning a gw::http_response
+    /// (std::optional) or throwing gw::http_refusal.
+    template <class F> namespace_ref& use(F middleware) {
+        static_assert(std::is_invocable_v<F&, http_request&>, "middleware must be callable as (gw::http_request&)");
+        using R = std::invoke_result_t<F&, http_request&>;
+        static_assert(std::is_void_v<R> || std::is_convertible_v<R, std::optional<http_response>>,
+                      "middleware must return void or std::optional<gw::http_response>");
+        if constexpr (std::is_void_v<R>)
+            ns_->middleware.emplace_back([f = std::move(middleware)](http_request& r) mutable -> std::optional<http_response> {
+                f(r);
+                return std::nullopt;
+            });
+        else
+            ns_->middleware.emplace_back(std::move(middleware));
+        return *this;
+    }
+    /// After a socket connects: (gw::socket&), returning void or asio::awaitable<void>. It may
+    /// refuse the socket with co_await socket.disconnect(code, reason).
+    template <class F> namespace_ref& on_connect(F hook) {
+        ns_->on_connect.push_back(detail::make_hook<socket&>(std::move(hook)));
+        return *this;
+    }
+    /// Once per socket, when it has gone: (gw::socket&, std::string_view reason), with its rooms
+    /// still visible.
+    template <class F> namespace_ref& on_disconnect(F hook) {
+        if constexpr (std::is_invocable_v<F&, socket&, std::string_view>)
+            ns_->on_disconnect.push_back(detail::make_hook<socket&, std::string_view>(std::move(hook)));
+        else
+            ns_->on_disconnect.push_back(detail::make_hook<socket&, std::string_view>(
+                [f = std::move(hook)](socket& s, std::string_view) mutable { return f(s); }));
+        return *this;
+    }
+
+    /// Everyone in the namespace.
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return all().emit(event, data); }
+    /// Everyone in a room (add rooms and exceptions to the target).
+    target to(std::string room) const { return all().to(std::move(room)); }
+    /// The sockets connected now, and those in a room.
+    std::size_t count() const noexcept { return ns_->sockets.size(); }
+    std::size_t count(const std::string& room) const {
+        auto r = ns_->rooms.find(room);
+        return r == ns_->rooms.end() ? 0 : r->second.size();
+    }
+    /// The socket with this id, or nullptr.
+    socket* find(std::string_view id) const {
+        auto it = ns_->sockets.find(id);
+        return it == ns_->sockets.end() ? nullptr : it->second;
+    }
+    const std::string& path() const noexcept { return ns_->path; }
+
+private:
+    friend class gateway;
+    explicit namespace_ref(detail::namespace_state* ns) : ns_(ns) {}
+    target all() const {
+        target t;
+        t.spaces_.push_back(ns_);
+        return t;
+    }
+    detail::namespace_state* ns_;
+};
+
+
+/// Thrown by handshake middleware to refuse an upgrade with an HTTP status and body.
+class http_refusal : public std::runtime_error {
+public:
+    explicit http_refusal(int status, std::string body = {})
+        : std::runtime_error("upgrade refused with " + std::to_string(status)), response_{status, std::move(body)} {}
+    const http_response& response() const noexcept { return response_; }
+
+private:
+    http_response response_;
+};
+
+/// A realtime gateway, as NestJS's: namespaces of event handlers, rooms, lifecycle hooks and
+/// handshake middleware over gateway.hpp's WebSocket server. Listens when constructed; starts
+/// serving (on_init first) once its io_context runs.
+class gateway {
+public:
+    gateway(asio::io_context& io, options opts = {}) : st_(std::make_shared<detail::gateway_state>(io)) {
+        opts.on_upgrade = [w = std::weak_ptr<detail::gateway_state>(st_)](http_request& req) -> std::optional<http_response> {
+            auto st = w.lock();
+            if (!st) return http_response{503, "shutting down\n"};
+            auto* ns = st->find(req.path());
+            if (!ns) return http_response{404, "no namespace at this path\n"};
+            try {
+                for (auto& m : ns->middleware)
+                    if (auto refused = m(req)) return refused;
+            } catch (const http_refusal& r) {
+                return r.response();
+            }
+            return std::nullopt;
+        };
+        st_->srv = std::make_unique<server>(io, std::move(opts));
+        asio::co_spawn(io, start(st_), [](std::exception_ptr) {});
+    }
+    gateway(const gateway&) = delete;
+    gateway& operator=(const gateway&) = delete;
+    ~gateway() { stop(); }
+
+    /// The namespace at path ("/", "/chat", or a pattern such as "/tenant-*"), made on first use.
+    namespace_ref of(std::string path) {
+        if (path.empty() || path.front() != '/') path.insert(path.begin(), '/');
+        for (auto& ns : st_->spaces)
+            if (ns->path == path) return namespace_ref(ns.get());
+        auto ns = std::make_unique<detail::namespace_state>();
+        ns->path = std::move(path);
+        ns->owner = st_.get();
+        st_->spaces.push_back(std::move(ns));
+        return namespace_ref(st_->spaces.back().get());
+    }
+
+    /// Once listening, before the first connection is served: () returning void or asio::awaitable<void>.
+    template <class F> gateway& on_init(F hook) {
+        st_->on_init.push_back(detail::make_hook<>(std::move(hook)));
+        return *this;
+    }
+
+    /// Everyone in every namespace.
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return all().emit(event, data); }
+    /// A room in every namespace.
+    target to(std::string room) const { return all().to(std::move(room)); }
+
+    /// Serves another wire format instead of NestJS's WsAdapter format.
+    void set_codec(std::unique_ptr<codec> c) { st_->wire = std::move(c); }
+    std::uint16_t port() const noexcept { return st_->srv->port(); }
+    /// Stops accepting connections; connected sockets stay.
+    void stop() {
+        if (st_ && st_->srv) st_->srv->stop();
+    }
+
+private:
+    target all() const {
+        target t;
+        for (auto& ns : st_->spaces) t.spaces_.push_back(ns.get());
+        return t;
+    }
+
+    static asio::awaitable<void> start(std::shared_ptr<detail::gateway_state> st) {
+        for (auto& hook : st->on_init) co_await hook();
+        for (;;) {
+            connection c = co_await st->srv->accept();
+            detail::namespace_state* ns = st->find(c.request().path());
+            if (!ns) continue;   // routed at the upgrade already; only a namespace made meanwhile is missing
+            asio::co_spawn(st->io, serve(st, ns, std::move(c)), [](std::exception_ptr) {});
+        }
+    }
+
+    /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
+    /// there, then out of every room.
+    static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns, connection c) {
+        std::shared_ptr<socket> s(new socket(*ns, c));
+        s->data_ = std::move(s->conn_.state().request_.attachment);
+        ns->sockets.emplace(s->id(), s.get());
+        ns->join(*s, s->id());
+        std::string reason;
+        bool hook_failed = false;
+        try {
+            for (auto& hook : ns->on_connect) co_await hook(*s);
+        } catch (...) {
+            hook_failed = true;   // an on_connect hook threw: the socket is refused with 1011
+        }
+        try {
+            if (hook_failed) {
+                reason = "server error";
+                co_await s->disconnect(close_code::internal_error);
+            } else {
+                while (auto msg = co_await c.receive()) dispatch(st, ns, s, std::move(*msg));
+                reason = s->closed_by_server_ ? "server disconnect" : "client disconnect";
+            }
+        } catch (const std::system_error& e) {
+            reason = e.code() == errc::connection_lost ? "transport close" : e.code().message();
+        }
+        for (auto& hook : ns->on_disconnect) {
+            try {
+                co_await hook(*s, reason);
+            } catch (...) {   // a failing hook must not keep the socket in its rooms
+            }
+        }
+        for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
+        ns->sockets.erase(s->id());
+    }
+
+    static void dispatch(const std::shared_ptr<detail::gateway_state>& st, detail::namespace_state* ns,
+                         const std::shared_ptr<socket>& s, message m) {
+        std::string error;
+        auto ev = st->wire->decode(m, error);
+        if (!ev) {
+            s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
+            return;
+        }
+        auto it = ns->handlers.find(ev->name);
+        const detail::handler* h = it != ns->handlers.end() ? &it->second : ns->catch_all ? &ns->catch_all : nullptr;
+        if (!h) {
+            s->answer_exception({{"status", "error"}, {"message", "There is no handler for event \"" + ev->name + "\""}}, ev->id);
+            return;
+        }
+        if (h->sync) {
+            std::optional<detail::outcome> out;
+            try {
+                out = h->sync(*s, *ev);
+            } catch (...) {
+                s->answer_exception(detail::exception_data(std::current_exception()), ev->id);
+                return;
+            }
+            if (out) s->answer(*ev, std::move(*out));
+            return;
+        }
+        asio::co_spawn(st->io, run(s, h->async, std::move(*ev)), [](std::exception_ptr) {});
+    }
+
+    static asio::awaitable<void> run(std::shared_ptr<socket> s, decltype(detail::handler::async) fn, event ev) {
+        std::optional<detail::outcome> out;
+        try {
+            out = co_await fn(*s, ev);
+        } catch (...) {
+            s->answer_exception(detail::exception_data(std::current_exception()), ev.id);
+            co_return;
+        }
+        if (out) s->answer(ev, std::move(*out));
+    }
+
+    std::shared_ptr<detail::gateway_state> st_;
+};
+
+#endif // GATEWAY_NO_JSON
 
 } // namespace v0
 } // namespace gw

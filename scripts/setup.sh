@@ -9,6 +9,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(
   g++ meson ninja-build pkg-config   # compiler and build
   libasio-dev libssl-dev             # standalone Asio, OpenSSL (SHA-1, base64, TLS)
+  nlohmann-json3-dev                 # JSON for the gateway's events
   libgtest-dev                       # GoogleTest
   python3 python3-websockets         # the conformance suite and a third-party client
   openssl                            # throwaway certificates for the interop tests

@@ -1,0 +1,358 @@
+// The gateway over real loopback connections: NestJS WsAdapter's wire format, handlers and
+// replies, exception events, rooms and emit targets, hooks, middleware and namespaces.
+#include "support.hpp"
+
+using asio::awaitable;
+using gw::json;
+
+namespace {
+
+/// A client speaking the gateway's JSON envelope.
+struct client {
+    gw::connection c;
+
+    static awaitable<client> open(const gw::gateway& app, std::string path = "/") {
+        auto c = co_await gw::connect("ws://127.0.0.1:" + std::to_string(app.port()) + path);
+        co_return client{std::move(c)};
+    }
+    awaitable<void> send(std::string event, json data = nullptr, json id = nullptr) {
+        json j = {{"event", event}, {"data", data}};
+        if (!id.is_null()) j["id"] = id;
+        co_await c.send(j.dump());
+    }
+    /// The next event, parsed; null when the connection ended.
+    awaitable<json> next() {
+        auto m = co_await c.receive();
+        if (!m) co_return nullptr;
+        co_return json::parse(m->data);
+    }
+};
+
+gw::options local() {
+    gw::options o;
+    o.host = "127.0.0.1";
+    return o;
+}
+
+json exception(std::string message) { return {{"event", "exception"}, {"data", {{"status", "error"}, {"message", message}}}}; }
+
+// GCC 12 miscompiles initializer lists inside a co_await's full expression, so JSON literals in
+// coroutine bodies are parsed from text instead.
+json j(const char* text) { return json::parse(text); }
+
+} // namespace
+
+TEST(Gateway, ReturnValueIsTheReplyWithTheRequestsId) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/").on("ping", [](gw::socket&, json d) { return d; });
+    app.of("/").on("named", [](gw::socket&, json d) { return gw::response{"pong", d}; });
+    app.of("/").on("quiet", [](gw::socket&) {});
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("ping", j(R"({"n": 1})"), 7);
+        auto r1 = co_await cl.next();
+        EXPECT_EQ(r1, j(R"({"event": "ping", "data": {"n": 1}, "id": 7})"));
+        co_await cl.send("ping", "no id");
+        auto r2 = co_await cl.next();
+        EXPECT_EQ(r2, j(R"({"event": "ping", "data": "no id"})"));
+        co_await cl.send("quiet");   // returns nothing: no reply, so the next answer is the named one
+        co_await cl.send("named", 5, "req-1");
+        auto r3 = co_await cl.next();
+        EXPECT_EQ(r3, j(R"({"event": "pong", "data": 5, "id": "req-1"})"));
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, TypedPayloadsAndFailedConversions) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/").on("sum", [](gw::socket&, std::vector<int> v) {
+        int total = 0;
+        for (int x : v) total += x;
+        return total;
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("sum", j("[1, 2, 3]"), 1);
+        auto r1 = co_await cl.next();
+        EXPECT_EQ(r1, j(R"({"event": "sum", "data": 6, "id": 1})"));
+        co_await cl.send("sum", "not numbers", 2);
+        auto reply = co_await cl.next();
+        EXPECT_EQ(reply["event"], "exception");
+        EXPECT_EQ(reply["id"], 2);
+        EXPECT_EQ(reply["data"]["status"], "error");
+        EXPECT_EQ(reply["data"]["message"].get<std::string>().rfind("invalid payload: ", 0), 0u) << reply;
+        co_await cl.send("sum", j("[4]"), 3);   // still connected
+        auto r3 = co_await cl.next();
+        EXPECT_EQ(r3["data"], 4);
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, MalformedMessagesAndUnknownEventsGetExceptionsAndStayOpen) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/").on("echo", [](gw::socket&, json d) { return d; });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.c.send("{not json");
+        auto r1 = co_await cl.next();
+        EXPECT_EQ(r1, exception("malformed JSON"));
+        co_await cl.c.send(R"({"data": 1})");
+        EXPECT_EQ((co_await cl.next())["event"], "exception");
+        co_await cl.c.send(R"(["event", "echo"])");
+        EXPECT_EQ((co_await cl.next())["event"], "exception");
+        co_await cl.c.send_binary("binary");
+        EXPECT_EQ((co_await cl.next())["event"], "exception");
+        co_await cl.send("nobody", 1, 9);
+        auto unknown = co_await cl.next();
+        EXPECT_EQ(unknown["event"], "exception");
+        EXPECT_EQ(unknown["id"], 9);
+        EXPECT_EQ(unknown["data"]["message"], "There is no handler for event \"nobody\"");
+        co_await cl.send("echo", "still here");
+        EXPECT_EQ((co_await cl.next())["data"], "still here");
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, CatchAllHandlerReceivesUnknownEvents) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/").on_any([](gw::socket&, gw::event& e) { return json{{"got", e.name}, {"with", e.data}}; });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("anything", 42);
+        auto r = co_await cl.next();
+        EXPECT_EQ(r, j(R"({"event": "anything", "data": {"got": "anything", "with": 42}})"));
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, ExceptionsBecomeExceptionEventsWithoutInternals) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    auto ns = app.of("/");
+    ns.on("text", [](gw::socket&) -> json { throw gw::ws_exception("not allowed"); });
+    ns.on("object", [](gw::socket&) -> json { throw gw::ws_exception(json{{"code", 42}}); });
+    ns.on("bug", [](gw::socket&) -> json { throw std::runtime_error("secret database password"); });
+    ns.on("async_bug", [](gw::socket&) -> awaitable<json> {
+        throw std::logic_error("secret too");
+        co_return 1;
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("text");
+        auto r1 = co_await cl.next();
+        EXPECT_EQ(r1, exception("not allowed"));
+        co_await cl.send("object");
+        auto r2 = co_await cl.next();
+        EXPECT_EQ(r2, j(R"({"event": "exception", "data": {"code": 42}})"));
+        co_await cl.send("bug");
+        auto r3 = co_await cl.next();
+        EXPECT_EQ(r3, exception("Internal server error"));
+        co_await cl.send("async_bug", nullptr, 5);
+        auto e = co_await cl.next();
+        EXPECT_EQ(e["data"]["message"], "Internal server error");
+        EXPECT_EQ(e["id"], 5);
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, CoroutineHandlersReplyWhenDone) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/").on("later", [](gw::socket&, json d) -> awaitable<json> {
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+        co_await t.async_wait(asio::use_awaitable);   // stands for a database call
+        co_return d["x"].get<int>() * 2;
+    });
+    app.of("/").on("fire", [](gw::socket& s) -> awaitable<void> { co_await s.emit("fired", true); });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("later", j(R"({"x": 21})"), 1);
+        auto r1 = co_await cl.next();
+        EXPECT_EQ(r1, j(R"({"event": "later", "data": 42, "id": 1})"));
+        co_await cl.send("fire");
+        auto r2 = co_await cl.next();
+        EXPECT_EQ(r2, j(R"({"event": "fired", "data": true})"));
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, RoomsAndEmitTargets) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    auto ns = app.of("/");
+    ns.on("join", [](gw::socket& s, std::string room) { s.join(room); return room; });
+    ns.on("leave", [](gw::socket& s, std::string room) { s.leave(room); return room; });
+    ns.on("to_room", [](gw::socket& s, json d) -> awaitable<void> {   // the room except the sender
+        co_await s.to(d["room"].get<std::string>()).emit("room", d["text"]);
+    });
+    ns.on("to_rooms", [](gw::socket& s, json) -> awaitable<void> {   // a union: each socket once
+        co_await s.to("a").to("b").emit("union", 1);
+    });
+    ns.on("broadcast", [](gw::socket& s, json d) -> awaitable<void> { co_await s.broadcast().emit("all_but_me", d); });
+    ns.on("everyone", [ns](gw::socket&, json d) -> awaitable<void> { co_await ns.to("a").emit("a_all", d); });
+    ns.on("except", [ns](gw::socket& s, json) -> awaitable<void> {
+        co_await ns.to("a").except("b").except(s).emit("a_not_b", 1);
+    });
+    ns.on("count", [ns](gw::socket&, std::string room) { return ns.count(room); });
+    ns.on("whisper", [ns](gw::socket& s, std::string to) -> awaitable<void> {   // private message by id
+        co_await s.to(to).emit("whisper", s.id());
+    });
+    ns.on("my_id", [](gw::socket& s) { return s.id(); });
+    test::run(io, [&]() -> awaitable<void> {
+        auto x = co_await client::open(app), y = co_await client::open(app), z = co_await client::open(app);
+        for (auto* c : {&x, &y}) {
+            co_await c->send("join", "a");
+            co_await c->next();
+        }
+        co_await y.send("join", "b");
+        co_await y.next();
+        co_await z.send("join", "b");
+        co_await z.next();
+        co_await x.send("count", "a");
+        EXPECT_EQ((co_await x.next())["data"], 2);
+
+        co_await x.send("to_room", j(R"({"room": "a", "text": "hi a"})"));
+        auto r1 = co_await y.next();   // x itself gets nothing
+        EXPECT_EQ(r1, j(R"({"event": "room", "data": "hi a"})"));
+
+        co_await x.send("to_rooms");   // a = {x, y}, b = {y, z}; minus x: y once, z once
+        EXPECT_EQ((co_await y.next())["event"], "union");
+        EXPECT_EQ((co_await z.next())["event"], "union");
+
+        co_await z.send("broadcast", "from z");
+        EXPECT_EQ((co_await x.next())["data"], "from z");
+        EXPECT_EQ((co_await y.next())["data"], "from z");
+
+        co_await z.send("everyone", "a, z not in it");
+        EXPECT_EQ((co_await x.next())["event"], "a_all");
+        EXPECT_EQ((co_await y.next())["event"], "a_all");
+
+        co_await x.send("except");   // a minus b minus x: nobody; then a marker proves nothing came first
+        co_await y.send("leave", "b");
+        auto r2 = co_await y.next();
+        EXPECT_EQ(r2, j(R"({"event": "leave", "data": "b"})"));
+        co_await x.send("except");   // now y is in a and not in b
+        EXPECT_EQ((co_await y.next())["event"], "a_not_b");
+
+        co_await z.send("my_id");
+        std::string z_id = (co_await z.next())["data"];
+        co_await x.send("my_id");
+        std::string x_id = (co_await x.next())["data"];
+        EXPECT_NE(z_id, x_id);
+        EXPECT_EQ(z_id.size(), 22u);
+        co_await x.send("whisper", z_id);
+        auto r3 = co_await z.next();
+        EXPECT_EQ(r3["event"], "whisper");
+        EXPECT_EQ(r3["data"], x_id);
+
+        for (auto* c : {&x, &y, &z}) co_await c->c.close();
+    }());
+}
+
+TEST(Gateway, LifecycleHooksRunInOrderAndDisconnectOnce) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    std::vector<std::string> log;
+    app.on_init([&] { log.push_back("init"); });
+    auto ns = app.of("/");
+    ns.on_connect([&](gw::socket& s) -> awaitable<void> {
+        log.push_back("connect");
+        s.join("lobby");
+        co_await s.emit("welcome", s.id());
+    });
+    asio::steady_timer gone(io, asio::steady_timer::time_point::max());
+    ns.on_disconnect([&](gw::socket& s, std::string_view reason) {
+        log.push_back("disconnect " + std::string(reason) + " in lobby: " + (s.in("lobby") ? "yes" : "no"));
+        gone.cancel();
+    });
+    ns.on("lobby_count", [ns](gw::socket&) { return ns.count("lobby"); });
+    test::run(io, [&]() -> awaitable<void> {
+        auto a = co_await client::open(app);
+        EXPECT_EQ((co_await a.next())["event"], "welcome");
+        auto b = co_await client::open(app);
+        EXPECT_EQ((co_await b.next())["event"], "welcome");
+        co_await b.send("lobby_count");
+        EXPECT_EQ((co_await b.next())["data"], 2);
+        co_await a.c.close();
+        co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        co_await b.send("lobby_count");   // a left the lobby with its disconnect
+        EXPECT_EQ((co_await b.next())["data"], 1);
+        co_await b.c.close();
+    }());
+    ASSERT_GE(log.size(), 4u);
+    EXPECT_EQ(log[0], "init");
+    EXPECT_EQ(log[1], "connect");
+    EXPECT_EQ(log[2], "connect");
+    EXPECT_EQ(log[3], "disconnect client disconnect in lobby: yes");
+}
+
+TEST(Gateway, OnConnectMayRefuseTheSocket) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/").on_connect([](gw::socket& s) -> awaitable<void> {
+        co_await s.disconnect(static_cast<gw::close_code>(4001), "not today");
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        EXPECT_TRUE((co_await cl.next()).is_null());
+        EXPECT_EQ(cl.c.close_code(), 4001);
+        EXPECT_EQ(cl.c.close_reason(), "not today");
+    }());
+}
+
+TEST(Gateway, MiddlewareRefusesAtTheHandshakeOrAttachesData) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    auto chat = app.of("/chat");
+    chat.use([](gw::http_request& r) {
+        auto token = r.query_param("token");
+        if (!token) throw gw::http_refusal(401, "missing token");
+        r.attachment = *token;
+    });
+    chat.use([](gw::http_request& r) -> std::optional<gw::http_response> {
+        if (std::any_cast<std::string&>(r.attachment) == "mallory") return gw::http_response{.status = 403, .body = "no"};
+        return std::nullopt;
+    });
+    chat.on("whoami", [](gw::socket& s) { return s.data_as<std::string>(); });
+    test::run(io, [&]() -> awaitable<void> {
+        const std::string base = "ws://127.0.0.1:" + std::to_string(app.port());
+        for (auto [path, status] : {std::pair{"/chat", "401"}, {"/chat?token=mallory", "403"}, {"/elsewhere", "404"}}) {
+            std::string what;
+            try {
+                co_await gw::connect(base + path);
+            } catch (const std::system_error& e) {
+                what = e.what();
+            }
+            EXPECT_NE(what.find(status), std::string::npos) << path << ": " << what;
+        }
+        auto cl = co_await client::open(app, "/chat?token=alice");
+        co_await cl.send("whoami");
+        EXPECT_EQ((co_await cl.next())["data"], "alice");
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, NamespacesHaveTheirOwnHandlersAndRooms) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/a").on("where", [](gw::socket& s) { return "a:" + s.nsp(); });
+    app.of("/tenant-*").on("where", [](gw::socket& s) { return "tenant:" + std::string(s.handshake().path()); });
+    app.of("/a").on("shout", [&app](gw::socket&) -> awaitable<void> { co_await app.emit("shout", 1); });
+    test::run(io, [&]() -> awaitable<void> {
+        auto a = co_await client::open(app, "/a");
+        auto t = co_await client::open(app, "/tenant-42");
+        co_await a.send("where");
+        EXPECT_EQ((co_await a.next())["data"], "a:/a");
+        co_await t.send("where");
+        EXPECT_EQ((co_await t.next())["data"], "tenant:/tenant-42");
+        co_await a.send("shout");   // every namespace
+        EXPECT_EQ((co_await a.next())["event"], "shout");
+        EXPECT_EQ((co_await t.next())["event"], "shout");
+        co_await a.c.close();
+        co_await t.c.close();
+    }());
+}

@@ -1972,6 +1972,107 @@ private:
 };
 
 
+// ==== Gateway: enhancer stages ====
+
+/// Enhancers around handlers, as NestJS's: guards decide whether a handler runs, pipes validate and
+/// transform its payload, interceptors see the request, the reply and the time taken, and exception
+/// filters map what was thrown to what the client receives. Built by gw::guard, gw::validate,
+/// gw::pipe, gw::intercept and gw::filter; `a | b` runs both (a's kind-mates first); `stages | handler`
+/// attaches them to one handler; namespace_ref::apply and gateway::apply attach them to a namespace or
+/// to everything. Each stage is a plain callable, testable alone.
+struct stages {
+    std::vector<std::function<bool(socket&, const event&)>> guards;
+    std::vector<std::function<void(json&)>> pipes;
+    std::vector<std::function<void(socket&, const event&, const json* reply, std::chrono::nanoseconds took)>> interceptors;
+    std::vector<std::function<std::optional<response>(std::exception_ptr)>> filters;
+};
+
+template <class T> inline constexpr bool is_stages_v = std::is_same_v<std::remove_cvref_t<T>, stages>;
+
+inline stages operator|(stages a, stages b) {
+    auto append = [](auto& to, auto& from) { to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end())); };
+    append(a.guards, b.guards);
+    append(a.pipes, b.pipes);
+    append(a.interceptors, b.interceptors);
+    append(a.filters, b.filters);
+    return a;
+}
+
+/// A handler with its own stages: what `stages | handler` makes.
+template <class F> struct decorated {
+    stages around;
+    F handler;
+};
+
+template <class F>
+    requires(!is_stages_v<F>)
+decorated<F> operator|(stages s, F handler) {
+    return {std::move(s), std::move(handler)};
+}
+
+/// A guard: pred(socket&, const json& data) or pred(socket&) returns false to deny; the client gets
+/// the exception "Forbidden resource".
+template <class P> stages guard(P pred) {
+    static_assert(std::is_invocable_r_v<bool, P&, socket&, const json&> || std::is_invocable_r_v<bool, P&, socket&>,
+                  "a guard must be callable as (gw::socket&, const gw::json&) or (gw::socket&) and return bool");
+    stages s;
+    s.guards.emplace_back([p = std::move(pred)](socket& so, const event& e) mutable -> bool {
+        if constexpr (std::is_invocable_r_v<bool, P&, socket&, const json&>) return p(so, e.data);
+        else return p(so);
+    });
+    return s;
+}
+
+/// A validating pipe: pred(const json& data) returns false to refuse the event with `message`.
+template <class P> stages validate(P pred, std::string message = "Validation failed") {
+    static_assert(std::is_invocable_r_v<bool, P&, const json&>, "a validator must be callable as (const gw::json&) and return bool");
+    stages s;
+    s.pipes.emplace_back([p = std::move(pred), m = std::move(message)](json& data) mutable {
+        if (!p(static_cast<const json&>(data))) throw ws_exception(m);
+    });
+    return s;
+}
+
+/// A transforming pipe: f(json& data) rewrites the payload, or throws gw::ws_exception naming what
+/// was wrong.
+template <class F> stages pipe(F f) {
+    static_assert(std::is_invocable_v<F&, json&>, "a pipe must be callable as (gw::json&)");
+    stages s;
+    s.pipes.emplace_back(std::move(f));
+    return s;
+}
+
+/// An interceptor: f(socket&, const event& request, const json* reply, std::chrono::nanoseconds took)
+/// after the handler (reply is null when it returned nothing or threw).
+template <class F> stages intercept(F f) {
+    static_assert(std::is_invocable_v<F&, socket&, const event&, const json*, std::chrono::nanoseconds>,
+                  "an interceptor must be callable as (gw::socket&, const gw::event&, const gw::json* reply, "
+                  "std::chrono::nanoseconds took)");
+    stages s;
+    s.interceptors.emplace_back(std::move(f));
+    return s;
+}
+
+/// An exception filter for exceptions of type E: f(const E&) returns what the client receives (a
+/// gw::response, or JSON for the data of an "exception" event). Others pass to the next filter.
+template <class E, class F> stages filter(F f) {
+    using R = std::invoke_result_t<F&, const E&>;
+    static_assert(std::is_same_v<R, response> || std::is_constructible_v<json, R>,
+                  "an exception filter must be callable as (const E&) and return gw::response or gw::json");
+    stages s;
+    s.filters.emplace_back([f = std::move(f)](std::exception_ptr p) mutable -> std::optional<response> {
+        try {
+            std::rethrow_exception(p);
+        } catch (const E& e) {
+            if constexpr (std::is_same_v<R, response>) return f(e);
+            else return response{"exception", json(f(e))};
+        } catch (...) {
+            return std::nullopt;
+        }
+    });
+    return s;
+}
+
 // ==== Gateway: handlers and hooks ====
 
 namespace detail {
@@ -1987,6 +2088,7 @@ struct outcome {
 struct handler {
     std::function<std::optional<outcome>(socket&, event&)> sync;
     std::function<asio::awaitable<std::optional<outcome>>(socket&, event&)> async;
+    stages around;   // this handler's own enhancers
     explicit operator bool() const noexcept { return sync || async; }
 };
 
@@ -2032,7 +2134,15 @@ template <class R> std::optional<outcome> to_outcome(R&& r) {
         return outcome{{}, json(std::forward<R>(r))};
 }
 
-template <bool WholeEvent = false, class F> handler make_handler(F f) {
+template <bool WholeEvent = false, class F> handler make_handler(F f);
+
+template <bool WholeEvent = false, class F> handler make_handler(decorated<F> d) {
+    handler h = make_handler<WholeEvent>(std::move(d.handler));
+    h.around = std::move(d.around) | std::move(h.around);
+    return h;
+}
+
+template <bool WholeEvent, class F> handler make_handler(F f) {
     using P = typename payload_of<F>::type;
     static_assert(WholeEvent || std::is_invocable_v<F&, socket&, json&> || std::is_invocable_v<F&, socket&> ||
                       std::is_invocable_v<F&, socket&, P>,
@@ -2103,6 +2213,34 @@ inline json exception_data(std::exception_ptr e) {
     }
 }
 
+/// The enhancers of one call: the gateway's, the namespace's and the handler's own. Guards and
+/// pipes run outermost first (as NestJS runs global, then controller, then route); interceptors and
+/// filters innermost first.
+struct call_stages {
+    const stages* levels[3];
+
+    /// Throws "Forbidden resource" when a guard denies.
+    void guard(socket& s, const event& e) const {
+        for (const auto* l : levels)
+            for (const auto& g : l->guards)
+                if (!g(s, e)) throw ws_exception("Forbidden resource");
+    }
+    void pipe(event& e) const {
+        for (const auto* l : levels)
+            for (const auto& p : l->pipes) p(e.data);
+    }
+    void after(socket& s, const event& e, const json* reply, std::chrono::nanoseconds took) const {
+        for (int i = 2; i >= 0; --i)
+            for (const auto& f : levels[i]->interceptors) f(s, e, reply, took);
+    }
+    response failure(std::exception_ptr p) const {
+        for (int i = 2; i >= 0; --i)
+            for (const auto& f : levels[i]->filters)
+                if (auto r = f(p)) return std::move(*r);
+        return response{"exception", exception_data(p)};
+    }
+};
+
 struct gateway_state;
 
 /// A namespace: its handlers, hooks, middleware, sockets and rooms. Lives on the gateway's loop.
@@ -2111,6 +2249,7 @@ struct namespace_state {
     gateway_state* owner = nullptr;
     std::unordered_map<std::string, handler> handlers;
     handler catch_all;   // events with no handler of their own
+    stages around;       // enhancers of every handler in the namespace
     std::vector<std::function<std::optional<http_response>(http_request&)>> middleware;
     std::vector<hook<socket&>> on_connect;
     std::vector<hook<socket&, std::string_view>> on_disconnect;
@@ -2128,6 +2267,7 @@ struct gateway_state {
     std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
     std::vector<std::unique_ptr<namespace_state>> spaces;
     std::vector<hook<>> on_init;
+    stages around;   // enhancers of every handler in every namespace
 
     /// The namespace for a request path: an exact path first, then patterns ending in '*'.
     namespace_state* find(std::string_view path) const {
@@ -2293,6 +2433,12 @@ public:
         return *this;
     }
 
+    /// Enhancers for every handler of this namespace, registered or to come.
+    namespace_ref& apply(stages around) {
+        ns_->around = std::move(ns_->around) | std::move(around);
+        return *this;
+    }
+
     /// Everyone in the namespace.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return all().emit(event, data); }
     /// Everyone in a room (add rooms and exceptions to the target).
@@ -2377,6 +2523,12 @@ public:
         return *this;
     }
 
+    /// Enhancers for every handler of every namespace.
+    gateway& apply(stages around) {
+        st_->around = std::move(st_->around) | std::move(around);
+        return *this;
+    }
+
     /// Everyone in every namespace.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return all().emit(event, data); }
     /// A room in every namespace.
@@ -2442,6 +2594,8 @@ private:
         ns->sockets.erase(s->id());
     }
 
+    /// Decodes one message and runs its handler with the enhancers of every level. Never throws:
+    /// whatever goes wrong becomes an exception event for this client.
     static void dispatch(const std::shared_ptr<detail::gateway_state>& st, detail::namespace_state* ns,
                          const std::shared_ptr<socket>& s, message m) {
         std::string error;
@@ -2456,29 +2610,62 @@ private:
             s->answer_exception({{"status", "error"}, {"message", "There is no handler for event \"" + ev->name + "\""}}, ev->id);
             return;
         }
-        if (h->sync) {
-            std::optional<detail::outcome> out;
-            try {
-                out = h->sync(*s, *ev);
-            } catch (...) {
-                s->answer_exception(detail::exception_data(std::current_exception()), ev->id);
-                return;
-            }
-            if (out) s->answer(*ev, std::move(*out));
+        detail::call_stages cs{{&st->around, &ns->around, &h->around}};
+        if (h->async) {
+            asio::co_spawn(st->io, run(s, h->async, cs, std::move(*ev)), [](std::exception_ptr) {});
             return;
         }
-        asio::co_spawn(st->io, run(s, h->async, std::move(*ev)), [](std::exception_ptr) {});
+        const auto start = std::chrono::steady_clock::now();
+        std::optional<detail::outcome> out;
+        std::exception_ptr failure;
+        bool admitted = false;
+        try {
+            cs.guard(*s, *ev);
+            admitted = true;
+            cs.pipe(*ev);
+            out = h->sync(*s, *ev);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        finish(*s, cs, *ev, std::move(out), failure, admitted, std::chrono::steady_clock::now() - start);
     }
 
-    static asio::awaitable<void> run(std::shared_ptr<socket> s, decltype(detail::handler::async) fn, event ev) {
+    static asio::awaitable<void> run(std::shared_ptr<socket> s, decltype(detail::handler::async) fn,
+                                     detail::call_stages cs, event ev) {
+        const auto start = std::chrono::steady_clock::now();
         std::optional<detail::outcome> out;
+        std::exception_ptr failure;
+        bool admitted = false;
         try {
+            cs.guard(*s, ev);
+            admitted = true;
+            cs.pipe(ev);
             out = co_await fn(*s, ev);
         } catch (...) {
-            s->answer_exception(detail::exception_data(std::current_exception()), ev.id);
-            co_return;
+            failure = std::current_exception();
         }
-        if (out) s->answer(ev, std::move(*out));
+        finish(*s, cs, ev, std::move(out), failure, admitted, std::chrono::steady_clock::now() - start);
+    }
+
+    /// Interceptors (around pipes and handler, so not when a guard denied) see the outcome; then the
+    /// reply, or what the filters make of the failure, goes out.
+    static void finish(socket& s, const detail::call_stages& cs, const event& ev, std::optional<detail::outcome> out,
+                       std::exception_ptr failure, bool admitted, std::chrono::steady_clock::duration took) {
+        try {
+            if (admitted)
+                cs.after(s, ev, out ? &out->data : nullptr, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+        } catch (...) {
+            if (!failure) failure = std::current_exception();
+        }
+        try {
+            if (failure) {
+                response r = cs.failure(failure);
+                s.answer(ev, detail::outcome{std::move(r.event), std::move(r.data)});
+            } else if (out) {
+                s.answer(ev, std::move(*out));
+            }
+        } catch (...) {   // the client left meanwhile, or a filter failed: nothing more to tell it
+        }
     }
 
     std::shared_ptr<detail::gateway_state> st_;

@@ -356,3 +356,98 @@ TEST(Gateway, NamespacesHaveTheirOwnHandlersAndRooms) {
         co_await t.c.close();
     }());
 }
+
+namespace {
+struct not_found : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+} // namespace
+
+TEST(Gateway, StagesRunInNestJsOrderAroundOneHandler) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    std::vector<std::string> seen;
+    auto is_admin = [](gw::socket&, const json& d) { return d.value("user", "") == "admin"; };
+    auto has_text = [](const json& d) { return d.contains("text") && d["text"].is_string(); };
+    app.of("/").on("secret",
+                   gw::guard(is_admin) | gw::validate(has_text, "text is required") |
+                       gw::pipe([](json& d) { d["text"] = d["text"].get<std::string>() + "!"; }) |
+                       gw::intercept([&](gw::socket&, const gw::event& e, const json* reply, std::chrono::nanoseconds took) {
+                           seen.push_back(e.name + " -> " + (reply ? reply->dump() : "nothing") +
+                                          (took.count() >= 0 ? " timed" : ""));
+                       }) |
+                       [](gw::socket&, json d) { return d["text"]; });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("secret", j(R"({"user": "eve"})"));   // denied before the validator runs
+        auto r1 = co_await cl.next();
+        EXPECT_EQ(r1, exception("Forbidden resource"));
+        co_await cl.send("secret", j(R"({"user": "admin"})"));
+        auto r2 = co_await cl.next();
+        EXPECT_EQ(r2, exception("text is required"));
+        co_await cl.send("secret", j(R"({"user": "admin", "text": "hi"})"));
+        auto r3 = co_await cl.next();
+        EXPECT_EQ(r3, j(R"({"event": "secret", "data": "hi!"})"));
+        co_await cl.c.close();
+    }());
+    // Interceptors wrap pipes and handler: the guard's denial passes them by, the validator's does not.
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0], "secret -> nothing timed");
+    EXPECT_EQ(seen[1], R"(secret -> "hi!" timed)");
+}
+
+TEST(Gateway, FiltersMapExceptionsAndStagesApplyToNamespacesAndEverything) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    int global_calls = 0;
+    app.apply(gw::intercept([&](gw::socket&, const gw::event&, const json*, std::chrono::nanoseconds) { ++global_calls; }));
+    auto ns = app.of("/");
+    ns.apply(gw::filter<not_found>([](const not_found& e) { return gw::response{"not_found", e.what()}; }));
+    ns.apply(gw::guard([](gw::socket& s) { return s.handshake().query_param("banned") != "1"; }));
+    ns.on("find", [](gw::socket&, std::string what) -> json { throw not_found(what); });
+    ns.on("plain", [](gw::socket&) -> json { throw std::runtime_error("internal detail"); });
+    ns.on("mapped", gw::filter<std::runtime_error>([](const std::runtime_error&) { return json{{"code", 7}}; }) |
+                        [](gw::socket&) -> json { throw std::runtime_error("x"); });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("find", "key", 1);
+        auto r1 = co_await cl.next();
+        EXPECT_EQ(r1, j(R"({"event": "not_found", "data": "key", "id": 1})"));
+        co_await cl.send("plain");
+        auto r2 = co_await cl.next();
+        EXPECT_EQ(r2, exception("Internal server error"));
+        co_await cl.send("mapped");
+        auto r3 = co_await cl.next();
+        EXPECT_EQ(r3, j(R"({"event": "exception", "data": {"code": 7}})"));
+        auto banned = co_await client::open(app, "/?banned=1");
+        co_await banned.send("plain");
+        auto r4 = co_await banned.next();
+        EXPECT_EQ(r4, exception("Forbidden resource"));
+        co_await cl.c.close();
+        co_await banned.c.close();
+    }());
+    EXPECT_EQ(global_calls, 3);   // find, plain, mapped; the banned client's call was denied by a guard
+}
+
+TEST(Gateway, EachStageIsAPlainCallable) {
+    auto g = gw::guard([](gw::socket&, const json& d) { return d == 1; });
+    auto v = gw::validate([](const json& d) { return d.is_number(); }, "a number, please");
+    ASSERT_EQ(g.guards.size(), 1u);
+    ASSERT_EQ(v.pipes.size(), 1u);
+    json not_a_number = "x", number = 3;
+    std::string message;
+    try {
+        v.pipes[0](not_a_number);
+    } catch (const gw::ws_exception& e) {
+        message = e.data()["message"];
+    }
+    EXPECT_EQ(message, "a number, please");
+    EXPECT_NO_THROW(v.pipes[0](number));
+    auto upper = gw::pipe([](json& d) { d = d.get<std::string>() + "?"; });
+    json text = "why";
+    upper.pipes[0](text);
+    EXPECT_EQ(text, "why?");
+    auto both = g | v;
+    EXPECT_EQ(both.guards.size(), 1u);
+    EXPECT_EQ(both.pipes.size(), 1u);
+}

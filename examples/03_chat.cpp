@@ -1,0 +1,95 @@
+// 03_chat: the chat of the NestJS lessons, on path /chat. Usage: 03_chat PORT
+// Connect to ws://HOST:PORT/chat?token=NAME (letters and digits); NAME becomes your user id.
+// The protocol is in README.md, "The 03_chat example".
+#include "gateway.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <cctype>
+#include <cstdlib>
+#include <map>
+
+using gw::json;
+
+/// Demo authentication: the token is the user's name. A real server would verify a signed token.
+void authenticate(gw::http_request& request) {
+    auto token = request.query_param("token");
+    if (!token || token->empty() || token->size() > 64)
+        throw gw::http_refusal(401, "a token of letters and digits is required\n");
+    for (char c : *token)
+        if (!std::isalnum(static_cast<unsigned char>(c))) throw gw::http_refusal(401, "a token of letters and digits is required\n");
+    request.attachment = *token;
+}
+
+std::string user_of(gw::socket& s) { return s.data_as<std::string>(); }
+
+bool is_string_field(const json& d, const char* name) { return d.is_object() && d.contains(name) && d[name].is_string(); }
+
+int main(int argc, char** argv) {
+    char* end = nullptr;
+    const long port = argc == 2 ? std::strtol(argv[1], &end, 10) : -1;
+    if (argc != 2 || *argv[1] == '\0' || *end != '\0' || port < 0 || port > 65535) {
+        std::fprintf(stderr, "usage: %s PORT   (PORT 0-65535; 0 picks a free port)\n", argv[0]);
+        return 2;
+    }
+    asio::io_context io{1};
+    gw::gateway app{io, {.port = static_cast<std::uint16_t>(port)}};
+    std::map<std::string, int> online;   // user id -> connected sockets (one user, several devices)
+
+    auto chat = app.of("/chat");
+    chat.use(authenticate);
+    chat.on_connect([&](gw::socket& s) {
+        s.join("user:" + user_of(s));   // private messages reach every device of a user
+        ++online[user_of(s)];
+    });
+    chat.on_disconnect([&](gw::socket& s, std::string_view) {
+        if (--online[user_of(s)] == 0) online.erase(user_of(s));
+    });
+
+    chat.on("message", gw::validate([](const json& d) { return is_string_field(d, "text"); }, "text is required") |
+                           [chat](gw::socket& s, json d) -> asio::awaitable<void> {
+                               json out = {{"from", user_of(s)}, {"text", d["text"]}};
+                               co_await chat.emit("receiveMessage", out);
+                           });
+    chat.on("joinRoom", gw::validate([](const json& d) { return is_string_field(d, "room"); }, "room is required") |
+                            [](gw::socket& s, json d) -> asio::awaitable<void> {
+                                const std::string room = d["room"];
+                                s.join(room);
+                                json out = {{"userId", user_of(s)}, {"room", room}};
+                                co_await s.to(room).emit("userJoined", out);
+                            });
+    chat.on("leaveRoom", gw::validate([](const json& d) { return is_string_field(d, "room"); }, "room is required") |
+                             [](gw::socket& s, json d) -> asio::awaitable<void> {
+                                 const std::string room = d["room"];
+                                 s.leave(room);
+                                 json out = {{"userId", user_of(s)}, {"room", room}};
+                                 co_await s.to(room).emit("userLeft", out);
+                             });
+    chat.on("roomMessage",
+            gw::validate([](const json& d) { return is_string_field(d, "room") && is_string_field(d, "message"); },
+                         "room and message are required") |
+                [](gw::socket& s, json d) -> asio::awaitable<void> {
+                    json out = {{"from", user_of(s)}, {"room", d["room"]}, {"message", d["message"]}};
+                    co_await s.to(d["room"].get<std::string>()).emit("receiveRoomMessage", out);
+                });
+    chat.on("privateMessage",
+            gw::validate([](const json& d) { return is_string_field(d, "toUserId") && is_string_field(d, "message"); },
+                         "toUserId and message are required") |
+                [chat](gw::socket& s, json d) -> asio::awaitable<void> {
+                    json out = {{"from", user_of(s)}, {"message", d["message"]}};
+                    co_await chat.to("user:" + d["toUserId"].get<std::string>()).emit("receivePrivateMessage", out);
+                });
+    chat.on("onlineCount", [&](gw::socket&) { return online.size(); });
+    chat.on("secret", gw::guard([](gw::socket& s) { return user_of(s) == "admin"; }) |
+                          [](gw::socket&) { return json{{"secret", "the admin password is not in this example"}}; });
+
+    std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));
+    std::fflush(stdout);
+    asio::signal_set signals{io, SIGINT, SIGTERM};
+    signals.async_wait([&](std::error_code, int) {
+        app.stop();
+        io.stop();
+    });
+    io.run();
+    return 0;
+}

@@ -45,6 +45,7 @@
 #include <any>            // data an application attaches to a connection
 #include <array>          // fixed frame headers
 #include <chrono>         // timeouts
+#include <coroutine>      // gw::stream
 #include <cstdint>        // fixed-width integers of the wire format
 #include <cstring>        // std::memcpy for word-wise masking
 #include <deque>          // ready connections waiting for accept()
@@ -1762,7 +1763,8 @@ using json = nlohmann::json;
 struct event {
     std::string name;
     json data;
-    json id;   ///< the client's request id (number or string) for its acknowledgement; null when none
+    json id;                ///< the client's request id (number or string), echoed in the reply; null when none
+    std::int64_t ack = 0;   ///< in a client's "ack" event: the number of the server's emit_with_ack it answers
 };
 
 /// A wire format: turns messages into events and events into messages. The gateway's handlers never
@@ -1772,11 +1774,14 @@ public:
     virtual ~codec() = default;
     /// Decodes a message; on failure returns nullopt and says what was wrong in error.
     virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
-    /// The text of a message carrying an event (its id too, unless null).
-    virtual std::string encode(std::string_view name, const json& data, const json& id) const = 0;
+    /// The text of a message carrying an event (its id too, unless null; ack, unless 0, asks the
+    /// client to acknowledge).
+    virtual std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const = 0;
 };
 
 /// NestJS WsAdapter's format: a text frame holding {"event": string, "data": any, "id"?: number|string}.
+/// Acknowledgements the server asks for: it sends {"event", "data", "ack": n}; the client answers
+/// {"event": "ack", "ack": n, "data": reply}.
 class nest_codec final : public codec {
 public:
     std::optional<event> decode(const message& m, std::string& error) const override {
@@ -1803,12 +1808,20 @@ public:
             }
             e.id = std::move(*it);
         }
+        if (auto it = j.find("ack"); it != j.end()) {
+            if (!it->is_number_integer() || it->get<std::int64_t>() <= 0) {
+                error = "\"ack\" must be a positive integer";
+                return std::nullopt;
+            }
+            e.ack = it->get<std::int64_t>();
+        }
         return e;
     }
 
-    std::string encode(std::string_view name, const json& data, const json& id) const override {
+    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const override {
         json j = {{"event", name}, {"data", data}};
         if (!id.is_null()) j["id"] = id;
+        if (ack > 0) j["ack"] = ack;
         return j.dump(-1, ' ', false, json::error_handler_t::replace);
     }
 };
@@ -1831,6 +1844,49 @@ private:
 struct response {
     std::string event;
     json data;
+};
+
+/// Several replies from one handler: a coroutine that co_yields values, each sent to the client in
+/// order as a reply to the request (same event, same id). When the client goes, the coroutine is
+/// destroyed at its co_yield and runs no further.
+template <class T = json> class stream {
+public:
+    struct promise_type {
+        std::optional<T> current;
+        std::exception_ptr error;
+        stream get_return_object() { return stream(std::coroutine_handle<promise_type>::from_promise(*this)); }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_always final_suspend() noexcept { return {}; }
+        template <class U> std::suspend_always yield_value(U&& value) {
+            current.emplace(std::forward<U>(value));
+            return {};
+        }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { error = std::current_exception(); }
+    };
+
+    stream(stream&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    stream& operator=(stream other) noexcept {
+        std::swap(h_, other.h_);
+        return *this;
+    }
+    ~stream() {
+        if (h_) h_.destroy();
+    }
+
+    /// Runs to the next co_yield: its value, or nullopt once the coroutine returned. Rethrows what it threw.
+    std::optional<T> next() {
+        if (!h_ || h_.done()) return std::nullopt;
+        h_.promise().current.reset();
+        h_.resume();
+        if (h_.promise().error) std::rethrow_exception(std::exchange(h_.promise().error, nullptr));
+        if (h_.done()) return std::nullopt;
+        return std::move(h_.promise().current);
+    }
+
+private:
+    explicit stream(std::coroutine_handle<promise_type> h) : h_(h) {}
+    std::coroutine_handle<promise_type> h_;
 };
 
 // ==== Gateway: sockets and rooms ====
@@ -1899,7 +1955,7 @@ private:
 };
 
 /// A client connected to a namespace: its id, its handshake, its data and its rooms.
-class socket {
+class socket : public std::enable_shared_from_this<socket> {
 public:
     /// Unguessable: 128 random bits. Each socket is also in a room named by its id.
     const std::string& id() const noexcept { return id_; }
@@ -1917,6 +1973,21 @@ public:
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
         send_event(event, data, nullptr);
         return detail::done();
+    }
+
+    /// Emits an event that asks the client to acknowledge it, and waits for its answer: the client's
+    /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
+    /// std::errc::timed_out when no answer comes within timeout (or the socket goes first).
+    asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout) {
+        auto self = shared_from_this();   // the socket outlives the wait even if the client leaves
+        const std::int64_t n = ++last_ack_;
+        auto waiter = std::make_shared<pending_ack>(conn_.handle.get_executor(), timeout);
+        acks_.emplace(n, waiter);
+        send_event(event, data, nullptr, n);
+        co_await waiter->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        acks_.erase(n);
+        if (!waiter->reply) throw std::system_error(std::make_error_code(std::errc::timed_out), "no acknowledgement of " + event);
+        co_return std::move(*waiter->reply);
     }
 
     void join(const std::string& room);
@@ -1958,7 +2029,7 @@ private:
         detail::connection_impl& state() const { return *detail::access::state(handle); }
         const http_request& request() const { return state().request_; }
     };
-    void send_event(std::string_view event, const json& data, const json& id);
+    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
     void answer_exception(const json& data, const json& id);
@@ -1969,6 +2040,27 @@ private:
     std::any data_;
     std::vector<std::string> rooms_;
     bool closed_by_server_ = false;
+
+    struct pending_ack {
+        pending_ack(const asio::any_io_executor& ex, std::chrono::milliseconds timeout) : timer(ex, timeout) {}
+        asio::steady_timer timer;   // fires at the timeout; cancelled when the answer comes
+        std::optional<json> reply;
+    };
+    std::int64_t last_ack_ = 0;
+    std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>> acks_;
+
+    /// A client's "ack" event: true when it answered a pending emit_with_ack.
+    bool acknowledge(event& e) {
+        auto it = acks_.find(e.ack);
+        if (it == acks_.end()) return false;
+        it->second->reply = std::move(e.data);
+        it->second->timer.cancel();
+        return true;
+    }
+    /// The socket is gone: every wait for an acknowledgement ends now.
+    void abandon_acks() {
+        for (auto& [n, w] : acks_) w->timer.cancel();
+    }
 };
 
 
@@ -2081,6 +2173,7 @@ namespace detail {
 struct outcome {
     std::string event;   // empty: reply under the request's event name
     json data;
+    std::function<std::optional<json>()> more{};   // a stream: each further reply, pulled one by one
 };
 
 /// A handler, adapted from whatever the application registered: synchronous ones run inline,
@@ -2127,8 +2220,17 @@ template <bool WholeEvent, class F> decltype(auto) call_handler(F& f, socket& s,
     }
 }
 
+template <class T> struct is_stream : std::false_type {};
+template <class T> struct is_stream<stream<T>> : std::true_type {};
+
 template <class R> std::optional<outcome> to_outcome(R&& r) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<R>, response>)
+    if constexpr (is_stream<std::remove_cvref_t<R>>::value)
+        return outcome{{}, nullptr, [st = std::make_shared<std::remove_cvref_t<R>>(std::move(r))]() -> std::optional<json> {
+                           auto v = st->next();
+                           if (!v) return std::nullopt;
+                           return json(std::move(*v));
+                       }};
+    else if constexpr (std::is_same_v<std::remove_cvref_t<R>, response>)
         return outcome{std::move(r.event), std::move(r.data)};
     else
         return outcome{{}, json(std::forward<R>(r))};
@@ -2148,7 +2250,7 @@ template <bool WholeEvent, class F> handler make_handler(F f) {
                       std::is_invocable_v<F&, socket&, P>,
                   "a gateway handler must be callable as (gw::socket&), (gw::socket&, gw::json) or "
                   "(gw::socket&, T) with T convertible from JSON, and return void, a value convertible to "
-                  "gw::json, a gw::response, or an asio::awaitable of one of those");
+                  "gw::json, a gw::response, a gw::stream, or an asio::awaitable of one of those");
     using R = decltype(call_handler<WholeEvent>(f, std::declval<socket&>(), std::declval<event&>()));
     handler h;
     if constexpr (is_awaitable<R>::value) {
@@ -2165,7 +2267,7 @@ template <bool WholeEvent, class F> handler make_handler(F f) {
         };
     } else {
         static_assert(std::is_void_v<R> || std::is_same_v<std::remove_cvref_t<R>, response> ||
-                          std::is_constructible_v<json, R>,
+                          is_stream<std::remove_cvref_t<R>>::value || std::is_constructible_v<json, R>,
                       "a gateway handler must return void, a gw::response, a value convertible to gw::json, "
                       "or an asio::awaitable of one of those");
         h.sync = [f = std::move(f)](socket& s, event& e) mutable -> std::optional<outcome> {
@@ -2301,8 +2403,8 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     if (r->second.empty()) rooms.erase(r);
 }
 
-inline void socket::send_event(std::string_view event, const json& data, const json& id) {
-    conn_.state().send_frame(opcode::text, ns_.owner->wire->encode(event, data, id));
+inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
+    conn_.state().send_frame(opcode::text, ns_.owner->wire->encode(event, data, id, ack));
 }
 
 inline void socket::answer(const event& request, detail::outcome&& out) {
@@ -2369,7 +2471,7 @@ inline std::size_t target::count() const {
 inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
     if (spaces_.empty()) return detail::done();
     // Serialized and framed once; every recipient's outbox shares these bytes.
-    std::string text = spaces_.front()->owner->wire->encode(event, data, nullptr);
+    std::string text = spaces_.front()->owner->wire->encode(event, data, nullptr, 0);
     auto frame = std::make_shared<std::string>();
     frame->resize(detail::max_frame_header);
     frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text.size()));
@@ -2584,6 +2686,7 @@ private:
         } catch (const std::system_error& e) {
             reason = e.code() == errc::connection_lost ? "transport close" : e.code().message();
         }
+        s->abandon_acks();
         for (auto& hook : ns->on_disconnect) {
             try {
                 co_await hook(*s, reason);
@@ -2602,6 +2705,10 @@ private:
         auto ev = st->wire->decode(m, error);
         if (!ev) {
             s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
+            return;
+        }
+        if (ev->ack > 0 && ev->name == "ack") {
+            if (!s->acknowledge(*ev)) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);
             return;
         }
         auto it = ns->handlers.find(ev->name);
@@ -2658,13 +2765,42 @@ private:
             if (!failure) failure = std::current_exception();
         }
         try {
+            if (!failure && out && out->more) {
+                asio::co_spawn(s.conn_.handle.get_executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
+                               [](std::exception_ptr) {});
+                return;
+            }
             if (failure) {
                 response r = cs.failure(failure);
-                s.answer(ev, detail::outcome{std::move(r.event), std::move(r.data)});
+                s.answer(ev, detail::outcome{std::move(r.event), std::move(r.data), {}});
             } else if (out) {
                 s.answer(ev, std::move(*out));
             }
         } catch (...) {   // the client left meanwhile, or a filter failed: nothing more to tell it
+        }
+    }
+
+    /// A stream's replies, one per turn of the loop, so other sockets are served meanwhile and a
+    /// client that leaves is noticed: then the stream is destroyed where it stands.
+    static asio::awaitable<void> pump(std::shared_ptr<socket> s, detail::call_stages cs, event ev,
+                                      std::function<std::optional<json>()> more) {
+        std::exception_ptr failure;
+        try {
+            while (s->connected()) {
+                auto v = more();
+                if (!v) break;
+                s->answer(ev, detail::outcome{{}, std::move(*v), {}});
+                co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            }
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            response r = cs.failure(failure);
+            try {
+                s->answer(ev, detail::outcome{std::move(r.event), std::move(r.data), {}});
+            } catch (...) {
+            }
         }
     }
 

@@ -451,3 +451,92 @@ TEST(Gateway, EachStageIsAPlainCallable) {
     EXPECT_EQ(both.guards.size(), 1u);
     EXPECT_EQ(both.pipes.size(), 1u);
 }
+
+TEST(Gateway, StreamsSendOneReplyPerYieldInOrder) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.of("/").on("count", [](gw::socket&, int n) -> gw::stream<json> {
+        for (int i = 1; i <= n; ++i) co_yield i;
+    });
+    app.of("/").on("broken", [](gw::socket&) -> gw::stream<json> {
+        co_yield "first";
+        throw gw::ws_exception("stream failed");
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("count", 3, 11);
+        for (int i = 1; i <= 3; ++i) {
+            auto r = co_await cl.next();
+            EXPECT_EQ(r["event"], "count");
+            EXPECT_EQ(r["data"], i);
+            EXPECT_EQ(r["id"], 11);
+        }
+        co_await cl.send("broken");
+        auto first = co_await cl.next();
+        EXPECT_EQ(first["data"], "first");
+        auto failed = co_await cl.next();
+        EXPECT_EQ(failed, exception("stream failed"));
+        co_await cl.c.close();
+    }());
+}
+
+TEST(Gateway, AStreamEndsWhenItsClientGoes) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    asio::steady_timer destroyed(io, asio::steady_timer::time_point::max());
+    bool stream_destroyed = false;
+    struct on_exit {
+        std::function<void()> f;
+        ~on_exit() { f(); }
+    };
+    app.of("/").on("forever", [&](gw::socket&) -> gw::stream<json> {
+        on_exit mark{[&] {
+            stream_destroyed = true;
+            destroyed.cancel();
+        }};
+        for (int i = 0;; ++i) co_yield i;
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("forever");
+        for (int i = 0; i < 5; ++i) {
+            auto r = co_await cl.next();
+            EXPECT_EQ(r["data"], i);
+        }
+        co_await cl.c.close();
+        if (!stream_destroyed) co_await destroyed.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }());
+    EXPECT_TRUE(stream_destroyed);
+}
+
+TEST(Gateway, ServerAsksTheClientForAnAcknowledgement) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    json answer;
+    bool timed_out = false;
+    app.of("/").on("ask_me", [&](gw::socket& s, json) -> awaitable<void> {
+        answer = co_await s.emit_with_ack("question", "how are you?", std::chrono::seconds(5));
+        try {
+            co_await s.emit_with_ack("ignored", nullptr, std::chrono::milliseconds(50));
+        } catch (const std::system_error& e) {
+            timed_out = e.code() == std::errc::timed_out;
+        }
+        co_await s.emit("done", true);
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("ask_me");
+        auto q = co_await cl.next();
+        EXPECT_EQ(q["event"], "question");
+        EXPECT_EQ(q["data"], "how are you?");
+        json reply = {{"event", "ack"}, {"ack", q["ack"]}, {"data", "fine"}};
+        co_await cl.c.send(reply.dump());
+        auto ignored = co_await cl.next();
+        EXPECT_EQ(ignored["event"], "ignored");   // not answered: times out on the server
+        auto done = co_await cl.next();
+        EXPECT_EQ(done["event"], "done");
+        co_await cl.c.close();
+    }());
+    EXPECT_EQ(answer, "fine");
+    EXPECT_TRUE(timed_out);
+}

@@ -52,7 +52,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/chat_session.XXXXXX") || exit 1
 # EXIT trap there, with a stale job list and the temporary directory in use.
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {
-    [ "$BASHPID" -eq "$$" ] || return
+    { [ "$BASHPID" -eq "$$" ]; } 2>/dev/null || return
     local pids
     pids=$(jobs -p)
     if [ -n "$pids" ]; then

@@ -1818,11 +1818,17 @@ public:
         return e;
     }
 
+    /// {"event":...,"data":...} in NestJS's key order, written directly: no JSON tree is built or copied.
     std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const override {
-        json j = {{"event", name}, {"data", data}};
-        if (!id.is_null()) j["id"] = id;
-        if (ack > 0) j["ack"] = ack;
-        return j.dump(-1, ' ', false, json::error_handler_t::replace);
+        auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+        std::string out = "{\"event\":";
+        out += dump(json(name));
+        out += ",\"data\":";
+        out += dump(data);
+        if (!id.is_null()) out.append(",\"id\":").append(dump(id));
+        if (ack > 0) out.append(",\"ack\":").append(std::to_string(ack));
+        out += '}';
+        return out;
     }
 };
 

@@ -46,6 +46,7 @@ using Clock = std::chrono::steady_clock;
 struct Options {
     std::string mode;
     std::string name = "unknown";
+    std::string event;   // non-empty: send gateway envelopes {"event": event, "data": ...}
     std::string host = "127.0.0.1";
     std::string path = "/";
     int port = 0;
@@ -65,6 +66,7 @@ struct Options {
                  "usage: loadgen echo|idle --port N [--name NAME] [--host IP] [--path /]\n"
                  "         [--conns N] [--inflight P] [--size BYTES] [--seconds D] [--warmup W]\n"
                  "         [--pid PID] [--settle S] [--max-pending N] [--timeout S]\n"
+                 "         [--event NAME]   (echo through a gateway: {\"event\":NAME,\"data\":\"...\"})\n"
                  "  echo: defaults conns=100 inflight=10 size=64 seconds=5 warmup=1\n"
                  "  idle: defaults conns=10000 settle=1; --pid needed for memory figures\n");
     std::exit(code);
@@ -87,6 +89,7 @@ Options parse_options(int argc, char** argv) {
         if (a == "--name") o.name = v;
         else if (a == "--host") o.host = v;
         else if (a == "--path") o.path = v;
+        else if (a == "--event") o.event = v;
         else if (a == "--port") o.port = std::atoi(v);
         else if (a == "--conns") o.conns = std::atoi(v);
         else if (a == "--inflight") o.inflight = std::atoi(v);
@@ -253,11 +256,19 @@ std::string server_header(std::size_t len) {
     return h;
 }
 
-FrameSet build_frames(std::size_t size, int variants) {
+// With an event name, each message is the gateway envelope {"event":"NAME","data":"<size chars>"}
+// (letters and digits, so the JSON needs no escapes), and the echo must be the same bytes.
+FrameSet build_frames(std::size_t size, int variants, const std::string& event) {
+    static constexpr char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     FrameSet fs;
     for (int v = 0; v < variants; ++v) {
         std::string payload(size, ' ');
-        for (std::size_t i = 0; i < size; ++i) payload[i] = static_cast<char>(33 + (i + static_cast<std::size_t>(v) * 7) % 94);
+        for (std::size_t i = 0; i < size; ++i) {
+            const std::size_t k = i + static_cast<std::size_t>(v) * 7;
+            payload[i] = event.empty() ? static_cast<char>(33 + k % 94) : alnum[k % 62];
+        }
+        if (!event.empty()) payload = "{\"event\":\"" + event + "\",\"data\":\"" + payload + "\"}";
+        size = payload.size();
         std::string hdr = server_header(size);
         std::string wire = hdr;
         wire[1] = static_cast<char>(static_cast<unsigned char>(wire[1]) | 0x80);
@@ -569,7 +580,7 @@ private:
         // Distinct payload variants to catch reordering/mix-ups; bounded memory.
         int variants = 16;
         while (variants > 1 && static_cast<double>(variants) * static_cast<double>(opt_.size) > 64.0 * 1024 * 1024) variants /= 2;
-        frames_ = build_frames(opt_.size, variants);
+        frames_ = build_frames(opt_.size, variants, opt_.event);
         variants_ = static_cast<std::uint64_t>(variants);
 
         std::vector<Conn> conns(static_cast<std::size_t>(opt_.conns));

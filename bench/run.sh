@@ -6,7 +6,8 @@
 #   BUILD_DIR (or $BUILD) defaults to build-bench; it is configured with
 #   `meson setup BUILD_DIR -Dbuildtype=release -Dbench=true` if missing.
 # Environment knobs (defaults in brackets):
-#   SERVERS="gateway websocketpp beast ws"   which servers to try
+#   SERVERS="gateway gateway-events websocketpp beast ws"   which servers to try
+#                (gateway-events: the same echo as JSON events through the gateway)
 #   REPS [3]  DURATION [5]  WARMUP [1]       echo repetitions and seconds
 #   CONNS [100]  INFLIGHT [10]  SIZE [64]    echo load shape
 #   IDLE_CONNS [10000]                       idle-memory connections (0 skips)
@@ -17,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-${BUILD:-build-bench}}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
-SERVERS=${SERVERS:-"gateway websocketpp beast ws"}
+SERVERS=${SERVERS:-"gateway gateway-events websocketpp beast ws"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -81,6 +82,7 @@ RESULTS="$OUT/results-$STAMP.txt"
 server_cmd() {  # prints nothing and returns 1 when the server is unavailable
     case "$1" in
         gateway)     [ -x "$BUILD/examples/01_echo" ] && CMD=("$BUILD/examples/01_echo") ;;
+        gateway-events) [ -x "$BUILD/bench/gateway_echo" ] && CMD=("$BUILD/bench/gateway_echo") && EXTRA=(--event echo) ;;
         websocketpp) [ -x "$BUILD/bench/websocketpp_echo" ] && CMD=("$BUILD/bench/websocketpp_echo") ;;
         beast)       [ -x "$BUILD/bench/beast_echo" ] && CMD=("$BUILD/bench/beast_echo") ;;
         ws)          command -v node >/dev/null && [ -d "$ROOT/node_modules/ws" ] &&
@@ -92,6 +94,7 @@ server_cmd() {  # prints nothing and returns 1 when the server is unavailable
 why_missing() {
     case "$1" in
         gateway)     echo "$BUILD/examples/01_echo not built" ;;
+        gateway-events) echo "$BUILD/bench/gateway_echo not built (nlohmann-json3-dev missing?)" ;;
         websocketpp) echo "$BUILD/bench/websocketpp_echo not built (libwebsocketpp-dev missing?)" ;;
         beast)       echo "$BUILD/bench/beast_echo not built (libboost-dev missing?)" ;;
         ws)          echo "node or $ROOT/node_modules/ws missing (run npm ci)" ;;
@@ -151,6 +154,7 @@ run_loadgen() {  # args...; appends the result line, echoes it to stderr
 SKIPPED=()
 for name in $SERVERS; do
     CMD=()
+    EXTRA=()
     if ! server_cmd "$name"; then
         note "skipping $name: $(why_missing "$name")"
         SKIPPED+=("$name")
@@ -165,7 +169,7 @@ for name in $SERVERS; do
     fi
     for _ in $(seq 1 "$REPS"); do
         run_loadgen echo --name "$name" --port "$PORT" --pid "$SPID" --conns "$CONNS" \
-            --inflight "$INFLIGHT" --size "$SIZE" --seconds "$DURATION" --warmup "$WARMUP"
+            --inflight "$INFLIGHT" --size "$SIZE" --seconds "$DURATION" --warmup "$WARMUP" "${EXTRA[@]}"
     done
     stop_server "$name"
 done
@@ -196,11 +200,11 @@ $1 == "result" { kv(); s = F["server"]; seen[s] = 1
     else if (F["mode"] == "idle") { add(s, "mem", F["bytes_per_conn"]); add(s, "anon", F["anon_bytes_per_conn"])
         err[s] += F["errors"]; if (F["open"] != F["conns"]) err[s] += F["conns"] - F["open"] } }
 END {
-    printf "| %-11s | %-26s | %-22s | %-22s | %-26s | %-14s | %-13s | %-6s |\n", "server", "msgs/s", "p50 us", "p99 us", "msgs per server CPU-s", "idle B/conn", "server CPU %", "errors"
+    printf "| %-14s | %-26s | %-22s | %-22s | %-26s | %-14s | %-13s | %-6s |\n", "server", "msgs/s", "p50 us", "p99 us", "msgs per server CPU-s", "idle B/conn", "server CPU %", "errors"
     printf "|-------------|----------------------------|------------------------|------------------------|----------------------------|----------------|---------------|--------|\n"
     ns = split(order, names, " ")
     for (i = 1; i <= ns; i++) { s = names[i]; if (!(s in seen)) continue
-        printf "| %-11s | %-26s | %-22s | %-22s | %-26s | %-14s | %-13s | %-6d |\n", s, fmt(s, "rate", 0), fmt(s, "p50", 0), fmt(s, "p99", 0), fmt(s, "eff", 0), fmt(s, "mem", 0), fmt(s, "util", 0), err[s] }
+        printf "| %-14s | %-26s | %-22s | %-22s | %-26s | %-14s | %-13s | %-6d |\n", s, fmt(s, "rate", 0), fmt(s, "p50", 0), fmt(s, "p99", 0), fmt(s, "eff", 0), fmt(s, "mem", 0), fmt(s, "util", 0), err[s] }
     print ""
     print "server CPU % = server CPU time / measured window; well under 100 with 1000 messages in flight usually"
     print "means something else ran on the server CPU (msgs/s suffers; msgs per server CPU-s much less so)."
@@ -211,7 +215,7 @@ END {
     ge = med("gateway", "eff"); gm = med("gateway", "mem")
     for (i = 1; i <= ns; i++) { s = names[i]; if (s == "gateway" || !(s in seen)) continue
         pe = med(s, "eff"); pm = med(s, "mem")
-        printf "  vs %-11s  CPU efficiency x%s   memory x%s\n", s,
+        printf "  vs %-14s  CPU efficiency x%s   memory x%s\n", s,
             (pe > 0 && ge != "") ? sprintf("%.2f", ge / pe) : "-", (pm > 0 && gm != "") ? sprintf("%.2f", gm / pm) : "-" }
 }' "$RESULTS"
 

@@ -1,0 +1,26 @@
+// gateway_echo: the benchmark's event echo through the gateway (JSON envelope in, handler returns
+// the data, envelope out). Usage: gateway_echo PORT; prints "listening on port N"; SIGTERM exits 0.
+#include "gateway.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
+        return 2;
+    }
+    asio::io_context io{1};
+    gw::gateway app{io, {.port = static_cast<std::uint16_t>(std::atoi(argv[1]))}};
+    app.of("/").on("echo", [](gw::socket&, gw::json data) { return data; });
+    std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));
+    std::fflush(stdout);
+    asio::signal_set signals{io, SIGINT, SIGTERM};
+    signals.async_wait([&](std::error_code, int) {
+        app.stop();
+        io.stop();
+    });
+    io.run();
+    return 0;
+}

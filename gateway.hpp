@@ -145,6 +145,7 @@ struct message {
 };
 
 namespace detail { struct request_parser; }
+class connection;
 
 /// An HTTP request: the upgrade request a connection was opened with, or a plain HTTP request.
 /// Owns its bytes; every view it returns lives as long as the request.
@@ -219,6 +220,9 @@ struct options {
     std::function<std::optional<http_response>(const http_request&)> on_http{};
     /// Picks one of request.protocols(), or returns "" for none.
     std::function<std::string(const http_request&)> select_subprotocol{};
+    /// When set, receives each upgraded connection at once, on its thread, before any of its
+    /// messages is read (and before another client is served), instead of accept().
+    std::function<void(connection)> on_connection{};
 };
 
 /// How connect() opens a client connection.
@@ -1583,15 +1587,22 @@ private:
                 co_await detail::refuse(*c, *answer);
                 co_return;
             }
-            std::string reply = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            // The 101 goes first in the outbox: the connection is handed over at once, and whatever
+            // the application sends follows it on the wire.
+            detail::out_frame switching;
+            switching.payload = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                                 "Sec-WebSocket-Accept: ";
-            reply += detail::accept_key(d.key);
-            if (!c->subprotocol_.empty()) reply.append("\r\nSec-WebSocket-Protocol: ").append(c->subprotocol_);
-            reply += "\r\n\r\n";
-            ec = co_await c->write_raw(reply);
+            switching.payload += detail::accept_key(d.key);
+            if (!c->subprotocol_.empty()) switching.payload.append("\r\nSec-WebSocket-Protocol: ").append(c->subprotocol_);
+            switching.payload += "\r\n\r\n";
             deadline.cancel();
-            if (ec || !c->sock_.is_open() || self->stopped) co_return;
+            if (!c->sock_.is_open() || self->stopped) co_return;
+            c->push(std::move(switching));
             c->consume_early(rest);
+            if (o.on_connection) {
+                o.on_connection(connection(std::move(c)));
+                co_return;
+            }
             self->ready.push_back(connection(std::move(c)));
             self->wake.cancel();
         }
@@ -1801,8 +1812,8 @@ public:
         event e;
         e.name = j["event"].get<std::string>();
         if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
-        if (auto it = j.find("id"); it != j.end()) {
-            if (!it->is_number_integer() && !it->is_string()) {
+        if (auto it = j.find("id"); it != j.end() && !it->is_null()) {
+            if (!it->is_number() && !it->is_string()) {
                 error = "\"id\" must be a number or a string";
                 return std::nullopt;
             }
@@ -2606,8 +2617,16 @@ public:
             }
             return std::nullopt;
         };
+        // Each connection is served at once, in the turn its upgrade completes: its on_connect hooks
+        // have run (up to their first suspension) before any other client is served.
+        opts.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](connection c) {
+            auto st = w.lock();
+            if (!st) return;
+            if (detail::namespace_state* ns = st->find(c.request().path()))
+                asio::co_spawn(st->io, serve(st, ns, std::move(c)), [](std::exception_ptr) {});
+        };
         st_->srv = std::make_unique<server>(io, std::move(opts));
-        asio::co_spawn(io, start(st_), [](std::exception_ptr) {});
+        asio::co_spawn(io, init(st_), [](std::exception_ptr) {});
     }
     gateway(const gateway&) = delete;
     gateway& operator=(const gateway&) = delete;
@@ -2657,14 +2676,8 @@ private:
         return t;
     }
 
-    static asio::awaitable<void> start(std::shared_ptr<detail::gateway_state> st) {
+    static asio::awaitable<void> init(std::shared_ptr<detail::gateway_state> st) {
         for (auto& hook : st->on_init) co_await hook();
-        for (;;) {
-            connection c = co_await st->srv->accept();
-            detail::namespace_state* ns = st->find(c.request().path());
-            if (!ns) continue;   // routed at the upgrade already; only a namespace made meanwhile is missing
-            asio::co_spawn(st->io, serve(st, ns, std::move(c)), [](std::exception_ptr) {});
-        }
     }
 
     /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still

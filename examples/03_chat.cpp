@@ -25,6 +25,10 @@ std::string user_of(gw::socket& s) { return s.data_as<std::string>(); }
 
 bool is_string_field(const json& d, const char* name) { return d.is_object() && d.contains(name) && d[name].is_string(); }
 
+/// The gateway room behind a chat room a client names. Clients' rooms live under "room:", apart from
+/// the "user:" rooms that carry private messages, so no room name can tap or drop those.
+std::string chat_room(const json& d) { return "room:" + d["room"].get<std::string>(); }
+
 int main(int argc, char** argv) {
     char* end = nullptr;
     const long port = argc == 2 ? std::strtol(argv[1], &end, 10) : -1;
@@ -53,16 +57,18 @@ int main(int argc, char** argv) {
                            });
     chat.on("joinRoom", gw::validate([](const json& d) { return is_string_field(d, "room"); }, "room is required") |
                             [](gw::socket& s, json d) -> asio::awaitable<void> {
-                                const std::string room = d["room"];
+                                const std::string room = chat_room(d);
+                                if (s.in(room)) co_return;
                                 s.join(room);
-                                json out = {{"userId", user_of(s)}, {"room", room}};
+                                json out = {{"userId", user_of(s)}, {"room", d["room"]}};
                                 co_await s.to(room).emit("userJoined", out);
                             });
     chat.on("leaveRoom", gw::validate([](const json& d) { return is_string_field(d, "room"); }, "room is required") |
                              [](gw::socket& s, json d) -> asio::awaitable<void> {
-                                 const std::string room = d["room"];
+                                 const std::string room = chat_room(d);
+                                 if (!s.in(room)) co_return;
                                  s.leave(room);
-                                 json out = {{"userId", user_of(s)}, {"room", room}};
+                                 json out = {{"userId", user_of(s)}, {"room", d["room"]}};
                                  co_await s.to(room).emit("userLeft", out);
                              });
     chat.on("roomMessage",
@@ -70,7 +76,7 @@ int main(int argc, char** argv) {
                          "room and message are required") |
                 [](gw::socket& s, json d) -> asio::awaitable<void> {
                     json out = {{"from", user_of(s)}, {"room", d["room"]}, {"message", d["message"]}};
-                    co_await s.to(d["room"].get<std::string>()).emit("receiveRoomMessage", out);
+                    co_await s.to(chat_room(d)).emit("receiveRoomMessage", out);
                 });
     chat.on("privateMessage",
             gw::validate([](const json& d) { return is_string_field(d, "toUserId") && is_string_field(d, "message"); },

@@ -74,6 +74,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/echo_interop.XXXXXX") || exit 1
 # stdout drainers, a watchdog) are killed; `jobs -p` lists only our children.
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {
+    # Only the main shell cleans up: a subshell that inherited this trap must not.
+    { [ "$BASHPID" -eq "$$" ]; } 2>/dev/null || return
     local pids
     pids=$(jobs -p)
     if [ -n "$pids" ]; then

@@ -2057,6 +2057,7 @@ private:
     std::any data_;
     std::vector<std::string> rooms_;
     bool closed_by_server_ = false;
+    bool gone_ = false;   // out of the namespace: rooms and lookups no longer know it
 
     struct pending_ack {
         pending_ack(const asio::any_io_executor& ex, std::chrono::milliseconds timeout) : timer(ex, timeout) {}
@@ -2406,7 +2407,7 @@ inline void socket::join(const std::string& room) { ns_.join(*this, room); }
 inline void socket::leave(const std::string& room) { ns_.leave(*this, room); }
 
 inline void detail::namespace_state::join(socket& s, const std::string& room) {
-    if (s.in(room)) return;
+    if (s.gone_ || s.in(room)) return;   // a handler still running after its client left joins nothing
     s.rooms_.push_back(room);
     rooms[room].push_back(&s);
 }
@@ -2714,6 +2715,7 @@ private:
         }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
         ns->sockets.erase(s->id());
+        s->gone_ = true;
     }
 
     /// Decodes one message and runs its handler with the enhancers of every level. Never throws:

@@ -540,3 +540,32 @@ TEST(Gateway, ServerAsksTheClientForAnAcknowledgement) {
     EXPECT_EQ(answer, "fine");
     EXPECT_TRUE(timed_out);
 }
+
+TEST(Gateway, AHandlerFinishingAfterItsClientLeftJoinsNoRoom) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    auto ns = app.of("/");
+    asio::steady_timer release(io, asio::steady_timer::time_point::max()), joined(io, asio::steady_timer::time_point::max());
+    asio::steady_timer gone(io, asio::steady_timer::time_point::max());
+    bool handler_done = false, disconnected = false;
+    ns.on_disconnect([&](gw::socket&) {
+        disconnected = true;
+        gone.cancel();
+    });
+    ns.on("slow_join", [&](gw::socket& s) -> awaitable<void> {
+        co_await release.async_wait(asio::experimental::as_tuple(asio::use_awaitable));   // stands for slow work
+        s.join("late");
+        handler_done = true;
+        joined.cancel();
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto cl = co_await client::open(app);
+        co_await cl.send("slow_join");
+        co_await cl.c.close();
+        if (!disconnected) co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        release.cancel();
+        if (!handler_done) co_await joined.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        co_await ns.to("late").emit("nobody", 1);   // would touch a freed socket if it had joined
+    }());
+    EXPECT_EQ(ns.count("late"), 0u);
+}

@@ -44,55 +44,12 @@ if [ ! -d "$root/node_modules/ws" ]; then
     exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/chat_session.XXXXXX") || exit 1
-# On exit, whatever background jobs of ours are still around (the server, the
-# stdout drainer, a watchdog) are killed; `jobs -p` lists only our children.
-# Only in this shell: a signal that reaches a freshly forked subshell (the
-# watchdog) before bash has reset its traps runs our TERM trap and then this
-# EXIT trap there, with a stale job list and the temporary directory in use.
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-    { [ "$BASHPID" -eq "$$" ]; } 2>/dev/null || return
-    local pids
-    pids=$(jobs -p)
-    if [ -n "$pids" ]; then
-        # shellcheck disable=SC2086  # word splitting intended
-        kill -KILL $pids 2>/dev/null
-    fi
-    wait 2>/dev/null
-    rm -rf -- "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+# shellcheck source=tests/interop/lib.sh
+. "$script_dir/lib.sh"
+init_tmp chat_session
 
-status=0
-fail() {
-    echo "FAIL: $*"
-    status=1
-}
-
-# The server's stdout goes through a fifo; we read lines until the
-# "listening on port N" line (bounded by a deadline), then a background cat
-# drains the rest into $tmp/server.out so the server never blocks on stdout.
-fifo=$tmp/server.fifo
-mkfifo "$fifo" || exit 1
-"$chat_bin" 0 </dev/null >"$fifo" 2>"$tmp/server.err" &
-server_pid=$!
-exec {fd}<"$fifo"  # returns once the server side has the fifo open
-port=
-deadline=$((SECONDS + 30))
-while left=$((deadline - SECONDS)); [ "$left" -gt 0 ]; do
-    IFS= read -r -t "$left" -u "$fd" line || break
-    printf '%s\n' "$line" >>"$tmp/server.out"
-    if [[ $line =~ ^listening\ on\ port\ ([0-9]+) ]]; then
-        port=${BASH_REMATCH[1]}
-        break
-    fi
-done
-cat <&"$fd" >>"$tmp/server.out" &
-exec {fd}<&-
-
+start_server chat "$chat_bin" 0
+port=$server_port
 if [ -z "$port" ]; then
     fail "chat server did not print 'listening on port N' (cmd: $chat_bin 0)"
 else
@@ -112,35 +69,11 @@ else
     fi
 fi
 
-# SIGTERM, then wait (a watchdog kills a server that ignores it after 15 s)
-# and demand exit status 0.
-(
-    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-    sleep 15 &
-    sleeper=$!
-    wait "$sleeper"
-    kill -KILL "$server_pid" 2>/dev/null
-) </dev/null >/dev/null 2>&1 &
-watchdog=$!
-kill -TERM "$server_pid" 2>/dev/null
-wait "$server_pid" 2>/dev/null
-rc=$?
-if [ "$rc" -ne 0 ]; then
-    fail "chat server exited with status $rc (want 0 after SIGTERM)"
-fi
-kill -TERM "$watchdog" 2>/dev/null
-wait "$watchdog" 2>/dev/null
+stop_servers "chat=$server_pid"
 
-show_file() {
-    local title=$1 file=$2
-    if [ -s "$file" ]; then
-        echo "--- $title ---"
-        cat -- "$file"
-    fi
-}
-show_file "chat server stderr" "$tmp/server.err"
+show_file "chat server stderr" "$tmp/chat.err"
 if [ "$status" -ne 0 ]; then
-    show_file "chat server stdout" "$tmp/server.out"
+    show_file "chat server stdout" "$tmp/chat.out"
 fi
 
 if [ "$status" -eq 0 ]; then

@@ -69,31 +69,9 @@ case $client in
     *) usage ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/echo_interop.XXXXXX") || exit 1
-# On exit, whatever background jobs of ours are still around (servers, the
-# stdout drainers, a watchdog) are killed; `jobs -p` lists only our children.
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-    # Only the main shell cleans up: a subshell that inherited this trap must not.
-    { [ "$BASHPID" -eq "$$" ]; } 2>/dev/null || return
-    local pids
-    pids=$(jobs -p)
-    if [ -n "$pids" ]; then
-        # shellcheck disable=SC2086  # word splitting intended
-        kill -KILL $pids 2>/dev/null
-    fi
-    wait 2>/dev/null
-    rm -rf -- "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-
-status=0
-fail() {
-    echo "FAIL: $*"
-    status=1
-}
+# shellcheck source=tests/interop/lib.sh
+. "$script_dir/lib.sh"
+init_tmp echo_interop
 
 if ! "$script_dir/make_cert.sh" "$tmp/tls"; then
     echo "run_echo_interop.sh: make_cert.sh failed" >&2
@@ -102,81 +80,13 @@ fi
 cert=$tmp/tls/cert.pem
 key=$tmp/tls/key.pem
 
-# start_server NAME ARGS...  -> sets server_pid and server_port (empty on failure).
-# The server's stdout goes through a fifo; we read lines until the
-# "listening on port N" line (bounded by a deadline), then a background cat
-# drains the rest into $tmp/NAME.out so the server never blocks on stdout.
-start_server() {
-    local name=$1
-    shift
-    local fifo=$tmp/$name.fifo line fd deadline left
-    server_pid=
-    server_port=
-    mkfifo "$fifo" || return 1
-    "$echo_bin" "$@" </dev/null >"$fifo" 2>"$tmp/$name.err" &
-    server_pid=$!
-    exec {fd}<"$fifo"  # returns once the server side has the fifo open
-    deadline=$((SECONDS + 30))
-    while left=$((deadline - SECONDS)); [ "$left" -gt 0 ]; do
-        IFS= read -r -t "$left" -u "$fd" line || break
-        printf '%s\n' "$line" >>"$tmp/$name.out"
-        if [[ $line =~ ^listening\ on\ port\ ([0-9]+) ]]; then
-            server_port=${BASH_REMATCH[1]}
-            break
-        fi
-    done
-    cat <&"$fd" >>"$tmp/$name.out" &
-    exec {fd}<&-
-    [ -n "$server_port" ]
-}
-
-# stop_servers NAME=PID...: SIGTERM to all, then wait (at most 15 s in total)
-# and demand exit status 0 from each.
-stop_servers() {
-    local entry name pid rc watchdog pids=()
-    for entry in "$@"; do
-        pids+=("${entry#*=}")
-    done
-    # Watchdog: only kills servers that ignore SIGTERM.
-    (
-        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-        sleep 15 &
-        sleeper=$!
-        wait "$sleeper"
-        kill -KILL "${pids[@]}" 2>/dev/null
-    ) </dev/null >/dev/null 2>&1 &
-    watchdog=$!
-    for entry in "$@"; do
-        name=${entry%%=*} pid=${entry#*=}
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for entry in "$@"; do
-        name=${entry%%=*} pid=${entry#*=}
-        wait "$pid" 2>/dev/null
-        rc=$?
-        if [ "$rc" -ne 0 ]; then
-            fail "$name server exited with status $rc (want 0 after SIGTERM)"
-        fi
-    done
-    kill -TERM "$watchdog" 2>/dev/null
-    wait "$watchdog" 2>/dev/null
-}
-
-show_file() {
-    local title=$1 file=$2
-    if [ -s "$file" ]; then
-        echo "--- $title ---"
-        cat -- "$file"
-    fi
-}
-
-if start_server plain 0; then
+if start_server plain "$echo_bin" 0; then
     plain_pid=$server_pid plain_port=$server_port
 else
     plain_pid=$server_pid plain_port=
     fail "plain server did not print 'listening on port N' (cmd: $echo_bin 0)"
 fi
-if start_server tls 0 "$cert" "$key"; then
+if start_server tls "$echo_bin" 0 "$cert" "$key"; then
     tls_pid=$server_pid tls_port=$server_port
 else
     tls_pid=$server_pid tls_port=

@@ -1182,17 +1182,24 @@ public:
             if (co_await read_some()) break;
             if (!consume(data_.data(), data_.size())) stop_reading_ = true;
         }
-        std::error_code ec;
-        if (!tls_ && sock_.is_open()) {
-            if (role_ == role::server) sock_.shutdown(tcp::socket::shutdown_send, ec);
-            while (sock_.is_open() && !co_await read_some()) {
-            }
-        }
-        sock_.close(ec);
+        co_await linger(role_ == role::server);
         closer_->deadline.cancel();
         ended_ = true;
         if (!close_received_ && !error_) error_ = errc::connection_lost;
         wake();
+    }
+
+    /// Closes the socket without losing what was sent to a reset: over plain TCP, optionally shuts
+    /// the send side first, then reads until the peer closes (a deadline elsewhere bounds it).
+    /// TLS sends no close_notify, so there is nothing to wait for.
+    asio::awaitable<void> linger(bool shut_send_first) {
+        std::error_code ec;
+        if (!tls_ && sock_.is_open()) {
+            if (shut_send_first) sock_.shutdown(tcp::socket::shutdown_send, ec);
+            while (sock_.is_open() && !co_await read_some()) {
+            }
+        }
+        sock_.close(ec);
     }
 
     bool close_sent_ = false, close_received_ = false;
@@ -1384,21 +1391,9 @@ namespace detail {
 /// Writes a plain HTTP answer, shuts the send side and reads until the peer closes (or the
 /// handshake deadline closes the socket), so the answer is not lost to a reset.
 inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) {
-    using asio::experimental::as_tuple;
     const std::string text = format_response(r);
-    std::error_code ec = co_await c.write_raw(text);
-    if (c.tls_) {
-        c.sock_.close(ec);
-        co_return;
-    }
-    if (!ec) {
-        c.sock_.shutdown(tcp::socket::shutdown_send, ec);
-        while (!ec && c.sock_.is_open()) {
-            ec = co_await c.read_some();
-            if (!ec && c.data_.empty()) continue;
-        }
-    }
-    c.sock_.close(ec);
+    co_await c.write_raw(text);
+    co_await c.linger(true);
 }
 
 /// Reads an HTTP head (up to the blank line) into head, keeping what follows it in rest.
@@ -2791,13 +2786,9 @@ private:
                                [](std::exception_ptr) {});
                 return;
             }
-            if (failure) {
-                response r = cs.failure(failure);
-                s.answer(ev, detail::outcome{std::move(r.event), std::move(r.data), {}});
-            } else if (out) {
-                s.answer(ev, std::move(*out));
-            }
-        } catch (...) {   // the client left meanwhile, or a filter failed: nothing more to tell it
+            if (failure) answer_failure(s, cs, ev, failure);
+            else if (out) s.answer(ev, std::move(*out));
+        } catch (...) {   // the client left meanwhile: nothing more to tell it
         }
     }
 
@@ -2817,12 +2808,17 @@ private:
             failure = std::current_exception();
         }
         if (failure) {
-            response r = cs.failure(failure);
             try {
-                s->answer(ev, detail::outcome{std::move(r.event), std::move(r.data), {}});
-            } catch (...) {
+                answer_failure(*s, cs, ev, failure);
+            } catch (...) {   // the client left meanwhile
             }
         }
+    }
+
+    /// What the client receives for a failure: the filters' choice, else the exception event.
+    static void answer_failure(socket& s, const detail::call_stages& cs, const event& ev, std::exception_ptr failure) {
+        response r = cs.failure(failure);
+        s.answer(ev, detail::outcome{std::move(r.event), std::move(r.data), {}});
     }
 
     std::shared_ptr<detail::gateway_state> st_;

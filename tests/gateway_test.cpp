@@ -20,6 +20,11 @@ struct client {
         if (!id.is_null()) j["id"] = id;
         co_await c.send(j.dump());
     }
+    /// Sends an event and returns the next one (its reply, when nothing else is due first).
+    awaitable<json> ask(std::string event, json data = nullptr, json id = nullptr) {
+        co_await send(std::move(event), std::move(data), std::move(id));
+        co_return co_await next();
+    }
     /// The next event, parsed; null when the connection ended.
     awaitable<json> next() {
         auto m = co_await c.receive();
@@ -50,15 +55,12 @@ TEST(Gateway, ReturnValueIsTheReplyWithTheRequestsId) {
     app.of("/").on("quiet", [](gw::socket&) {});
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("ping", j(R"({"n": 1})"), 7);
-        auto r1 = co_await cl.next();
+        auto r1 = co_await cl.ask("ping", j(R"({"n": 1})"), 7);
         EXPECT_EQ(r1, j(R"({"event": "ping", "data": {"n": 1}, "id": 7})"));
-        co_await cl.send("ping", "no id");
-        auto r2 = co_await cl.next();
+        auto r2 = co_await cl.ask("ping", "no id");
         EXPECT_EQ(r2, j(R"({"event": "ping", "data": "no id"})"));
         co_await cl.send("quiet");   // returns nothing: no reply, so the next answer is the named one
-        co_await cl.send("named", 5, "req-1");
-        auto r3 = co_await cl.next();
+        auto r3 = co_await cl.ask("named", 5, "req-1");
         EXPECT_EQ(r3, j(R"({"event": "pong", "data": 5, "id": "req-1"})"));
         co_await cl.c.close();
     }());
@@ -74,17 +76,14 @@ TEST(Gateway, TypedPayloadsAndFailedConversions) {
     });
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("sum", j("[1, 2, 3]"), 1);
-        auto r1 = co_await cl.next();
+        auto r1 = co_await cl.ask("sum", j("[1, 2, 3]"), 1);
         EXPECT_EQ(r1, j(R"({"event": "sum", "data": 6, "id": 1})"));
-        co_await cl.send("sum", "not numbers", 2);
-        auto reply = co_await cl.next();
+        auto reply = co_await cl.ask("sum", "not numbers", 2);
         EXPECT_EQ(reply["event"], "exception");
         EXPECT_EQ(reply["id"], 2);
         EXPECT_EQ(reply["data"]["status"], "error");
         EXPECT_EQ(reply["data"]["message"].get<std::string>().rfind("invalid payload: ", 0), 0u) << reply;
-        co_await cl.send("sum", j("[4]"), 3);   // still connected
-        auto r3 = co_await cl.next();
+        auto r3 = co_await cl.ask("sum", j("[4]"), 3);   // still connected
         EXPECT_EQ(r3["data"], 4);
         co_await cl.c.close();
     }());
@@ -105,8 +104,7 @@ TEST(Gateway, MalformedMessagesAndUnknownEventsGetExceptionsAndStayOpen) {
         EXPECT_EQ((co_await cl.next())["event"], "exception");
         co_await cl.c.send_binary("binary");
         EXPECT_EQ((co_await cl.next())["event"], "exception");
-        co_await cl.send("nobody", 1, 9);
-        auto unknown = co_await cl.next();
+        auto unknown = co_await cl.ask("nobody", 1, 9);
         EXPECT_EQ(unknown["event"], "exception");
         EXPECT_EQ(unknown["id"], 9);
         EXPECT_EQ(unknown["data"]["message"], "There is no handler for event \"nobody\"");
@@ -122,8 +120,7 @@ TEST(Gateway, CatchAllHandlerReceivesUnknownEvents) {
     app.of("/").on_any([](gw::socket&, gw::event& e) { return json{{"got", e.name}, {"with", e.data}}; });
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("anything", 42);
-        auto r = co_await cl.next();
+        auto r = co_await cl.ask("anything", 42);
         EXPECT_EQ(r, j(R"({"event": "anything", "data": {"got": "anything", "with": 42}})"));
         co_await cl.c.close();
     }());
@@ -142,17 +139,13 @@ TEST(Gateway, ExceptionsBecomeExceptionEventsWithoutInternals) {
     });
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("text");
-        auto r1 = co_await cl.next();
+        auto r1 = co_await cl.ask("text");
         EXPECT_EQ(r1, exception("not allowed"));
-        co_await cl.send("object");
-        auto r2 = co_await cl.next();
+        auto r2 = co_await cl.ask("object");
         EXPECT_EQ(r2, j(R"({"event": "exception", "data": {"code": 42}})"));
-        co_await cl.send("bug");
-        auto r3 = co_await cl.next();
+        auto r3 = co_await cl.ask("bug");
         EXPECT_EQ(r3, exception("Internal server error"));
-        co_await cl.send("async_bug", nullptr, 5);
-        auto e = co_await cl.next();
+        auto e = co_await cl.ask("async_bug", nullptr, 5);
         EXPECT_EQ(e["data"]["message"], "Internal server error");
         EXPECT_EQ(e["id"], 5);
         co_await cl.c.close();
@@ -170,11 +163,9 @@ TEST(Gateway, CoroutineHandlersReplyWhenDone) {
     app.of("/").on("fire", [](gw::socket& s) -> awaitable<void> { co_await s.emit("fired", true); });
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("later", j(R"({"x": 21})"), 1);
-        auto r1 = co_await cl.next();
+        auto r1 = co_await cl.ask("later", j(R"({"x": 21})"), 1);
         EXPECT_EQ(r1, j(R"({"event": "later", "data": 42, "id": 1})"));
-        co_await cl.send("fire");
-        auto r2 = co_await cl.next();
+        auto r2 = co_await cl.ask("fire");
         EXPECT_EQ(r2, j(R"({"event": "fired", "data": true})"));
         co_await cl.c.close();
     }());
@@ -232,8 +223,7 @@ TEST(Gateway, RoomsAndEmitTargets) {
         EXPECT_EQ((co_await y.next())["event"], "a_all");
 
         co_await x.send("except");   // a minus b minus x: nobody; then a marker proves nothing came first
-        co_await y.send("leave", "b");
-        auto r2 = co_await y.next();
+        auto r2 = co_await y.ask("leave", "b");
         EXPECT_EQ(r2, j(R"({"event": "leave", "data": "b"})"));
         co_await x.send("except");   // now y is in a and not in b
         EXPECT_EQ((co_await y.next())["event"], "a_not_b");
@@ -379,14 +369,11 @@ TEST(Gateway, StagesRunInNestJsOrderAroundOneHandler) {
                        [](gw::socket&, json d) { return d["text"]; });
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("secret", j(R"({"user": "eve"})"));   // denied before the validator runs
-        auto r1 = co_await cl.next();
+        auto r1 = co_await cl.ask("secret", j(R"({"user": "eve"})"));   // denied before the validator runs
         EXPECT_EQ(r1, exception("Forbidden resource"));
-        co_await cl.send("secret", j(R"({"user": "admin"})"));
-        auto r2 = co_await cl.next();
+        auto r2 = co_await cl.ask("secret", j(R"({"user": "admin"})"));
         EXPECT_EQ(r2, exception("text is required"));
-        co_await cl.send("secret", j(R"({"user": "admin", "text": "hi"})"));
-        auto r3 = co_await cl.next();
+        auto r3 = co_await cl.ask("secret", j(R"({"user": "admin", "text": "hi"})"));
         EXPECT_EQ(r3, j(R"({"event": "secret", "data": "hi!"})"));
         co_await cl.c.close();
     }());
@@ -410,18 +397,14 @@ TEST(Gateway, FiltersMapExceptionsAndStagesApplyToNamespacesAndEverything) {
                         [](gw::socket&) -> json { throw std::runtime_error("x"); });
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("find", "key", 1);
-        auto r1 = co_await cl.next();
+        auto r1 = co_await cl.ask("find", "key", 1);
         EXPECT_EQ(r1, j(R"({"event": "not_found", "data": "key", "id": 1})"));
-        co_await cl.send("plain");
-        auto r2 = co_await cl.next();
+        auto r2 = co_await cl.ask("plain");
         EXPECT_EQ(r2, exception("Internal server error"));
-        co_await cl.send("mapped");
-        auto r3 = co_await cl.next();
+        auto r3 = co_await cl.ask("mapped");
         EXPECT_EQ(r3, j(R"({"event": "exception", "data": {"code": 7}})"));
         auto banned = co_await client::open(app, "/?banned=1");
-        co_await banned.send("plain");
-        auto r4 = co_await banned.next();
+        auto r4 = co_await banned.ask("plain");
         EXPECT_EQ(r4, exception("Forbidden resource"));
         co_await cl.c.close();
         co_await banned.c.close();
@@ -471,8 +454,7 @@ TEST(Gateway, StreamsSendOneReplyPerYieldInOrder) {
             EXPECT_EQ(r["data"], i);
             EXPECT_EQ(r["id"], 11);
         }
-        co_await cl.send("broken");
-        auto first = co_await cl.next();
+        auto first = co_await cl.ask("broken");
         EXPECT_EQ(first["data"], "first");
         auto failed = co_await cl.next();
         EXPECT_EQ(failed, exception("stream failed"));
@@ -525,8 +507,7 @@ TEST(Gateway, ServerAsksTheClientForAnAcknowledgement) {
     });
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
-        co_await cl.send("ask_me");
-        auto q = co_await cl.next();
+        auto q = co_await cl.ask("ask_me");
         EXPECT_EQ(q["event"], "question");
         EXPECT_EQ(q["data"], "how are you?");
         json reply = {{"event", "ack"}, {"ack", q["ack"]}, {"data", "fine"}};

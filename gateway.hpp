@@ -44,6 +44,7 @@
 #include <algorithm>      // std::min, std::find_if
 #include <any>            // data an application attaches to a connection
 #include <array>          // fixed frame headers
+#include <atomic>         // state shared by worker threads
 #include <chrono>         // timeouts
 #include <coroutine>      // gw::stream
 #include <cstdint>        // fixed-width integers of the wire format
@@ -61,6 +62,7 @@
 #include <string>         // payloads
 #include <string_view>    // parsing without copies
 #include <system_error>   // gw::errc and its category
+#include <thread>         // worker threads
 #include <utility>        // std::move, std::pair
 #include <vector>         // outbox, headers
 
@@ -209,6 +211,11 @@ struct options {
     std::size_t max_header_bytes = 8 << 10;    ///< 8 KiB upgrade request, as most HTTP servers: else 431
     std::chrono::milliseconds handshake_timeout{10'000};   ///< a slow client cannot hold a slot longer
     std::chrono::milliseconds close_timeout{5'000};        ///< how long to wait for the peer's close
+    /// Event loops serving connections, one thread each. 1 serves everything on the io_context the
+    /// server was given; N > 1 adds N - 1 threads of the server's own, connections are spread over
+    /// the N loops in turn, and on_connection is required (accept() serves one loop). 0 means one
+    /// per hardware thread. The default is 1 so that applications need no locks until they ask.
+    std::size_t workers = 1;
 
     /// wss:// when set: a server context with certificate and key (see gw::tls_server_context).
     std::shared_ptr<asio::ssl::context> tls{};
@@ -1424,11 +1431,16 @@ inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes
 } // namespace detail
 
 /// A WebSocket server: listens when constructed, upgrades connections in the background (slow
-/// clients never delay others), and hands out ready connections through accept().
+/// clients never delay others), and hands out ready connections through accept() or on_connection.
+/// With options.workers > 1 it runs that many event loops (the given io_context and threads of its
+/// own) and gives each connection to the next loop in turn.
 class server {
 public:
     server(asio::io_context& io, options opts = {}) : st_(std::make_shared<state>(io, std::move(opts))) {
         auto& o = st_->opts;
+        if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+        if (o.workers > 1 && !o.on_connection)
+            throw std::invalid_argument("gw::server: options.workers > 1 needs options.on_connection (accept() serves one loop)");
         auto& acceptor = st_->acceptor;
         auto listen_on = [&](const asio::ip::tcp::endpoint& ep) {
             acceptor.open(ep.protocol());
@@ -1452,11 +1464,36 @@ public:
             listen_on(endpoints.begin()->endpoint());
         }
         st_->port = st_->acceptor.local_endpoint().port();
+        st_->loops.push_back(&io);
+        for (std::size_t i = 1; i < o.workers; ++i) {
+            auto& w = st_->own.emplace_back(std::make_unique<worker>());
+            st_->loops.push_back(&w->io);
+        }
+        for (auto& w : st_->own)   // started once every loop exists: nothing reaches them before that
+            w->thread = std::thread([&io = w->io] {
+                for (;;) {
+                    try {
+                        io.run();
+                        return;
+                    } catch (...) {   // a handler let an exception out: the loop keeps serving the others
+                    }
+                }
+            });
         asio::co_spawn(io, state::accept_loop(st_), [](std::exception_ptr) {});
     }
     server(const server&) = delete;
     server& operator=(const server&) = delete;
-    ~server() { stop(); }
+    /// Stops listening; the worker threads stop and what they served closes with them.
+    ~server() {
+        stop();
+        for (auto& w : st_->own) {
+            w->io.stop();
+            w->thread.join();
+        }
+        // Destroying the loops destroys the coroutines suspended on them, and with them their
+        // connections; the application's own io_context keeps what it serves.
+        st_->own.clear();
+    }
 
     /// The next upgraded connection. Throws asio::error::operation_aborted once the server stops.
     asio::awaitable<connection> accept() {
@@ -1485,8 +1522,16 @@ public:
     /// The port it listens on (the one chosen when options.port was 0).
     std::uint16_t port() const noexcept { return st_->port; }
     const options& config() const noexcept { return st_->opts; }
+    /// The event loops serving connections: loop 0 is the io_context given, the others are the
+    /// server's (options.workers of them in all).
+    const std::vector<asio::io_context*>& loops() const noexcept { return st_->loops; }
 
 private:
+    struct worker {
+        asio::io_context io{1};
+        asio::executor_work_guard<asio::io_context::executor_type> busy = asio::make_work_guard(io);
+        std::thread thread;
+    };
     struct state {
         state(asio::io_context& io_, options o) : io(io_), opts(std::move(o)), acceptor(io_), wake(io_) {
             wake.expires_at(asio::steady_timer::time_point::max());
@@ -1496,13 +1541,19 @@ private:
         asio::ip::tcp::acceptor acceptor;
         asio::steady_timer wake;   // never expires; cancel() wakes accept()
         std::deque<connection> ready;
-        bool stopped = false;
+        std::atomic<bool> stopped{false};   // read by upgrades on every loop
         std::uint16_t port = 0;
+        std::vector<std::unique_ptr<worker>> own;
+        std::vector<asio::io_context*> loops;
+        std::size_t next_loop = 0;
 
         static asio::awaitable<void> accept_loop(std::shared_ptr<state> self) {
             using asio::experimental::as_tuple;
             while (!self->stopped) {
-                auto [ec, sock] = co_await self->acceptor.async_accept(as_tuple(asio::use_awaitable));
+                asio::io_context& home = *self->loops[self->next_loop];
+                self->next_loop = (self->next_loop + 1) % self->loops.size();
+                const asio::any_io_executor home_ex = home.get_executor();
+                auto [ec, sock] = co_await self->acceptor.async_accept(home_ex, as_tuple(asio::use_awaitable));
                 if (self->stopped) break;
                 if (ec) {
                     // Out of descriptors or memory: back off instead of spinning.
@@ -1510,7 +1561,7 @@ private:
                     co_await pause.async_wait(as_tuple(asio::use_awaitable));
                     continue;
                 }
-                asio::co_spawn(self->io, upgrade(self, std::move(sock)), [](std::exception_ptr) {});
+                asio::co_spawn(home, upgrade(self, std::move(sock)), [](std::exception_ptr) {});
             }
         }
 
@@ -1524,7 +1575,7 @@ private:
             sock.set_option(asio::ip::tcp::no_delay(true), ec);
             auto c = std::make_shared<detail::connection_impl>(std::move(sock), detail::role::server,
                                                                o.max_message_bytes, o.close_timeout);
-            asio::steady_timer deadline(self->io, o.handshake_timeout);
+            asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
             deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
                 if (e) return;
                 if (auto p = w.lock()) {
@@ -1931,12 +1982,13 @@ inline std::string random_id() {
 struct namespace_state;
 struct gateway_state;
 struct outcome;
+struct selection;
 
 } // namespace detail
 
 /// The recipients of an emit: a namespace (or every namespace), narrowed to rooms, minus rooms and
 /// sockets. Built with to()/except() from a socket, a namespace or the gateway; emit() serializes and
-/// frames the event once and queues the same bytes for every recipient.
+/// frames the event once and queues the same bytes for every recipient, on every worker.
 class target {
 public:
     /// Adds a room: the target becomes the union of its rooms (each socket receives once).
@@ -1950,11 +2002,14 @@ public:
     }
     target except(const socket& s) &&;
 
-    /// Sends the event to every recipient: queued for all of them before emit() returns (so the
-    /// target may be a temporary), and the awaitable completes at once.
+    /// Sends the event to every recipient: queued for those of this worker before emit() returns
+    /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
+    /// awaitable completes at once.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const;
-    /// How many sockets emit() would reach now.
-    std::size_t count() const;
+    /// How many sockets emit() would reach now, on every worker.
+    asio::awaitable<std::size_t> count() const;
+    /// The ids of the sockets emit() would reach now, on every worker.
+    asio::awaitable<std::vector<std::string>> ids() const;
 
 private:
     friend class socket;
@@ -1963,7 +2018,8 @@ private:
     std::vector<detail::namespace_state*> spaces_;
     std::vector<std::string> rooms_, except_rooms_;
     std::vector<const socket*> except_sockets_;
-    template <class F> void for_each_recipient(F&& f) const;
+    template <class F> void for_each_recipient(std::size_t worker, F&& f) const;
+    std::shared_ptr<detail::selection> select() const;
 };
 
 /// A client connected to a namespace: its id, its handshake, its data and its rooms.
@@ -1980,8 +2036,9 @@ public:
     /// data() as T; throws std::bad_any_cast when it holds something else.
     template <class T> T& data_as() { return std::any_cast<T&>(data_); }
 
-    /// Sends an event to this socket only.
-    /// Queued before emit() returns; throws gw::errc::closed once the connection closes.
+    /// Sends an event to this socket only. On the socket's worker it is queued before emit()
+    /// returns and throws gw::errc::closed once the connection closes; from another thread it is
+    /// posted to the socket's worker and dropped if the socket has gone by then.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
         send_event(event, data, nullptr);
         return detail::done();
@@ -1990,8 +2047,15 @@ public:
     /// Emits an event that asks the client to acknowledge it, and waits for its answer: the client's
     /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
     /// std::errc::timed_out when no answer comes within timeout (or the socket goes first).
+    /// May be awaited on any thread; the wait itself runs on the socket's worker.
     asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout) {
         auto self = shared_from_this();   // the socket outlives the wait even if the client leaves
+        if (!conn_.state().on_own_thread()) {
+            auto hop = [self, event = std::move(event), data = std::move(data), timeout]() mutable {
+                return self->emit_with_ack(std::move(event), std::move(data), timeout);
+            };
+            co_return co_await asio::co_spawn(conn_.handle.get_executor(), std::move(hop), asio::use_awaitable);
+        }
         const std::int64_t n = ++last_ack_;
         auto waiter = std::make_shared<pending_ack>(conn_.handle.get_executor(), timeout);
         acks_.emplace(n, waiter);
@@ -2002,6 +2066,8 @@ public:
         co_return std::move(*waiter->reply);
     }
 
+    // A socket's rooms belong to its worker: join, leave, rooms() and in() are for the handlers and
+    // hooks of this socket's namespace, which run there (any thread when workers is 1).
     void join(const std::string& room);
     void join(std::initializer_list<std::string> rooms) {
         for (const auto& r : rooms) join(r);
@@ -2031,7 +2097,8 @@ public:
     socket& operator=(const socket&) = delete;
 
 private:
-    socket(detail::namespace_state& ns, connection c) : ns_(ns), conn_{std::move(c)}, id_(detail::random_id()) {}
+    socket(detail::namespace_state& ns, std::size_t worker, connection c)
+        : ns_(ns), worker_(worker), conn_{std::move(c)}, id_(detail::random_id()) {}
     friend class target;
     friend class gateway;
     friend struct detail::namespace_state;
@@ -2047,6 +2114,7 @@ private:
     void answer_exception(const json& data, const json& id);
 
     detail::namespace_state& ns_;
+    std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
     conn_ref conn_;
     std::string id_;
     std::any data_;
@@ -2358,7 +2426,16 @@ struct call_stages {
 
 struct gateway_state;
 
-/// A namespace: its handlers, hooks, middleware, sockets and rooms. Lives on the gateway's loop.
+/// One worker's part of a namespace: the sockets it serves and their rooms. Only that worker's
+/// thread touches it, so joining, leaving and emitting take no lock; a cache line of its own keeps
+/// workers from slowing each other down.
+struct alignas(64) shard {
+    std::unordered_map<std::string_view, socket*> sockets;   // by id
+    std::unordered_map<std::string, std::vector<socket*>> rooms;
+};
+
+/// A namespace: its handlers, hooks and middleware (set up before the loops run, read-only after),
+/// and per worker its sockets and rooms.
 struct namespace_state {
     std::string path;
     gateway_state* owner = nullptr;
@@ -2368,8 +2445,8 @@ struct namespace_state {
     std::vector<std::function<std::optional<http_response>(http_request&)>> middleware;
     std::vector<hook<socket&>> on_connect;
     std::vector<hook<socket&, std::string_view>> on_disconnect;
-    std::unordered_map<std::string_view, socket*> sockets;   // by id
-    std::unordered_map<std::string, std::vector<socket*>> rooms;
+    std::vector<shard> shards;   // one per worker
+    std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
@@ -2379,10 +2456,20 @@ struct gateway_state {
     explicit gateway_state(asio::io_context& io_) : io(io_) {}
     asio::io_context& io;
     std::unique_ptr<server> srv;   // made once the routing hook can point back here
+    std::vector<asio::io_context*> loops;   // the server's workers; loop 0 is io
     std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
     std::vector<std::unique_ptr<namespace_state>> spaces;
     std::vector<hook<>> on_init;
     stages around;   // enhancers of every handler in every namespace
+
+    /// The worker whose loop runs on this thread; with one worker, that one whatever the thread
+    /// (an application with one loop may call from outside it before it runs).
+    std::optional<std::size_t> current() const noexcept {
+        if (loops.size() == 1) return 0;
+        for (std::size_t w = 0; w < loops.size(); ++w)
+            if (loops[w]->get_executor().running_in_this_thread()) return w;
+        return std::nullopt;
+    }
 
     /// The namespace for a request path: an exact path first, then patterns ending in '*'.
     namespace_state* find(std::string_view path) const {
@@ -2404,20 +2491,29 @@ inline void socket::leave(const std::string& room) { ns_.leave(*this, room); }
 inline void detail::namespace_state::join(socket& s, const std::string& room) {
     if (s.gone_ || s.in(room)) return;   // a handler still running after its client left joins nothing
     s.rooms_.push_back(room);
-    rooms[room].push_back(&s);
+    shards[s.worker_].rooms[room].push_back(&s);
 }
 
 inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     auto it = std::find(s.rooms_.begin(), s.rooms_.end(), room);
     if (it == s.rooms_.end()) return;
     s.rooms_.erase(it);
+    auto& rooms = shards[s.worker_].rooms;
     auto r = rooms.find(room);
     std::erase(r->second, &s);
     if (r->second.empty()) rooms.erase(r);
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
-    conn_.state().send_frame(opcode::text, ns_.owner->wire->encode(event, data, id, ack));
+    std::string text = ns_.owner->wire->encode(event, data, id, ack);
+    if (conn_.state().on_own_thread()) {
+        conn_.state().send_frame(opcode::text, std::move(text));
+        return;
+    }
+    asio::post(conn_.handle.get_executor(), [c = detail::access::state(conn_.handle), text = std::move(text)]() mutable {
+        if (c->close_sent_ || c->ended_ || c->broken_) return;   // gone meanwhile, as a broadcast would skip it
+        c->send_frame(opcode::text, std::move(text));
+    });
 }
 
 inline void socket::answer(const event& request, detail::outcome&& out) {
@@ -2449,48 +2545,137 @@ inline target target::except(const socket& s) && {
     return std::move(*this);
 }
 
-template <class F> void target::for_each_recipient(F&& f) const {
+namespace detail {
+
+/// The sockets of one worker that a target names: the union of its rooms (every socket of the
+/// namespaces when it names none), each reached once, less excepted rooms and what skip() says.
+template <class Skip, class F>
+void walk_recipients(const std::vector<namespace_state*>& spaces, const std::vector<std::string>& rooms,
+                     const std::vector<std::string>& except_rooms, std::size_t worker, Skip&& skip, F&& f) {
     auto excluded = [&](const socket* s) {
-        if (std::find(except_sockets_.begin(), except_sockets_.end(), s) != except_sockets_.end()) return true;
-        for (const auto& r : except_rooms_)
+        if (skip(s)) return true;
+        for (const auto& r : except_rooms)
             if (s->in(r)) return true;
         return false;
     };
-    for (auto* ns : spaces_) {
-        if (rooms_.empty()) {
-            for (auto& entry : ns->sockets)
+    for (auto* ns : spaces) {
+        const shard& here = ns->shards[worker];
+        if (rooms.empty()) {
+            for (auto& entry : here.sockets)
                 if (!excluded(entry.second)) f(*entry.second);
             continue;
         }
-        // The union of the rooms: a socket in several of them is reached once, from the first.
-        for (std::size_t i = 0; i < rooms_.size(); ++i) {
-            auto r = ns->rooms.find(rooms_[i]);
-            if (r == ns->rooms.end()) continue;
+        // A socket in several of the rooms is reached once, from the first.
+        for (std::size_t i = 0; i < rooms.size(); ++i) {
+            auto r = here.rooms.find(rooms[i]);
+            if (r == here.rooms.end()) continue;
             for (socket* s : r->second) {
                 bool earlier = false;
-                for (std::size_t j = 0; j < i && !earlier; ++j) earlier = s->in(rooms_[j]);
+                for (std::size_t j = 0; j < i && !earlier; ++j) earlier = s->in(rooms[j]);
                 if (!earlier && !excluded(s)) f(*s);
             }
         }
     }
 }
 
-inline std::size_t target::count() const {
-    std::size_t n = 0;
-    for_each_recipient([&](socket&) { ++n; });
-    return n;
+/// A target as any thread may use it: excepted sockets by worker and id, since a pointer to
+/// another worker's socket may dangle by the time that worker looks.
+struct selection {
+    std::vector<namespace_state*> spaces;
+    std::vector<std::string> rooms, except_rooms;
+    std::vector<std::pair<std::size_t, std::string>> except_ids;
+    std::shared_ptr<const std::string> frame;   // what emit() sends
+
+    template <class F> void for_each(std::size_t worker, F&& f) const {
+        auto skip = [&](const socket* s) {
+            for (const auto& [w, id] : except_ids)
+                if (w == worker && s->id() == id) return true;
+            return false;
+        };
+        walk_recipients(spaces, rooms, except_rooms, worker, skip, f);
+    }
+};
+
+/// Runs visit(w) on every worker w: at once on this thread's, by a hop there and back for the others.
+template <class F> asio::awaitable<void> visit_workers(const gateway_state& g, F visit) {
+    const auto here = g.current();
+    for (std::size_t w = 0; w < g.loops.size(); ++w) {
+        if (here == w) {
+            visit(w);
+            continue;
+        }
+        auto hop = [&visit, w]() -> asio::awaitable<void> {
+            visit(w);
+            co_return;
+        };
+        co_await asio::co_spawn(*g.loops[w], std::move(hop), asio::use_awaitable);
+    }
 }
+
+} // namespace detail
+
+template <class F> void target::for_each_recipient(std::size_t worker, F&& f) const {
+    auto skip = [&](const socket* s) {
+        return std::find(except_sockets_.begin(), except_sockets_.end(), s) != except_sockets_.end();
+    };
+    detail::walk_recipients(spaces_, rooms_, except_rooms_, worker, skip, f);
+}
+
+inline std::shared_ptr<detail::selection> target::select() const {
+    auto sel = std::make_shared<detail::selection>();
+    sel->spaces = spaces_;
+    sel->rooms = rooms_;
+    sel->except_rooms = except_rooms_;
+    for (const socket* s : except_sockets_) sel->except_ids.emplace_back(s->worker_, s->id_);
+    return sel;
+}
+
+namespace detail {
+
+inline asio::awaitable<std::size_t> count_selected(std::shared_ptr<const selection> sel) {
+    std::size_t n = 0;
+    auto visit = [&sel, &n](std::size_t w) { sel->for_each(w, [&n](socket&) { ++n; }); };
+    if (!sel->spaces.empty()) co_await visit_workers(*sel->spaces.front()->owner, visit);
+    co_return n;
+}
+
+inline asio::awaitable<std::vector<std::string>> ids_selected(std::shared_ptr<const selection> sel) {
+    std::vector<std::string> out;
+    auto visit = [&sel, &out](std::size_t w) { sel->for_each(w, [&out](socket& s) { out.push_back(s.id()); }); };
+    if (!sel->spaces.empty()) co_await visit_workers(*sel->spaces.front()->owner, visit);
+    co_return out;
+}
+
+} // namespace detail
+
+// The selection is taken now, so the target may be a temporary gone before the awaitable runs.
+inline asio::awaitable<std::size_t> target::count() const { return detail::count_selected(select()); }
+inline asio::awaitable<std::vector<std::string>> target::ids() const { return detail::ids_selected(select()); }
 
 inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
     if (spaces_.empty()) return detail::done();
-    // Serialized and framed once; every recipient's outbox shares these bytes.
-    std::string text = spaces_.front()->owner->wire->encode(event, data, nullptr, 0);
+    const detail::gateway_state& g = *spaces_.front()->owner;
+    // Serialized and framed once; every recipient's outbox, on every worker, shares these bytes.
+    std::string text = g.wire->encode(event, data, nullptr, 0);
     auto frame = std::make_shared<std::string>();
     frame->resize(detail::max_frame_header);
     frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text.size()));
     frame->append(text);
     std::shared_ptr<const std::string> shared = std::move(frame);
-    for_each_recipient([&](socket& s) { s.conn_.state().send_shared(shared); });
+    const auto here = g.current();
+    std::shared_ptr<const detail::selection> away;   // one copy of the target for all other workers
+    for (std::size_t w = 0; w < g.loops.size(); ++w) {
+        if (here == w) {
+            for_each_recipient(w, [&](socket& s) { s.conn_.state().send_shared(shared); });
+            continue;
+        }
+        if (!away) {
+            auto sel = select();
+            sel->frame = shared;
+            away = std::move(sel);
+        }
+        asio::post(*g.loops[w], [away, w] { away->for_each(w, [&](socket& s) { s.conn_.state().send_shared(away->frame); }); });
+    }
     return detail::done();
 }
 
@@ -2558,16 +2743,16 @@ public:
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return all().emit(event, data); }
     /// Everyone in a room (add rooms and exceptions to the target).
     target to(std::string room) const { return all().to(std::move(room)); }
-    /// The sockets connected now, and those in a room.
-    std::size_t count() const noexcept { return ns_->sockets.size(); }
-    std::size_t count(const std::string& room) const {
-        auto r = ns_->rooms.find(room);
-        return r == ns_->rooms.end() ? 0 : r->second.size();
-    }
-    /// The socket with this id, or nullptr.
+    /// The sockets connected now, on every worker. (A room's: co_await ns.to(room).count().)
+    std::size_t count() const noexcept { return ns_->connected.load(std::memory_order_relaxed); }
+    /// The socket with this id on the calling thread's worker (any socket when workers is 1), or
+    /// nullptr. ns.to(id) reaches a socket on any worker.
     socket* find(std::string_view id) const {
-        auto it = ns_->sockets.find(id);
-        return it == ns_->sockets.end() ? nullptr : it->second;
+        const auto w = ns_->owner->current();
+        if (!w) return nullptr;
+        auto& sockets = ns_->shards[*w].sockets;
+        auto it = sockets.find(id);
+        return it == sockets.end() ? nullptr : it->second;
     }
     const std::string& path() const noexcept { return ns_->path; }
 
@@ -2613,20 +2798,28 @@ public:
             }
             return std::nullopt;
         };
-        // Each connection is served at once, in the turn its upgrade completes: its on_connect hooks
-        // have run (up to their first suspension) before any other client is served.
+        // Each connection is served at once, on its worker, in the turn its upgrade completes: its
+        // on_connect hooks have run (up to their first suspension) before another client is served.
         opts.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](connection c) {
             auto st = w.lock();
             if (!st) return;
-            if (detail::namespace_state* ns = st->find(c.request().path()))
-                asio::co_spawn(st->io, serve(st, ns, std::move(c)), [](std::exception_ptr) {});
+            detail::namespace_state* ns = st->find(c.request().path());
+            const auto worker = st->current();
+            if (!ns || !worker) return;
+            const auto ex = c.get_executor();   // before c moves into the coroutine
+            asio::co_spawn(ex, serve(st, ns, *worker, std::move(c)), [](std::exception_ptr) {});
         };
         st_->srv = std::make_unique<server>(io, std::move(opts));
+        st_->loops = st_->srv->loops();
         asio::co_spawn(io, init(st_), [](std::exception_ptr) {});
     }
     gateway(const gateway&) = delete;
     gateway& operator=(const gateway&) = delete;
-    ~gateway() { stop(); }
+    /// Stops listening and stops the worker threads; their sockets close with them.
+    ~gateway() {
+        stop();
+        if (st_) st_->srv.reset();
+    }
 
     /// The namespace at path ("/", "/chat", or a pattern such as "/tenant-*"), made on first use.
     namespace_ref of(std::string path) {
@@ -2636,6 +2829,7 @@ public:
         auto ns = std::make_unique<detail::namespace_state>();
         ns->path = std::move(path);
         ns->owner = st_.get();
+        ns->shards = std::vector<detail::shard>(st_->loops.size());
         st_->spaces.push_back(std::move(ns));
         return namespace_ref(st_->spaces.back().get());
     }
@@ -2678,10 +2872,12 @@ private:
 
     /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
     /// there, then out of every room.
-    static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns, connection c) {
-        std::shared_ptr<socket> s(new socket(*ns, c));
+    static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
+                                       std::size_t worker, connection c) {
+        std::shared_ptr<socket> s(new socket(*ns, worker, c));
         s->data_ = std::move(s->conn_.state().request_.attachment);
-        ns->sockets.emplace(s->id(), s.get());
+        ns->shards[worker].sockets.emplace(s->id(), s.get());
+        ns->connected.fetch_add(1, std::memory_order_relaxed);
         ns->join(*s, s->id());
         std::string reason;
         bool hook_failed = false;
@@ -2709,7 +2905,8 @@ private:
             }
         }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
-        ns->sockets.erase(s->id());
+        ns->shards[worker].sockets.erase(s->id());
+        ns->connected.fetch_sub(1, std::memory_order_relaxed);
         s->gone_ = true;
     }
 
@@ -2735,7 +2932,7 @@ private:
         }
         detail::call_stages cs{{&st->around, &ns->around, &h->around}};
         if (h->async) {
-            asio::co_spawn(st->io, run(s, h->async, cs, std::move(*ev)), [](std::exception_ptr) {});
+            asio::co_spawn(s->conn_.handle.get_executor(), run(s, h->async, cs, std::move(*ev)), [](std::exception_ptr) {});
             return;
         }
         const auto start = std::chrono::steady_clock::now();

@@ -2723,7 +2723,7 @@ public:
         return *this;
     }
     /// Once per socket, when it has gone: (gw::socket&, std::string_view reason), with its rooms
-    /// still visible.
+    /// still visible (ns.count() no longer includes it).
     template <class F> namespace_ref& on_disconnect(F hook) {
         if constexpr (std::is_invocable_v<F&, socket&, std::string_view>)
             ns_->on_disconnect.push_back(detail::make_hook<socket&, std::string_view>(std::move(hook)));
@@ -2854,6 +2854,8 @@ public:
     /// Serves another wire format instead of NestJS's WsAdapter format.
     void set_codec(std::unique_ptr<codec> c) { st_->wire = std::move(c); }
     std::uint16_t port() const noexcept { return st_->srv->port(); }
+    /// How many event loops serve sockets (options.workers, 0 resolved to the hardware's threads).
+    std::size_t workers() const noexcept { return st_->loops.size(); }
     /// Stops accepting connections; connected sockets stay.
     void stop() {
         if (st_ && st_->srv) st_->srv->stop();
@@ -2898,6 +2900,8 @@ private:
             reason = e.code() == errc::connection_lost ? "transport close" : e.code().message();
         }
         s->abandon_acks();
+        // No longer counted as connected (as in Socket.IO), though its rooms stay visible to the hooks.
+        ns->connected.fetch_sub(1, std::memory_order_relaxed);
         for (auto& hook : ns->on_disconnect) {
             try {
                 co_await hook(*s, reason);
@@ -2906,7 +2910,6 @@ private:
         }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
         ns->shards[worker].sockets.erase(s->id());
-        ns->connected.fetch_sub(1, std::memory_order_relaxed);
         s->gone_ = true;
     }
 

@@ -1,51 +1,14 @@
 // The gateway over real loopback connections: NestJS WsAdapter's wire format, handlers and
 // replies, exception events, rooms and emit targets, hooks, middleware and namespaces.
-#include "support.hpp"
+#include "gateway_support.hpp"
 
 using asio::awaitable;
 using gw::json;
+using test::client;
+using test::exception;
+using test::j;
+using test::local;
 
-namespace {
-
-/// A client speaking the gateway's JSON envelope.
-struct client {
-    gw::connection c;
-
-    static awaitable<client> open(const gw::gateway& app, std::string path = "/") {
-        auto c = co_await gw::connect("ws://127.0.0.1:" + std::to_string(app.port()) + path);
-        co_return client{std::move(c)};
-    }
-    awaitable<void> send(std::string event, json data = nullptr, json id = nullptr) {
-        json j = {{"event", event}, {"data", data}};
-        if (!id.is_null()) j["id"] = id;
-        co_await c.send(j.dump());
-    }
-    /// Sends an event and returns the next one (its reply, when nothing else is due first).
-    awaitable<json> ask(std::string event, json data = nullptr, json id = nullptr) {
-        co_await send(std::move(event), std::move(data), std::move(id));
-        co_return co_await next();
-    }
-    /// The next event, parsed; null when the connection ended.
-    awaitable<json> next() {
-        auto m = co_await c.receive();
-        if (!m) co_return nullptr;
-        co_return json::parse(m->data);
-    }
-};
-
-gw::options local() {
-    gw::options o;
-    o.host = "127.0.0.1";
-    return o;
-}
-
-json exception(std::string message) { return {{"event", "exception"}, {"data", {{"status", "error"}, {"message", message}}}}; }
-
-// GCC 12 miscompiles initializer lists inside a co_await's full expression, so JSON literals in
-// coroutine bodies are parsed from text instead.
-json j(const char* text) { return json::parse(text); }
-
-} // namespace
 
 TEST(Gateway, ReturnValueIsTheReplyWithTheRequestsId) {
     asio::io_context io;

@@ -2452,7 +2452,7 @@ struct namespace_state {
     void leave(socket& s, const std::string& room);
 };
 
-struct gateway_state {
+struct gateway_state : std::enable_shared_from_this<gateway_state> {
     explicit gateway_state(asio::io_context& io_) : io(io_) {}
     asio::io_context& io;
     std::unique_ptr<server> srv;   // made once the routing hook can point back here
@@ -2585,6 +2585,7 @@ struct selection {
     std::vector<std::string> rooms, except_rooms;
     std::vector<std::pair<std::size_t, std::string>> except_ids;
     std::shared_ptr<const std::string> frame;   // what emit() sends
+    std::shared_ptr<const gateway_state> keep;  // the namespaces outlive a delivery still queued
 
     template <class F> void for_each(std::size_t worker, F&& f) const {
         auto skip = [&](const socket* s) {
@@ -2627,6 +2628,7 @@ inline std::shared_ptr<detail::selection> target::select() const {
     sel->rooms = rooms_;
     sel->except_rooms = except_rooms_;
     for (const socket* s : except_sockets_) sel->except_ids.emplace_back(s->worker_, s->id_);
+    if (!spaces_.empty()) sel->keep = spaces_.front()->owner->shared_from_this();
     return sel;
 }
 
@@ -2818,7 +2820,10 @@ public:
     /// Stops listening and stops the worker threads; their sockets close with them.
     ~gateway() {
         stop();
-        if (st_) st_->srv.reset();
+        if (!st_) return;
+        st_->srv.reset();
+        // Sockets still on the application's loop go on with it alone; the others' loops are gone.
+        st_->loops.resize(1);
     }
 
     /// The namespace at path ("/", "/chat", or a pattern such as "/tenant-*"), made on first use.

@@ -1,6 +1,6 @@
-// 03_chat: the chat of the NestJS lessons, on path /chat. Usage: 03_chat PORT
+// 03_chat: the chat of the NestJS lessons, on path /chat. Usage: 03_chat PORT [WORKERS]
 // Connect to ws://HOST:PORT/chat?token=NAME (letters and digits); NAME becomes your user id.
-// The protocol is in README.md, "The 03_chat example".
+// WORKERS event loops (default 1) serve the clients. The protocol is in README.md, "The 03_chat example".
 #include "gateway.hpp"
 
 #include <csignal>
@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 
 using gw::json;
 
@@ -29,24 +30,38 @@ bool is_string_field(const json& d, const char* name) { return d.is_object() && 
 /// the "user:" rooms that carry private messages, so no room name can tap or drop those.
 std::string chat_room(const json& d) { return "room:" + d["room"].get<std::string>(); }
 
-int main(int argc, char** argv) {
+/// A number in [low, high] from a command-line argument, or -1.
+long number(const char* arg, long low, long high) {
     char* end = nullptr;
-    const long port = argc == 2 ? std::strtol(argv[1], &end, 10) : -1;
-    if (argc != 2 || *argv[1] == '\0' || *end != '\0' || port < 0 || port > 65535) {
-        std::fprintf(stderr, "usage: %s PORT   (PORT 0-65535; 0 picks a free port)\n", argv[0]);
+    const long n = std::strtol(arg, &end, 10);
+    return *arg == '\0' || *end != '\0' || n < low || n > high ? -1 : n;
+}
+
+int main(int argc, char** argv) {
+    const long port = argc >= 2 ? number(argv[1], 0, 65535) : -1;
+    const long workers = argc == 3 ? number(argv[2], 1, 256) : 1;
+    if (argc < 2 || argc > 3 || port < 0 || workers < 0) {
+        std::fprintf(stderr, "usage: %s PORT [WORKERS]   (PORT 0-65535, 0 picks a free port; WORKERS 1-256, default 1)\n", argv[0]);
         return 2;
     }
     asio::io_context io{1};
-    gw::gateway app{io, {.port = static_cast<std::uint16_t>(port)}};
+    gw::options opts{};
+    opts.port = static_cast<std::uint16_t>(port);
+    opts.workers = static_cast<std::size_t>(workers);
+    gw::gateway app{io, opts};
+    // The hooks of sockets on different workers run on different threads: shared state is locked.
+    std::mutex online_lock;
     std::map<std::string, int> online;   // user id -> connected sockets (one user, several devices)
 
     auto chat = app.of("/chat");
     chat.use(authenticate);
     chat.on_connect([&](gw::socket& s) {
         s.join("user:" + user_of(s));   // private messages reach every device of a user
+        std::lock_guard hold(online_lock);
         ++online[user_of(s)];
     });
     chat.on_disconnect([&](gw::socket& s, std::string_view) {
+        std::lock_guard hold(online_lock);
         if (--online[user_of(s)] == 0) online.erase(user_of(s));
     });
 
@@ -85,7 +100,10 @@ int main(int argc, char** argv) {
                     json out = {{"from", user_of(s)}, {"message", d["message"]}};
                     co_await chat.to("user:" + d["toUserId"].get<std::string>()).emit("receivePrivateMessage", out);
                 });
-    chat.on("onlineCount", [&](gw::socket&) { return online.size(); });
+    chat.on("onlineCount", [&](gw::socket&) {
+        std::lock_guard hold(online_lock);
+        return online.size();
+    });
     chat.on("secret", gw::guard([](gw::socket& s) { return user_of(s) == "admin"; }) |
                           [](gw::socket&) { return json{{"secret", "the admin password is not in this example"}}; });
 

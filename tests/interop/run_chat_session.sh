@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# run_chat_session.sh CHAT_BINARY
+# run_chat_session.sh CHAT_BINARY [SERVER_ARG...]
 #
 # Runs a scripted chat session (tests/interop/chat_session.mjs, Node's `ws`
 # client) against our 03_chat example.
 #
-#   CHAT_BINARY  the chat server; contract: `CHAT_BINARY PORT` serves ws://
-#                (path /chat), prints "listening on port N" once listening,
-#                exits 0 on SIGTERM.
+#   CHAT_BINARY  the chat server; contract: `CHAT_BINARY PORT [SERVER_ARG...]`
+#                serves ws:// (path /chat), prints "listening on port N" once
+#                listening, exits 0 on SIGTERM.
+#   SERVER_ARG   passed on after the port (03_chat: the number of workers).
 #
 # Environment: NODE (default: node), CHAT_TIMEOUT_MS (passed on to the client:
 # limit of every wait for a message).
@@ -16,11 +17,13 @@
 set -u
 
 usage() {
-    echo "usage: $0 CHAT_BINARY" >&2
+    echo "usage: $0 CHAT_BINARY [SERVER_ARG...]" >&2
     exit 2
 }
-[ "$#" -eq 1 ] || usage
+[ "$#" -ge 1 ] || usage
 chat_bin=$1
+shift
+server_args=("$@")
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd) || exit 1
 root=$(cd -- "$script_dir/../.." && pwd) || exit 1
@@ -48,10 +51,10 @@ fi
 . "$script_dir/lib.sh"
 init_tmp chat_session
 
-start_server chat "$chat_bin" 0
+start_server chat "$chat_bin" 0 "${server_args[@]}"
 port=$server_port
 if [ -z "$port" ]; then
-    fail "chat server did not print 'listening on port N' (cmd: $chat_bin 0)"
+    fail "chat server did not print 'listening on port N' (cmd: $chat_bin 0 ${server_args[*]})"
 else
     echo "=== node ws client: chat_session.mjs $port"
     # From the repository root, so that `import 'ws'` finds node_modules/ws.

@@ -172,6 +172,13 @@ public:
     std::vector<std::string_view> protocols() const;
     /// A query parameter, percent-decoded ('+' as space); nullopt when absent.
     std::optional<std::string> query_param(std::string_view name) const;
+    /// A cookie from the Cookie header(s) (RFC 6265: "a=1; b=2", a quoted value unquoted); nullopt
+    /// when absent.
+    std::optional<std::string_view> cookie(std::string_view name) const noexcept;
+    /// A bearer token (RFC 6750) from, in this order: "Authorization: Bearer T"; the subprotocol
+    /// offered after "access_token" (browsers cannot set headers: new WebSocket(url, ["access_token",
+    /// T])); the query parameter access_token. nullopt when none carries one.
+    std::optional<std::string> bearer_token() const;
 
     /// What the application attaches while upgrading (the authenticated user, say); it stays with
     /// the connection as its request does.
@@ -225,7 +232,8 @@ struct options {
     std::function<std::optional<http_response>(http_request&)> on_upgrade{};
     /// Answers requests that are not upgrades (health checks); nullopt gives 426 Upgrade Required.
     std::function<std::optional<http_response>(const http_request&)> on_http{};
-    /// Picks one of request.protocols(), or returns "" for none.
+    /// Picks one of request.protocols(), or returns "" for none. Unset: "access_token" when offered
+    /// (it carries a bearer token, see http_request::bearer_token), else none.
     std::function<std::string(const http_request&)> select_subprotocol{};
     /// When set, receives each upgraded connection at once, on its thread, before any of its
     /// messages is read (and before another client is served), instead of accept().
@@ -710,6 +718,40 @@ inline std::optional<std::string> http_request::query_param(std::string_view nam
         if (amp == std::string_view::npos) break;
         q.remove_prefix(amp + 1);
     }
+    return std::nullopt;
+}
+
+inline std::optional<std::string_view> http_request::cookie(std::string_view name) const noexcept {
+    std::optional<std::string_view> found;
+    for_each_value("Cookie", [&](std::string_view line) {
+        while (!found && !line.empty()) {
+            auto semi = line.find(';');
+            auto pair = detail::trim(line.substr(0, semi));
+            auto eq = pair.find('=');
+            if (eq != std::string_view::npos && detail::trim(pair.substr(0, eq)) == name) {
+                auto value = detail::trim(pair.substr(eq + 1));
+                if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+                found = value;
+            }
+            if (semi == std::string_view::npos) break;
+            line.remove_prefix(semi + 1);
+        }
+    });
+    return found;
+}
+
+inline std::optional<std::string> http_request::bearer_token() const {
+    if (auto auth = header("Authorization")) {
+        auto v = detail::trim(*auth);
+        if (v.size() > 7 && detail::iequals(v.substr(0, 7), "Bearer ")) {
+            auto token = detail::trim(v.substr(7));
+            if (!token.empty()) return std::string(token);
+        }
+    }
+    auto offered = protocols();
+    for (std::size_t i = 0; i + 1 < offered.size(); ++i)
+        if (offered[i] == "access_token") return std::string(offered[i + 1]);
+    if (auto q = query_param("access_token"); q && !q->empty()) return q;
     return std::nullopt;
 }
 
@@ -1619,9 +1661,12 @@ private:
                 } else if (o.on_upgrade) {
                     answer = o.on_upgrade(req);
                 }
-                if (!answer && o.select_subprotocol) {
-                    std::string chosen = o.select_subprotocol(req);
+                if (!answer) {
                     auto offered = req.protocols();
+                    std::string chosen;
+                    if (o.select_subprotocol) chosen = o.select_subprotocol(req);
+                    else if (std::find(offered.begin(), offered.end(), "access_token") != offered.end())
+                        chosen = "access_token";   // a token offered as a subprotocol: browsers need one chosen
                     if (!chosen.empty() && std::find(offered.begin(), offered.end(), chosen) == offered.end())
                         answer = http_response{500, "the server chose a subprotocol the client did not offer\n"};
                     c->subprotocol_ = std::move(chosen);

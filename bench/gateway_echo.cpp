@@ -1,5 +1,6 @@
 // gateway_echo: the benchmark's event echo through the gateway (JSON envelope in, handler returns
-// the data, envelope out). Usage: gateway_echo PORT; prints "listening on port N"; SIGTERM exits 0.
+// the data, envelope out). Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM
+// exits 0.
 #include "gateway.hpp"
 
 #include <csignal>
@@ -7,12 +8,15 @@
 #include <cstdlib>
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
+    if (argc < 2 || argc > 3) {
+        std::fprintf(stderr, "usage: %s PORT [WORKERS]\n", argv[0]);
         return 2;
     }
     asio::io_context io{1};
-    gw::gateway app{io, {.port = static_cast<std::uint16_t>(std::atoi(argv[1]))}};
+    gw::options opts{};
+    opts.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
+    opts.workers = argc == 3 ? static_cast<std::size_t>(std::atoi(argv[2])) : 1;
+    gw::gateway app{io, opts};
     app.of("/").on("echo", [](gw::socket&, gw::json data) { return data; });
     std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));
     std::fflush(stdout);

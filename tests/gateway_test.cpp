@@ -289,6 +289,58 @@ TEST(Gateway, MiddlewareRefusesAtTheHandshakeOrAttachesData) {
     }());
 }
 
+TEST(Gateway, MiddlewareFindsTokensInHeadersSubprotocolsQueryAndCookies) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    auto ns = app.of("/");
+    ns.use([](gw::http_request& r) {
+        auto token = r.bearer_token();
+        if (!token) throw gw::http_refusal(401, "a bearer token is required");
+        if (*token != "t0k3n") throw gw::http_refusal(403, "not this token");
+        r.attachment = std::string(r.cookie("theme").value_or("none"));
+    });
+    ns.on("theme", [](gw::socket& s) { return s.data_as<std::string>(); });
+    test::run(io, [&]() -> awaitable<void> {
+        const std::string url = "ws://127.0.0.1:" + std::to_string(app.port()) + "/";
+        auto refused = [&](std::string u, gw::client_options o) -> awaitable<std::string> {
+            try {
+                co_await gw::connect(u, o);
+            } catch (const std::system_error& e) {
+                co_return e.what();
+            }
+            co_return "connected";
+        };
+        gw::client_options none{};
+        auto missing = co_await refused(url, none);
+        EXPECT_NE(missing.find("401"), std::string::npos) << missing;
+        gw::client_options wrong{};
+        wrong.headers = {{"Authorization", "Bearer nope"}};
+        auto forbidden = co_await refused(url, wrong);
+        EXPECT_NE(forbidden.find("403"), std::string::npos) << forbidden;
+
+        gw::client_options header{};   // what a server-side client sends
+        header.headers = {{"Authorization", "Bearer t0k3n"}, {"Cookie", "a=1; theme=dark"}};
+        auto by_header = co_await gw::connect(url, header);
+        co_await by_header.send(R"({"event":"theme"})");
+        auto m1 = co_await by_header.receive();
+        EXPECT_EQ(gw::json::parse(m1->data)["data"], "dark");
+        co_await by_header.close();
+
+        gw::client_options protocol{};   // what a browser can send: new WebSocket(url, ["access_token", token])
+        protocol.subprotocols = {"access_token", "t0k3n"};
+        auto by_protocol = co_await gw::connect(url, protocol);
+        EXPECT_EQ(by_protocol.subprotocol(), "access_token");   // browsers fail a handshake that picks none
+        co_await by_protocol.send(R"({"event":"theme"})");
+        auto m2 = co_await by_protocol.receive();
+        EXPECT_EQ(gw::json::parse(m2->data)["data"], "none");
+        co_await by_protocol.close();
+
+        auto by_query = co_await gw::connect(url + "?access_token=t0k3n");
+        EXPECT_EQ(by_query.subprotocol(), "");
+        co_await by_query.close();
+    }());
+}
+
 TEST(Gateway, NamespacesHaveTheirOwnHandlersAndRooms) {
     asio::io_context io;
     gw::gateway app{io, local()};

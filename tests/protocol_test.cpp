@@ -357,6 +357,36 @@ TEST(HttpParse, QueryParamDecodesPercentAndPlus) {
     EXPECT_FALSE(p.req.query_param("").has_value());
 }
 
+TEST(HttpParse, CookiesByName) {
+    auto p = parse("GET / HTTP/1.1\r\nHost: h\r\nCookie: session=abc; theme=dark;  spaced = v \r\n"
+                   "Cookie: quoted=\"q v\"; empty=; session=second\r\n\r\n");
+    ASSERT_EQ(p.error.status, 0);
+    EXPECT_EQ(p.req.cookie("session"), "abc");   // the first one wins
+    EXPECT_EQ(p.req.cookie("theme"), "dark");
+    EXPECT_EQ(p.req.cookie("spaced"), "v");
+    EXPECT_EQ(p.req.cookie("quoted"), "q v");
+    EXPECT_EQ(p.req.cookie("empty"), "");
+    EXPECT_FALSE(p.req.cookie("sess").has_value());
+    EXPECT_FALSE(p.req.cookie("missing").has_value());
+    auto chrome = parse(chrome_request);
+    EXPECT_EQ(chrome.req.cookie("theme"), "dark");
+    auto none = parse("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_FALSE(none.req.cookie("session").has_value());
+}
+
+TEST(HttpParse, BearerTokenFromHeaderSubprotocolOrQuery) {
+    auto header = parse("GET /?access_token=q HTTP/1.1\r\nHost: h\r\nAuthorization: bearer  h.e.t \r\n"
+                        "Sec-WebSocket-Protocol: access_token, p\r\n\r\n");
+    EXPECT_EQ(header.req.bearer_token(), "h.e.t");   // the header first, scheme case-insensitive
+    auto protocol = parse("GET /?access_token=q HTTP/1.1\r\nHost: h\r\nAuthorization: Basic dTpw\r\n"
+                          "Sec-WebSocket-Protocol: chat, access_token, p.q-r\r\n\r\n");
+    EXPECT_EQ(protocol.req.bearer_token(), "p.q-r");
+    auto query = parse("GET /?access_token=a%2Bb HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: access_token\r\n\r\n");
+    EXPECT_EQ(query.req.bearer_token(), "a+b");   // a marker with no token after it carries none
+    auto none = parse("GET /?token=x&access_token= HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer \r\n\r\n");
+    EXPECT_FALSE(none.req.bearer_token().has_value());
+}
+
 TEST(HttpParse, QueryParamWithoutQuery) {
     auto p = parse("GET /p HTTP/1.1\r\nHost: h\r\n\r\n");
     ASSERT_EQ(p.error.status, 0);

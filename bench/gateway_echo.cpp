@@ -1,5 +1,5 @@
-// gateway_echo: the benchmark's event echo through the gateway (JSON envelope in, handler returns
-// the data, envelope out). Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM
+// gateway_echo: the benchmark's events through the gateway (bench/PROTOCOL.md): echo (JSON envelope
+// in, the handler returns the data, envelope out), join and broadcast. Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM
 // exits 0.
 #include "gateway.hpp"
 
@@ -17,7 +17,13 @@ int main(int argc, char** argv) {
     opts.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
     opts.workers = argc == 3 ? static_cast<std::size_t>(std::atoi(argv[2])) : 1;
     gw::gateway app{io, opts};
-    app.of("/").on("echo", [](gw::socket&, gw::json data) { return data; });
+    auto ns = app.of("/");
+    ns.on("echo", [](gw::socket&, gw::json data) { return data; });
+    ns.on("join", [](gw::socket& s, std::string room) {
+        s.join(room);
+        return room;
+    });
+    ns.on("broadcast", [ns](gw::socket&, gw::json data) -> asio::awaitable<void> { co_await ns.to("bench").emit("broadcast", data); });
     std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));
     std::fflush(stdout);
     asio::signal_set signals{io, SIGINT, SIGTERM};

@@ -1,6 +1,6 @@
 // gateway_echo: the benchmark's events through the gateway (bench/PROTOCOL.md): echo (JSON envelope
-// in, the handler returns the data, envelope out), join and broadcast. Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM
-// exits 0.
+// in, the handler returns the data, envelope out), join and broadcast.
+// Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM exits 0.
 #include "gateway.hpp"
 
 #include <csignal>

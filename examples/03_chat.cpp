@@ -13,8 +13,10 @@
 using gw::json;
 
 /// Demo authentication: the token is the user's name. A real server would verify a signed token.
+/// It comes as ?token=NAME, or as a bearer token (a header, or a browser's subprotocol pair).
 void authenticate(gw::http_request& request) {
     auto token = request.query_param("token");
+    if (!token) token = request.bearer_token();
     if (!token || token->empty() || token->size() > 64)
         throw gw::http_refusal(401, "a token of letters and digits is required\n");
     for (char c : *token)

@@ -45,6 +45,7 @@
 #include <any>            // data an application attaches to a connection
 #include <array>          // fixed frame headers
 #include <atomic>         // state shared by worker threads
+#include <charconv>       // numbers in and out of the envelope without locales
 #include <chrono>         // timeouts
 #include <coroutine>      // gw::stream
 #include <cstdint>        // fixed-width integers of the wire format
@@ -1861,6 +1862,282 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
 
 using json = nlohmann::json;
 
+namespace detail {
+
+// The envelope costs more than the messages it carries when a general JSON library parses and
+// prints it character by character, so the gateway reads and writes it itself: the parts it
+// knows (strings without escapes, numbers, literals, the envelope's own keys) directly, anything
+// else through nlohmann/json. Output is byte for byte what json::dump() would print.
+
+/// Appends s as a JSON string. Returns false, appending nothing, for invalid UTF-8 (the caller
+/// then lets json::dump() substitute U+FFFD, as it does everywhere else).
+inline bool write_json_string(std::string& out, std::string_view s) {
+    if (!is_valid_utf8(s)) return false;
+    static constexpr char hex[] = "0123456789abcdef";
+    out.reserve(out.size() + s.size() + 2);
+    out += '"';
+    std::size_t run = 0;   // start of the bytes not yet appended
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(s.data() + run, i - run);
+        run = i + 1;
+        out += '\\';
+        switch (c) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '\b': out += 'b'; break;
+        case '\f': out += 'f'; break;
+        case '\n': out += 'n'; break;
+        case '\r': out += 'r'; break;
+        case '\t': out += 't'; break;
+        default: out.append("u00").append(1, hex[c >> 4]).append(1, hex[c & 0xF]);
+        }
+    }
+    out.append(s.data() + run, s.size() - run);
+    out += '"';
+    return true;
+}
+
+/// Appends j as json::dump() prints it (compact, U+FFFD for invalid UTF-8), without a temporary.
+inline void write_json(std::string& out, const json& j) {
+    switch (j.type()) {
+    case json::value_t::null: out += "null"; return;
+    case json::value_t::boolean: out += j.get<bool>() ? "true" : "false"; return;
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: {
+        char buf[24];
+        auto r = j.is_number_unsigned() ? std::to_chars(buf, buf + sizeof buf, j.get<std::uint64_t>())
+                                        : std::to_chars(buf, buf + sizeof buf, j.get<std::int64_t>());
+        out.append(buf, r.ptr);
+        return;
+    }
+    case json::value_t::string:
+        if (write_json_string(out, j.get_ref<const std::string&>())) return;
+        break;
+    case json::value_t::array: {
+        out += '[';
+        bool first = true;
+        for (const auto& v : j) {
+            if (!first) out += ',';
+            first = false;
+            write_json(out, v);
+        }
+        out += ']';
+        return;
+    }
+    case json::value_t::object: {
+        out += '{';
+        bool first = true;
+        for (const auto& [k, v] : j.items()) {
+            if (!first) out += ',';
+            first = false;
+            if (!write_json_string(out, k)) out += json(k).dump(-1, ' ', false, json::error_handler_t::replace);
+            out += ':';
+            write_json(out, v);
+        }
+        out += '}';
+        return;
+    }
+    default: break;   // floating point (its shortest round-trip form) and binary: the library's printer
+    }
+    out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+/// A validating pass over JSON text that finds where values end without building them.
+class json_scanner {
+public:
+    explicit json_scanner(std::string_view text) noexcept : s_(text) {}
+    std::size_t pos() const noexcept { return i_; }
+    bool at_end() noexcept {
+        skip_space();
+        return i_ == s_.size();
+    }
+    /// True when c is next (after white space).
+    bool next_is(char c) noexcept {
+        skip_space();
+        return i_ < s_.size() && s_[i_] == c;
+    }
+    /// Consumes c (after white space) if it is next.
+    bool take(char c) noexcept {
+        skip_space();
+        if (i_ < s_.size() && s_[i_] == c) {
+            ++i_;
+            return true;
+        }
+        return false;
+    }
+    /// A string; raw is what stands between the quotes, escaped tells whether it holds a backslash.
+    bool string(std::string_view& raw, bool& escaped) noexcept {
+        skip_space();
+        if (i_ >= s_.size() || s_[i_] != '"') return false;
+        const std::size_t start = ++i_;
+        escaped = false;
+        while (i_ < s_.size()) {
+            const auto c = static_cast<unsigned char>(s_[i_]);
+            if (c == '"') {
+                raw = s_.substr(start, i_ - start);
+                ++i_;
+                return true;
+            }
+            if (c < 0x20) return false;
+            if (c != '\\') {
+                ++i_;
+                continue;
+            }
+            escaped = true;
+            if (++i_ >= s_.size()) return false;
+            const char e = s_[i_++];
+            if (e == 'u') {
+                unsigned cp = 0;
+                if (!hex4(cp)) return false;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {   // a high surrogate must be followed by a low one
+                    unsigned lo = 0;
+                    if (i_ + 2 > s_.size() || s_[i_] != '\\' || s_[i_ + 1] != 'u') return false;
+                    i_ += 2;
+                    if (!hex4(lo) || lo < 0xDC00 || lo > 0xDFFF) return false;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return false;
+                }
+            } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
+                return false;
+            }
+        }
+        return false;
+    }
+    /// Any value, nested ones included (without recursion, so depth costs no stack).
+    bool value() noexcept {
+        std::string open;   // the brackets entered, innermost last
+        for (;;) {
+            skip_space();
+            if (i_ >= s_.size()) return false;
+            const char c = s_[i_];
+            std::string_view raw;
+            bool escaped = false;
+            if (c == '{' || c == '[') {
+                ++i_;
+                open += c;
+                if (take(c == '{' ? '}' : ']')) {
+                    open.pop_back();
+                } else {
+                    if (c == '{' && !(string(raw, escaped) && take(':'))) return false;
+                    continue;   // the first member's value, or the first element
+                }
+            } else if (c == '"') {
+                if (!string(raw, escaped)) return false;
+            } else if (c == 't' || c == 'f' || c == 'n') {
+                if (!literal()) return false;
+            } else if (!number()) {
+                return false;
+            }
+            // A value is complete: close what ends here, or move to the next member or element.
+            for (;;) {
+                if (open.empty()) return true;
+                const char close = open.back() == '{' ? '}' : ']';
+                if (take(close)) {
+                    open.pop_back();
+                    continue;
+                }
+                if (!take(',')) return false;
+                if (open.back() == '{' && !(string(raw, escaped) && take(':'))) return false;
+                break;
+            }
+        }
+    }
+
+private:
+    void skip_space() noexcept {
+        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
+    }
+    bool hex4(unsigned& cp) noexcept {
+        if (i_ + 4 > s_.size()) return false;
+        for (int k = 0; k < 4; ++k) {
+            const int h = hex_value(s_[i_++]);
+            if (h < 0) return false;
+            cp = cp << 4 | static_cast<unsigned>(h);
+        }
+        return true;
+    }
+    bool literal() noexcept {
+        for (std::string_view w : {"true", "false", "null"})
+            if (s_.substr(i_, w.size()) == w) {
+                i_ += w.size();
+                return true;
+            }
+        return false;
+    }
+    bool digits() noexcept {
+        const std::size_t start = i_;
+        while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+        return i_ > start;
+    }
+    bool number() noexcept {
+        const std::size_t start = i_;
+        if (i_ < s_.size() && s_[i_] == '-') ++i_;
+        if (i_ < s_.size() && s_[i_] == '0') ++i_;
+        else if (!digits()) return false;
+        bool plain = true;
+        if (i_ < s_.size() && s_[i_] == '.') {
+            plain = false;
+            if (++i_, !digits()) return false;
+        }
+        if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+            plain = false;
+            ++i_;
+            if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+            if (!digits()) return false;
+        }
+        // Like the library, refuse what no double can hold (1e999); what rounds to zero is fine.
+        if (plain && i_ - start < 20) return true;
+        const char* first = s_.data() + start + (s_[start] == '-');
+        double v = 0;
+        auto r = std::from_chars(first, s_.data() + i_, v);
+        if (r.ec != std::errc::result_out_of_range) return true;
+        return !overflows(std::string_view(first, static_cast<std::size_t>(s_.data() + i_ - first)));
+    }
+    /// Whether an out-of-range decimal is too large (not too small): its power of ten is positive.
+    static bool overflows(std::string_view digits) noexcept {
+        long long power = 0, exponent = 0;
+        bool leading = true, fraction = false;
+        std::size_t k = 0;
+        for (; k < digits.size() && digits[k] != 'e' && digits[k] != 'E'; ++k) {
+            if (digits[k] == '.') {
+                fraction = true;
+            } else if (leading && digits[k] == '0') {
+                if (fraction) --power;
+            } else {
+                if (leading && fraction) --power;
+                leading = false;
+                if (!fraction) ++power;
+            }
+        }
+        if (leading) return false;   // zero
+        bool negative = false;
+        if (++k < digits.size() && (digits[k] == '-' || digits[k] == '+')) negative = digits[k++] == '-';
+        for (; k < digits.size() && exponent < 1'000'000'000; ++k) exponent = exponent * 10 + (digits[k] - '0');
+        return power + (negative ? -exponent : exponent) > 0;
+    }
+
+    std::string_view s_;
+    std::size_t i_ = 0;
+};
+
+/// The value of a JSON text known to be valid: simple strings and integers made directly, the
+/// rest by the library's parser.
+inline json json_value(std::string_view text) {
+    if (text.size() >= 2 && text.front() == '"' && text.find('\\') == std::string_view::npos)
+        return json(std::string(text.substr(1, text.size() - 2)));
+    if (!text.empty() && (text.front() == '-' || (text.front() >= '0' && text.front() <= '9')) &&
+        text.find_first_of(".eE") == std::string_view::npos) {
+        std::int64_t v = 0;
+        auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (r.ec == std::errc() && r.ptr == text.data() + text.size()) return json(v);
+    }
+    return json::parse(text);
+}
+
+} // namespace detail
+
 /// One event: what a client sent, or what the server emits.
 struct event {
     std::string name;
@@ -1891,43 +2168,92 @@ public:
             error = "expected a text message holding a JSON object";
             return std::nullopt;
         }
-        json j = json::parse(m.data, nullptr, false);
-        if (j.is_discarded()) {
-            error = "malformed JSON";
+        // One validating pass finds the members; only "data", "id" and "ack" become JSON values.
+        std::string_view text = m.data, name, data, id, ack;
+        bool name_escaped = false, has_name = false;
+        detail::json_scanner in(text);
+        bool valid = in.take('{');
+        if (valid && !in.take('}')) {
+            do {
+                std::string_view key;
+                bool key_escaped = false;
+                if (!in.string(key, key_escaped) || !in.take(':')) {
+                    valid = false;
+                    break;
+                }
+                std::string key_text;
+                if (key_escaped) {
+                    json k = json::parse(text.substr(key.data() - text.data() - 1, key.size() + 2), nullptr, false);
+                    if (!k.is_string()) {
+                        valid = false;
+                        break;
+                    }
+                    key = key_text = k.get<std::string>();
+                }
+                const std::size_t start = in.pos();
+                if (key == "event") {   // the last of repeated keys counts, as for the library's parser
+                    has_name = in.next_is('"');
+                    if (!(valid = has_name ? in.string(name, name_escaped) : in.value())) break;
+                    continue;
+                }
+                if (!(valid = in.value())) break;
+                auto span = detail::trim(text.substr(start, in.pos() - start));
+                while (!span.empty() && (span.front() == '\n' || span.front() == '\r')) span.remove_prefix(1);
+                if (key == "data") data = span;
+                else if (key == "id") id = span;
+                else if (key == "ack") ack = span;
+            } while (in.take(','));
+            valid = valid && in.take('}');
+        }
+        valid = valid && in.at_end();
+        if (!valid) {
+            // Valid JSON of another shape gets the shape's message.
+            error = json::accept(text) ? "expected {\"event\": string, \"data\": any}" : "malformed JSON";
             return std::nullopt;
         }
-        if (!j.is_object() || !j.contains("event") || !j["event"].is_string()) {
+        if (!has_name) {
             error = "expected {\"event\": string, \"data\": any}";
             return std::nullopt;
         }
         event e;
-        e.name = j["event"].get<std::string>();
-        if (auto it = j.find("data"); it != j.end()) e.data = std::move(*it);
-        if (auto it = j.find("id"); it != j.end() && !it->is_null()) {
-            if (!it->is_number() && !it->is_string()) {
-                error = "\"id\" must be a number or a string";
-                return std::nullopt;
-            }
-            e.id = std::move(*it);
+        json id_value, ack_value;
+        try {   // the scan validated the text: the library's parser agrees, but a throw must not escape
+            e.name = name_escaped ? json::parse(text.substr(name.data() - text.data() - 1, name.size() + 2)).get<std::string>()
+                                  : std::string(name);
+            if (!data.empty()) e.data = detail::json_value(data);
+            if (!id.empty()) id_value = detail::json_value(id);
+            if (!ack.empty()) ack_value = detail::json_value(ack);
+        } catch (const json::exception&) {
+            error = "malformed JSON";
+            return std::nullopt;
         }
-        if (auto it = j.find("ack"); it != j.end()) {
-            if (!it->is_number_integer() || it->get<std::int64_t>() <= 0) {
+        if (!id_value.is_null() && !id_value.is_number() && !id_value.is_string()) {
+            error = "\"id\" must be a number or a string";
+            return std::nullopt;
+        }
+        e.id = std::move(id_value);
+        if (!ack.empty()) {
+            if (!ack_value.is_number_integer() || ack_value.get<std::int64_t>() <= 0) {
                 error = "\"ack\" must be a positive integer";
                 return std::nullopt;
             }
-            e.ack = it->get<std::int64_t>();
+            e.ack = ack_value.get<std::int64_t>();
         }
         return e;
     }
 
     /// {"event":...,"data":...} in NestJS's key order, written directly: no JSON tree is built or copied.
     std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const override {
-        auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
-        std::string out = "{\"event\":";
-        out += dump(json(name));
+        std::string out;
+        out.reserve(64 + name.size() + (data.is_string() ? data.get_ref<const std::string&>().size() : 0));
+        out += "{\"event\":";
+        if (!detail::write_json_string(out, name)) detail::write_json(out, json(name));
         out += ",\"data\":";
-        out += dump(data);
-        if (!id.is_null()) out.append(",\"id\":").append(dump(id));
+        detail::write_json(out, data);
+        if (!id.is_null()) {
+            out += ",\"id\":";
+            detail::write_json(out, id);
+        }
         if (ack > 0) out.append(",\"ack\":").append(std::to_string(ack));
         out += '}';
         return out;

@@ -13,6 +13,7 @@ packages=(
   libgtest-dev                       # GoogleTest
   python3 python3-websockets         # the conformance suite and a third-party client
   openssl                            # throwaway certificates for the interop tests
+  chromium                           # a real browser's WebSocket, driven by playwright-core
 )
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 

@@ -1757,7 +1757,9 @@ inline std::optional<url_parts> parse_url(std::string_view url) {
     } else {
         u.port = u.tls ? "443" : "80";
     }
-    u.target = rest.empty() ? std::string("/") : rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
+    // Appended rather than "/" + std::string(rest): GCC 12 at -O3 warns wrongly (-Wrestrict) on the latter.
+    if (rest.empty() || rest.front() == '?') u.target = "/";
+    u.target.append(rest);
     u.host_header = std::string(authority);
     return u;
 }

@@ -1,13 +1,20 @@
-// loadgen: WebSocket (RFC 6455) load generator for gateway.hpp's echo benchmark.
+// loadgen: WebSocket (RFC 6455) load generator for gateway.hpp's benchmarks (bench/PROTOCOL.md).
 //
-// One process, one thread, Linux epoll, raw non-blocking TCP sockets. It does
-// the client opening handshake itself (and checks Sec-WebSocket-Accept), then:
+// One process, one thread, Linux epoll, raw non-blocking TCP sockets. It does the client opening
+// handshake itself (and checks Sec-WebSocket-Accept; with Socket.IO also the Engine.IO open packet
+// and the namespace connect), then runs one mode:
 //
-//   loadgen echo [options]   N connections x P messages in flight x S bytes,
-//                            text frames, for --seconds after --warmup; reports
-//                            msgs/s, round-trip p50/p99, server CPU (with --pid)
-//   loadgen idle [options]   opens N connections, handshakes them, and reports
-//                            the server's RSS growth per connection (--pid)
+//   loadgen echo       N connections x P messages in flight x S bytes, for --seconds after
+//                      --warmup; reports msgs/s, round-trip p50/p99, server CPU (with --pid)
+//   loadgen idle       opens N connections, handshakes them, and reports the server's RSS
+//                      growth per connection (--pid)
+//   loadgen broadcast  K members join room "bench", one more connection publishes; reports
+//                      broadcasts/s, deliveries/s and the latency of every delivery
+//   loadgen connect    C concurrent loops of connect, upgrade, close handshake; reports
+//                      connections/s and connect-to-upgraded latency
+//
+// --proto says what the frames carry: raw payloads, the events envelope {"event":E,"data":X},
+// or Socket.IO packets 42["E",X] over the websocket transport.
 //
 // Output: one line per result starting with "result ", key=value pairs.
 
@@ -23,13 +30,16 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -43,12 +53,25 @@ using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------- options
 
+enum class Proto { raw, events, socketio };
+
+const char* proto_name(Proto p) {
+    switch (p) {
+        case Proto::raw: return "raw";
+        case Proto::events: return "events";
+        case Proto::socketio: return "socketio";
+    }
+    return "?";
+}
+
 struct Options {
     std::string mode;
     std::string name = "unknown";
-    std::string event;   // non-empty: send gateway envelopes {"event": event, "data": ...}
+    Proto proto = Proto::raw;
+    std::string event = "echo";  // echo: the event name sent (events and socketio)
+    std::string room = "bench";  // broadcast: the room the members join
     std::string host = "127.0.0.1";
-    std::string path = "/";
+    std::string path;            // default "/", or Socket.IO's path with --proto socketio
     int port = 0;
     int conns = -1;  // default depends on the mode
     int inflight = 10;
@@ -57,18 +80,25 @@ struct Options {
     double warmup = 1.0;
     double settle = 1.0;
     int pid = 0;
-    int max_pending = 256;  // idle: connects/handshakes in progress at once
-    double timeout = 60.0;  // idle: give up opening connections after this
+    int max_pending = 256;   // connects/handshakes in progress at once while opening connections
+    double timeout = -1;     // default depends on the mode
+    int members = 1000;      // broadcast: room members
+    int window = 16;         // broadcast: outstanding broadcasts at most (without --rate)
+    double rate = 0;         // broadcast: fixed broadcasts per second (0: as fast as --window allows)
 };
 
 [[noreturn]] void usage(int code) {
     std::fprintf(code == 0 ? stdout : stderr,
-                 "usage: loadgen echo|idle --port N [--name NAME] [--host IP] [--path /]\n"
-                 "         [--conns N] [--inflight P] [--size BYTES] [--seconds D] [--warmup W]\n"
-                 "         [--pid PID] [--settle S] [--max-pending N] [--timeout S]\n"
-                 "         [--event NAME]   (echo through a gateway: {\"event\":NAME,\"data\":\"...\"})\n"
-                 "  echo: defaults conns=100 inflight=10 size=64 seconds=5 warmup=1\n"
-                 "  idle: defaults conns=10000 settle=1; --pid needed for memory figures\n");
+                 "usage: loadgen echo|idle|broadcast|connect --port N [options]\n"
+                 "  common:    --name NAME  --host IP  --path P  --pid PID  --proto raw|events|socketio\n"
+                 "             --seconds D  --warmup W  --size BYTES  --max-pending N  --timeout S\n"
+                 "  echo:      --conns 100 --inflight 10 --size 64 --seconds 5 --warmup 1\n"
+                 "             [--event NAME] (implies --proto events unless --proto is given; default echo)\n"
+                 "  idle:      --conns 10000 --settle 1 --timeout 60 (--pid for memory figures)\n"
+                 "  broadcast: --members 1000 --window 16 | --rate R, --size 64, --timeout 10\n"
+                 "             (--proto events or socketio; members join room \"bench\", --room NAME)\n"
+                 "  connect:   --conns 50 --seconds 5 --warmup 1 --timeout 5\n"
+                 "  socketio:  the path defaults to /socket.io/?EIO=4&transport=websocket\n");
     std::exit(code);
 }
 
@@ -77,7 +107,8 @@ Options parse_options(int argc, char** argv) {
     if (argc < 2) usage(2);
     o.mode = argv[1];
     if (o.mode == "-h" || o.mode == "--help") usage(0);
-    if (o.mode != "echo" && o.mode != "idle") usage(2);
+    if (o.mode != "echo" && o.mode != "idle" && o.mode != "broadcast" && o.mode != "connect") usage(2);
+    bool proto_given = false, event_given = false;
     for (int i = 2; i < argc; ++i) {
         std::string_view a = argv[i];
         if (a == "-h" || a == "--help") usage(0);
@@ -89,7 +120,19 @@ Options parse_options(int argc, char** argv) {
         if (a == "--name") o.name = v;
         else if (a == "--host") o.host = v;
         else if (a == "--path") o.path = v;
-        else if (a == "--event") o.event = v;
+        else if (a == "--event") o.event = v, event_given = true;
+        else if (a == "--room") o.room = v;
+        else if (a == "--proto") {
+            const std::string_view p = v;
+            if (p == "raw") o.proto = Proto::raw;
+            else if (p == "events") o.proto = Proto::events;
+            else if (p == "socketio") o.proto = Proto::socketio;
+            else {
+                std::fprintf(stderr, "unknown --proto %s\n", v);
+                usage(2);
+            }
+            proto_given = true;
+        }
         else if (a == "--port") o.port = std::atoi(v);
         else if (a == "--conns") o.conns = std::atoi(v);
         else if (a == "--inflight") o.inflight = std::atoi(v);
@@ -100,14 +143,24 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--pid") o.pid = std::atoi(v);
         else if (a == "--max-pending") o.max_pending = std::atoi(v);
         else if (a == "--timeout") o.timeout = std::atof(v);
+        else if (a == "--members") o.members = std::atoi(v);
+        else if (a == "--window") o.window = std::atoi(v);
+        else if (a == "--rate") o.rate = std::atof(v);
         else {
             std::fprintf(stderr, "unknown option %s\n", argv[i - 1]);
             usage(2);
         }
     }
-    if (o.conns < 0) o.conns = o.mode == "echo" ? 100 : 10000;
-    if (o.port <= 0 || o.port > 65535 || o.conns <= 0 || o.inflight <= 0 || o.max_pending <= 0 ||
-        o.seconds <= 0) {
+    // --event NAME alone keeps its old meaning: echo through the gateway's envelope.
+    if (event_given && !proto_given) o.proto = Proto::events;
+    if (o.mode == "broadcast" && o.proto == Proto::raw) o.proto = Proto::events;
+    if (o.path.empty()) o.path = o.proto == Proto::socketio ? "/socket.io/?EIO=4&transport=websocket" : "/";
+    if (o.conns < 0) o.conns = o.mode == "echo" ? 100 : o.mode == "connect" ? 50 : 10000;
+    if (o.timeout < 0) o.timeout = o.mode == "idle" ? 60 : o.mode == "broadcast" ? 10 : 5;
+    const bool json_safe = std::all_of(o.event.begin(), o.event.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }) &&
+                           std::all_of(o.room.begin(), o.room.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+    if (o.port <= 0 || o.port > 65535 || o.conns <= 0 || o.inflight <= 0 || o.max_pending <= 0 || o.seconds <= 0 ||
+        o.warmup < 0 || o.members <= 0 || o.window <= 0 || o.rate < 0 || o.timeout <= 0 || !json_safe) {
         std::fprintf(stderr, "bad option value\n");
         usage(2);
     }
@@ -228,87 +281,196 @@ long nofile_limit() {
     return static_cast<long>(rl.rlim_cur);
 }
 
-// ---------------------------------------------------------------- frames
+// ---------------------------------------------------------------- frames and messages
 
 constexpr std::uint8_t kMask[4] = {0x37, 0xfa, 0x21, 0x3d};
+constexpr char kAlnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-// A masked client text frame whose payload is printable ASCII; `variant`
-// shifts the pattern so consecutive messages differ (checks ordering).
-struct FrameSet {
-    std::vector<std::string> wire;      // masked frames as sent
-    std::vector<std::string> payload;   // the expected echoed payloads
-    std::vector<std::string> expect_hdr;  // the expected server frame header
-};
-
-std::string server_header(std::size_t len) {
+// The header of an unfragmented frame (FIN set) with the given opcode and payload length.
+std::string frame_header(std::uint8_t opcode, std::size_t len, bool masked) {
     std::string h;
-    h.push_back(static_cast<char>(0x81));
+    h.push_back(static_cast<char>(0x80 | opcode));
+    const auto m = static_cast<std::uint8_t>(masked ? 0x80 : 0);
     if (len < 126) {
-        h.push_back(static_cast<char>(len));
+        h.push_back(static_cast<char>(m | len));
     } else if (len <= 0xffff) {
-        h.push_back(static_cast<char>(126));
+        h.push_back(static_cast<char>(m | 126));
         h.push_back(static_cast<char>(len >> 8));
         h.push_back(static_cast<char>(len & 0xff));
     } else {
-        h.push_back(static_cast<char>(127));
+        h.push_back(static_cast<char>(m | 127));
         for (int i = 7; i >= 0; --i) h.push_back(static_cast<char>((static_cast<std::uint64_t>(len) >> (8 * i)) & 0xff));
     }
     return h;
 }
 
-// With an event name, each message is the gateway envelope {"event":"NAME","data":"<size chars>"}
-// (letters and digits, so the JSON needs no escapes), and the echo must be the same bytes.
-FrameSet build_frames(std::size_t size, int variants, const std::string& event) {
-    static constexpr char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+// A masked client frame; the mask key is fixed since the server is what is measured.
+std::string client_frame(std::uint8_t opcode, std::string_view payload) {
+    std::string w = frame_header(opcode, payload.size(), true);
+    w.append(reinterpret_cast<const char*>(kMask), 4);
+    const std::size_t start = w.size();
+    w.append(payload);
+    for (std::size_t i = 0; i < payload.size(); ++i)
+        w[start + i] = static_cast<char>(static_cast<std::uint8_t>(w[start + i]) ^ kMask[i & 3]);
+    return w;
+}
+
+// What a text message carrying event E with string data X looks like in each protocol. X must
+// need no JSON escapes (the generator only uses letters, digits and ':').
+std::string envelope(Proto p, std::string_view event, std::string_view data) {
+    std::string s;
+    switch (p) {
+        case Proto::raw: s.assign(data); break;
+        case Proto::events:
+            s.append("{\"event\":\"").append(event).append("\",\"data\":\"").append(data).append("\"}");
+            break;
+        case Proto::socketio: s.append("42[\"").append(event).append("\",\"").append(data).append("\"]"); break;
+    }
+    return s;
+}
+
+// Echo frames, built once: `variants` different payloads sent in turn, so that a reordered or
+// mixed-up echo is caught. Raw payloads are printable ASCII (valid UTF-8); event data is letters
+// and digits, so the JSON needs no escapes and the echo must be the same bytes.
+struct FrameSet {
+    std::vector<std::string> wire;        // masked frames as sent
+    std::vector<std::string> payload;     // the expected echoed payloads
+    std::vector<std::string> expect_hdr;  // the expected server frame header
+};
+
+FrameSet build_frames(std::size_t size, int variants, Proto proto, const std::string& event) {
     FrameSet fs;
     for (int v = 0; v < variants; ++v) {
-        std::string payload(size, ' ');
+        std::string data(size, ' ');
         for (std::size_t i = 0; i < size; ++i) {
             const std::size_t k = i + static_cast<std::size_t>(v) * 7;
-            payload[i] = event.empty() ? static_cast<char>(33 + k % 94) : alnum[k % 62];
+            data[i] = proto == Proto::raw ? static_cast<char>(33 + k % 94) : kAlnum[k % 62];
         }
-        if (!event.empty()) payload = "{\"event\":\"" + event + "\",\"data\":\"" + payload + "\"}";
-        size = payload.size();
-        std::string hdr = server_header(size);
-        std::string wire = hdr;
-        wire[1] = static_cast<char>(static_cast<unsigned char>(wire[1]) | 0x80);
-        wire.append(reinterpret_cast<const char*>(kMask), 4);
-        const std::size_t start = wire.size();
-        wire += payload;
-        for (std::size_t i = 0; i < size; ++i) wire[start + i] = static_cast<char>(static_cast<std::uint8_t>(wire[start + i]) ^ kMask[i & 3]);
-        fs.wire.push_back(std::move(wire));
+        std::string payload = envelope(proto, event, data);
+        fs.wire.push_back(client_frame(0x1, payload));
+        fs.expect_hdr.push_back(frame_header(0x1, payload.size(), false));
         fs.payload.push_back(std::move(payload));
-        fs.expect_hdr.push_back(std::move(hdr));
     }
     return fs;
 }
 
+// A broadcast's data: "<seq>:<send ns>:" then letters up to `size` bytes, a pattern that depends
+// on seq so that a delivery can be checked byte for byte from its own first two fields.
+void broadcast_data(std::string& out, std::uint64_t seq, std::int64_t ns, std::size_t size) {
+    char buf[48];
+    out.clear();
+    auto r = std::to_chars(buf, buf + sizeof buf, seq);
+    out.append(buf, r.ptr);
+    out.push_back(':');
+    r = std::to_chars(buf, buf + sizeof buf, ns);
+    out.append(buf, r.ptr);
+    out.push_back(':');
+    for (std::size_t i = out.size(); i < size; ++i) out.push_back(kAlnum[(seq + i) % 62]);
+}
+
+struct Frame {
+    std::uint8_t b0 = 0;
+    bool masked = false;
+    std::size_t hlen = 0;
+    std::uint64_t len = 0;
+    std::uint8_t opcode() const { return b0 & 0x0f; }
+};
+
+// 1: a complete frame starts at b (header in f); 0: more bytes needed; -1: absurd length.
+int peek_frame(const std::uint8_t* b, std::size_t n, Frame& f) {
+    if (n < 2) return 0;
+    f.b0 = b[0];
+    f.masked = (b[1] & 0x80) != 0;  // a server must not mask: the callers reject it
+    f.hlen = 2;
+    f.len = b[1] & 0x7f;
+    if (f.len == 126) {
+        f.hlen = 4;
+        if (n < 4) return 0;
+        f.len = (std::uint64_t{b[2]} << 8) | b[3];
+    } else if (f.len == 127) {
+        f.hlen = 10;
+        if (n < 10) return 0;
+        f.len = 0;
+        for (std::size_t i = 0; i < 8; ++i) f.len = (f.len << 8) | b[2 + i];
+    }
+    if (f.masked) f.hlen += 4;
+    if (f.len > (std::uint64_t{1} << 32)) return -1;
+    if (n < f.hlen || n - f.hlen < f.len) return 0;
+    return 1;
+}
+
+struct Percentiles {
+    double p50 = 0, p99 = 0, max = 0;  // microseconds
+};
+
+Percentiles percentiles(std::vector<std::uint64_t>& ns) {
+    Percentiles p;
+    if (ns.empty()) return p;
+    auto at = [&](double q) {
+        const auto idx = static_cast<std::size_t>(q * static_cast<double>(ns.size() - 1));
+        std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(idx), ns.end());
+        return static_cast<double>(ns[idx]) / 1000.0;
+    };
+    p.p50 = at(0.50);
+    p.p99 = at(0.99);
+    p.max = static_cast<double>(*std::max_element(ns.begin(), ns.end())) / 1000.0;
+    return p;
+}
+
 // ---------------------------------------------------------------- connections
 
-enum class State { Connecting, Handshaking, Open, Closed };
+enum class State {
+    Connecting,   // TCP connect in progress
+    Handshaking,  // upgrade request sent, waiting for 101
+    SioOpen,      // Socket.IO: waiting for the Engine.IO open packet 0{...}
+    SioConnect,   // Socket.IO: "40" sent, waiting for 40{...}
+    Open,
+    Closing,      // connect mode: close frame sent, waiting for the server's
+    Draining,     // connect mode: close frames exchanged, waiting for the server's FIN
+    Closed
+};
+
+enum class Step { Pending, Open, Failed };
 
 struct Conn {
     int fd = -1;
-    State state = State::Connecting;
+    State state = State::Closed;
     std::string key;
-    std::string out;          // pending bytes to write
+    std::string out;  // pending bytes to write
     std::size_t out_off = 0;
     std::vector<std::uint8_t> in;  // read buffer
     std::size_t in_len = 0;
-    bool want_out = false;    // EPOLLOUT registered
+    bool want_out = false;  // EPOLLOUT registered
+    Clock::time_point started{};   // connect() call
+    Clock::time_point deadline{};  // connect mode: give up on this attempt
     // echo bookkeeping
     std::vector<Clock::time_point> sent;  // ring of send times (FIFO, size P)
     std::size_t sent_head = 0, sent_count = 0;
     std::uint64_t next_send = 0, next_recv = 0;
+    // broadcast bookkeeping
+    bool member = false;
+    bool joined = false;
+    std::uint64_t expect_seq = 0;  // the next broadcast this member should receive
 };
 
 struct Stats {
-    std::uint64_t errors = 0;
     std::uint64_t connect_errors = 0;
     std::uint64_t handshake_errors = 0;
     std::uint64_t closed_by_peer = 0;
     std::uint64_t frame_errors = 0;
+    std::uint64_t close_errors = 0;  // connect mode: close handshake not completed
+    // broadcast deliveries
+    std::uint64_t missing = 0, duplicate = 0, garbled = 0, unexpected = 0, join_errors = 0;
 };
+
+// A broadcast not yet received by every member.
+struct Outstanding {
+    std::int64_t send_ns;
+    std::uint32_t remaining;
+};
+
+// Drain-callback results.
+constexpr int kContinue = 1, kStop = 0, kDropped = -1, kBadFrame = -2;
 
 class Runner {
 public:
@@ -323,9 +485,18 @@ public:
             std::exit(2);
         }
         addr_ = a;
+        origin_ = Clock::now();
+        sio_pong_ = client_frame(0x1, "3");
+        sio_connect_frame_ = client_frame(0x1, "40");
+        close_frame_ = client_frame(0x8, std::string_view("\x03\xe8", 2));  // 1000, normal closure
     }
 
-    int run() { return opt_.mode == "echo" ? run_echo() : run_idle(); }
+    int run() {
+        if (opt_.mode == "echo") return run_echo();
+        if (opt_.mode == "idle") return run_idle();
+        if (opt_.mode == "broadcast") return run_broadcast();
+        return run_connect();
+    }
 
 private:
     [[noreturn]] static void die(const char* what) {
@@ -334,6 +505,11 @@ private:
     }
 
     static double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+    static Clock::duration dur(double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
+    std::int64_t ns_since_origin(Clock::time_point t) const {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(t - origin_).count();
+    }
+    const char* proto() const { return proto_name(opt_.proto); }
 
     void ctl(int op, Conn& c, std::uint32_t events) {
         epoll_event ev{};
@@ -343,13 +519,17 @@ private:
     }
 
     // Start a non-blocking connect; returns false on immediate failure.
-    bool start_connect(Conn& c, std::size_t index) {
+    bool start_connect(Conn& c, std::uint64_t index) {
+        c.out.clear();
+        c.out_off = 0;
+        c.in_len = 0;
+        c.want_out = false;
+        c.started = Clock::now();
         c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c.fd < 0) {
-            ++stats_.connect_errors;
-            if (errno == EMFILE || errno == ENFILE) {
+            if (stats_.connect_errors++ < 3)
                 std::fprintf(stderr, "loadgen: socket: %s (RLIMIT_NOFILE=%ld)\n", std::strerror(errno), nofile_limit());
-            }
+            c.state = State::Closed;
             return false;
         }
         int one = 1;
@@ -364,7 +544,7 @@ private:
         c.key = base64(raw, 16);
         c.state = State::Connecting;
         if (connect(c.fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) != 0 && errno != EINPROGRESS) {
-            ++stats_.connect_errors;
+            if (stats_.connect_errors++ < 3) std::fprintf(stderr, "loadgen: connect: %s\n", std::strerror(errno));
             close(c.fd);
             c.fd = -1;
             c.state = State::Closed;
@@ -376,13 +556,12 @@ private:
     }
 
     void send_request(Conn& c) {
-        std::string req = "GET " + opt_.path + " HTTP/1.1\r\n"
-                          "Host: " + opt_.host + ":" + std::to_string(opt_.port) + "\r\n"
-                          "Upgrade: websocket\r\n"
-                          "Connection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: " + c.key + "\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n";
-        c.out = std::move(req);
+        c.out = "GET " + opt_.path + " HTTP/1.1\r\n"
+                "Host: " + opt_.host + ":" + std::to_string(opt_.port) + "\r\n"
+                "Upgrade: websocket\r\n"
+                "Connection: Upgrade\r\n"
+                "Sec-WebSocket-Key: " + c.key + "\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n";
         c.out_off = 0;
         c.state = State::Handshaking;
     }
@@ -445,26 +624,81 @@ private:
         c.state = State::Closed;
     }
 
-    // Handshake response parsing: true when complete (state becomes Open),
-    // false if more bytes are needed; marks an error and closes on failure.
-    bool parse_handshake(Conn& c) {
+    // Close with RST: no TIME_WAIT left behind on the generator's side.
+    void abort_conn(Conn& c) {
+        if (c.fd >= 0) {
+            linger lg{1, 0};
+            setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        kill(c);
+    }
+
+    // Walks the complete frames in c.in and hands each data frame to on_msg(frame, head, payload),
+    // which returns kContinue, kStop (this frame consumed, leave the rest) or kDropped (it dropped
+    // the connection). Pings are answered here: WebSocket pings with a pong, and with Socket.IO the
+    // Engine.IO ping "2" with "3" (queued in c.out; the caller flushes). Returns kContinue, kStop,
+    // kDropped or kBadFrame (the caller drops the connection).
+    template <class F>
+    int drain_frames(Conn& c, F&& on_msg) {
+        std::size_t off = 0;
+        int result = kContinue;
+        for (;;) {
+            Frame f;
+            const std::uint8_t* head = c.in.data() + off;
+            const int r = peek_frame(head, c.in_len - off, f);
+            if (r == 0) break;
+            if (r < 0) {
+                result = kBadFrame;
+                break;
+            }
+            const std::string_view payload(reinterpret_cast<const char*>(head + f.hlen), static_cast<std::size_t>(f.len));
+            off += f.hlen + static_cast<std::size_t>(f.len);
+            if (!f.masked && f.b0 == 0x89) {
+                c.out += client_frame(0xA, payload);
+                continue;
+            }
+            if (!f.masked && f.b0 == 0x8A) continue;
+            if (opt_.proto == Proto::socketio && !f.masked && f.b0 == 0x81 && payload == "2") {
+                c.out += sio_pong_;
+                continue;
+            }
+            const int v = on_msg(f, head, payload);
+            if (v == kDropped) return kDropped;
+            if (v == kStop) {
+                result = kStop;
+                break;
+            }
+        }
+        if (off > 0) {
+            std::memmove(c.in.data(), c.in.data() + off, c.in_len - off);
+            c.in_len -= off;
+        }
+        return result;
+    }
+
+    // The 101 response: 1 when complete and valid, 0 when more bytes are needed, -1 on failure
+    // (connection dropped).
+    int parse_upgrade(Conn& c) {
         std::string_view buf(reinterpret_cast<const char*>(c.in.data()), c.in_len);
         const auto end = buf.find("\r\n\r\n");
         if (end == std::string_view::npos) {
-            if (c.in_len > 16384) fail_handshake(c, "response head too large");
-            return false;
+            if (c.in_len > 16384) {
+                fail_handshake(c, "response head too large");
+                return -1;
+            }
+            return 0;
         }
         std::string head(buf.substr(0, end));
         if (head.rfind("HTTP/1.1 101", 0) != 0) {
             fail_handshake(c, head.substr(0, head.find('\r')).c_str());
-            return false;
+            return -1;
         }
         std::string lower = head;
         for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         const auto k = lower.find("\r\nsec-websocket-accept:");
         if (k == std::string::npos) {
             fail_handshake(c, "no Sec-WebSocket-Accept");
-            return false;
+            return -1;
         }
         auto v = k + std::strlen("\r\nsec-websocket-accept:");
         while (v < head.size() && (head[v] == ' ' || head[v] == '\t')) ++v;
@@ -473,27 +707,102 @@ private:
         while (ve > v && (head[ve - 1] == ' ' || head[ve - 1] == '\t')) --ve;
         if (head.substr(v, ve - v) != expected_accept(c.key)) {
             fail_handshake(c, "bad Sec-WebSocket-Accept");
-            return false;
+            return -1;
         }
         const std::size_t consumed = end + 4;
         std::memmove(c.in.data(), c.in.data() + consumed, c.in_len - consumed);
         c.in_len -= consumed;
-        c.state = State::Open;
-        ++open_;
-        return true;
+        return 1;
     }
 
     void fail_handshake(Conn& c, const char* why) {
         if (stats_.handshake_errors++ < 3) std::fprintf(stderr, "loadgen: handshake failed: %s\n", why);
-        kill(c);
+        abort_conn(c);
     }
 
-    // Drive connects + handshakes for the given range, at most max_pending at
-    // a time, until all are open/failed or the deadline passes. Frames that
-    // arrive after the handshake stay in the buffer.
+    // Moves a connection through connect, upgrade and (Socket.IO) the Engine.IO open packet and,
+    // when sio_namespace_ is set, the namespace connect. Bytes after the last handshake step stay
+    // in c.in.
+    Step step_handshake(Conn& c, std::uint32_t ev) {
+        if (c.state == State::Connecting) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) {
+                if (stats_.connect_errors++ < 3) std::fprintf(stderr, "loadgen: connect: %s\n", std::strerror(err));
+                abort_conn(c);
+                return Step::Failed;
+            }
+            if (!(ev & EPOLLOUT)) return Step::Pending;
+            send_request(c);
+        }
+        if (!flush(c)) {
+            fail_handshake(c, "send failed");
+            return Step::Failed;
+        }
+        if (!(ev & (EPOLLIN | EPOLLERR | EPOLLHUP))) return Step::Pending;
+        const ssize_t r = fill(c);
+        if (r == 0 || r == -1) {
+            fail_handshake(c, r == 0 ? "closed by server" : "recv failed");
+            return Step::Failed;
+        }
+        if (c.state == State::Handshaking) {
+            const int h = parse_upgrade(c);
+            if (h < 0) return Step::Failed;
+            if (h == 0) return Step::Pending;
+            if (opt_.proto != Proto::socketio) {
+                c.state = State::Open;
+                return Step::Open;
+            }
+            c.state = State::SioOpen;
+        }
+        Step result = Step::Pending;
+        const int d = drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view payload) {
+            if (!f.masked && f.b0 == 0x81) {
+                if (c.state == State::SioOpen && payload.starts_with("0{")) {
+                    if (!sio_namespace_) {
+                        c.state = State::Open;
+                        result = Step::Open;
+                        return kStop;
+                    }
+                    c.out += sio_connect_frame_;
+                    c.state = State::SioConnect;
+                    return kContinue;
+                }
+                if (c.state == State::SioConnect && payload.starts_with("40")) {
+                    c.state = State::Open;
+                    result = Step::Open;
+                    return kStop;
+                }
+            }
+            char why[128];
+            std::snprintf(why, sizeof why, "unexpected frame during the Socket.IO handshake (byte0=0x%02x, %.40s)",
+                          f.b0, std::string(payload.substr(0, 40)).c_str());
+            fail_handshake(c, why);
+            result = Step::Failed;
+            return kDropped;
+        });
+        if (d == kDropped) return Step::Failed;
+        if (d == kBadFrame) {
+            fail_handshake(c, "bad frame during the Socket.IO handshake");
+            return Step::Failed;
+        }
+        if (!flush(c)) {
+            fail_handshake(c, "send failed");
+            return Step::Failed;
+        }
+        return result;
+    }
+
+    static bool handshaking(State s) {
+        return s == State::Connecting || s == State::Handshaking || s == State::SioOpen || s == State::SioConnect;
+    }
+
+    // Drive connects + handshakes, at most max_pending at a time, until all are open/failed or
+    // the deadline passes. Frames that arrive after the handshake stay in the buffer.
     void open_all(std::vector<Conn>& conns, std::size_t max_pending, double timeout_s) {
         std::size_t next = 0, pending = 0, done = 0;
-        const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+        const auto deadline = Clock::now() + dur(timeout_s);
         std::vector<epoll_event> evs(1024);
         while (done < conns.size()) {
             while (next < conns.size() && pending < max_pending) {
@@ -504,9 +813,9 @@ private:
             if (Clock::now() > deadline) {
                 std::fprintf(stderr, "loadgen: timed out opening connections (%zu of %zu done)\n", done, conns.size());
                 for (auto& c : conns)
-                    if (c.state == State::Connecting || c.state == State::Handshaking) {
+                    if (handshaking(c.state)) {
                         ++stats_.handshake_errors;
-                        kill(c);
+                        abort_conn(c);
                     }
                 return;
             }
@@ -516,62 +825,46 @@ private:
                 Conn& c = *static_cast<Conn*>(evs[static_cast<std::size_t>(i)].data.ptr);
                 const auto ev = evs[static_cast<std::size_t>(i)].events;
                 if (c.state == State::Closed) continue;
-                if (c.state == State::Open) {  // idle: server closed or sent something
+                if (c.state == State::Open) {  // the server closed or sent something
                     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) check_idle_conn(c);
                     continue;
                 }
-                if (c.state == State::Connecting) {
-                    int err = 0;
-                    socklen_t len = sizeof err;
-                    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                    if (err != 0) {
-                        if (stats_.connect_errors++ < 3) std::fprintf(stderr, "loadgen: connect: %s\n", std::strerror(err));
-                        kill(c);
-                        --pending;
-                        ++done;
-                        continue;
-                    }
-                    if (!(ev & EPOLLOUT)) continue;
-                    send_request(c);
-                }
-                if (c.state == State::Handshaking) {
-                    if (!flush(c)) {
-                        fail_handshake(c, "send failed");
-                        --pending;
-                        ++done;
-                        continue;
-                    }
-                    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-                        const ssize_t r = fill(c);
-                        if (r == 0 || r == -1) {
-                            fail_handshake(c, r == 0 ? "closed by server" : "recv failed");
-                            --pending;
-                            ++done;
-                            continue;
-                        }
-                        if (parse_handshake(c)) {
-                            --pending;
-                            ++done;
-                        } else if (c.state == State::Closed) {
-                            --pending;
-                            ++done;
-                        }
-                    }
+                const Step s = step_handshake(c, ev);
+                if (s == Step::Open) ++open_;
+                if (s != Step::Pending) {
+                    --pending;
+                    ++done;
                 }
             }
         }
     }
 
+    // An open connection with nothing expected: answer pings, ignore the rest, notice a close.
     void check_idle_conn(Conn& c) {
         const ssize_t r = fill(c);
         if (r == 0 || r == -1) {
             ++stats_.closed_by_peer;
             kill(c);
             --open_;
-        } else if (r > 0) {
-            c.in_len = 0;  // ignore whatever the server sent (e.g. a ping)
+            return;
+        }
+        if (r < 0) return;
+        if (drain_frames(c, [](const Frame&, const std::uint8_t*, std::string_view) { return kContinue; }) == kBadFrame)
+            c.in_len = 0;
+        if (!flush(c)) {
+            ++stats_.closed_by_peer;
+            kill(c);
+            --open_;
         }
     }
+
+    std::uint64_t total_errors() const {
+        return stats_.connect_errors + stats_.handshake_errors + stats_.closed_by_peer + stats_.frame_errors +
+               stats_.close_errors + stats_.missing + stats_.duplicate + stats_.garbled + stats_.unexpected +
+               stats_.join_errors;
+    }
+
+    double server_cpu() const { return opt_.pid > 0 ? read_cpu_seconds(opt_.pid) : -1; }
 
     // ------------------------------------------------------------ echo mode
 
@@ -580,17 +873,17 @@ private:
         // Distinct payload variants to catch reordering/mix-ups; bounded memory.
         int variants = 16;
         while (variants > 1 && static_cast<double>(variants) * static_cast<double>(opt_.size) > 64.0 * 1024 * 1024) variants /= 2;
-        frames_ = build_frames(opt_.size, variants, opt_.event);
+        frames_ = build_frames(opt_.size, variants, opt_.proto, opt_.event);
         variants_ = static_cast<std::uint64_t>(variants);
 
         std::vector<Conn> conns(static_cast<std::size_t>(opt_.conns));
         raise_nofile();
         open_all(conns, static_cast<std::size_t>(opt_.max_pending), 30.0);
         if (open_ == 0) {
-            std::printf("result server=%s mode=echo conns=%d inflight=%d size=%zu seconds=0 msgs=0 msgs_per_s=0 "
+            std::printf("result server=%s mode=echo proto=%s conns=%d inflight=%d size=%zu seconds=0 msgs=0 msgs_per_s=0 "
                         "mb_per_s=0 p50_us=0 p99_us=0 max_us=0 server_cpu_s=0 msgs_per_cpu_s=0 client_cpu_s=0 "
                         "errors=%llu lost_conns=%d\n",
-                        opt_.name.c_str(), opt_.conns, opt_.inflight, opt_.size,
+                        opt_.name.c_str(), proto(), opt_.conns, opt_.inflight, opt_.size,
                         static_cast<unsigned long long>(std::max<std::uint64_t>(total_errors(), 1)), opt_.conns);
             return 1;
         }
@@ -601,14 +894,17 @@ private:
             if (c.state != State::Open) continue;
             c.sent.assign(P, t_start);
             for (std::size_t i = 0; i < P; ++i) queue_send(c, t_start);
-            if (!flush(c)) conn_error(c, "send failed");
-            // Frames that arrived with the handshake response are processed on the next EPOLLIN;
-            // with level-triggered epoll they would not trigger, so handle them now.
-            if (c.in_len > 0) process_frames(c, t_start);
+            if (!flush(c)) {
+                conn_error(c, "send failed");
+                continue;
+            }
+            // Frames that arrived with the handshake are already buffered: with level-triggered
+            // epoll they would not trigger, so handle them now.
+            if (c.in_len > 0) process_echo(c, t_start);
         }
 
-        const auto warm_end = t_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.warmup));
-        const auto meas_end = warm_end + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.seconds));
+        const auto warm_end = t_start + dur(opt_.warmup);
+        const auto meas_end = warm_end + dur(opt_.seconds);
         bool measuring = false;
         double cpu0 = 0, self0 = 0;
         Clock::time_point t0{};
@@ -621,7 +917,7 @@ private:
                 recording_ = true;
                 counted_ = 0;
                 t0 = Clock::now();
-                cpu0 = opt_.pid > 0 ? read_cpu_seconds(opt_.pid) : -1;
+                cpu0 = server_cpu();
                 self0 = self_cpu_seconds();
             }
             if (now >= meas_end) break;
@@ -639,7 +935,7 @@ private:
                     const ssize_t r = fill(c);
                     if (r == 0 || r == -1) { conn_error(c, r == 0 ? "closed by server" : "recv failed"); continue; }
                     if (r > 0) {
-                        process_frames(c, Clock::now());
+                        process_echo(c, Clock::now());
                         if (c.state == State::Open && !flush(c)) conn_error(c, "send failed");
                     }
                 }
@@ -647,41 +943,26 @@ private:
         }
         const auto t1 = Clock::now();
         recording_ = false;
-        const double cpu1 = opt_.pid > 0 ? read_cpu_seconds(opt_.pid) : -1;
+        const double cpu1 = server_cpu();
         const double self1 = self_cpu_seconds();
         const double window = measuring ? secs(t1 - t0) : 0.0;
         const std::uint64_t msgs = counted_;
-
-        double p50 = 0, p99 = 0, pmax = 0;
-        if (!latencies_.empty()) {
-            auto pct = [&](double q) {
-                auto idx = static_cast<std::size_t>(q * static_cast<double>(latencies_.size() - 1));
-                std::nth_element(latencies_.begin(), latencies_.begin() + static_cast<std::ptrdiff_t>(idx), latencies_.end());
-                return static_cast<double>(latencies_[idx]) / 1000.0;
-            };
-            p50 = pct(0.50);
-            p99 = pct(0.99);
-            pmax = static_cast<double>(*std::max_element(latencies_.begin(), latencies_.end())) / 1000.0;
-        }
+        const Percentiles p = percentiles(latencies_);
         const double rate = window > 0 ? static_cast<double>(msgs) / window : 0.0;
-        const double server_cpu = (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1;
-        const double per_cpu = server_cpu > 0 ? static_cast<double>(msgs) / server_cpu : 0.0;
+        const double server_cpu_s = (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1;
+        const double per_cpu = server_cpu_s > 0 ? static_cast<double>(msgs) / server_cpu_s : 0.0;
         const std::uint64_t lost = static_cast<std::uint64_t>(opt_.conns) - static_cast<std::uint64_t>(open_);
 
-        std::printf("result server=%s mode=echo conns=%d inflight=%d size=%zu seconds=%.3f msgs=%llu msgs_per_s=%.0f "
+        std::printf("result server=%s mode=echo proto=%s conns=%d inflight=%d size=%zu seconds=%.3f msgs=%llu msgs_per_s=%.0f "
                     "mb_per_s=%.2f p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu_s=%.3f msgs_per_cpu_s=%.0f "
                     "client_cpu_s=%.3f errors=%llu lost_conns=%llu\n",
-                    opt_.name.c_str(), opt_.conns, opt_.inflight, opt_.size, window,
-                    static_cast<unsigned long long>(msgs), rate, rate * static_cast<double>(opt_.size) / 1e6, p50, p99,
-                    pmax, server_cpu, per_cpu, self1 - self0, static_cast<unsigned long long>(total_errors()),
+                    opt_.name.c_str(), proto(), opt_.conns, opt_.inflight, opt_.size, window,
+                    static_cast<unsigned long long>(msgs), rate, rate * static_cast<double>(opt_.size) / 1e6, p.p50, p.p99,
+                    p.max, server_cpu_s, per_cpu, self1 - self0, static_cast<unsigned long long>(total_errors()),
                     static_cast<unsigned long long>(lost));
         std::fflush(stdout);
-        for (auto& c : conns) kill(c);
+        for (auto& c : conns) abort_conn(c);
         return total_errors() == 0 ? 0 : 1;
-    }
-
-    std::uint64_t total_errors() const {
-        return stats_.connect_errors + stats_.handshake_errors + stats_.closed_by_peer + stats_.frame_errors;
     }
 
     void queue_send(Conn& c, Clock::time_point now) {
@@ -697,55 +978,25 @@ private:
         if (why && std::strcmp(why, "closed by server") == 0) ++stats_.closed_by_peer;
         else ++stats_.frame_errors;
         if (reported_++ < 5) std::fprintf(stderr, "loadgen: connection error: %s\n", why);
-        kill(c);
+        abort_conn(c);
         --open_;
     }
 
-    void process_frames(Conn& c, Clock::time_point now) {
-        std::size_t off = 0;
-        const std::uint8_t* b = c.in.data();
-        while (c.in_len - off >= 2) {
-            const std::uint8_t b0 = b[off], b1 = b[off + 1];
-            std::size_t hlen = 2;
-            std::uint64_t len = b1 & 0x7f;
-            if (len == 126) {
-                hlen = 4;
-                if (c.in_len - off < hlen) break;
-                len = (std::uint64_t{b[off + 2]} << 8) | b[off + 3];
-            } else if (len == 127) {
-                hlen = 10;
-                if (c.in_len - off < hlen) break;
-                len = 0;
-                for (int i = 0; i < 8; ++i) len = (len << 8) | b[off + 2 + static_cast<std::size_t>(i)];
-            }
-            if (b1 & 0x80) hlen += 4;  // server must not mask: flagged below
-            if (c.in_len - off < hlen) break;
-            if (len > (std::uint64_t{1} << 32)) { conn_error(c, "absurd frame length"); return; }
-            if (c.in_len - off - hlen < len) {
-                // Make sure the buffer can hold the whole frame.
-                const std::size_t need = off + hlen + static_cast<std::size_t>(len);
-                if (c.in.size() < need + 16384) c.in.resize(need + 16384), b = c.in.data();
-                break;
-            }
-            const std::uint8_t opcode = b0 & 0x0f;
-            if (opcode == 0x9 || opcode == 0xA) {  // ping/pong from server: not expected, but tolerated
-                off += hlen + static_cast<std::size_t>(len);
-                continue;
-            }
+    // Every reply must be the next expected payload, byte for byte, in an unmasked FIN text frame.
+    void process_echo(Conn& c, Clock::time_point now) {
+        const int r = drain_frames(c, [&](const Frame& f, const std::uint8_t* head, std::string_view payload) {
             const auto vi = static_cast<std::size_t>(c.next_recv % variants_);
             const std::string& want = frames_.payload[vi];
             const std::string& whdr = frames_.expect_hdr[vi];
-            bool ok = (b1 & 0x80) == 0 && b0 == 0x81 && len == want.size() &&
-                      hlen == whdr.size() && std::memcmp(b + off, whdr.data(), hlen) == 0 &&
-                      std::memcmp(b + off + hlen, want.data(), want.size()) == 0;
+            const bool hdr_ok = !f.masked && f.b0 == 0x81 && f.len == want.size();
+            const bool ok = hdr_ok && f.hlen == whdr.size() && std::memcmp(head, whdr.data(), f.hlen) == 0 && payload == want;
             if (!ok || c.sent_count == 0) {
                 char why[112];
-                const bool hdr_ok = (b1 & 0x80) == 0 && b0 == 0x81 && len == want.size();
-                std::snprintf(why, sizeof why, "bad echo frame (byte0=0x%02x len=%llu, expected 0x81 len=%zu)%s", b0,
-                              static_cast<unsigned long long>(len), want.size(),
+                std::snprintf(why, sizeof why, "bad echo frame (byte0=0x%02x len=%llu, expected 0x81 len=%zu)%s", f.b0,
+                              static_cast<unsigned long long>(f.len), want.size(),
                               c.sent_count == 0 ? ": unsolicited" : hdr_ok ? ": payload mismatch or reordered" : "");
-                conn_error(c, opcode == 0x8 ? "close frame from server" : why);
-                return;
+                conn_error(c, f.opcode() == 0x8 ? "close frame from server" : why);
+                return kDropped;
             }
             const auto sent_at = c.sent[c.sent_head];
             c.sent_head = (c.sent_head + 1) % c.sent.size();
@@ -755,13 +1006,10 @@ private:
                 latencies_.push_back(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent_at).count()));
                 ++counted_;
             }
-            off += hlen + static_cast<std::size_t>(len);
             queue_send(c, now);
-        }
-        if (off > 0) {
-            std::memmove(c.in.data(), c.in.data() + off, c.in_len - off);
-            c.in_len -= off;
-        }
+            return kContinue;
+        });
+        if (r == kBadFrame) conn_error(c, "absurd frame length");
     }
 
     // ------------------------------------------------------------ idle mode
@@ -772,13 +1020,13 @@ private:
         if (limit < opt_.conns + 16)
             std::fprintf(stderr, "loadgen: warning: RLIMIT_NOFILE %ld < conns %d + 16\n", limit, opt_.conns);
         const Mem before = opt_.pid > 0 ? read_mem(opt_.pid) : Mem{};
-        const double cpu0 = opt_.pid > 0 ? read_cpu_seconds(opt_.pid) : -1;
+        const double cpu0 = server_cpu();
         std::vector<Conn> conns(static_cast<std::size_t>(opt_.conns));
         const auto t0 = Clock::now();
         open_all(conns, static_cast<std::size_t>(opt_.max_pending), opt_.timeout);
         const double open_s = secs(Clock::now() - t0);
         // Settle while still watching for connections the server drops.
-        const auto settle_end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.settle));
+        const auto settle_end = Clock::now() + dur(opt_.settle);
         std::vector<epoll_event> evs(1024);
         while (Clock::now() < settle_end) {
             const int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), 50);
@@ -788,42 +1036,473 @@ private:
             }
         }
         const Mem after = opt_.pid > 0 ? read_mem(opt_.pid) : Mem{};
-        const double cpu1 = opt_.pid > 0 ? read_cpu_seconds(opt_.pid) : -1;
+        const double cpu1 = server_cpu();
         const long n_open = open_;
         auto per_conn = [&](long a, long b) {
             return (a >= 0 && b >= 0 && n_open > 0) ? static_cast<double>(b - a) * 1024.0 / static_cast<double>(n_open) : 0.0;
         };
-        std::printf("result server=%s mode=idle conns=%d open=%ld open_s=%.3f rss_before_kib=%ld rss_after_kib=%ld "
+        std::printf("result server=%s mode=idle proto=%s conns=%d open=%ld open_s=%.3f rss_before_kib=%ld rss_after_kib=%ld "
                     "bytes_per_conn=%.0f anon_before_kib=%ld anon_after_kib=%ld anon_bytes_per_conn=%.0f "
                     "server_cpu_s=%.3f errors=%llu\n",
-                    opt_.name.c_str(), opt_.conns, n_open, open_s, before.rss_kib, after.rss_kib,
+                    opt_.name.c_str(), proto(), opt_.conns, n_open, open_s, before.rss_kib, after.rss_kib,
                     per_conn(before.rss_kib, after.rss_kib), before.anon_kib, after.anon_kib,
                     per_conn(before.anon_kib, after.anon_kib), (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1.0,
                     static_cast<unsigned long long>(total_errors()));
         std::fflush(stdout);
         // Abortive close (RST): avoids leaving thousands of TIME_WAIT sockets
         // on the client side between benchmark runs.
-        for (auto& c : conns) {
-            if (c.fd >= 0) {
-                linger lg{1, 0};
-                setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-            }
-            kill(c);
-        }
+        for (auto& c : conns) abort_conn(c);
         return total_errors() == 0 && n_open == opt_.conns ? 0 : 1;
+    }
+
+    // ------------------------------------------------------------ broadcast mode
+    //
+    // Members are conns[0..K-1], the publisher conns[K]. Broadcast seq s is outstanding_[s - first_seq_]
+    // until every member alive when it was sent has received it (or missed it: a member that receives
+    // s+2 after s has missed s+1, since one publisher's broadcasts reach a member in order).
+
+    Outstanding* find_outstanding(std::uint64_t seq) {
+        if (seq < first_seq_ || seq >= first_seq_ + outstanding_.size()) return nullptr;
+        return &outstanding_[static_cast<std::size_t>(seq - first_seq_)];
+    }
+
+    void retire_completed() {
+        while (!outstanding_.empty() && outstanding_.front().remaining == 0) {
+            if (recording_) ++completed_;
+            outstanding_.pop_front();
+            ++first_seq_;
+        }
+    }
+
+    // Broadcasts still incomplete after --timeout: the members that did not get them missed them.
+    void expire_stalled(Clock::time_point now) {
+        const std::int64_t limit = ns_since_origin(now) - static_cast<std::int64_t>(opt_.timeout * 1e9);
+        while (!outstanding_.empty() && outstanding_.front().send_ns < limit) {
+            if (stalled_++ == 0)
+                std::fprintf(stderr, "loadgen: broadcast %llu: %u members did not receive it within %.1f s\n",
+                             static_cast<unsigned long long>(first_seq_), outstanding_.front().remaining, opt_.timeout);
+            stats_.missing += outstanding_.front().remaining;
+            outstanding_.pop_front();
+            ++first_seq_;
+        }
+    }
+
+    void drop_member(Conn& c, const char* why, bool by_server) {
+        if (by_server) ++stats_.closed_by_peer;
+        else ++stats_.frame_errors;
+        if (reported_++ < 5) std::fprintf(stderr, "loadgen: member connection error: %s\n", why);
+        if (c.joined) {
+            for (std::uint64_t q = std::max(c.expect_seq, first_seq_); q < next_pub_seq_; ++q)
+                if (Outstanding* o = find_outstanding(q)) {
+                    --o->remaining;
+                    ++stats_.missing;
+                }
+            --members_alive_;
+            retire_completed();
+        } else {
+            --pending_joins_;
+        }
+        abort_conn(c);
+        --open_;
+    }
+
+    void publish(Conn& pub, Clock::time_point now) {
+        const std::int64_t ns = ns_since_origin(now);
+        broadcast_data(scratch_, next_pub_seq_, ns, opt_.size);
+        pub.out += client_frame(0x1, envelope(opt_.proto, "broadcast", scratch_));
+        outstanding_.push_back({ns, static_cast<std::uint32_t>(members_alive_)});
+        ++next_pub_seq_;
+        if (recording_) ++published_;
+    }
+
+    // One message to a member: the join reply while joining, then deliveries.
+    int on_member_msg(Conn& c, const Frame& f, std::string_view payload, Clock::time_point now) {
+        if (!c.joined) {
+            if (!f.masked && f.b0 == 0x81 && payload == join_reply_) {
+                c.joined = true;
+                ++members_alive_;
+                --pending_joins_;
+                return kContinue;
+            }
+            if (reported_++ < 5)
+                std::fprintf(stderr, "loadgen: bad join reply (byte0=0x%02x): %.60s\n", f.b0, std::string(payload.substr(0, 60)).c_str());
+            ++stats_.join_errors;
+            drop_member(c, "no join reply", false);
+            return kDropped;
+        }
+        // Expect prefix + "<seq>:<ns>:<letters>" + suffix.
+        auto garbled = [&](const char* why) {
+            if (stats_.garbled++ < 3)
+                std::fprintf(stderr, "loadgen: garbled delivery (%s, byte0=0x%02x): %.60s\n", why, f.b0,
+                             std::string(payload.substr(0, 60)).c_str());
+            return kContinue;
+        };
+        if (f.masked || f.b0 != 0x81) return garbled("not an unmasked text frame");
+        if (!payload.starts_with(bcast_prefix_) || !payload.ends_with(bcast_suffix_) ||
+            payload.size() < bcast_prefix_.size() + bcast_suffix_.size())
+            return garbled("not a broadcast envelope");
+        const std::string_view data = payload.substr(bcast_prefix_.size(), payload.size() - bcast_prefix_.size() - bcast_suffix_.size());
+        std::uint64_t seq = 0;
+        std::int64_t ns = 0;
+        const char* p = data.data();
+        const char* e = data.data() + data.size();
+        auto r1 = std::from_chars(p, e, seq);
+        if (r1.ec != std::errc{} || r1.ptr == e || *r1.ptr != ':') return garbled("no sequence number");
+        auto r2 = std::from_chars(r1.ptr + 1, e, ns);
+        if (r2.ec != std::errc{} || r2.ptr == e || *r2.ptr != ':') return garbled("no timestamp");
+        broadcast_data(check_, seq, ns, opt_.size);
+        if (data != check_) return garbled("data differs from what was sent");
+        if (seq >= next_pub_seq_) return garbled("never sent");
+        if (seq < c.expect_seq) {
+            ++stats_.duplicate;
+            return kContinue;
+        }
+        for (std::uint64_t q = std::max(c.expect_seq, first_seq_); q < seq; ++q)
+            if (Outstanding* o = find_outstanding(q)) {
+                --o->remaining;
+                ++stats_.missing;
+            }
+        c.expect_seq = seq + 1;
+        Outstanding* o = find_outstanding(seq);
+        if (o == nullptr) {  // expired: already counted as missing
+            ++late_;
+            return kContinue;
+        }
+        if (o->send_ns != ns) return garbled("timestamp differs from the one sent");
+        --o->remaining;
+        if (recording_) {
+            ++deliveries_;
+            latencies_.push_back(static_cast<std::uint64_t>(std::max<std::int64_t>(0, ns_since_origin(now) - ns)));
+        }
+        return kContinue;
+    }
+
+    // Reads and handles what arrived on a connection; returns false when it was dropped.
+    bool on_broadcast_readable(Conn& c) {
+        const ssize_t r = fill(c);
+        if (r == 0 || r == -1) {
+            if (c.member) drop_member(c, r == 0 ? "closed by server" : "recv failed", r == 0);
+            else publisher_lost(c, r == 0 ? "closed by server" : "recv failed");
+            return false;
+        }
+        if (r < 0) return true;
+        const auto now = Clock::now();
+        int d;
+        if (c.member) {
+            d = drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view payload) {
+                return on_member_msg(c, f, payload, now);
+            });
+            retire_completed();
+        } else {
+            d = drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view payload) {
+                // The sender of a broadcast gets nothing back.
+                if (stats_.unexpected++ < 3)
+                    std::fprintf(stderr, "loadgen: the publisher received a message (byte0=0x%02x): %.60s\n", f.b0,
+                                 std::string(payload.substr(0, 60)).c_str());
+                return kContinue;
+            });
+        }
+        if (d == kDropped) return false;
+        if (d == kBadFrame) {
+            if (c.member) drop_member(c, "absurd frame length", false);
+            else publisher_lost(c, "absurd frame length");
+            return false;
+        }
+        if (!flush(c)) {
+            if (c.member) drop_member(c, "send failed", false);
+            else publisher_lost(c, "send failed");
+            return false;
+        }
+        return true;
+    }
+
+    void publisher_lost(Conn& c, const char* why) {
+        ++stats_.frame_errors;
+        std::fprintf(stderr, "loadgen: publisher connection error: %s\n", why);
+        abort_conn(c);
+        --open_;
+    }
+
+    void broadcast_events(std::vector<epoll_event>& evs, int timeout_ms) {
+        const int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), timeout_ms);
+        if (n < 0 && errno != EINTR) die("epoll_wait");
+        for (int i = 0; i < n; ++i) {
+            Conn& c = *static_cast<Conn*>(evs[static_cast<std::size_t>(i)].data.ptr);
+            const auto ev = evs[static_cast<std::size_t>(i)].events;
+            if (c.state != State::Open) continue;
+            if ((ev & EPOLLOUT) && !flush(c)) {
+                if (c.member) drop_member(c, "send failed", false);
+                else publisher_lost(c, "send failed");
+                continue;
+            }
+            if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_broadcast_readable(c);
+        }
+    }
+
+    int run_broadcast() {
+        const auto K = static_cast<std::size_t>(opt_.members);
+        std::vector<Conn> conns(K + 1);
+        for (std::size_t i = 0; i < K; ++i) conns[i].member = true;
+        Conn& pub = conns[K];
+        join_reply_ = envelope(opt_.proto, "join", opt_.room);
+        const std::string join_frame = client_frame(0x1, envelope(opt_.proto, "join", opt_.room));
+        const std::string probe = envelope(opt_.proto, "broadcast", "\x01");
+        const auto cut = probe.find('\x01');
+        bcast_prefix_ = probe.substr(0, cut);
+        bcast_suffix_ = probe.substr(cut + 1);
+
+        raise_nofile();
+        const auto t_open = Clock::now();
+        open_all(conns, static_cast<std::size_t>(opt_.max_pending), std::max(30.0, opt_.timeout));
+
+        // Join: every open member asks to join the room; wait for every reply.
+        std::vector<epoll_event> evs(1024);
+        for (std::size_t i = 0; i < K; ++i) {
+            Conn& c = conns[i];
+            if (c.state != State::Open) continue;
+            ++pending_joins_;
+            c.out += join_frame;
+            if (!flush(c)) drop_member(c, "send failed", false);
+            else if (c.in_len > 0) {  // arrived with the handshake
+                drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view payload) {
+                    return on_member_msg(c, f, payload, Clock::now());
+                });
+            }
+        }
+        const auto join_deadline = Clock::now() + dur(opt_.timeout);
+        while (pending_joins_ > 0 && Clock::now() < join_deadline && pub.state == State::Open) broadcast_events(evs, 50);
+        for (std::size_t i = 0; i < K; ++i)
+            if (conns[i].state == State::Open && !conns[i].joined) {
+                ++stats_.join_errors;
+                drop_member(conns[i], "no join reply in time", false);
+            }
+        const double join_s = secs(Clock::now() - t_open);
+
+        const auto t_start = Clock::now();
+        const auto warm_end = t_start + dur(opt_.warmup);
+        const auto meas_end = warm_end + dur(opt_.seconds);
+        const auto interval = opt_.rate > 0 ? std::max<Clock::duration>(dur(1.0 / opt_.rate), std::chrono::nanoseconds(1)) : Clock::duration{};
+        auto next_due = t_start;
+        bool measuring = false;
+        double cpu0 = 0, self0 = 0;
+        Clock::time_point t0{};
+        latencies_.reserve(1u << 22);
+        for (;;) {
+            const auto now = Clock::now();
+            if (!measuring && now >= warm_end) {
+                measuring = true;
+                recording_ = true;
+                t0 = Clock::now();
+                cpu0 = server_cpu();
+                self0 = self_cpu_seconds();
+            }
+            if (now >= meas_end || pub.state != State::Open || members_alive_ == 0) break;
+            if (opt_.rate > 0) {
+                for (; now >= next_due; next_due += interval) publish(pub, now);
+            } else {
+                while (outstanding_.size() < static_cast<std::size_t>(opt_.window)) publish(pub, now);
+            }
+            if (!pub.out.empty() && pub.want_out == false && !flush(pub)) {
+                publisher_lost(pub, "send failed");
+                break;
+            }
+            expire_stalled(now);
+            int timeout_ms = 5;
+            if (opt_.rate > 0) {
+                const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count();
+                timeout_ms = static_cast<int>(std::clamp<long long>(wait, 0, 5));
+            }
+            broadcast_events(evs, timeout_ms);
+        }
+        const auto t1 = Clock::now();
+        recording_ = false;
+        const double cpu1 = server_cpu();
+        const double self1 = self_cpu_seconds();
+        const double window = measuring ? secs(t1 - t0) : 0.0;
+        const Percentiles p = percentiles(latencies_);
+        const double server_cpu_s = (cpu0 >= 0 && cpu1 >= 0 && measuring) ? cpu1 - cpu0 : -1;
+        const double per_s = window > 0 ? 1.0 / window : 0.0;
+        const std::uint64_t lost = static_cast<std::uint64_t>(K + 1) - static_cast<std::uint64_t>(std::max<long>(open_, 0));
+        std::printf("result server=%s mode=broadcast proto=%s members=%d joined=%ld size=%zu window=%d rate=%.1f join_s=%.3f "
+                    "seconds=%.3f broadcasts=%llu sent=%llu bcasts_per_s=%.1f deliveries=%llu deliveries_per_s=%.0f "
+                    "p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu_s=%.3f server_cpu_pct=%.1f deliveries_per_cpu_s=%.0f "
+                    "client_cpu_s=%.3f missing=%llu duplicate=%llu garbled=%llu late=%llu unexpected=%llu join_errors=%llu "
+                    "errors=%llu lost_conns=%llu\n",
+                    opt_.name.c_str(), proto(), opt_.members, members_alive_, opt_.size, opt_.rate > 0 ? 0 : opt_.window,
+                    opt_.rate, join_s, window, static_cast<unsigned long long>(completed_),
+                    static_cast<unsigned long long>(published_), static_cast<double>(completed_) * per_s,
+                    static_cast<unsigned long long>(deliveries_), static_cast<double>(deliveries_) * per_s, p.p50, p.p99,
+                    p.max, server_cpu_s, window > 0 && server_cpu_s >= 0 ? 100.0 * server_cpu_s / window : -1.0,
+                    server_cpu_s > 0 ? static_cast<double>(deliveries_) / server_cpu_s : 0.0, self1 - self0,
+                    static_cast<unsigned long long>(stats_.missing), static_cast<unsigned long long>(stats_.duplicate),
+                    static_cast<unsigned long long>(stats_.garbled), static_cast<unsigned long long>(late_),
+                    static_cast<unsigned long long>(stats_.unexpected), static_cast<unsigned long long>(stats_.join_errors),
+                    static_cast<unsigned long long>(total_errors()), static_cast<unsigned long long>(lost));
+        std::fflush(stdout);
+        for (auto& c : conns) abort_conn(c);
+        return total_errors() == 0 && deliveries_ > 0 ? 0 : 1;
+    }
+
+    // ------------------------------------------------------------ connect mode
+    //
+    // Each of C slots loops: connect, upgrade (Socket.IO: until the Engine.IO open packet), send a
+    // close frame, wait for the server's close frame, wait for the server to close TCP (so the
+    // TIME_WAIT stays on its side), close.
+
+    void begin_attempt(Conn& c, Clock::time_point now) {
+        if (start_connect(c, attempts_++)) c.deadline = now + dur(opt_.timeout);
+        else c.deadline = now + std::chrono::milliseconds(10);  // retry a failed socket()/connect() later
+    }
+
+    void attempt_failed(Conn& c, Clock::time_point now) {
+        if (c.fd >= 0) abort_conn(c);
+        c.deadline = now + std::chrono::milliseconds(1);
+    }
+
+    void upgraded(Conn& c, Clock::time_point now) {
+        if (recording_)
+            latencies_.push_back(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.started).count()));
+        c.out += close_frame_;
+        c.state = State::Closing;
+        if (!flush(c)) {
+            ++stats_.close_errors;
+            attempt_failed(c, now);
+        }
+    }
+
+    void closing_step(Conn& c, std::uint32_t ev, Clock::time_point now) {
+        if ((ev & EPOLLOUT) && !flush(c)) {
+            ++stats_.close_errors;
+            attempt_failed(c, now);
+            return;
+        }
+        if (!(ev & (EPOLLIN | EPOLLERR | EPOLLHUP))) return;
+        const ssize_t r = fill(c);
+        if (r == -1 || (r == 0 && c.state == State::Closing)) {
+            if (stats_.close_errors++ < 3)
+                std::fprintf(stderr, "loadgen: connect: %s before the server's close frame\n", r == 0 ? "EOF" : "recv error");
+            attempt_failed(c, now);
+            return;
+        }
+        if (r == 0) {  // Draining and the server closed: done
+            kill(c);
+            if (recording_) ++completed_;
+            begin_attempt(c, now);
+            return;
+        }
+        if (r < 0) return;
+        const int d = drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view) {
+            if (f.opcode() == 0x8 && !f.masked && c.state == State::Closing) {
+                c.state = State::Draining;
+                c.deadline = now + std::chrono::seconds(1);
+            }
+            return kContinue;  // anything else before the close frame is ignored
+        });
+        if (d == kBadFrame) {
+            ++stats_.frame_errors;
+            attempt_failed(c, now);
+        }
+    }
+
+    int run_connect() {
+        raise_nofile();
+        sio_namespace_ = false;  // Socket.IO: the open packet is the end of the upgrade
+        std::vector<Conn> slots(static_cast<std::size_t>(opt_.conns));
+        const auto t_start = Clock::now();
+        for (auto& c : slots) begin_attempt(c, t_start);
+        const auto warm_end = t_start + dur(opt_.warmup);
+        const auto meas_end = warm_end + dur(opt_.seconds);
+        bool measuring = false;
+        double cpu0 = 0, self0 = 0;
+        Clock::time_point t0{};
+        latencies_.reserve(1u << 20);
+        std::vector<epoll_event> evs(1024);
+        for (;;) {
+            auto now = Clock::now();
+            if (!measuring && now >= warm_end) {
+                measuring = true;
+                recording_ = true;
+                t0 = Clock::now();
+                cpu0 = server_cpu();
+                self0 = self_cpu_seconds();
+            }
+            if (now >= meas_end) break;
+            for (auto& c : slots) {
+                if (now < c.deadline) continue;
+                if (c.state == State::Closed) {
+                    begin_attempt(c, now);
+                } else if (c.state == State::Draining) {  // close handshake done, the server kept TCP open
+                    ++no_fin_;
+                    abort_conn(c);
+                    if (recording_) ++completed_;
+                    begin_attempt(c, now);
+                } else {
+                    if (stats_.close_errors++ < 3) std::fprintf(stderr, "loadgen: connect: attempt timed out\n");
+                    attempt_failed(c, now);
+                }
+            }
+            const int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), 2);
+            if (n < 0 && errno != EINTR) die("epoll_wait");
+            now = Clock::now();
+            for (int i = 0; i < n; ++i) {
+                Conn& c = *static_cast<Conn*>(evs[static_cast<std::size_t>(i)].data.ptr);
+                const auto ev = evs[static_cast<std::size_t>(i)].events;
+                if (handshaking(c.state)) {
+                    const Step s = step_handshake(c, ev);
+                    if (s == Step::Open) upgraded(c, now);
+                    else if (s == Step::Failed) attempt_failed(c, now);
+                } else if (c.state == State::Closing || c.state == State::Draining) {
+                    closing_step(c, ev, now);
+                }
+            }
+        }
+        const auto t1 = Clock::now();
+        recording_ = false;
+        const double cpu1 = server_cpu();
+        const double self1 = self_cpu_seconds();
+        const double window = measuring ? secs(t1 - t0) : 0.0;
+        const Percentiles p = percentiles(latencies_);
+        const double server_cpu_s = (cpu0 >= 0 && cpu1 >= 0 && measuring) ? cpu1 - cpu0 : -1;
+        std::printf("result server=%s mode=connect proto=%s conns=%d seconds=%.3f connections=%llu conns_per_s=%.0f "
+                    "p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu_s=%.3f server_cpu_pct=%.1f conns_per_cpu_s=%.0f "
+                    "client_cpu_s=%.3f no_fin=%llu connect_errors=%llu handshake_errors=%llu close_errors=%llu errors=%llu\n",
+                    opt_.name.c_str(), proto(), opt_.conns, window, static_cast<unsigned long long>(completed_),
+                    window > 0 ? static_cast<double>(completed_) / window : 0.0, p.p50, p.p99, p.max, server_cpu_s,
+                    window > 0 && server_cpu_s >= 0 ? 100.0 * server_cpu_s / window : -1.0,
+                    server_cpu_s > 0 ? static_cast<double>(completed_) / server_cpu_s : 0.0, self1 - self0,
+                    static_cast<unsigned long long>(no_fin_), static_cast<unsigned long long>(stats_.connect_errors),
+                    static_cast<unsigned long long>(stats_.handshake_errors),
+                    static_cast<unsigned long long>(stats_.close_errors), static_cast<unsigned long long>(total_errors()));
+        std::fflush(stdout);
+        for (auto& c : slots) abort_conn(c);
+        return total_errors() == 0 && completed_ > 0 ? 0 : 1;
     }
 
     Options opt_;
     int ep_ = -1;
     sockaddr_in addr_{};
+    Clock::time_point origin_;
     Stats stats_;
     long open_ = 0;
     int reported_ = 0;
+    bool sio_namespace_ = true;  // Socket.IO: also connect to the main namespace ("40")
+    std::string sio_pong_, sio_connect_frame_, close_frame_;
+    bool recording_ = false;
+    std::vector<std::uint64_t> latencies_;  // nanoseconds
+    // echo
     FrameSet frames_;
     std::uint64_t variants_ = 1;
-    bool recording_ = false;
     std::uint64_t counted_ = 0;
-    std::vector<std::uint64_t> latencies_;
+    // broadcast
+    std::string join_reply_, bcast_prefix_, bcast_suffix_, scratch_, check_;
+    std::deque<Outstanding> outstanding_;
+    std::uint64_t first_seq_ = 0, next_pub_seq_ = 0;
+    long members_alive_ = 0, pending_joins_ = 0;
+    std::uint64_t published_ = 0, deliveries_ = 0, late_ = 0, stalled_ = 0;
+    // broadcast and connect
+    std::uint64_t completed_ = 0;
+    // connect
+    std::uint64_t attempts_ = 0, no_fin_ = 0;
 };
 
 }  // namespace

@@ -1,128 +1,310 @@
 #!/usr/bin/env bash
-# Echo benchmark: gateway.hpp's examples/01_echo against peer servers, all
-# measured in the same run on the same machine. See bench/README.md.
+# The benchmark matrix: gateway.hpp against peer servers in every workload, all measured in the same
+# run on the same machine by bench/loadgen. bench/PROTOCOL.md says what every server answers;
+# bench/README.md describes the workloads, the knobs and how to read the table.
 #
-# usage: bench/run.sh [BUILD_DIR]
-#   BUILD_DIR (or $BUILD) defaults to build-bench; it is configured with
-#   `meson setup BUILD_DIR -Dbuildtype=release -Dbench=true` if missing.
-# Environment knobs (defaults in brackets):
-#   SERVERS="gateway gateway-events websocketpp beast ws"   which servers to try
-#                (gateway-events: the same echo as JSON events through the gateway)
-#   REPS [3]  DURATION [5]  WARMUP [1]       echo repetitions and seconds
-#   CONNS [100]  INFLIGHT [10]  SIZE [64]    echo load shape
-#   IDLE_CONNS [10000]                       idle-memory connections (0 skips)
+# usage: bench/run.sh [BUILD_DIR]          run the matrix (BUILD_DIR or $BUILD, default build-bench;
+#                                          configured with -Dbuildtype=release -Dbench=true if missing)
+#        bench/run.sh --table RESULTS_FILE print the table of an earlier run again
+#
+# Knobs (environment variables, defaults in brackets):
+#   SERVERS   ["gateway gateway-events websocketpp beast ws socketio nestjs"]
+#   WORKLOADS ["echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle connect
+#              echo-raw-1k echo-raw-16k workers"]
+#   REPS [3]  DURATION [5]  WARMUP [1]       repetitions and seconds of every timed workload
+#   CONNS [100]  INFLIGHT [10]               echo shape
+#   MEMBERS [1000]  WINDOW [16]  BCAST_RATE [50]   broadcast room size, window, fixed rate
+#   IDLE_CONNS [10000]  IDLE_REPS [1]        idle connections, fresh servers measured
+#   CONNECT_CONNS [50]                       concurrent connect loops
+#   WORKERS_LIST ["1 2"]                     gateway_echo worker counts in the workers section
 #   SERVER_CPU [0]  CLIENT_CPU [1]           CPUs to pin to (taskset)
+#   CHECK [1]                                1: a server failing its protocol check is not measured;
+#                                            warn: measured anyway, marked "!" in the table; 0: no checks
+#   QUICK [0]                                1: a smoke run (REPS=1 DURATION=1 WARMUP=0.5
+#                                            IDLE_CONNS=2000 unless set)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+note() { printf '== %s\n' "$*" >&2; }
+
+# ================================================================ the table
+# Reads result lines ("result workload=W key=value ...") and "# workload W DESCRIPTION" /
+# "# skip W SERVER REASON" comments from a results file; prints one table per workload: median
+# (min-max) over the repetitions, and gateway.hpp's ratio to each peer.
+print_table() {
+    awk '
+function kv(   i, p) { delete F; for (i = 2; i <= NF; i++) { p = index($i, "="); if (p) F[substr($i, 1, p - 1)] = substr($i, p + 1) } }
+function add(r, k, v) { if (v == "" || v + 0 < 0) return; n = ++N[r, k]; V[r, k, n] = v + 0 }
+function sortk(r, k,   i, j, t, n) { n = N[r, k]
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && V[r, k, j - 1] > V[r, k, j]; j--) { t = V[r, k, j]; V[r, k, j] = V[r, k, j - 1]; V[r, k, j - 1] = t } }
+function med(r, k,   n) { n = N[r, k]; if (!n) return ""; sortk(r, k)
+    return (n % 2) ? V[r, k, (n + 1) / 2] : (V[r, k, n / 2] + V[r, k, n / 2 + 1]) / 2 }
+function num(x, dec) { return sprintf("%." dec "f", x) }
+function cell(r, k, dec,   n) { n = N[r, k]; if (!n) return "-"; med(r, k)
+    if (n == 1 || V[r, k, 1] == V[r, k, n]) return num(med(r, k), dec)
+    return num(med(r, k), dec) " (" num(V[r, k, 1], dec) "-" num(V[r, k, n], dec) ")" }
+function ratio(w, s, k,   ref, a, b) { ref = REF[w, s]; if (ref == s) return "ref"
+    if (!((w, ref) in SEEN)) return "-"
+    a = med(w SUBSEP ref, k); b = med(w SUBSEP s, k); if (a == "" || b == "" || b == 0) return "-"
+    return "x" sprintf("%.2f", a / b) }
+function flush_table(   r, i, wd, line, sep) {
+    for (i = 1; i <= C[1]; i++) wd[i] = 0
+    for (r = 1; r <= R; r++) for (i = 1; i <= C[1]; i++) if (length(T[r, i]) > wd[i]) wd[i] = length(T[r, i])
+    for (r = 1; r <= R; r++) { line = "|"; for (i = 1; i <= C[1]; i++) line = line sprintf(" %-" wd[i] "s |", T[r, i]); print line
+        if (r == 1) { sep = "|"; for (i = 1; i <= C[1]; i++) { sep = sep "-"; for (j = 0; j < wd[i]; j++) sep = sep "-"; sep = sep "-|" } print sep } }
+    R = 0
+}
+function header(w,   i) { R = 0
+    if (w ~ /^echo/)               n = split("server|proto|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer msgs/s|gw/peer per CPU-s", H, "|")
+    else if (w == "broadcast-window") n = split("server|proto|deliveries/s|deliveries per server CPU-s|broadcasts/s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer deliveries/s|gw/peer per CPU-s", H, "|")
+    else if (w ~ /^broadcast/)     n = split("server|proto|broadcasts/s|p50 us|p99 us|server CPU %|deliveries per server CPU-s|errors|gw/peer per CPU-s|gw/peer p99", H, "|")
+    else if (w == "idle")          n = split("server|proto|B/conn (RSS)|anon B/conn|errors|gw/peer B/conn", H, "|")
+    else if (w == "connect")       n = split("server|proto|conns/s|conns per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer conns/s|gw/peer per CPU-s", H, "|")
+    else if (w == "workers")       n = split("workers|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors", H, "|")
+    else                           n = split("server|proto|errors", H, "|")
+    R = 1; C[1] = n; for (i = 1; i <= n; i++) T[1, i] = H[i]
+}
+function body(w, s,   r, c) { r = w SUBSEP s; R++; C[R] = C[1]; c = 0
+    if (w != "workers") { T[R, ++c] = s (((s, PROTO[w, s]) in CF) ? " !" : ""); T[R, ++c] = PROTO[w, s] }
+    if (w ~ /^echo/ || w == "connect") {
+        T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0)
+        T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "rate"); T[R, ++c] = ratio(w, s, "eff") }
+    else if (w == "broadcast-window") {
+        T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "bps", 0); T[R, ++c] = cell(r, "p50", 0)
+        T[R, ++c] = cell(r, "p99", 0); T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "rate"); T[R, ++c] = ratio(w, s, "eff") }
+    else if (w ~ /^broadcast/) {
+        T[R, ++c] = cell(r, "bps", 1); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0); T[R, ++c] = cell(r, "cpu", 1)
+        T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "eff"); T[R, ++c] = ratio(w, s, "p99") }
+    else if (w == "idle") {
+        T[R, ++c] = cell(r, "mem", 0); T[R, ++c] = cell(r, "anon", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "mem") }
+    else if (w == "workers") {
+        T[R, ++c] = s; T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0)
+        T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0 }
+    else T[R, ++c] = ERR[w, s] + 0
+}
+/^# workload / { w = $3; if (!(w in DESC)) { ORDER[++NW] = w }; DESC[w] = substr($0, length("# workload " w) + 2); next }
+/^# skip / { w = $3; SKIPS[w] = SKIPS[w] "\n  not measured: " substr($0, length("# skip " w) + 2); if (!(w in DESC)) { ORDER[++NW] = w; DESC[w] = "" } next }
+/^# check-failed / { p = $4; gsub(/[():]/, "", p); CF[$3, p] = 1; CFNOTES = CFNOTES "\n! " substr($0, 16); next }
+/^# / { print "  " substr($0, 3); next }
+$1 == "result" { kv(); w = F["workload"]; if (w == "") next
+    s = (w == "workers") ? F["workers"] : F["server"]
+    if (!(w in DESC)) { ORDER[++NW] = w; DESC[w] = "" }
+    if (!((w, s) in SEEN)) { SEEN[w, s] = 1; ROWS[w, ++NR_[w]] = s; PROTO[w, s] = F["proto"]
+        REF[w, s] = (F["proto"] == "raw") ? "gateway" : "gateway-events" }
+    r = w SUBSEP s; m = F["mode"]
+    if (F["seconds"] > 0 && F["client_cpu_s"] != "") add(r, "gen", 100 * F["client_cpu_s"] / F["seconds"])
+    if (m == "echo") { add(r, "rate", F["msgs_per_s"]); add(r, "eff", F["msgs_per_cpu_s"]); add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"])
+        if (F["seconds"] > 0 && F["server_cpu_s"] >= 0) add(r, "cpu", 100 * F["server_cpu_s"] / F["seconds"]); ERR[w, s] += F["errors"] + F["lost_conns"] }
+    else if (m == "broadcast") { add(r, "rate", F["deliveries_per_s"]); add(r, "eff", F["deliveries_per_cpu_s"]); add(r, "bps", F["bcasts_per_s"])
+        add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"]); add(r, "cpu", F["server_cpu_pct"]); ERR[w, s] += F["errors"] }
+    else if (m == "idle") { add(r, "mem", F["bytes_per_conn"]); add(r, "anon", F["anon_bytes_per_conn"]); ERR[w, s] += F["errors"] + F["conns"] - F["open"] }
+    else if (m == "connect") { add(r, "rate", F["conns_per_s"]); add(r, "eff", F["conns_per_cpu_s"]); add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"])
+        add(r, "cpu", F["server_cpu_pct"]); ERR[w, s] += F["errors"] }
+}
+END {
+    for (k = 1; k <= NW; k++) { w = ORDER[k]
+        print ""; print "## " w (DESC[w] != "" ? ": " DESC[w] : "")
+        if (NR_[w] > 0) { header(w); for (i = 1; i <= NR_[w]; i++) body(w, ROWS[w, i]); flush_table() }
+        if (w == "workers" && NR_[w] >= 2) { a = med(w SUBSEP ROWS[w, 1], "rate"); b = med(w SUBSEP ROWS[w, NR_[w]], "rate")
+            if (a > 0) printf "  %s workers / %s worker msgs/s: x%.2f\n", ROWS[w, NR_[w]], ROWS[w, 1], b / a }
+        if (SKIPS[w] != "") print substr(SKIPS[w], 2)
+    }
+    if (CFNOTES != "") { print ""; print "Measured although they failed the protocol check (CHECK=warn):" CFNOTES }
+    print ""
+    print "Cells: median (min-max) over the repetitions. gw/peer = gateway.hpp / that server, medians, where gateway.hpp is"
+    print "gateway for raw rows and gateway-events for events and socketio rows: above 1 is better for rates and per-CPU-s"
+    print "figures, below 1 is better for B/conn and latency. server CPU % = server CPU time / window (100 = one core busy);"
+    print "well under 100 while the server is the bottleneck means something else took its CPU: compare the per-CPU-s columns."
+    print "gen CPU % = the generator'"'"'s own CPU time / window: near 100 means the generator, not the server, set the rate."
+}' "$1"
+}
+
+if [ "${1:-}" = "--table" ]; then
+    [ -f "${2:-}" ] || { echo "usage: bench/run.sh --table RESULTS_FILE" >&2; exit 2; }
+    print_table "$2"
+    exit 0
+fi
+
+# ================================================================ knobs
 BUILD=${1:-${BUILD:-build-bench}}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
-SERVERS=${SERVERS:-"gateway gateway-events websocketpp beast ws"}
+if [ "${QUICK:-0}" = 1 ]; then
+    : "${REPS:=1}" "${DURATION:=1}" "${WARMUP:=0.5}" "${IDLE_CONNS:=2000}"
+fi
+SERVERS=${SERVERS:-"gateway gateway-events websocketpp beast ws socketio nestjs"}
+WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle connect echo-raw-1k echo-raw-16k workers"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-100}
 INFLIGHT=${INFLIGHT:-10}
-SIZE=${SIZE:-64}
+MEMBERS=${MEMBERS:-1000}
+WINDOW=${WINDOW:-16}
+BCAST_RATE=${BCAST_RATE:-50}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+IDLE_REPS=${IDLE_REPS:-1}
+CONNECT_CONNS=${CONNECT_CONNS:-50}
+WORKERS_LIST=${WORKERS_LIST:-"1 2"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+CHECK=${CHECK:-1}
 
-note() { printf '== %s\n' "$*" >&2; }
-
-# ---------------------------------------------------------------- build
+# ================================================================ build
+# Only the benchmark's own targets: a broken test elsewhere in the tree must not stop a benchmark.
 if [ ! -d "$BUILD" ]; then
     note "configuring $BUILD"
     meson setup "$BUILD" -Dbuildtype=release -Dbench=true >&2 || { note "meson setup failed"; exit 1; }
 fi
-note "building in $BUILD"
-meson compile -C "$BUILD" >&2 || { note "build failed"; exit 1; }
-
+targets=()
+known=$(meson introspect --targets "$BUILD" 2>/dev/null | python3 -c 'import json, sys; print(" ".join(t["name"] for t in json.load(sys.stdin)))' 2>/dev/null)
+for t in loadgen 01_echo gateway_echo websocketpp_echo beast_echo; do
+    case " $known " in *" $t "*) targets+=("$t") ;; esac
+done
+note "building ${targets[*]:-everything} in $BUILD"
+if ! meson compile -C "$BUILD" "${targets[@]}" >&2; then
+    note "building them together failed; trying one by one"
+    for t in "${targets[@]}"; do meson compile -C "$BUILD" "$t" >&2 || note "$t did not build"; done
+fi
 LOADGEN="$BUILD/bench/loadgen"
 [ -x "$LOADGEN" ] || { note "no $LOADGEN: was the build configured with -Dbench=true?"; exit 1; }
 
-# ---------------------------------------------------------------- limits and pinning
-# Each idle connection costs one fd in the generator and one in the server.
-need_fds=$((IDLE_CONNS + 1024))
+# ================================================================ limits, pinning, output
+need_fds=$((IDLE_CONNS + MEMBERS + 1024))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
     ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fi
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 1024)) ]; then
     new=$(( $(ulimit -n) - 1024 ))
     [ "$new" -lt 0 ] && new=0
     note "open-file limit $(ulimit -n) is too low for $IDLE_CONNS idle connections; using $new"
     IDLE_CONNS=$new
 fi
 
-SRV_PIN=() CLI_PIN=()
+SRV_PIN=() CLI_PIN=() BOTH_PIN=() PINNING="unpinned"
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     SRV_PIN=(taskset -c "$SERVER_CPU")
     CLI_PIN=(taskset -c "$CLIENT_CPU")
+    BOTH_PIN=(taskset -c "$SERVER_CPU,$CLIENT_CPU")
+    PINNING="server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU"
 else
     note "taskset missing or fewer than 2 CPUs: running unpinned (figures are less meaningful)"
 fi
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-    note "load average is $load1: other work on this machine skews msgs/s and latency (see the server CPU % column)"
+    note "load average is $load1: other work on this machine skews rates and latency (see the server CPU % column)"
 fi
 
 OUT="$BUILD/bench/results"
 mkdir -p "$OUT"
 STAMP=$(date +%Y%m%d-%H%M%S)
 RESULTS="$OUT/results-$STAMP.txt"
+LOG="$OUT/loadgen-$STAMP.log"
+
+# Versions of everything measured, for the results file and the table's header.
+pkg_version() { node -p "require('$ROOT/node_modules/$1/package.json').version" 2>/dev/null || echo none; }
+deb_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
+compiler=$(meson introspect --targets "$BUILD" 2>/dev/null |
+    python3 -c 'import json, sys
+for t in json.load(sys.stdin):
+    for s in t.get("target_sources", []):
+        if s.get("language") == "cpp": print(s["compiler"][0]); sys.exit()' 2>/dev/null)
+opts=$(meson introspect --buildoptions "$BUILD" 2>/dev/null |
+    python3 -c 'import json, sys; o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print("buildtype=%s optimization=%s cpp_std=%s b_ndebug=%s" % (o["buildtype"], o["optimization"], o["cpp_std"], o.get("b_ndebug")))' 2>/dev/null)
+gw_version=$(sed -n 's/^#define GATEWAY_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\).*/\2/p' "$ROOT/gateway.hpp" | paste -sd.)
+asio_version=$(sed -n 's/^#define ASIO_VERSION [0-9]* \/\/ //p' /usr/include/asio/version.hpp 2>/dev/null)
 {
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -srm) cpus=$(nproc) $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
-    echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+    echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)') gateway.hpp ${gw_version:-?}"
+    echo "# compiler: $( ${compiler:-c++} --version 2>/dev/null | head -n1) [$opts]; peers built with warning_level=0, WebSocket++ as C++17"
+    echo "# libraries: Asio ${asio_version:-?} (libasio-dev $(deb_version libasio-dev)), Boost $(deb_version libboost-dev), WebSocket++ $(deb_version libwebsocketpp-dev), nlohmann/json $(deb_version nlohmann-json3-dev)"
+    echo "# node $(node --version 2>/dev/null || echo none): ws $(pkg_version ws), socket.io $(pkg_version socket.io) (engine.io $(pkg_version engine.io)), @nestjs/core $(pkg_version @nestjs/core), @nestjs/websockets $(pkg_version @nestjs/websockets), @nestjs/platform-ws $(pkg_version @nestjs/platform-ws)"
+    echo "# $PINNING; REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP"
     echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RESULTS"
 
-# ---------------------------------------------------------------- servers
-server_cmd() {  # prints nothing and returns 1 when the server is unavailable
+# ================================================================ servers
+# modes_of NAME: the modes a server has (bench/PROTOCOL.md), the first one its default.
+modes_of() {
     case "$1" in
-        gateway)     [ -x "$BUILD/examples/01_echo" ] && CMD=("$BUILD/examples/01_echo") ;;
-        gateway-events) [ -x "$BUILD/bench/gateway_echo" ] && CMD=("$BUILD/bench/gateway_echo") && EXTRA=(--event echo) ;;
-        websocketpp) [ -x "$BUILD/bench/websocketpp_echo" ] && CMD=("$BUILD/bench/websocketpp_echo") ;;
-        beast)       [ -x "$BUILD/bench/beast_echo" ] && CMD=("$BUILD/bench/beast_echo") ;;
-        ws)          command -v node >/dev/null && [ -d "$ROOT/node_modules/ws" ] &&
-                         CMD=(node "$ROOT/bench/peers/ws_echo.mjs") ;;
-        *) return 1 ;;
+        gateway) echo raw ;;
+        gateway-events) echo events ;;
+        websocketpp | beast | ws) echo "raw events" ;;
+        socketio) echo socketio ;;
+        nestjs) echo events ;;
     esac
 }
 
-why_missing() {
-    case "$1" in
-        gateway)     echo "$BUILD/examples/01_echo not built" ;;
-        gateway-events) echo "$BUILD/bench/gateway_echo not built (nlohmann-json3-dev missing?)" ;;
-        websocketpp) echo "$BUILD/bench/websocketpp_echo not built (libwebsocketpp-dev missing?)" ;;
-        beast)       echo "$BUILD/bench/beast_echo not built (libboost-dev missing?)" ;;
-        ws)          echo "node or $ROOT/node_modules/ws missing (run npm ci)" ;;
-        *)           echo "unknown server" ;;
+# mode_for NAME KIND: the mode NAME runs in for a raw, events or any workload ("" if none).
+mode_for() {
+    local m=" $(modes_of "$1") "
+    case "$2" in
+        raw) [[ $m == *" raw "* ]] && echo raw ;;
+        events) if [[ $m == *" events "* ]]; then echo events; elif [[ $m == *" socketio "* ]]; then echo socketio; fi ;;
+        any) set -- $m; echo "${1:-}" ;;
     esac
+    return 0
 }
 
-SPID=""
-start_server() {  # name; sets SPID and PORT
-    local name=$1 log="$OUT/$1.server.log"
-    ( cd "$ROOT" && exec "${SRV_PIN[@]}" "${CMD[@]}" 0 ) > "$log" 2>&1 &
+# server_cmd NAME MODE: sets CMD (the command before the port) and ARGS (after it); on failure
+# returns 1 with the reason in WHY.
+server_cmd() {
+    CMD=() ARGS=() WHY=""
+    local js=""
+    case "$1" in
+        gateway) CMD=("$BUILD/examples/01_echo") ;;
+        gateway-events) CMD=("$BUILD/bench/gateway_echo") ;;
+        websocketpp | beast) CMD=("$BUILD/bench/${1}_echo"); [ "$2" = raw ] || ARGS=("$2") ;;
+        ws) js=ws_echo.mjs; [ "$2" = raw ] || ARGS=("$2") ;;
+        socketio) js=socketio_server.mjs ;;
+        nestjs) js=nest_server.mjs ;;
+        *) WHY="unknown server"; return 1 ;;
+    esac
+    if [ -n "$js" ]; then
+        local pkg
+        case "$1" in ws) pkg=ws ;; socketio) pkg=socket.io ;; nestjs) pkg=@nestjs/platform-ws ;; esac
+        command -v node >/dev/null || { WHY="node missing"; return 1; }
+        [ -f "$ROOT/bench/peers/$js" ] || { WHY="bench/peers/$js missing"; return 1; }
+        [ -d "$ROOT/node_modules/$pkg" ] || { WHY="node_modules/$pkg missing (run npm ci)"; return 1; }
+        CMD=(node "$ROOT/bench/peers/$js")
+    elif [ ! -x "${CMD[0]}" ]; then
+        case "$1" in
+            gateway-events) WHY="${CMD[0]} not built (nlohmann-json3-dev missing?)" ;;
+            websocketpp) WHY="${CMD[0]} not built (libwebsocketpp-dev missing?)" ;;
+            beast) WHY="${CMD[0]} not built (libboost-dev missing?)" ;;
+            *) WHY="${CMD[0]} not built" ;;
+        esac
+        return 1
+    fi
+}
+
+SPID="" PORT=""
+start_server() {  # LABEL PIN... -- (uses CMD and ARGS); sets SPID and PORT
+    local label=$1 log="$OUT/$1.server.log" skip
+    shift
+    echo "== $(date +%H:%M:%S) $* ${CMD[*]} 0 ${ARGS[*]}" >> "$log"
+    skip=$(wc -l < "$log")  # earlier runs' lines stay in the log: read only this run's
+    ( cd "$ROOT" && exec "$@" "${CMD[@]}" 0 "${ARGS[@]}" ) >> "$log" 2>&1 &
     SPID=$!
     PORT=""
-    for _ in $(seq 1 150); do
-        PORT=$(sed -n 's/^listening on port \([0-9][0-9]*\).*/\1/p' "$log" | head -n1)
+    for _ in $(seq 1 200); do
+        PORT=$(tail -n +"$((skip + 1))" "$log" | sed -n 's/^listening on port \([0-9][0-9]*\).*/\1/p' | head -n1)
         [ -n "$PORT" ] && return 0
         kill -0 "$SPID" 2>/dev/null || break
         sleep 0.1
     done
-    note "$name did not start (see $log)"
+    note "$label did not start (see $log)"
     kill -TERM "$SPID" 2>/dev/null
     wait "$SPID" 2>/dev/null
     SPID=""
     return 1
 }
 
-stop_server() {  # name
-    local name=$1 rc
+stop_server() {  # LABEL
+    local rc
     [ -n "$SPID" ] || return 0
     kill -TERM "$SPID" 2>/dev/null
     for _ in $(seq 1 50); do
@@ -130,96 +312,170 @@ stop_server() {  # name
         sleep 0.1
     done
     if kill -0 "$SPID" 2>/dev/null; then
-        note "$name ignored SIGTERM for 5 s: killing it"
+        note "$1 ignored SIGTERM for 5 s: killing it"
         kill -KILL "$SPID" 2>/dev/null
     fi
     wait "$SPID" 2>/dev/null
     rc=$?
-    [ "$rc" -eq 0 ] || note "$name exited with status $rc on SIGTERM (expected 0)"
+    [ "$rc" -eq 0 ] || note "$1 exited with status $rc on SIGTERM (expected 0)"
     SPID=""
 }
 trap '[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null' EXIT
 
-run_loadgen() {  # args...; appends the result line, echoes it to stderr
-    local line
-    line=$("${CLI_PIN[@]}" "$LOADGEN" "$@" 2>>"$OUT/loadgen.log" | grep '^result ')
+# run_loadgen WORKLOAD EXTRA_KEYS PIN... -- LOADGEN_ARGS...: records the result line with the workload.
+run_loadgen() {
+    local w=$1 extra=$2 pin=() line
+    shift 2
+    while [ "$1" != -- ]; do pin+=("$1"); shift; done
+    shift
+    echo "# $w: loadgen $*" >> "$LOG"
+    line=$(timeout 300 "${pin[@]}" "$LOADGEN" "$@" 2>>"$LOG" | grep '^result ')
     if [ -n "$line" ]; then
+        line="result workload=$w${extra:+ $extra} ${line#result }"
         printf '%s\n' "$line" >> "$RESULTS"
         printf '   %s\n' "$line" >&2
     else
-        note "loadgen $1 produced no result (see $OUT/loadgen.log)"
+        note "loadgen $1 produced no result (see $LOG)"
     fi
 }
 
-SKIPPED=()
-for name in $SERVERS; do
-    CMD=()
-    EXTRA=()
-    if ! server_cmd "$name"; then
-        note "skipping $name: $(why_missing "$name")"
-        SKIPPED+=("$name")
-        continue
+# ================================================================ workloads
+# workload NAME: sets KIND (raw, events, any, workers), LG (loadgen arguments) and DESC.
+workload() {
+    local timed=(--seconds "$DURATION" --warmup "$WARMUP")
+    case "$1" in
+        echo-raw-64 | echo-raw-1k | echo-raw-16k | echo-events-64)
+            local size=64
+            case "$1" in *-1k) size=1024 ;; *-16k) size=16384 ;; esac
+            KIND=raw; [ "$1" = echo-events-64 ] && KIND=events
+            LG=(echo --conns "$CONNS" --inflight "$INFLIGHT" --size "$size" "${timed[@]}")
+            DESC="echo, $CONNS conns x $INFLIGHT in flight x $size B, $([ $KIND = raw ] && echo 'raw text frames' || echo 'event "echo" (events envelope or Socket.IO)')" ;;
+        broadcast-window)
+            KIND=events
+            LG=(broadcast --members "$MEMBERS" --window "$WINDOW" --size 64 "${timed[@]}")
+            DESC="1 publisher -> $MEMBERS room members, 64 B, at most $WINDOW broadcasts outstanding" ;;
+        broadcast-rate)
+            KIND=events
+            LG=(broadcast --members "$MEMBERS" --rate "$BCAST_RATE" --size 64 "${timed[@]}")
+            DESC="1 publisher -> $MEMBERS room members, 64 B, $BCAST_RATE broadcasts/s (equal load: latency and CPU)" ;;
+        idle)
+            KIND=any
+            LG=(idle --conns "$IDLE_CONNS")
+            DESC="$IDLE_CONNS idle connections (Socket.IO: connected to the namespace), server memory growth per connection, fresh server" ;;
+        connect)
+            KIND=any
+            LG=(connect --conns "$CONNECT_CONNS" "${timed[@]}")
+            DESC="$CONNECT_CONNS loops of connect, upgrade (Socket.IO: to the open packet), close handshake" ;;
+        workers)
+            KIND=workers
+            LG=(echo --conns "$CONNS" --inflight "$INFLIGHT" --size 64 "${timed[@]}" --proto events)
+            DESC="gateway-events (bench/gateway_echo PORT WORKERS) with WORKERS = $WORKERS_LIST, echo-events-64; server and generator both on CPUs $SERVER_CPU,$CLIENT_CPU (the generator competes for the same 2 cores)" ;;
+        *) return 1 ;;
+    esac
+}
+
+# ================================================================ protocol checks
+# Once per server and mode used: bench/check_protocol.mjs (when present), then a short probe with
+# the generator itself (echo, and for events also join + broadcast, which a raw echo cannot fake).
+declare -A STATUS=()
+check_server() {  # NAME MODE; sets STATUS[NAME:MODE] to ok or the reason
+    local s=$1 m=$2 key="$1:$2" clog="$OUT/check-$1-$2.log"
+    [ -n "${STATUS[$key]:-}" ] && return 0
+    if ! server_cmd "$s" "$m"; then STATUS[$key]="skipped: $WHY"; return 0; fi
+    if ! start_server "$s-$m" "${SRV_PIN[@]}"; then STATUS[$key]="failed: did not start in mode $m (see $OUT/$s-$m.server.log)"; return 0; fi
+    : > "$clog"
+    local why=""
+    if [ "$CHECK" != 0 ]; then
+        if [ -f "$ROOT/bench/check_protocol.mjs" ] && command -v node >/dev/null; then
+            ( cd "$ROOT" && timeout 120 node bench/check_protocol.mjs "$PORT" "$m" ) >> "$clog" 2>&1 ||
+                why="bench/check_protocol.mjs $m: $(grep -c '^FAIL' "$clog") failed, first: $(grep -m1 '^FAIL' "$clog" | cut -c1-140 || tail -n1 "$clog")"
+        else
+            note "bench/check_protocol.mjs missing (or no node): $s $m checked by the generator's probe only"
+        fi
+        if [ -z "$why" ]; then
+            "$LOADGEN" echo --name probe --port "$PORT" --proto "$m" --conns 2 --inflight 2 --seconds 0.3 --warmup 0 >> "$clog" 2>&1 ||
+                why="loadgen echo probe failed (see $clog)"
+        fi
+        if [ -z "$why" ] && [ "$m" != raw ]; then
+            "$LOADGEN" broadcast --name probe --port "$PORT" --proto "$m" --members 3 --window 2 --seconds 0.3 --warmup 0 --timeout 2 >> "$clog" 2>&1 ||
+                why="loadgen broadcast probe failed (see $clog)"
+        fi
     fi
-    note "$name: ${CMD[*]}"
-    start_server "$name" || { SKIPPED+=("$name (failed to start)"); continue; }
-    # Idle memory first, on a fresh process, then the echo repetitions.
-    if [ "$IDLE_CONNS" -gt 0 ]; then
-        run_loadgen idle --name "$name" --port "$PORT" --pid "$SPID" --conns "$IDLE_CONNS"
-        sleep 0.5
+    stop_server "$s-$m"
+    if [ -z "$why" ]; then
+        STATUS[$key]=ok
+        [ "$CHECK" != 0 ] && note "$s $m: protocol check passed"
+    elif [ "$CHECK" = warn ]; then
+        STATUS[$key]=ok
+        note "$s $m: FAILED the protocol check, measured anyway (CHECK=warn): $why"
+        echo "# check-failed $s ($m): $why (see $clog)" >> "$RESULTS"
+    else
+        STATUS[$key]="failed the protocol check: $why (see $clog)"
+        note "$s $m: ${STATUS[$key]}"
     fi
-    for _ in $(seq 1 "$REPS"); do
-        run_loadgen echo --name "$name" --port "$PORT" --pid "$SPID" --conns "$CONNS" \
-            --inflight "$INFLIGHT" --size "$SIZE" --seconds "$DURATION" --warmup "$WARMUP" "${EXTRA[@]}"
+}
+
+for w in $WORKLOADS; do
+    workload "$w" || { note "unknown workload $w"; continue; }
+    for s in $SERVERS; do
+        if [ "$KIND" = workers ]; then [ "$s" = gateway-events ] && check_server gateway-events events; continue; fi
+        m=$(mode_for "$s" "$KIND")
+        [ -n "$m" ] && check_server "$s" "$m"
     done
-    stop_server "$name"
 done
 
-# ---------------------------------------------------------------- table
-echo
-echo "Echo: $CONNS conns x $INFLIGHT in flight x $SIZE B text, ${DURATION}s after ${WARMUP}s warm-up, $REPS reps; idle: $IDLE_CONNS conns"
-echo "Server pinned to CPU $SERVER_CPU, load generator to CPU $CLIENT_CPU; median (min-max) over reps. Raw lines: $RESULTS"
-sed -n 's/^# /  /p' "$RESULTS"
-echo
-awk -v order="$SERVERS" '
-function kv(   i, p) { delete F; for (i = 2; i <= NF; i++) { p = index($i, "="); F[substr($i, 1, p - 1)] = substr($i, p + 1) } }
-function add(s, k, v) { n = ++N[s, k]; V[s, k, n] = v + 0 }
-function sortk(s, k,   i, j, t, n) {
-    n = N[s, k]
-    for (i = 2; i <= n; i++) for (j = i; j > 1 && V[s, k, j - 1] > V[s, k, j]; j--) {
-        t = V[s, k, j]; V[s, k, j] = V[s, k, j - 1]; V[s, k, j - 1] = t }
-}
-function med(s, k,   n) { n = N[s, k]; if (!n) return ""; sortk(s, k)
-    return (n % 2) ? V[s, k, (n + 1) / 2] : (V[s, k, n / 2] + V[s, k, n / 2 + 1]) / 2 }
-function fmt(s, k, dec,   n, f) { n = N[s, k]; if (!n) return "-"; f = "%." dec "f"
-    if (n == 1) return sprintf(f, med(s, k))
-    return sprintf(f " (" f "-" f ")", med(s, k), V[s, k, 1], V[s, k, n]) }
-$1 == "result" { kv(); s = F["server"]; seen[s] = 1
-    if (F["mode"] == "echo") { add(s, "rate", F["msgs_per_s"]); add(s, "p50", F["p50_us"]); add(s, "p99", F["p99_us"])
-        add(s, "eff", F["msgs_per_cpu_s"]); if (F["seconds"] > 0) add(s, "util", 100 * F["server_cpu_s"] / F["seconds"])
-        err[s] += F["errors"] }
-    else if (F["mode"] == "idle") { add(s, "mem", F["bytes_per_conn"]); add(s, "anon", F["anon_bytes_per_conn"])
-        err[s] += F["errors"]; if (F["open"] != F["conns"]) err[s] += F["conns"] - F["open"] } }
-END {
-    printf "| %-14s | %-26s | %-22s | %-22s | %-26s | %-14s | %-13s | %-6s |\n", "server", "msgs/s", "p50 us", "p99 us", "msgs per server CPU-s", "idle B/conn", "server CPU %", "errors"
-    printf "|-------------|----------------------------|------------------------|------------------------|----------------------------|----------------|---------------|--------|\n"
-    ns = split(order, names, " ")
-    for (i = 1; i <= ns; i++) { s = names[i]; if (!(s in seen)) continue
-        printf "| %-14s | %-26s | %-22s | %-22s | %-26s | %-14s | %-13s | %-6d |\n", s, fmt(s, "rate", 0), fmt(s, "p50", 0), fmt(s, "p99", 0), fmt(s, "eff", 0), fmt(s, "mem", 0), fmt(s, "util", 0), err[s] }
-    print ""
-    print "server CPU % = server CPU time / measured window; well under 100 with 1000 messages in flight usually"
-    print "means something else ran on the server CPU (msgs/s suffers; msgs per server CPU-s much less so)."
-    if (!("gateway" in seen)) { print ""; print "(no gateway results: no ratios)"; exit }
-    print ""
-    print "gateway relative to each peer (medians): CPU efficiency = gateway msgs/CPU-s / peer (>1: gateway better);"
-    print "memory = gateway idle B/conn / peer (<1: gateway better)"
-    ge = med("gateway", "eff"); gm = med("gateway", "mem")
-    for (i = 1; i <= ns; i++) { s = names[i]; if (s == "gateway" || !(s in seen)) continue
-        pe = med(s, "eff"); pm = med(s, "mem")
-        printf "  vs %-14s  CPU efficiency x%s   memory x%s\n", s,
-            (pe > 0 && ge != "") ? sprintf("%.2f", ge / pe) : "-", (pm > 0 && gm != "") ? sprintf("%.2f", gm / pm) : "-" }
-}' "$RESULTS"
+# ================================================================ measurements
+t_begin=$(date +%s)
+for w in $WORKLOADS; do
+    workload "$w" || continue
+    echo "# workload $w $DESC" >> "$RESULTS"
+    note "workload $w: $DESC"
+    if [ "$KIND" = workers ]; then
+        case " $SERVERS " in *" gateway-events "*) ;; *) continue ;; esac
+        if [ "${STATUS[gateway-events:events]:-}" != ok ]; then
+            echo "# skip $w gateway-events: ${STATUS[gateway-events:events]:-not checked}" >> "$RESULTS"
+            continue
+        fi
+        for n in $WORKERS_LIST; do
+            server_cmd gateway-events events
+            ARGS=("$n")
+            start_server "gateway-events-w$n" "${BOTH_PIN[@]}" || { echo "# skip $w $n workers: did not start" >> "$RESULTS"; continue; }
+            for _ in $(seq 1 "$REPS"); do
+                run_loadgen "$w" "workers=$n" "${BOTH_PIN[@]}" -- "${LG[@]}" --name gateway-events --port "$PORT" --pid "$SPID"
+            done
+            stop_server "gateway-events-w$n"
+        done
+        continue
+    fi
+    for s in $SERVERS; do
+        m=$(mode_for "$s" "$KIND")
+        [ -n "$m" ] || continue
+        if [ "${STATUS[$s:$m]:-}" != ok ]; then
+            echo "# skip $w $s ($m): ${STATUS[$s:$m]:-not checked}" >> "$RESULTS"
+            continue
+        fi
+        server_cmd "$s" "$m"
+        reps=$REPS
+        [ "$w" = idle ] && reps=$IDLE_REPS
+        if [ "$w" = idle ]; then  # a fresh server per repetition: memory growth from a clean start
+            for _ in $(seq 1 "$reps"); do
+                start_server "$s-$m" "${SRV_PIN[@]}" || break
+                run_loadgen "$w" "" "${CLI_PIN[@]}" -- "${LG[@]}" --name "$s" --port "$PORT" --pid "$SPID" --proto "$m"
+                stop_server "$s-$m"
+            done
+            continue
+        fi
+        start_server "$s-$m" "${SRV_PIN[@]}" || { echo "# skip $w $s ($m): did not start" >> "$RESULTS"; continue; }
+        for _ in $(seq 1 "$reps"); do
+            run_loadgen "$w" "" "${CLI_PIN[@]}" -- "${LG[@]}" --name "$s" --port "$PORT" --pid "$SPID" --proto "$m"
+            sleep 0.2
+        done
+        stop_server "$s-$m"
+    done
+done
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); measurements took $(( $(date +%s) - t_begin )) s" >> "$RESULTS"
 
-if [ "${#SKIPPED[@]}" -gt 0 ]; then
-    echo
-    echo "Skipped: ${SKIPPED[*]}"
-fi
+# ================================================================ table
+echo
+echo "gateway.hpp benchmark matrix. Raw lines: $RESULTS (bench/run.sh --table FILE prints this table again)"
+print_table "$RESULTS" | tee "$OUT/table-$STAMP.md"

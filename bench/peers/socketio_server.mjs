@@ -1,0 +1,59 @@
+// Socket.IO 4 server, a peer for gateway.hpp's benchmark (bench/PROTOCOL.md, "Socket.IO").
+// Usage (from the repository root, so node_modules/socket.io resolves):
+//   node bench/peers/socketio_server.mjs PORT   (PORT 0 picks a free port)
+// WebSocket transport only, path /socket.io/; events echo, join, broadcast. Prints
+// "listening on port N" once listening; exits 0 on SIGINT/SIGTERM.
+import { createServer } from 'node:http';
+import { Server } from 'socket.io';
+
+const port = Number.parseInt(process.argv[2] ?? '0', 10);
+if (!Number.isInteger(port) || port < 0 || port > 65535 || process.argv.length > 3) {
+  console.error('usage: node socketio_server.mjs PORT');
+  process.exit(2);
+}
+
+const httpServer = createServer();
+const io = new Server(httpServer, {
+  path: '/socket.io/',
+  // The benchmark measures the WebSocket path; with polling allowed a client could open on
+  // long-polling and the measurement would include the upgrade dance.
+  transports: ['websocket'],
+  perMessageDeflate: false,
+  // Same message limit as the other peers (64 MiB), instead of Socket.IO's 1 MB default.
+  maxHttpBufferSize: 64 * 1024 * 1024,
+  // Nothing here is a browser page that would fetch the bundled client script.
+  serveClient: false,
+});
+
+io.on('connection', (socket) => {
+  socket.on('echo', (x) => socket.emit('echo', x));
+  socket.on('join', (room) => {
+    // A non-string room name would be stored as a key nobody else can name; PROTOCOL.md
+    // allows ignoring anything else.
+    if (typeof room !== 'string') return;
+    socket.join(room);
+    socket.emit('join', room);
+  });
+  // Socket.IO encodes a room broadcast once and hands the same packet to every member.
+  socket.on('broadcast', (x) => io.to('bench').emit('broadcast', x));
+});
+
+httpServer.on('error', (err) => {
+  console.error(`server error: ${err.message}`);
+  process.exit(1);
+});
+
+httpServer.listen(port, '127.0.0.1', () => {
+  process.stdout.write(`listening on port ${httpServer.address().port}\n`);
+});
+
+let stopping = false;
+function stop() {
+  if (stopping) return;
+  stopping = true;
+  // io.close() disconnects every socket and then waits for the HTTP server to drain; a client
+  // holding a half-closed TCP connection could make that wait unbounded, hence the deadline.
+  setTimeout(() => process.exit(0), 1000).unref();
+  io.close(() => process.exit(0));
+}
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, stop);

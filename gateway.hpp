@@ -1871,17 +1871,41 @@ namespace detail {
 // knows (strings without escapes, numbers, literals, the envelope's own keys) directly, anything
 // else through nlohmann/json. Output is byte for byte what json::dump() would print.
 
+/// How many bytes from i on need no attention inside a JSON string (no quote, backslash or control
+/// character), a word at a time: text is mostly such bytes.
+inline std::size_t plain_run(std::string_view s, std::size_t i) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const std::size_t start = i;
+    while (s.size() - i >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, s.data() + i, 8);
+        const std::uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+        // A byte below 0x20 (bytes of 0x80 and above are masked out by ~w), or a zero byte in one of
+        // the XORs: some byte of these eight needs a look.
+        const std::uint64_t special = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash);
+        if (special & highs) break;
+        i += 8;
+    }
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == '"' || c == '\\') break;
+        ++i;
+    }
+    return i - start;
+}
+
 /// Appends s as a JSON string. Returns false, appending nothing, for invalid UTF-8 (the caller
 /// then lets json::dump() substitute U+FFFD, as it does everywhere else).
 inline bool write_json_string(std::string& out, std::string_view s) {
     if (!is_valid_utf8(s)) return false;
     static constexpr char hex[] = "0123456789abcdef";
     out.reserve(out.size() + s.size() + 2);
-    out += '"';
+    out.append(1, '"');
     std::size_t run = 0;   // start of the bytes not yet appended
     for (std::size_t i = 0; i < s.size(); ++i) {
+        i += plain_run(s, i);
+        if (i == s.size()) break;
         const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
         out.append(s.data() + run, i - run);
         run = i + 1;
         out += '\\';
@@ -1897,7 +1921,7 @@ inline bool write_json_string(std::string& out, std::string_view s) {
         }
     }
     out.append(s.data() + run, s.size() - run);
-    out += '"';
+    out.append(1, '"');
     return true;
 }
 
@@ -1976,6 +2000,8 @@ public:
         const std::size_t start = ++i_;
         escaped = false;
         while (i_ < s_.size()) {
+            i_ += plain_run(s_, i_);
+            if (i_ >= s_.size()) break;
             const auto c = static_cast<unsigned char>(s_[i_]);
             if (c == '"') {
                 raw = s_.substr(start, i_ - start);

@@ -226,6 +226,25 @@ TEST(Envelope, WriterPrintsWhatDumpPrints) {
     }
 }
 
+TEST(Envelope, StringsWithOneSpecialByteAtEveryOffset) {
+    // The writer and the scanner look at eight bytes at a time: put each kind of byte at every
+    // offset of runs longer than a word.
+    const std::string specials[] = {"\"", "\\", "\x01", "\x1f", " ", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xff", "/"};
+    for (std::size_t len : {7u, 8u, 9u, 15u, 16u, 17u, 31u}) {
+        for (std::size_t at = 0; at <= len; ++at) {
+            for (const auto& sp : specials) {
+                std::string v = std::string(at, 'a') + sp + std::string(len - at, 'b');
+                std::string out;
+                gw::detail::write_json(out, json(v));
+                ASSERT_EQ(out, json(v).dump(-1, ' ', false, json::error_handler_t::replace)) << len << " " << at;
+                expect_same_decoding(R"({"event":"e","data":)" + out + "}");
+                if (gw::detail::is_valid_utf8(v))   // as a text frame brings it: raw, unescaped
+                    expect_same_decoding("{\"event\":\"e\",\"data\":\"" + v + "\"}");
+            }
+        }
+    }
+}
+
 TEST(Envelope, EncodeKeepsNestJsKeyOrderAndRoundTrips) {
     gw::nest_codec codec;
     json data = json::parse(R"({"b":[1,"two"],"a":null})");

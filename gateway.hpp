@@ -1676,6 +1676,12 @@ private:
                 answer = http_response{500, "internal server error\n"};
             }
             if (answer) {
+                // RFC 7235: a 401 names the scheme that would be accepted. Bearer tokens are what
+                // http_request::bearer_token() reads; an application may name another.
+                auto& h = answer->headers;
+                if (answer->status == 401 &&
+                    std::none_of(h.begin(), h.end(), [](const auto& kv) { return detail::iequals(kv.first, "WWW-Authenticate"); }))
+                    h.emplace_back("WWW-Authenticate", "Bearer");
                 co_await detail::refuse(*c, *answer);
                 co_return;
             }

@@ -279,6 +279,14 @@ TEST(Loopback, ApplicationSeesTheRequestAndMayRefuseIt) {
             what = e.what();
         }
         EXPECT_NE(what.find("401"), std::string::npos) << what;
+        raw_client raw(io);   // RFC 7235: a 401 names the scheme it would accept
+        co_await raw.open(srv.port());
+        co_await raw.write("GET /room?token=bad HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        const std::string refusal = co_await raw.read_all();
+        EXPECT_EQ(refusal.rfind("HTTP/1.1 401 ", 0), 0u) << refusal;
+        EXPECT_NE(refusal.find("\r\nWWW-Authenticate: Bearer\r\n"), std::string::npos) << refusal;
+        EXPECT_EQ(after_head(refusal), "who are you?");
         gw::client_options with_header;
         with_header.headers.emplace_back("X-Custom", "yes");
         auto c = co_await gw::connect(url(srv, "/room?token=good"), std::move(with_header));

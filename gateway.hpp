@@ -1900,10 +1900,13 @@ inline std::size_t plain_run(std::string_view s, std::size_t i) noexcept {
     return i - start;
 }
 
-/// Appends s as a JSON string. Returns false, appending nothing, for invalid UTF-8 (the caller
-/// then lets json::dump() substitute U+FFFD, as it does everywhere else).
-inline bool write_json_string(std::string& out, std::string_view s) {
-    if (!is_valid_utf8(s)) return false;
+/// Appends s as a JSON string; invalid UTF-8 goes through json::dump(), which substitutes U+FFFD as
+/// it does everywhere else.
+inline void write_json_string(std::string& out, std::string_view s) {
+    if (!is_valid_utf8(s)) {
+        out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+        return;
+    }
     static constexpr char hex[] = "0123456789abcdef";
     out.reserve(out.size() + s.size() + 2);
     out.append(1, '"');
@@ -1928,7 +1931,6 @@ inline bool write_json_string(std::string& out, std::string_view s) {
     }
     out.append(s.data() + run, s.size() - run);
     out.append(1, '"');
-    return true;
 }
 
 /// Appends j as json::dump() prints it (compact, U+FFFD for invalid UTF-8), without a temporary.
@@ -1944,9 +1946,7 @@ inline void write_json(std::string& out, const json& j) {
         out.append(buf, r.ptr);
         return;
     }
-    case json::value_t::string:
-        if (write_json_string(out, j.get_ref<const std::string&>())) return;
-        break;
+    case json::value_t::string: write_json_string(out, j.get_ref<const std::string&>()); return;
     case json::value_t::array: {
         out += '[';
         bool first = true;
@@ -1964,7 +1964,7 @@ inline void write_json(std::string& out, const json& j) {
         for (const auto& [k, v] : j.items()) {
             if (!first) out += ',';
             first = false;
-            if (!write_json_string(out, k)) out += json(k).dump(-1, ' ', false, json::error_handler_t::replace);
+            write_json_string(out, k);
             out += ':';
             write_json(out, v);
         }
@@ -1980,7 +1980,6 @@ inline void write_json(std::string& out, const json& j) {
 class json_scanner {
 public:
     explicit json_scanner(std::string_view text) noexcept : s_(text) {}
-    std::size_t pos() const noexcept { return i_; }
     bool at_end() noexcept {
         skip_space();
         return i_ == s_.size();
@@ -2015,11 +2014,7 @@ public:
                 return true;
             }
             if (c < 0x20) return false;
-            if (c != '\\') {
-                ++i_;
-                continue;
-            }
-            escaped = true;
+            escaped = true;   // plain_run stops only at a quote, a control character or a backslash
             if (++i_ >= s_.size()) return false;
             const char e = s_[i_++];
             if (e == 'u') {
@@ -2038,6 +2033,14 @@ public:
             }
         }
         return false;
+    }
+    /// Any value; span is its text, without the white space around it.
+    bool value(std::string_view& span) noexcept {
+        skip_space();
+        const std::size_t start = i_;
+        if (!value()) return false;
+        span = s_.substr(start, i_ - start);
+        return true;
     }
     /// Any value, nested ones included (without recursion, so depth costs no stack).
     bool value() noexcept {
@@ -2156,6 +2159,12 @@ private:
     std::size_t i_ = 0;
 };
 
+/// The text of a JSON string the scanner found (raw: between its quotes, inside the scanned text).
+inline std::string json_string_text(std::string_view raw, bool escaped) {
+    if (!escaped) return std::string(raw);
+    return json::parse(std::string_view(raw.data() - 1, raw.size() + 2)).get<std::string>();
+}
+
 /// The value of a JSON text known to be valid: simple strings and integers made directly, the
 /// rest by the library's parser.
 inline json json_value(std::string_view text) {
@@ -2202,78 +2211,12 @@ public:
             error = "expected a text message holding a JSON object";
             return std::nullopt;
         }
-        // One validating pass finds the members; only "data", "id" and "ack" become JSON values.
-        std::string_view text = m.data, name, data, id, ack;
-        bool name_escaped = false, has_name = false;
-        detail::json_scanner in(text);
-        bool valid = in.take('{');
-        if (valid && !in.take('}')) {
-            do {
-                std::string_view key;
-                bool key_escaped = false;
-                if (!in.string(key, key_escaped) || !in.take(':')) {
-                    valid = false;
-                    break;
-                }
-                std::string key_text;
-                if (key_escaped) {
-                    json k = json::parse(text.substr(key.data() - text.data() - 1, key.size() + 2), nullptr, false);
-                    if (!k.is_string()) {
-                        valid = false;
-                        break;
-                    }
-                    key = key_text = k.get<std::string>();
-                }
-                const std::size_t start = in.pos();
-                if (key == "event") {   // the last of repeated keys counts, as for the library's parser
-                    has_name = in.next_is('"');
-                    if (!(valid = has_name ? in.string(name, name_escaped) : in.value())) break;
-                    continue;
-                }
-                if (!(valid = in.value())) break;
-                auto span = detail::trim(text.substr(start, in.pos() - start));
-                while (!span.empty() && (span.front() == '\n' || span.front() == '\r')) span.remove_prefix(1);
-                if (key == "data") data = span;
-                else if (key == "id") id = span;
-                else if (key == "ack") ack = span;
-            } while (in.take(','));
-            valid = valid && in.take('}');
-        }
-        valid = valid && in.at_end();
-        if (!valid) {
-            // Valid JSON of another shape gets the shape's message.
-            error = json::accept(text) ? "expected {\"event\": string, \"data\": any}" : "malformed JSON";
-            return std::nullopt;
-        }
-        if (!has_name) {
-            error = "expected {\"event\": string, \"data\": any}";
-            return std::nullopt;
-        }
-        event e;
-        json id_value, ack_value;
-        try {   // the scan validated the text: the library's parser agrees, but a throw must not escape
-            e.name = name_escaped ? json::parse(text.substr(name.data() - text.data() - 1, name.size() + 2)).get<std::string>()
-                                  : std::string(name);
-            if (!data.empty()) e.data = detail::json_value(data);
-            if (!id.empty()) id_value = detail::json_value(id);
-            if (!ack.empty()) ack_value = detail::json_value(ack);
+        try {   // the scan validates the text, so the library's parser agrees; a throw must still not escape
+            return decode_text(m.data, error);
         } catch (const json::exception&) {
             error = "malformed JSON";
             return std::nullopt;
         }
-        if (!id_value.is_null() && !id_value.is_number() && !id_value.is_string()) {
-            error = "\"id\" must be a number or a string";
-            return std::nullopt;
-        }
-        e.id = std::move(id_value);
-        if (!ack.empty()) {
-            if (!ack_value.is_number_integer() || ack_value.get<std::int64_t>() <= 0) {
-                error = "\"ack\" must be a positive integer";
-                return std::nullopt;
-            }
-            e.ack = ack_value.get<std::int64_t>();
-        }
-        return e;
     }
 
     /// {"event":...,"data":...} in NestJS's key order, written directly: no JSON tree is built or copied.
@@ -2281,7 +2224,7 @@ public:
         std::string out;
         out.reserve(64 + name.size() + (data.is_string() ? data.get_ref<const std::string&>().size() : 0));
         out += "{\"event\":";
-        if (!detail::write_json_string(out, name)) detail::write_json(out, json(name));
+        detail::write_json_string(out, name);
         out += ",\"data\":";
         detail::write_json(out, data);
         if (!id.is_null()) {
@@ -2291,6 +2234,63 @@ public:
         if (ack > 0) out.append(",\"ack\":").append(std::to_string(ack));
         out += '}';
         return out;
+    }
+
+private:
+    static std::optional<event> decode_text(std::string_view text, std::string& error) {
+        // One validating pass finds the members; only "data", "id" and "ack" become JSON values.
+        std::string_view name, data, id, ack;
+        bool name_escaped = false, has_name = false;
+        detail::json_scanner in(text);
+        bool valid = in.take('{');
+        if (valid && !in.take('}')) {
+            do {
+                std::string_view key;
+                bool key_escaped = false;
+                if (!(valid = in.string(key, key_escaped) && in.take(':'))) break;
+                std::string key_text;
+                if (key_escaped) key = key_text = detail::json_string_text(key, true);
+                if (key == "event") {   // the last of repeated keys counts, as for the library's parser
+                    has_name = in.next_is('"');
+                    if (!(valid = has_name ? in.string(name, name_escaped) : in.value())) break;
+                    continue;
+                }
+                std::string_view span;
+                if (!(valid = in.value(span))) break;
+                if (key == "data") data = span;
+                else if (key == "id") id = span;
+                else if (key == "ack") ack = span;
+            } while (in.take(','));
+            valid = valid && in.take('}');
+        }
+        valid = valid && in.at_end();
+        static constexpr const char* shape = "expected {\"event\": string, \"data\": any}";
+        if (!valid) {
+            error = json::accept(text) ? shape : "malformed JSON";   // valid JSON of another shape says so
+            return std::nullopt;
+        }
+        if (!has_name) {
+            error = shape;
+            return std::nullopt;
+        }
+        event e;
+        e.name = detail::json_string_text(name, name_escaped);
+        if (!data.empty()) e.data = detail::json_value(data);
+        json id_value = id.empty() ? json() : detail::json_value(id);
+        if (!id_value.is_null() && !id_value.is_number() && !id_value.is_string()) {
+            error = "\"id\" must be a number or a string";
+            return std::nullopt;
+        }
+        e.id = std::move(id_value);
+        if (!ack.empty()) {
+            json ack_value = detail::json_value(ack);
+            if (!ack_value.is_number_integer() || ack_value.get<std::int64_t>() <= 0) {
+                error = "\"ack\" must be a positive integer";
+                return std::nullopt;
+            }
+            e.ack = ack_value.get<std::int64_t>();
+        }
+        return e;
     }
 };
 

@@ -866,6 +866,42 @@ private:
 
     double server_cpu() const { return opt_.pid > 0 ? read_cpu_seconds(opt_.pid) : -1; }
 
+    /// The measured part of a timed mode: it opens after the warm-up and lasts --seconds; the
+    /// server's CPU and our own are read at both ends.
+    struct Window {
+        Clock::time_point warm_end, end, t0{}, t1{};
+        bool measuring = false;
+        double cpu0 = 0, cpu1 = 0, self0 = 0, self1 = 0;
+        double seconds() const { return measuring ? secs(t1 - t0) : 0.0; }
+        /// -1 when unknown (no --pid) or nothing was measured.
+        double server_cpu_s() const { return cpu0 >= 0 && cpu1 >= 0 && measuring ? cpu1 - cpu0 : -1; }
+        double client_cpu_s() const { return self1 - self0; }
+    };
+    Window window_from(Clock::time_point start) const {
+        Window w;
+        w.warm_end = start + dur(opt_.warmup);
+        w.end = w.warm_end + dur(opt_.seconds);
+        return w;
+    }
+    /// Opens the window once the warm-up is over (recording starts); false once it has ended.
+    bool in_window(Window& w, Clock::time_point now) {
+        if (!w.measuring && now >= w.warm_end) {
+            w.measuring = true;
+            recording_ = true;
+            counted_ = 0;
+            w.t0 = Clock::now();
+            w.cpu0 = server_cpu();
+            w.self0 = self_cpu_seconds();
+        }
+        return now < w.end;
+    }
+    void close_window(Window& w) {
+        w.t1 = Clock::now();
+        recording_ = false;
+        w.cpu1 = server_cpu();
+        w.self1 = self_cpu_seconds();
+    }
+
     // ------------------------------------------------------------ echo mode
 
     int run_echo() {
@@ -903,24 +939,12 @@ private:
             if (c.in_len > 0) process_echo(c, t_start);
         }
 
-        const auto warm_end = t_start + dur(opt_.warmup);
-        const auto meas_end = warm_end + dur(opt_.seconds);
-        bool measuring = false;
-        double cpu0 = 0, self0 = 0;
-        Clock::time_point t0{};
+        Window win = window_from(t_start);
         latencies_.reserve(1u << 22);
         std::vector<epoll_event> evs(1024);
         for (;;) {
             const auto now = Clock::now();
-            if (!measuring && now >= warm_end) {
-                measuring = true;
-                recording_ = true;
-                counted_ = 0;
-                t0 = Clock::now();
-                cpu0 = server_cpu();
-                self0 = self_cpu_seconds();
-            }
-            if (now >= meas_end) break;
+            if (!in_window(win, now)) break;
             if (open_ == 0) break;
             const int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), 5);
             if (n < 0 && errno != EINTR) die("epoll_wait");
@@ -941,15 +965,12 @@ private:
                 }
             }
         }
-        const auto t1 = Clock::now();
-        recording_ = false;
-        const double cpu1 = server_cpu();
-        const double self1 = self_cpu_seconds();
-        const double window = measuring ? secs(t1 - t0) : 0.0;
+        close_window(win);
+        const double window = win.seconds();
         const std::uint64_t msgs = counted_;
         const Percentiles p = percentiles(latencies_);
         const double rate = window > 0 ? static_cast<double>(msgs) / window : 0.0;
-        const double server_cpu_s = (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1;
+        const double server_cpu_s = win.server_cpu_s();
         const double per_cpu = server_cpu_s > 0 ? static_cast<double>(msgs) / server_cpu_s : 0.0;
         const std::uint64_t lost = static_cast<std::uint64_t>(opt_.conns) - static_cast<std::uint64_t>(open_);
 
@@ -958,7 +979,7 @@ private:
                     "client_cpu_s=%.3f errors=%llu lost_conns=%llu\n",
                     opt_.name.c_str(), proto(), opt_.conns, opt_.inflight, opt_.size, window,
                     static_cast<unsigned long long>(msgs), rate, rate * static_cast<double>(opt_.size) / 1e6, p.p50, p.p99,
-                    p.max, server_cpu_s, per_cpu, self1 - self0, static_cast<unsigned long long>(total_errors()),
+                    p.max, server_cpu_s, per_cpu, win.client_cpu_s(), static_cast<unsigned long long>(total_errors()),
                     static_cast<unsigned long long>(lost));
         std::fflush(stdout);
         for (auto& c : conns) abort_conn(c);
@@ -1279,24 +1300,13 @@ private:
         const double join_s = secs(Clock::now() - t_open);
 
         const auto t_start = Clock::now();
-        const auto warm_end = t_start + dur(opt_.warmup);
-        const auto meas_end = warm_end + dur(opt_.seconds);
+        Window win = window_from(t_start);
         const auto interval = opt_.rate > 0 ? std::max<Clock::duration>(dur(1.0 / opt_.rate), std::chrono::nanoseconds(1)) : Clock::duration{};
         auto next_due = t_start;
-        bool measuring = false;
-        double cpu0 = 0, self0 = 0;
-        Clock::time_point t0{};
         latencies_.reserve(1u << 22);
         for (;;) {
             const auto now = Clock::now();
-            if (!measuring && now >= warm_end) {
-                measuring = true;
-                recording_ = true;
-                t0 = Clock::now();
-                cpu0 = server_cpu();
-                self0 = self_cpu_seconds();
-            }
-            if (now >= meas_end || pub.state != State::Open || members_alive_ == 0) break;
+            if (!in_window(win, now) || pub.state != State::Open || members_alive_ == 0) break;
             if (opt_.rate > 0) {
                 for (; now >= next_due; next_due += interval) publish(pub, now);
             } else {
@@ -1314,13 +1324,10 @@ private:
             }
             broadcast_events(evs, timeout_ms);
         }
-        const auto t1 = Clock::now();
-        recording_ = false;
-        const double cpu1 = server_cpu();
-        const double self1 = self_cpu_seconds();
-        const double window = measuring ? secs(t1 - t0) : 0.0;
+        close_window(win);
+        const double window = win.seconds();
         const Percentiles p = percentiles(latencies_);
-        const double server_cpu_s = (cpu0 >= 0 && cpu1 >= 0 && measuring) ? cpu1 - cpu0 : -1;
+        const double server_cpu_s = win.server_cpu_s();
         const double per_s = window > 0 ? 1.0 / window : 0.0;
         const std::uint64_t lost = static_cast<std::uint64_t>(K + 1) - static_cast<std::uint64_t>(std::max<long>(open_, 0));
         std::printf("result server=%s mode=broadcast proto=%s members=%d joined=%ld size=%zu window=%d rate=%.1f join_s=%.3f "
@@ -1333,7 +1340,7 @@ private:
                     static_cast<unsigned long long>(published_), static_cast<double>(completed_) * per_s,
                     static_cast<unsigned long long>(deliveries_), static_cast<double>(deliveries_) * per_s, p.p50, p.p99,
                     p.max, server_cpu_s, window > 0 && server_cpu_s >= 0 ? 100.0 * server_cpu_s / window : -1.0,
-                    server_cpu_s > 0 ? static_cast<double>(deliveries_) / server_cpu_s : 0.0, self1 - self0,
+                    server_cpu_s > 0 ? static_cast<double>(deliveries_) / server_cpu_s : 0.0, win.client_cpu_s(),
                     static_cast<unsigned long long>(stats_.missing), static_cast<unsigned long long>(stats_.duplicate),
                     static_cast<unsigned long long>(stats_.garbled), static_cast<unsigned long long>(late_),
                     static_cast<unsigned long long>(stats_.unexpected), static_cast<unsigned long long>(stats_.join_errors),
@@ -1410,23 +1417,12 @@ private:
         std::vector<Conn> slots(static_cast<std::size_t>(opt_.conns));
         const auto t_start = Clock::now();
         for (auto& c : slots) begin_attempt(c, t_start);
-        const auto warm_end = t_start + dur(opt_.warmup);
-        const auto meas_end = warm_end + dur(opt_.seconds);
-        bool measuring = false;
-        double cpu0 = 0, self0 = 0;
-        Clock::time_point t0{};
+        Window win = window_from(t_start);
         latencies_.reserve(1u << 20);
         std::vector<epoll_event> evs(1024);
         for (;;) {
             auto now = Clock::now();
-            if (!measuring && now >= warm_end) {
-                measuring = true;
-                recording_ = true;
-                t0 = Clock::now();
-                cpu0 = server_cpu();
-                self0 = self_cpu_seconds();
-            }
-            if (now >= meas_end) break;
+            if (!in_window(win, now)) break;
             for (auto& c : slots) {
                 if (now < c.deadline) continue;
                 if (c.state == State::Closed) {
@@ -1456,20 +1452,17 @@ private:
                 }
             }
         }
-        const auto t1 = Clock::now();
-        recording_ = false;
-        const double cpu1 = server_cpu();
-        const double self1 = self_cpu_seconds();
-        const double window = measuring ? secs(t1 - t0) : 0.0;
+        close_window(win);
+        const double window = win.seconds();
         const Percentiles p = percentiles(latencies_);
-        const double server_cpu_s = (cpu0 >= 0 && cpu1 >= 0 && measuring) ? cpu1 - cpu0 : -1;
+        const double server_cpu_s = win.server_cpu_s();
         std::printf("result server=%s mode=connect proto=%s conns=%d seconds=%.3f connections=%llu conns_per_s=%.0f "
                     "p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu_s=%.3f server_cpu_pct=%.1f conns_per_cpu_s=%.0f "
                     "client_cpu_s=%.3f no_fin=%llu connect_errors=%llu handshake_errors=%llu close_errors=%llu errors=%llu\n",
                     opt_.name.c_str(), proto(), opt_.conns, window, static_cast<unsigned long long>(completed_),
                     window > 0 ? static_cast<double>(completed_) / window : 0.0, p.p50, p.p99, p.max, server_cpu_s,
                     window > 0 && server_cpu_s >= 0 ? 100.0 * server_cpu_s / window : -1.0,
-                    server_cpu_s > 0 ? static_cast<double>(completed_) / server_cpu_s : 0.0, self1 - self0,
+                    server_cpu_s > 0 ? static_cast<double>(completed_) / server_cpu_s : 0.0, win.client_cpu_s(),
                     static_cast<unsigned long long>(no_fin_), static_cast<unsigned long long>(stats_.connect_errors),
                     static_cast<unsigned long long>(stats_.handshake_errors),
                     static_cast<unsigned long long>(stats_.close_errors), static_cast<unsigned long long>(total_errors()));

@@ -100,3 +100,22 @@ show_file() {
         cat -- "$file"
     fi
 }
+
+# finish LABEL NAME...: shows each named server's stderr (and its stdout when something failed),
+# prints "LABEL: all passed" or "LABEL: FAILED", and exits with the status.
+finish() {
+    local label=$1 name
+    shift
+    for name in "$@"; do
+        show_file "$name server stderr" "$tmp/$name.err"
+        if [ "$status" -ne 0 ]; then
+            show_file "$name server stdout" "$tmp/$name.out"
+        fi
+    done
+    if [ "$status" -eq 0 ]; then
+        echo "$label: all passed"
+    else
+        echo "$label: FAILED"
+    fi
+    exit "$status"
+}

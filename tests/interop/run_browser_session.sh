@@ -105,16 +105,4 @@ fi
 
 [ "${#to_stop[@]}" -gt 0 ] && stop_servers "${to_stop[@]}"
 
-for name in plain tls chat; do
-    show_file "$name server stderr" "$tmp/$name.err"
-    if [ "$status" -ne 0 ]; then
-        show_file "$name server stdout" "$tmp/$name.out"
-    fi
-done
-
-if [ "$status" -eq 0 ]; then
-    echo "browser session: all passed"
-else
-    echo "browser session: FAILED"
-fi
-exit "$status"
+finish "browser session" plain tls chat

@@ -74,14 +74,4 @@ fi
 
 stop_servers "chat=$server_pid"
 
-show_file "chat server stderr" "$tmp/chat.err"
-if [ "$status" -ne 0 ]; then
-    show_file "chat server stdout" "$tmp/chat.out"
-fi
-
-if [ "$status" -eq 0 ]; then
-    echo "chat session: all passed"
-else
-    echo "chat session: FAILED"
-fi
-exit "$status"
+finish "chat session" chat

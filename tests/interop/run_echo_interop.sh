@@ -122,16 +122,4 @@ to_stop=()
 [ -n "$tls_pid" ] && to_stop+=("tls=$tls_pid")
 [ "${#to_stop[@]}" -gt 0 ] && stop_servers "${to_stop[@]}"
 
-for name in plain tls; do
-    show_file "$name server stderr" "$tmp/$name.err"
-    if [ "$status" -ne 0 ]; then
-        show_file "$name server stdout" "$tmp/$name.out"
-    fi
-done
-
-if [ "$status" -eq 0 ]; then
-    echo "echo interop ($client): all passed"
-else
-    echo "echo interop ($client): FAILED"
-fi
-exit "$status"
+finish "echo interop ($client)" plain tls

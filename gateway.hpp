@@ -1039,6 +1039,12 @@ public:
 
     bool has_message() const noexcept { return inbox_head_ < inbox_.size(); }
 
+    /// Reads on plain callbacks instead of a coroutine: while it waits, a connection read this way
+    /// holds Asio's small wait operation and no coroutine frame. sink.message(message&&) receives
+    /// every message in order; sink.end() runs once, when reading is over (the peer closed or
+    /// failed, or the connection was lost), and the sink then owes the connection a finish().
+    template <class Sink> void read_with(Sink sink);
+
     message pop_message() {
         message m = std::move(inbox_[inbox_head_++]);
         if (inbox_head_ == inbox_.size()) {
@@ -1262,6 +1268,50 @@ public:
     std::error_code error_;
     std::unique_ptr<closer> closer_;
 };
+
+/// The reader of connection_impl::read_with, its own completion handler: each wake reads what is
+/// there, hands over the complete messages and waits again.
+template <class Sink> struct callback_reader {
+    std::shared_ptr<connection_impl> c;
+    Sink sink;
+
+    void operator()(std::error_code ec) {   // plain TCP: the socket is readable
+        if (!ec) ec = c->read_available();
+        take(ec);
+    }
+    void operator()(std::error_code ec, std::size_t n) {   // TLS: n bytes decrypted into its buffer
+        c->data_ = {c->tls_->in.get(), n};
+        take(ec);
+    }
+    void take(std::error_code ec) {
+        if (ec) {
+            if (!c->close_received_ && !c->error_) c->error_ = errc::connection_lost;
+            c->stop_reading_ = true;
+        } else if (!c->consume(c->data_.data(), c->data_.size())) {
+            c->stop_reading_ = true;
+        }
+        deliver();
+    }
+    void deliver() {
+        while (c->has_message()) sink.message(c->pop_message());
+        if (c->stop_reading_ || c->broken_ || c->ended_) {
+            sink.end();
+            return;
+        }
+        connection_impl& conn = *c;   // *this moves into the wait below
+        if (auto& tls = conn.tls_) {
+            if (!tls->in) tls->in.reset(new unsigned char[connection_impl::tls_state::in_size]);
+            tls->stream.async_read_some(asio::buffer(tls->in.get(), connection_impl::tls_state::in_size), std::move(*this));
+        } else {
+            conn.sock_.async_wait(tcp::socket::wait_read, std::move(*this));
+        }
+    }
+};
+
+template <class Sink> void connection_impl::read_with(Sink sink) {
+    receiving_ = true;   // until the sink's finish(): close() waits for it rather than reading itself
+    callback_reader<Sink>{shared_from_this(), std::move(sink)}.deliver();
+}
 
 /// Clears a flag when a coroutine leaves its scope, also when it is destroyed while suspended.
 struct flag_guard {
@@ -2463,10 +2513,11 @@ public:
         }
         const std::int64_t n = ++last_ack_;
         auto waiter = std::make_shared<pending_ack>(conn_.handle.get_executor(), timeout);
-        acks_.emplace(n, waiter);
+        if (!acks_) acks_ = std::make_unique<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>>();
+        acks_->emplace(n, waiter);
         send_event(event, data, nullptr, n);
         co_await waiter->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-        acks_.erase(n);
+        acks_->erase(n);
         if (!waiter->reply) throw std::system_error(std::make_error_code(std::errc::timed_out), "no acknowledgement of " + event);
         co_return std::move(*waiter->reply);
     }
@@ -2481,9 +2532,17 @@ public:
     void leave(std::initializer_list<std::string> rooms) {
         for (const auto& r : rooms) leave(r);
     }
-    /// The rooms this socket is in, its own id-room included.
-    const std::vector<std::string>& rooms() const noexcept { return rooms_; }
-    bool in(std::string_view room) const noexcept { return std::find(rooms_.begin(), rooms_.end(), room) != rooms_.end(); }
+    /// The rooms this socket is in, its own id-room first.
+    std::vector<std::string> rooms() const {
+        std::vector<std::string> all;
+        all.reserve(rooms_.size() + 1);
+        if (in_own_room_) all.push_back(id_);
+        all.insert(all.end(), rooms_.begin(), rooms_.end());
+        return all;
+    }
+    bool in(std::string_view room) const noexcept {
+        return (in_own_room_ && room == id_) || std::find(rooms_.begin(), rooms_.end(), room) != rooms_.end();
+    }
 
     /// Everyone in room except this socket.
     target to(std::string room) const;
@@ -2523,7 +2582,10 @@ private:
     conn_ref conn_;
     std::string id_;
     std::any data_;
-    std::vector<std::string> rooms_;
+    std::vector<std::string> rooms_;   // joined by name; the id-room is kept apart, see in_own_room_
+    /// In the room named by its id: reached through the shard's socket index, so that room costs
+    /// no entry in the room map and no copy of the id.
+    bool in_own_room_ = true;
     bool closed_by_server_ = false;
     bool gone_ = false;   // out of the namespace: rooms and lookups no longer know it
 
@@ -2533,19 +2595,22 @@ private:
         std::optional<json> reply;
     };
     std::int64_t last_ack_ = 0;
-    std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>> acks_;
+    /// Emits waiting for their acknowledgement, made on the first: most sockets never ask for one.
+    std::unique_ptr<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>> acks_;
 
     /// A client's "ack" event: true when it answered a pending emit_with_ack.
     bool acknowledge(event& e) {
-        auto it = acks_.find(e.ack);
-        if (it == acks_.end()) return false;
+        if (!acks_) return false;
+        auto it = acks_->find(e.ack);
+        if (it == acks_->end()) return false;
         it->second->reply = std::move(e.data);
         it->second->timer.cancel();
         return true;
     }
     /// The socket is gone: every wait for an acknowledgement ends now.
     void abandon_acks() {
-        for (auto& [n, w] : acks_) w->timer.cancel();
+        if (acks_)
+            for (auto& [n, w] : *acks_) w->timer.cancel();
     }
 };
 
@@ -2664,9 +2729,11 @@ struct outcome {
 
 /// A handler, adapted from whatever the application registered: synchronous ones run inline,
 /// coroutines are spawned so a slow handler never holds up the socket's other messages.
+/// A handler made callable on an event. The bool says the event's payload may be moved into the
+/// handler: nothing reads it after the handler (no interceptor).
 struct handler {
-    std::function<std::optional<outcome>(socket&, event&)> sync;
-    std::function<asio::awaitable<std::optional<outcome>>(socket&, event&)> async;
+    std::function<std::optional<outcome>(socket&, event&, bool)> sync;
+    std::function<asio::awaitable<std::optional<outcome>>(socket&, event&, bool)> async;
     stages around;   // this handler's own enhancers
     explicit operator bool() const noexcept { return sync || async; }
 };
@@ -2693,9 +2760,12 @@ struct payload_of<F> {
 
 /// Calls a handler with the socket and the payload converted to what it takes (the whole event,
 /// for a catch-all).
-template <bool WholeEvent, class F> decltype(auto) call_handler(F& f, socket& s, event& e) {
+template <bool WholeEvent, class F> decltype(auto) call_handler(F& f, socket& s, event& e, bool take) {
     if constexpr (WholeEvent) {
         return f(s, e);
+    } else if constexpr (std::is_invocable_v<F&, socket&, json&&> && std::is_invocable_v<F&, socket&, json&>) {
+        // A payload by value: moved in rather than copied when nothing reads it afterwards.
+        return take ? f(s, std::move(e.data)) : f(s, e.data);
     } else if constexpr (std::is_invocable_v<F&, socket&, json&>) {
         return f(s, e.data);
     } else if constexpr (std::is_invocable_v<F&, socket&>) {
@@ -2737,18 +2807,18 @@ template <bool WholeEvent, class F> handler make_handler(F f) {
                   "a gateway handler must be callable as (gw::socket&), (gw::socket&, gw::json) or "
                   "(gw::socket&, T) with T convertible from JSON, and return void, a value convertible to "
                   "gw::json, a gw::response, a gw::stream, or an asio::awaitable of one of those");
-    using R = decltype(call_handler<WholeEvent>(f, std::declval<socket&>(), std::declval<event&>()));
+    using R = decltype(call_handler<WholeEvent>(f, std::declval<socket&>(), std::declval<event&>(), true));
     handler h;
     if constexpr (is_awaitable<R>::value) {
         using V = typename awaitable_value<R>::type;
         static_assert(std::is_void_v<V> || std::is_same_v<V, response> || std::is_constructible_v<json, V>,
                       "a gateway handler's awaitable must yield void, a gw::response or a value convertible to gw::json");
-        h.async = [f = std::move(f)](socket& s, event& e) mutable -> asio::awaitable<std::optional<outcome>> {
+        h.async = [f = std::move(f)](socket& s, event& e, bool take) mutable -> asio::awaitable<std::optional<outcome>> {
             if constexpr (std::is_void_v<V>) {
-                co_await call_handler<WholeEvent>(f, s, e);
+                co_await call_handler<WholeEvent>(f, s, e, take);
                 co_return std::nullopt;
             } else {
-                co_return to_outcome(co_await call_handler<WholeEvent>(f, s, e));
+                co_return to_outcome(co_await call_handler<WholeEvent>(f, s, e, take));
             }
         };
     } else {
@@ -2756,12 +2826,12 @@ template <bool WholeEvent, class F> handler make_handler(F f) {
                           is_stream<std::remove_cvref_t<R>>::value || std::is_constructible_v<json, R>,
                       "a gateway handler must return void, a gw::response, a value convertible to gw::json, "
                       "or an asio::awaitable of one of those");
-        h.sync = [f = std::move(f)](socket& s, event& e) mutable -> std::optional<outcome> {
+        h.sync = [f = std::move(f)](socket& s, event& e, bool take) mutable -> std::optional<outcome> {
             if constexpr (std::is_void_v<R>) {
-                call_handler<WholeEvent>(f, s, e);
+                call_handler<WholeEvent>(f, s, e, take);
                 return std::nullopt;
             } else {
-                return to_outcome(call_handler<WholeEvent>(f, s, e));
+                return to_outcome(call_handler<WholeEvent>(f, s, e, take));
             }
         };
     }
@@ -2816,6 +2886,10 @@ struct call_stages {
     void pipe(event& e) const {
         for (const auto* l : levels)
             for (const auto& p : l->pipes) p(e.data);
+    }
+    /// True when an interceptor will see the event after its handler.
+    bool observed() const noexcept {
+        return std::any_of(std::begin(levels), std::end(levels), [](const stages* l) { return !l->interceptors.empty(); });
     }
     void after(socket& s, const event& e, const json* reply, std::chrono::nanoseconds took) const {
         for (int i = 2; i >= 0; --i)
@@ -2895,11 +2969,19 @@ inline void socket::leave(const std::string& room) { ns_.leave(*this, room); }
 
 inline void detail::namespace_state::join(socket& s, const std::string& room) {
     if (s.gone_ || s.in(room)) return;   // a handler still running after its client left joins nothing
+    if (room == s.id_) {
+        s.in_own_room_ = true;
+        return;
+    }
     s.rooms_.push_back(room);
     shards[s.worker_].rooms[room].push_back(&s);
 }
 
 inline void detail::namespace_state::leave(socket& s, const std::string& room) {
+    if (room == s.id_) {
+        s.in_own_room_ = false;
+        return;
+    }
     auto it = std::find(s.rooms_.begin(), s.rooms_.end(), room);
     if (it == s.rooms_.end()) return;
     s.rooms_.erase(it);
@@ -2972,13 +3054,15 @@ void walk_recipients(const std::vector<namespace_state*>& spaces, const std::vec
         }
         // A socket in several of the rooms is reached once, from the first.
         for (std::size_t i = 0; i < rooms.size(); ++i) {
-            auto r = here.rooms.find(rooms[i]);
-            if (r == here.rooms.end()) continue;
-            for (socket* s : r->second) {
+            auto reach = [&](socket* s) {
                 bool earlier = false;
                 for (std::size_t j = 0; j < i && !earlier; ++j) earlier = s->in(rooms[j]);
                 if (!earlier && !excluded(s)) f(*s);
-            }
+            };
+            if (auto own = here.sockets.find(rooms[i]); own != here.sockets.end() && own->second->in(rooms[i]))
+                reach(own->second);   // the room named by a socket's id
+            if (auto r = here.rooms.find(rooms[i]); r != here.rooms.end())
+                for (socket* s : r->second) reach(s);
         }
     }
 }
@@ -3283,32 +3367,56 @@ private:
     }
 
     /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
-    /// there, then out of every room.
+    /// there, then out of every room. Between the hooks the socket is read on callbacks (see
+    /// reader), so an idle socket holds no coroutine frame.
     static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
                                        std::size_t worker, connection c) {
-        std::shared_ptr<socket> s(new socket(*ns, worker, c));
+        std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, worker, c);
         s->data_ = std::move(s->conn_.state().request_.attachment);
-        ns->shards[worker].sockets.emplace(s->id(), s.get());
+        ns->shards[worker].sockets.emplace(s->id(), s.get());   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
-        ns->join(*s, s->id());
-        std::string reason;
         bool hook_failed = false;
         try {
             for (auto& hook : ns->on_connect) co_await hook(*s);
         } catch (...) {
             hook_failed = true;   // an on_connect hook threw: the socket is refused with 1011
         }
-        try {
-            if (hook_failed) {
-                reason = "server error";
-                co_await s->disconnect(close_code::internal_error);
-            } else {
-                while (auto msg = co_await c.receive()) dispatch(st, ns, s, std::move(*msg));
-                reason = s->closed_by_server_ ? "server disconnect" : "client disconnect";
-            }
-        } catch (const std::system_error& e) {
-            reason = e.code() == errc::connection_lost ? "transport close" : e.code().message();
+        if (!hook_failed) {
+            s->conn_.state().read_with(reader{st, s});
+            co_return;
         }
+        co_await s->disconnect(close_code::internal_error);
+        co_await farewell(ns, s, "server error");
+    }
+
+    /// A socket and its control block in one allocation (the constructor is the gateway's to call).
+    struct made_socket : socket {
+        made_socket(detail::namespace_state& ns, std::size_t worker, const connection& c) : socket(ns, worker, c) {}
+    };
+
+    /// Hands a socket's messages to dispatch as they arrive, and its end to farewell.
+    struct reader {
+        std::shared_ptr<detail::gateway_state> st;
+        std::shared_ptr<socket> s;
+        void message(gw::message&& m) { dispatch(st, &s->ns_, s, std::move(m)); }
+        void end() {
+            const auto ex = s->conn_.handle.get_executor();
+            auto* ns = &s->ns_;
+            asio::co_spawn(ex, farewell(ns, std::move(s)), [](std::exception_ptr) {});
+        }
+    };
+
+    /// Finishes the connection (the closing handshake), then runs on_disconnect with the reason
+    /// (computed from how it ended unless given) and takes the socket out of every room.
+    static asio::awaitable<void> farewell(detail::namespace_state* ns, std::shared_ptr<socket> s, std::string reason = {}) {
+        auto& c = s->conn_.state();
+        co_await c.finish();
+        c.receiving_ = false;
+        if (reason.empty())
+            reason = c.error_ == errc::connection_lost ? "transport close"
+                     : c.error_                        ? c.error_.message()
+                     : s->closed_by_server_            ? "server disconnect"
+                                                       : "client disconnect";
         s->abandon_acks();
         // No longer counted as connected (as in Socket.IO), though its rooms stay visible to the hooks.
         ns->connected.fetch_sub(1, std::memory_order_relaxed);
@@ -3319,7 +3427,7 @@ private:
             }
         }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
-        ns->shards[worker].sockets.erase(s->id());
+        ns->shards[s->worker_].sockets.erase(s->id());
         s->gone_ = true;
     }
 
@@ -3356,7 +3464,7 @@ private:
             cs.guard(*s, *ev);
             admitted = true;
             cs.pipe(*ev);
-            out = h->sync(*s, *ev);
+            out = h->sync(*s, *ev, !cs.observed());
         } catch (...) {
             failure = std::current_exception();
         }
@@ -3373,7 +3481,7 @@ private:
             cs.guard(*s, ev);
             admitted = true;
             cs.pipe(ev);
-            out = co_await fn(*s, ev);
+            out = co_await fn(*s, ev, !cs.observed());
         } catch (...) {
             failure = std::current_exception();
         }

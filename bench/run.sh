@@ -10,7 +10,7 @@
 # Knobs (environment variables, defaults in brackets):
 #   SERVERS   ["gateway gateway-events websocketpp beast ws socketio nestjs"]
 #   WORKLOADS ["echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle connect
-#              echo-raw-1k echo-raw-16k workers"]
+#              echo-raw-1k echo-raw-16k workers allocs"]
 #   REPS [3]  DURATION [5]  WARMUP [1]       repetitions and seconds of every timed workload
 #   CONNS [100]  INFLIGHT [10]               echo shape
 #   MEMBERS [1000]  WINDOW [16]  BCAST_RATE [50]   broadcast room size, window, fixed rate
@@ -62,6 +62,7 @@ function header(w,   i) { R = 0
     else if (w == "idle")          n = split("server|proto|B/conn (RSS)|anon B/conn|errors|gw/peer B/conn", H, "|")
     else if (w == "connect")       n = split("server|proto|conns/s|conns per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer conns/s|gw/peer per CPU-s", H, "|")
     else if (w == "workers")       n = split("workers|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors", H, "|")
+    else if (w == "allocs")        n = split("case|proto|heap allocations|per", H, "|")
     else                           n = split("server|proto|errors", H, "|")
     R = 1; C[1] = n; for (i = 1; i <= n; i++) T[1, i] = H[i]
 }
@@ -78,6 +79,7 @@ function body(w, s,   r, c) { r = w SUBSEP s; R++; C[R] = C[1]; c = 0
         T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "eff"); T[R, ++c] = ratio(w, s, "p99") }
     else if (w == "idle") {
         T[R, ++c] = cell(r, "mem", 0); T[R, ++c] = cell(r, "anon", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "mem") }
+    else if (w == "allocs") { T[R, ++c] = cell(r, "apm", 2); T[R, ++c] = UNIT[w, s] }
     else if (w == "workers") {
         T[R, ++c] = s; T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0)
         T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0 }
@@ -99,6 +101,7 @@ $1 == "result" { kv(); w = F["workload"]; if (w == "") next
     else if (m == "broadcast") { add(r, "rate", F["deliveries_per_s"]); add(r, "eff", F["deliveries_per_cpu_s"]); add(r, "bps", F["bcasts_per_s"])
         add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"]); add(r, "cpu", F["server_cpu_pct"]); ERR[w, s] += F["errors"] }
     else if (m == "idle") { add(r, "mem", F["bytes_per_conn"]); add(r, "anon", F["anon_bytes_per_conn"]); ERR[w, s] += F["errors"] + F["conns"] - F["open"] }
+    else if (m == "allocs") { add(r, "apm", F["per_unit"]); UNIT[w, s] = F["unit"] }
     else if (m == "connect") { add(r, "rate", F["conns_per_s"]); add(r, "eff", F["conns_per_cpu_s"]); add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"])
         add(r, "cpu", F["server_cpu_pct"]); ERR[w, s] += F["errors"] }
 }
@@ -134,7 +137,7 @@ if [ "${QUICK:-0}" = 1 ]; then
     : "${REPS:=1}" "${DURATION:=1}" "${WARMUP:=0.5}" "${IDLE_CONNS:=2000}"
 fi
 SERVERS=${SERVERS:-"gateway gateway-events websocketpp beast ws socketio nestjs"}
-WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle connect echo-raw-1k echo-raw-16k workers"}
+WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle connect echo-raw-1k echo-raw-16k workers allocs"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -370,6 +373,9 @@ workload() {
             KIND=workers
             LG=(echo --conns "$CONNS" --inflight "$INFLIGHT" --size 64 "${timed[@]}" --proto events)
             DESC="gateway-events (bench/gateway_echo PORT WORKERS) with WORKERS = $WORKERS_LIST, echo-events-64; server and generator both on CPUs $SERVER_CPU,$CLIENT_CPU (the generator competes for the same 2 cores)" ;;
+        allocs)
+            KIND=allocs
+            DESC="heap allocations on the server's thread per message in steady state (bench/alloc_count; gateway.hpp only, its own clients)" ;;
         *) return 1 ;;
     esac
 }
@@ -419,6 +425,7 @@ for w in $WORKLOADS; do
     workload "$w" || { note "unknown workload $w"; continue; }
     for s in $SERVERS; do
         if [ "$KIND" = workers ]; then [ "$s" = gateway-events ] && check_server gateway-events events; continue; fi
+        [ "$KIND" = allocs ] && continue
         m=$(mode_for "$s" "$KIND")
         [ -n "$m" ] && check_server "$s" "$m"
     done
@@ -430,6 +437,10 @@ for w in $WORKLOADS; do
     workload "$w" || continue
     echo "# workload $w $DESC" >> "$RESULTS"
     note "workload $w: $DESC"
+    if [ "$KIND" = allocs ]; then
+        "$BUILD/bench/alloc_count" >> "$RESULTS" 2>&1 || echo "# skip $w gateway: bench/alloc_count failed" >> "$RESULTS"
+        continue
+    fi
     if [ "$KIND" = workers ]; then
         case " $SERVERS " in *" gateway-events "*) ;; *) continue ;; esac
         if [ "${STATUS[gateway-events:events]:-}" != ok ]; then

@@ -206,6 +206,68 @@ TEST(Gateway, RoomsAndEmitTargets) {
     }());
 }
 
+TEST(Gateway, EachSocketIsInTheRoomNamedByItsIdUntilItLeavesIt) {
+    asio::io_context io;
+    gw::gateway app{io, test::local()};
+    auto ns = app.of("/");
+    ns.on("join", [](gw::socket& s, std::string room) { s.join(room); return room; });
+    ns.on("leave", [](gw::socket& s, std::string room) { s.leave(room); return room; });
+    ns.on("rooms", [](gw::socket& s) { return json{{"rooms", s.rooms()}, {"in_own", s.in(s.id())}}; });
+    ns.on("poke", [ns](gw::socket&, std::string id) -> awaitable<std::size_t> {
+        co_await ns.to(id).emit("poked", id);
+        co_return co_await ns.to(id).count();
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto x = co_await client::open(app), y = co_await client::open(app);
+        co_await x.send("join", "lobby");
+        co_await x.next();
+        auto r = (co_await x.ask("rooms"))["data"];
+        EXPECT_EQ(r["rooms"].size(), 2u);
+        const std::string x_id = r["rooms"][0];   // its own id-room comes first
+        EXPECT_EQ(x_id.size(), 22u);
+        EXPECT_EQ(r["rooms"][1], "lobby");
+        EXPECT_EQ(r["in_own"], true);
+
+        co_await y.send("poke", x_id);
+        EXPECT_EQ((co_await x.next())["event"], "poked");
+        EXPECT_EQ((co_await y.next())["data"], 1);
+
+        co_await x.send("leave", x_id);   // as in Socket.IO, a socket may leave its own room
+        co_await x.next();
+        r = (co_await x.ask("rooms"))["data"];
+        EXPECT_EQ(r["rooms"], j(R"(["lobby"])"));
+        EXPECT_EQ(r["in_own"], false);
+        co_await y.send("poke", x_id);
+        EXPECT_EQ((co_await y.next())["data"], 0);   // nothing reached x: its next event is the rooms reply
+        EXPECT_EQ((co_await x.ask("rooms"))["event"], "rooms");
+
+        co_await x.send("join", x_id);   // and come back
+        co_await x.next();
+        co_await y.send("poke", x_id);
+        EXPECT_EQ((co_await x.next())["event"], "poked");
+        EXPECT_EQ((co_await y.next())["data"], 1);
+
+        co_await x.c.close();
+        co_await y.c.close();
+    }());
+}
+
+TEST(Gateway, InterceptorsSeeThePayloadAHandlerTookByValue) {
+    asio::io_context io;
+    gw::gateway app{io, test::local()};
+    json seen;
+    auto ns = app.of("/");
+    ns.on("take", [](gw::socket&, json data) { return data.size(); });
+    ns.apply(gw::intercept([&](gw::socket&, const gw::event& e, const json*, std::chrono::nanoseconds) { seen = e.data; }));
+    test::run(io, [&]() -> awaitable<void> {
+        auto x = co_await client::open(app);
+        auto r = co_await x.ask("take", j(R"(["a", "b", "c"])"));
+        EXPECT_EQ(r["data"], 3);
+        EXPECT_EQ(seen, j(R"(["a", "b", "c"])"));   // not moved away from the interceptor
+        co_await x.c.close();
+    }());
+}
+
 TEST(Gateway, LifecycleHooksRunInOrderAndDisconnectOnce) {
     asio::io_context io;
     gw::gateway app{io, local()};

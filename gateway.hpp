@@ -21,6 +21,13 @@
 #if !__has_include(<asio.hpp>)
 #error "gateway.hpp needs standalone Asio 1.22 or later (Debian: libasio-dev)"
 #endif
+// Asio 1.22 enables co_await under clang only where <experimental/coroutine> exists (libc++); with
+// libstdc++, which has <coroutine> alone, asio::awaitable would be missing. Include gateway.hpp
+// before Asio, or define ASIO_HAS_CO_AWAIT yourself.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && __has_include(<coroutine>) && !defined(ASIO_HAS_CO_AWAIT) && \
+    !defined(ASIO_DISABLE_CO_AWAIT)
+#define ASIO_HAS_CO_AWAIT 1
+#endif
 #include <asio/version.hpp>
 #if ASIO_VERSION < 102201
 #error "gateway.hpp needs standalone Asio 1.22.1 or later"
@@ -2316,7 +2323,10 @@ private:
         valid = valid && in.at_end();
         static constexpr const char* shape = "expected {\"event\": string, \"data\": any}";
         if (!valid) {
-            error = json::accept(text) ? shape : "malformed JSON";   // valid JSON of another shape says so
+            // Valid JSON of another shape says so. The scanner decides, not json::accept: that one
+            // skips a byte-order mark and stops at a NUL, which JSON.parse (and the scan) refuse.
+            detail::json_scanner whole(text);
+            error = whole.value() && whole.at_end() ? shape : "malformed JSON";
             return std::nullopt;
         }
         if (!has_name) {

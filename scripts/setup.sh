@@ -14,6 +14,7 @@ packages=(
   python3 python3-websockets         # the conformance suite and a third-party client
   openssl                            # throwaway certificates for the interop tests
   chromium                           # a real browser's WebSocket, driven by playwright-core
+  clang libclang-rt-14-dev llvm-14   # libFuzzer targets (llvm-symbolizer for their stack traces)
 )
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds gateway.hpp twice (normal, and with AddressSanitizer + UndefinedBehaviorSanitizer) and runs
 # every test in both; builds the tests that run several threads a third time with ThreadSanitizer and
-# runs those. Ends with a line "N passed, N failed". Set SETUP=0 to skip installing packages.
+# runs those; builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS (20). Ends with a
+# line "N passed, N failed". Set SETUP=0 to skip installing packages.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,5 +60,17 @@ PY
   passed=$((passed + p))
   failed=$((failed + f))
 done
+# The fuzz targets (tests/fuzz), briefly: a line "fuzz NAME: ok" or "fuzz NAME: FAILED" each.
+echo "== fuzz targets, ${FUZZ_SECONDS:-20} s each"
+fuzz_log=$(mktemp)
+tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" build-ci-fuzz 2>&1 | tee "$fuzz_log"
+fuzz_status=${PIPESTATUS[0]}
+fuzz_ok=$(grep -c '^fuzz .*: ok$' "$fuzz_log")
+fuzz_failed=$(grep -c '^fuzz .*: FAILED$' "$fuzz_log")
+# A run that failed before reaching any target (clang missing, say) counts as one failure.
+[ "$fuzz_status" -ne 0 ] && [ "$fuzz_failed" -eq 0 ] && fuzz_failed=1
+rm -f "$fuzz_log"
+passed=$((passed + fuzz_ok))
+failed=$((failed + fuzz_failed))
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

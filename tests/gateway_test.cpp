@@ -152,7 +152,7 @@ TEST(Gateway, RoomsAndEmitTargets) {
         co_await ns.to("a").except("b").except(s).emit("a_not_b", 1);
     });
     ns.on("count", [ns](gw::socket&, std::string room) -> awaitable<std::size_t> { co_return co_await ns.to(room).count(); });
-    ns.on("whisper", [ns](gw::socket& s, std::string to) -> awaitable<void> {   // private message by id
+    ns.on("whisper", [](gw::socket& s, std::string to) -> awaitable<void> {   // private message by id
         co_await s.to(to).emit("whisper", s.id());
     });
     ns.on("my_id", [](gw::socket& s) { return s.id(); });

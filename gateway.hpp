@@ -61,6 +61,7 @@
 #include <exception>      // std::exception_ptr from co_spawn
 #include <functional>     // std::function hooks in options
 #include <memory>         // shared ownership of connection state
+#include <mutex>          // a server's connection lists and per-address counts
 #include <optional>       // receive() returns nothing on a clean close
 #include <span>           // byte views
 #include <stdexcept>      // gw::ws_exception, gw::http_refusal
@@ -97,6 +98,8 @@ enum class errc {
     handshake_timeout,     ///< the HTTP upgrade did not complete in time
     bad_url,               ///< connect() got a URL that is not ws:// or wss://
     receive_in_progress,   ///< receive() called while another receive() on it is pending
+    ping_timeout,          ///< the peer did not answer the server's ping within ping_timeout
+    policy_violation,      ///< the peer broke a limit of the server's (we closed with 1008)
 };
 
 } // namespace v0
@@ -120,6 +123,8 @@ inline const std::error_category& error_category() noexcept {
             case errc::handshake_timeout: return "the WebSocket handshake timed out";
             case errc::bad_url: return "the URL is not a valid ws:// or wss:// URL";
             case errc::receive_in_progress: return "another receive() is already pending";
+            case errc::ping_timeout: return "ping timeout";
+            case errc::policy_violation: return "the peer broke a limit of the server's";
             }
             return "unknown gateway error";
         }
@@ -222,10 +227,31 @@ struct options {
     std::uint16_t port = 0;               ///< 0 picks a free port; server::port() tells which
     int backlog = asio::socket_base::max_listen_connections;   ///< the system's maximum
 
+    // Limits (README: "Limits and what bad input gets").
     std::size_t max_message_bytes = 1 << 20;   ///< 1 MiB, as Socket.IO: larger messages close with 1009
+    std::size_t max_frame_bytes = 1 << 20;     ///< one frame's payload: larger closes with 1009
+    std::size_t max_fragments = 1024;          ///< frames in one message: more closes with 1008
     std::size_t max_header_bytes = 8 << 10;    ///< 8 KiB upgrade request, as most HTTP servers: else 431
+    std::size_t max_connections = 100'000;     ///< open or upgrading at once: more get 503 at the handshake
+    /// Per remote address; more get 429 at the handshake. 0 (the default): no limit, because clients
+    /// behind a proxy or NAT share one address.
+    std::size_t max_connections_per_address = 0;
+    /// Origins allowed to upgrade ("https://example.com"), compared without regard to case; others
+    /// get 403. Empty (the default): any. A request without Origin passes: browsers always send one,
+    /// so only non-browser clients omit it, and those can send any Origin they like anyway.
+    std::vector<std::string> allowed_origins{};
     std::chrono::milliseconds handshake_timeout{10'000};   ///< a slow client cannot hold a slot longer
     std::chrono::milliseconds close_timeout{5'000};        ///< how long to wait for the peer's close
+
+    // Liveness: one timer per worker checks every connection, so none pays for a timer of its own.
+    /// The server pings every connection this often (0: never) ...
+    std::chrono::milliseconds ping_interval{25'000};
+    /// ... and drops one whose pong has not come this long after (errc::ping_timeout; the gateway's
+    /// reason is "ping timeout"). Socket.IO's defaults, both.
+    std::chrono::milliseconds ping_timeout{20'000};
+    /// A connection that sends no message for this long is closed with 1001 "idle timeout"; pongs
+    /// do not count. 0 (the default): never.
+    std::chrono::milliseconds idle_timeout{0};
     /// Event loops serving connections, one thread each. 1 serves everything on the io_context the
     /// server was given; N > 1 adds N - 1 threads of the server's own, connections are spread over
     /// the N loops in turn, and on_connection is required (accept() serves one loop). 0 means one
@@ -843,12 +869,106 @@ inline std::span<unsigned char> read_scratch() {
 
 enum class role : std::uint8_t { server, client };
 
+/// How large what a peer sends may be.
+struct frame_limits {
+    std::size_t message = 1 << 20;
+    std::size_t frame = 1 << 20;
+    std::size_t fragments = SIZE_MAX;
+};
+
+class connection_impl;
+
+/// What a server shares with its connections, which keep it alive: the connections of each event
+/// loop in a list (heartbeats and shutdown walk it), and the count the connection limits check.
+struct hub {
+    struct alignas(64) loop {
+        std::mutex lock;   // a connection's last handle may go on another thread
+        connection_impl* first = nullptr;
+        std::uint32_t now = 0;   // milliseconds since the hub began, as of this loop's last sweep
+        asio::steady_timer* sweep = nullptr;   // the loop's heartbeat timer, while it runs
+    };
+    hub(std::size_t loops, std::size_t max_total, std::size_t max_per_address)
+        : lists(new loop[loops]), max_connections(max_total), max_per_address(max_per_address) {}
+
+    /// Counts a new connection in, or says why it may not come in: 503 (the server is full) or 429
+    /// (its address is). A connection counted in is counted out by release().
+    int admit(const asio::ip::address& from) {
+        if (live.fetch_add(1, std::memory_order_relaxed) >= max_connections) {
+            live.fetch_sub(1, std::memory_order_relaxed);
+            return 503;
+        }
+        if (max_per_address) {
+            std::lock_guard hold(address_lock);
+            auto& n = per_address[from];
+            if (n >= max_per_address) {
+                live.fetch_sub(1, std::memory_order_relaxed);
+                return 429;
+            }
+            ++n;
+        }
+        return 0;
+    }
+    void release(const asio::ip::address& from) {
+        live.fetch_sub(1, std::memory_order_relaxed);
+        if (!max_per_address) return;
+        std::lock_guard hold(address_lock);
+        if (auto it = per_address.find(from); it != per_address.end() && --it->second == 0) per_address.erase(it);
+    }
+    std::uint32_t clock() const noexcept {
+        return static_cast<std::uint32_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch).count());
+    }
+
+    std::unique_ptr<loop[]> lists;
+    const std::chrono::steady_clock::time_point epoch = std::chrono::steady_clock::now();
+    std::atomic<std::size_t> live{0};   // counted in and not yet released
+    std::atomic<bool> retired{false};   // the server is gone: its sweeps stop
+    const std::size_t max_connections, max_per_address;
+    std::mutex address_lock;
+    std::unordered_map<asio::ip::address, std::size_t> per_address;
+};
+
 /// Everything a connection is: the transport, the frame reader, the outbox and the close state.
 /// Lives on one thread (its io_context's); the public handle gw::connection shares it.
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
 public:
-    connection_impl(tcp::socket sock, role r, std::size_t max_message, std::chrono::milliseconds close_timeout)
-        : sock_(std::move(sock)), max_message_(max_message), close_timeout_(close_timeout), role_(r) {}
+    connection_impl(tcp::socket sock, role r, frame_limits limits, std::chrono::milliseconds close_timeout)
+        : sock_(std::move(sock)), limits_(limits), close_timeout_(close_timeout), role_(r) {}
+    connection_impl(const connection_impl&) = delete;
+    connection_impl& operator=(const connection_impl&) = delete;
+    ~connection_impl() {
+        if (!hub_) return;
+        delist();
+        hub_->release(request_.remote_endpoint().address());
+    }
+
+    // ---- the server's hub: limits, heartbeat, shutdown ----
+    std::shared_ptr<hub> hub_;   // set once the server counted this connection in
+    connection_impl *prev_ = nullptr, *next_ = nullptr;   // in hub_->lists[loop_] once upgraded
+    std::uint32_t loop_ = 0;
+    bool listed_ = false, ping_outstanding_ = false;
+    std::uint32_t ping_at_ = 0, active_at_ = 0;   // hub clock: last ping sent, last message seen
+    std::uint32_t messages_in_ = 0, seen_in_ = 0;   // messages received; as of the last sweep
+
+    /// Joins its loop's list (on that loop's thread, once upgraded).
+    void enlist(std::uint32_t loop) {
+        auto& l = hub_->lists[loop];
+        std::lock_guard hold(l.lock);
+        loop_ = loop;
+        ping_at_ = active_at_ = l.now;
+        next_ = l.first;
+        if (next_) next_->prev_ = this;
+        l.first = this;
+        listed_ = true;
+    }
+    void delist() {
+        if (!listed_) return;
+        auto& l = hub_->lists[loop_];
+        std::lock_guard hold(l.lock);
+        (prev_ ? prev_->next_ : l.first) = next_;
+        if (next_) next_->prev_ = prev_;
+        listed_ = false;
+    }
 
     // ---- transport ----
     tcp::socket sock_;
@@ -861,7 +981,7 @@ public:
         static constexpr std::size_t in_size = 16 << 10;
     };
     std::unique_ptr<tls_state> tls_;
-    std::size_t max_message_;
+    frame_limits limits_;
     std::chrono::milliseconds close_timeout_;
     role role_;
 
@@ -978,16 +1098,21 @@ public:
             control_.clear();
         } else if (h.op == opcode::continuation) {
             if (!in_message_) return fail(close_code::protocol_error);
+            if (++fragments_ > limits_.fragments) return fail(close_code::policy_violation);
         } else {
             if (in_message_) return fail(close_code::protocol_error);
             in_message_ = true;
             message_binary_ = h.op == opcode::binary;
             message_.clear();
             utf8_.reset();
+            fragments_ = 1;
         }
         if (!is_control(h.op)) {
-            if (h.length > max_message_ - message_.size()) return fail(close_code::message_too_big);
-            if (h.fin && message_.empty()) message_.reserve(static_cast<std::size_t>(h.length));
+            if (h.length > limits_.frame || h.length > limits_.message - message_.size())
+                return fail(close_code::message_too_big);
+            // Room for what the header announces, but no more than a read's worth before the bytes
+            // are there: a peer cannot make the server allocate by announcing.
+            if (h.fin && message_.empty()) message_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(h.length, 64 << 10)));
         }
         frame_.active = true;
         frame_.op = h.op;
@@ -1006,6 +1131,7 @@ public:
             control_ = {};
             return true;
         case opcode::pong:
+            ping_outstanding_ = false;
             return true;
         case opcode::close: {
             if (auto bad = check_close_payload(control_)) return fail(static_cast<close_code>(bad));
@@ -1020,6 +1146,7 @@ public:
             if (!frame_.fin) return true;
             if (!message_binary_ && !utf8_.complete()) return fail(close_code::invalid_payload);
             inbox_.push_back(message{std::move(message_), message_binary_});
+            ++messages_in_;
             message_ = {};
             in_message_ = false;
             return true;
@@ -1032,6 +1159,7 @@ public:
         switch (code) {
         case close_code::invalid_payload: error_ = errc::invalid_payload; break;
         case close_code::message_too_big: error_ = errc::message_too_big; break;
+        case close_code::policy_violation: error_ = errc::policy_violation; break;
         default: error_ = errc::protocol_error; break;
         }
         fail_code_ = code;
@@ -1072,6 +1200,7 @@ public:
     std::array<unsigned char, max_frame_header> hdr_buf_{};
     std::uint8_t hdr_len_ = 0;
     bool in_message_ = false, message_binary_ = false;
+    std::size_t fragments_ = 0;   // frames of the message being read
     bool receiving_ = false;       // a receive() (or close()'s drain) owns the reader
     bool non_blocking_ = false;
     bool stop_reading_ = false;    // the peer's close arrived or the peer failed
@@ -1569,6 +1698,10 @@ public:
             auto& w = st_->own.emplace_back(std::make_unique<worker>());
             st_->loops.push_back(&w->io);
         }
+        st_->hub = std::make_shared<detail::hub>(st_->loops.size(), o.max_connections, o.max_connections_per_address);
+        if (o.ping_interval.count() > 0 || o.idle_timeout.count() > 0)
+            for (std::uint32_t i = 0; i < st_->loops.size(); ++i)
+                asio::co_spawn(*st_->loops[i], state::sweep(st_->hub, i, o), [](std::exception_ptr) {});
         for (auto& w : st_->own)   // started once every loop exists: nothing reaches them before that
             w->thread = std::thread([&io = w->io] {
                 for (;;) {
@@ -1586,6 +1719,11 @@ public:
     /// Stops listening; the worker threads stop and what they served closes with them.
     ~server() {
         stop();
+        // The sweeps end; connections left on the application's loop go on without heartbeats.
+        st_->hub->retired = true;
+        asio::post(st_->io, [hub = st_->hub] {
+            if (auto* t = hub->lists[0].sweep) t->cancel();
+        });
         for (auto& w : st_->own) {
             w->io.stop();
             w->thread.join();
@@ -1646,6 +1784,58 @@ private:
         std::vector<std::unique_ptr<worker>> own;
         std::vector<asio::io_context*> loops;
         std::size_t next_loop = 0;
+        std::shared_ptr<detail::hub> hub;
+
+        /// One worker's heartbeat: pings its connections every ping_interval, drops those whose pong
+        /// is ping_timeout late, and closes those idle for idle_timeout. A single timer per loop.
+        static asio::awaitable<void> sweep(std::shared_ptr<detail::hub> hub, std::uint32_t loop, options o) {
+            using ms = std::chrono::milliseconds;
+            ms tick{1000};
+            for (ms t : {o.ping_interval, o.ping_timeout, o.idle_timeout})
+                if (t.count() > 0) tick = std::min(tick, t / 4);
+            tick = std::max(tick, ms{5});
+            const auto interval = static_cast<std::uint32_t>(o.ping_interval.count());
+            const auto patience = static_cast<std::uint32_t>(o.ping_timeout.count());
+            const auto idle = static_cast<std::uint32_t>(o.idle_timeout.count());
+            asio::steady_timer timer(co_await asio::this_coro::executor);
+            hub->lists[loop].sweep = &timer;
+            struct forget {
+                asio::steady_timer*& slot;
+                ~forget() { slot = nullptr; }
+            } on_exit{hub->lists[loop].sweep};
+            while (!hub->retired) {
+                timer.expires_after(tick);
+                co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+                auto& l = hub->lists[loop];
+                std::lock_guard hold(l.lock);
+                const std::uint32_t now = l.now = hub->clock();
+                for (auto* c = l.first; c; c = c->next_) {
+                    if (c->close_sent_ || c->ended_ || c->broken_) continue;   // closing: close_timeout bounds it
+                    if (interval) {
+                        if (c->ping_outstanding_ && now - c->ping_at_ >= patience) {
+                            if (!c->error_) c->error_ = errc::ping_timeout;
+                            std::error_code ignored;
+                            c->sock_.close(ignored);   // a peer that does not answer pings will not answer a close
+                            continue;
+                        }
+                        if (!c->ping_outstanding_ && now - c->ping_at_ >= interval) {
+                            c->queue_frame(opcode::ping, {});
+                            c->ping_outstanding_ = true;
+                            c->ping_at_ = now;
+                        }
+                    }
+                    if (idle) {
+                        if (c->messages_in_ != c->seen_in_) {
+                            c->seen_in_ = c->messages_in_;
+                            c->active_at_ = now;
+                        } else if (now - c->active_at_ >= idle) {
+                            c->send_close(close_code::going_away, "idle timeout");
+                            c->arm_deadline();
+                        }
+                    }
+                }
+            }
+        }
 
         static asio::awaitable<void> accept_loop(std::shared_ptr<state> self) {
             using asio::experimental::as_tuple;
@@ -1661,11 +1851,21 @@ private:
                     co_await pause.async_wait(as_tuple(asio::use_awaitable));
                     continue;
                 }
-                asio::co_spawn(home, upgrade(self, std::move(sock)), [](std::exception_ptr) {});
+                asio::co_spawn(home, upgrade(self, home, std::move(sock)), [](std::exception_ptr) {});
             }
         }
 
-        static asio::awaitable<void> upgrade(std::shared_ptr<state> self, asio::ip::tcp::socket sock) {
+        /// True when options.allowed_origins is empty, lists the request's Origin, or there is none.
+        static bool origin_allowed(const options& o, const http_request& req) {
+            if (o.allowed_origins.empty()) return true;
+            auto origin = req.header("Origin");
+            if (!origin) return true;
+            const auto have = detail::trim(*origin);
+            return std::any_of(o.allowed_origins.begin(), o.allowed_origins.end(),
+                               [&](const std::string& ok) { return detail::iequals(ok, have); });
+        }
+
+        static asio::awaitable<void> upgrade(std::shared_ptr<state> self, asio::io_context& home, asio::ip::tcp::socket sock) {
             using asio::experimental::as_tuple;
             const options& o = self->opts;
             std::error_code ec;
@@ -1673,8 +1873,14 @@ private:
             if (auto a = remote.address(); a.is_v6() && a.to_v6().is_v4_mapped())   // IPv4 client, dual-stack socket
                 remote.address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
             sock.set_option(asio::ip::tcp::no_delay(true), ec);
-            auto c = std::make_shared<detail::connection_impl>(std::move(sock), detail::role::server,
-                                                               o.max_message_bytes, o.close_timeout);
+            auto c = std::make_shared<detail::connection_impl>(
+                std::move(sock), detail::role::server,
+                detail::frame_limits{o.max_message_bytes, o.max_frame_bytes, std::max<std::size_t>(o.max_fragments, 1)},
+                o.close_timeout);
+            c->request_.remote_ = remote;
+            // Over a connection limit, the request is still read, so that the refusal is an answer.
+            const int full = self->hub->admit(remote.address());
+            if (!full) c->hub_ = self->hub;   // counted in: the connection counts itself out when it goes
             asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
             deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
                 if (e) return;
@@ -1699,7 +1905,6 @@ private:
                 co_return;
             }
             http_request& req = c->request_;
-            req.remote_ = remote;
             if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
                 http_response r{err.status, std::string(err.reason) + "\n"};
                 co_await detail::refuse(*c, r);
@@ -1708,7 +1913,13 @@ private:
             auto d = detail::check_upgrade(req);
             std::optional<http_response> answer;
             try {
-                if (!d.is_upgrade) {
+                if (d.is_upgrade && !d.error.status && full) {
+                    answer = http_response{full, full == 503 ? "the server is at its connection limit\n"
+                                                             : "too many connections from this address\n"};
+                    if (full == 503) answer->headers.emplace_back("Retry-After", "1");
+                } else if (d.is_upgrade && !d.error.status && !origin_allowed(o, req)) {
+                    answer = http_response{403, "origin not allowed\n"};
+                } else if (!d.is_upgrade) {
                     if (o.on_http) answer = o.on_http(req);
                     if (!answer) answer = http_response{426, "this is a WebSocket endpoint\n", "text/plain; charset=utf-8",
                                                         {{"Upgrade", "websocket"}}};
@@ -1752,6 +1963,7 @@ private:
             switching.payload += "\r\n\r\n";
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
+            c->enlist(static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin()));
             c->push(std::move(switching));
             c->consume_early(rest);
             if (o.on_connection) {
@@ -1844,7 +2056,8 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     asio::ip::tcp::resolver resolver(ex);
     auto endpoints = co_await resolver.async_resolve(u->host, u->port, asio::use_awaitable);
     asio::ip::tcp::socket sock(ex);
-    auto c = std::make_shared<detail::connection_impl>(std::move(sock), detail::role::client, opts.max_message_bytes,
+    auto c = std::make_shared<detail::connection_impl>(std::move(sock), detail::role::client,
+                                                       detail::frame_limits{opts.max_message_bytes, opts.max_message_bytes},
                                                        opts.close_timeout);
     bool timed_out = false;
     asio::steady_timer deadline(ex, opts.handshake_timeout);

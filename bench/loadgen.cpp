@@ -12,6 +12,9 @@
 //                      broadcasts/s, deliveries/s and the latency of every delivery
 //   loadgen connect    C concurrent loops of connect, upgrade, close handshake; reports
 //                      connections/s and connect-to-upgraded latency
+//   loadgen churn      R rounds of opening N connections as idle does and closing them with a
+//                      close handshake; reports the server's RSS before, open and after each
+//                      round (--pid), so memory that a closed connection keeps shows as growth
 //
 // --proto says what the frames carry: raw payloads, the events envelope {"event":E,"data":X},
 // or Socket.IO packets 42["E",X] over the websocket transport.
@@ -45,6 +48,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -85,11 +89,12 @@ struct Options {
     int members = 1000;      // broadcast: room members
     int window = 16;         // broadcast: outstanding broadcasts at most (without --rate)
     double rate = 0;         // broadcast: fixed broadcasts per second (0: as fast as --window allows)
+    int rounds = 5;          // churn: open-and-close rounds
 };
 
 [[noreturn]] void usage(int code) {
     std::fprintf(code == 0 ? stdout : stderr,
-                 "usage: loadgen echo|idle|broadcast|connect --port N [options]\n"
+                 "usage: loadgen echo|idle|broadcast|connect|churn --port N [options]\n"
                  "  common:    --name NAME  --host IP  --path P  --pid PID  --proto raw|events|socketio\n"
                  "             --seconds D  --warmup W  --size BYTES  --max-pending N  --timeout S\n"
                  "  echo:      --conns 100 --inflight 10 --size 64 --seconds 5 --warmup 1\n"
@@ -98,6 +103,7 @@ struct Options {
                  "  broadcast: --members 1000 --window 16 | --rate R, --size 64, --timeout 10\n"
                  "             (--proto events or socketio; members join room \"bench\", --room NAME)\n"
                  "  connect:   --conns 50 --seconds 5 --warmup 1 --timeout 5\n"
+                 "  churn:     --pid PID --conns 10000 --rounds 5 --settle 1 --timeout 60\n"
                  "  socketio:  the path defaults to /socket.io/?EIO=4&transport=websocket\n");
     std::exit(code);
 }
@@ -107,7 +113,7 @@ Options parse_options(int argc, char** argv) {
     if (argc < 2) usage(2);
     o.mode = argv[1];
     if (o.mode == "-h" || o.mode == "--help") usage(0);
-    if (o.mode != "echo" && o.mode != "idle" && o.mode != "broadcast" && o.mode != "connect") usage(2);
+    if (o.mode != "echo" && o.mode != "idle" && o.mode != "broadcast" && o.mode != "connect" && o.mode != "churn") usage(2);
     bool proto_given = false, event_given = false;
     for (int i = 2; i < argc; ++i) {
         std::string_view a = argv[i];
@@ -146,6 +152,7 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--members") o.members = std::atoi(v);
         else if (a == "--window") o.window = std::atoi(v);
         else if (a == "--rate") o.rate = std::atof(v);
+        else if (a == "--rounds") o.rounds = std::atoi(v);
         else {
             std::fprintf(stderr, "unknown option %s\n", argv[i - 1]);
             usage(2);
@@ -156,12 +163,17 @@ Options parse_options(int argc, char** argv) {
     if (o.mode == "broadcast" && o.proto == Proto::raw) o.proto = Proto::events;
     if (o.path.empty()) o.path = o.proto == Proto::socketio ? "/socket.io/?EIO=4&transport=websocket" : "/";
     if (o.conns < 0) o.conns = o.mode == "echo" ? 100 : o.mode == "connect" ? 50 : 10000;
-    if (o.timeout < 0) o.timeout = o.mode == "idle" ? 60 : o.mode == "broadcast" ? 10 : 5;
+    if (o.timeout < 0) o.timeout = o.mode == "idle" || o.mode == "churn" ? 60 : o.mode == "broadcast" ? 10 : 5;
     const bool json_safe = std::all_of(o.event.begin(), o.event.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }) &&
                            std::all_of(o.room.begin(), o.room.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
     if (o.port <= 0 || o.port > 65535 || o.conns <= 0 || o.inflight <= 0 || o.max_pending <= 0 || o.seconds <= 0 ||
-        o.warmup < 0 || o.members <= 0 || o.window <= 0 || o.rate < 0 || o.timeout <= 0 || !json_safe) {
+        o.warmup < 0 || o.members <= 0 || o.window <= 0 || o.rate < 0 || o.timeout <= 0 || o.rounds <= 0 ||
+        !json_safe) {
         std::fprintf(stderr, "bad option value\n");
+        usage(2);
+    }
+    if (o.mode == "churn" && o.pid <= 0) {  // its figures are all the server's memory
+        std::fprintf(stderr, "churn needs --pid\n");
         usage(2);
     }
     return o;
@@ -495,6 +507,7 @@ public:
         if (opt_.mode == "echo") return run_echo();
         if (opt_.mode == "idle") return run_idle();
         if (opt_.mode == "broadcast") return run_broadcast();
+        if (opt_.mode == "churn") return run_churn();
         return run_connect();
     }
 
@@ -1035,18 +1048,24 @@ private:
 
     // ------------------------------------------------------------ idle mode
 
-    int run_idle() {
+    // Shared by idle and churn: --conns connections held open at once.
+    void raise_nofile_for_conns() const {
         raise_nofile();
         const long limit = nofile_limit();
         if (limit < opt_.conns + 16)
             std::fprintf(stderr, "loadgen: warning: RLIMIT_NOFILE %ld < conns %d + 16\n", limit, opt_.conns);
-        const Mem before = opt_.pid > 0 ? read_mem(opt_.pid) : Mem{};
-        const double cpu0 = server_cpu();
-        std::vector<Conn> conns(static_cast<std::size_t>(opt_.conns));
+    }
+
+    Mem server_mem() const { return opt_.pid > 0 ? read_mem(opt_.pid) : Mem{}; }
+
+    // Opens every connection in conns and leaves it idle (at most --max-pending connecting or
+    // handshaking at once; Socket.IO ones connected to the namespace), then waits --settle seconds
+    // while answering pings and noticing connections the server drops. Returns the seconds spent
+    // opening; open_ counts the connections open.
+    double open_idle(std::vector<Conn>& conns) {
         const auto t0 = Clock::now();
         open_all(conns, static_cast<std::size_t>(opt_.max_pending), opt_.timeout);
         const double open_s = secs(Clock::now() - t0);
-        // Settle while still watching for connections the server drops.
         const auto settle_end = Clock::now() + dur(opt_.settle);
         std::vector<epoll_event> evs(1024);
         while (Clock::now() < settle_end) {
@@ -1056,7 +1075,16 @@ private:
                 if (c.state == State::Open) check_idle_conn(c);
             }
         }
-        const Mem after = opt_.pid > 0 ? read_mem(opt_.pid) : Mem{};
+        return open_s;
+    }
+
+    int run_idle() {
+        raise_nofile_for_conns();
+        const Mem before = server_mem();
+        const double cpu0 = server_cpu();
+        std::vector<Conn> conns(static_cast<std::size_t>(opt_.conns));
+        const double open_s = open_idle(conns);
+        const Mem after = server_mem();
         const double cpu1 = server_cpu();
         const long n_open = open_;
         auto per_conn = [&](long a, long b) {
@@ -1074,6 +1102,182 @@ private:
         // on the client side between benchmark runs.
         for (auto& c : conns) abort_conn(c);
         return total_errors() == 0 && n_open == opt_.conns ? 0 : 1;
+    }
+
+    // ------------------------------------------------------------ churn mode
+    //
+    // Rounds of: open --conns connections as the idle mode does, read the server's memory, close
+    // every one with a close handshake, wait --settle seconds, read it again. Whatever the server
+    // keeps of a closed connection (a leak, a cache, allocator slack it does not return) shows as
+    // RSS after closing that grows from round to round.
+
+    struct Round {
+        long open = 0;
+        Mem open_mem, after_mem;
+        double open_s = 0, close_s = 0;
+    };
+
+    // A read that fails means the server is gone: every figure after it is meaningless.
+    Mem churn_mem() {
+        const Mem m = server_mem();
+        if (m.rss_kib < 0 || m.anon_kib < 0) ++mem_unread_;
+        return m;
+    }
+
+    // One step of a connection in the close handshake; true once it is closed. The wait ends when
+    // the socket ends, with the server's close frame before (a clean close) or without one
+    // (no_close_frame_); a bad frame drops the connection.
+    bool close_step(Conn& c, std::uint32_t ev, Clock::time_point now) {
+        const bool sent = flush(c);
+        ssize_t r = -2;
+        if (!sent || (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))) r = fill(c);
+        if (c.in_len > 0) {
+            const std::size_t keep = c.out.size();  // no pong may follow our close frame
+            const int d = drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view) {
+                if (f.opcode() == 0x8 && !f.masked && c.state == State::Closing) {
+                    c.state = State::Draining;
+                    c.deadline = now + std::chrono::seconds(1);
+                }
+                return kContinue;  // anything else before the close frame is ignored
+            });
+            c.out.resize(keep);
+            if (d == kBadFrame) {
+                if (stats_.frame_errors++ < 3) std::fprintf(stderr, "loadgen: churn: absurd frame length while closing\n");
+                abort_conn(c);
+                return true;
+            }
+        }
+        if (r == 0 || r == -1 || (!sent && r == -2)) {
+            if (c.state == State::Closing) ++no_close_frame_;
+            else ++clean_closes_;
+            kill(c);
+            return true;
+        }
+        return false;
+    }
+
+    // Closes every open connection with the close handshake: our close frame (1000), the server's
+    // close frame, then the server's FIN, so that TIME_WAIT stays on its side as in connect mode.
+    // A server that sent its close frame but keeps TCP open 1 s later is reset (no_fin_); a
+    // connection with neither close frame nor FIN within --timeout is a close error.
+    void close_all(std::vector<Conn>& conns) {
+        long closing = 0;
+        const auto start = Clock::now();
+        for (auto& c : conns) {
+            if (c.state != State::Open) continue;
+            c.out += close_frame_;
+            c.state = State::Closing;
+            ++closing;
+            // Bytes already buffered (a partial frame, or frames that came with the handshake)
+            // will not be signalled again by epoll: look at them now.
+            if (close_step(c, 0, start)) --closing;
+        }
+        const auto deadline = start + dur(opt_.timeout);
+        auto next_scan = start;
+        std::vector<epoll_event> evs(1024);
+        while (closing > 0) {
+            const auto now = Clock::now();
+            if (now >= next_scan) {
+                next_scan = now + std::chrono::milliseconds(50);
+                const bool late = now >= deadline;
+                for (auto& c : conns) {
+                    if (c.state == State::Draining && (late || now >= c.deadline)) {
+                        ++no_fin_;
+                        abort_conn(c);
+                        --closing;
+                    } else if (c.state == State::Closing && late) {
+                        if (stats_.close_errors++ < 3)
+                            std::fprintf(stderr, "loadgen: churn: neither a close frame nor a close within %.1f s\n", opt_.timeout);
+                        abort_conn(c);
+                        --closing;
+                    }
+                }
+                if (closing == 0) break;
+            }
+            const int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), 50);
+            if (n < 0 && errno != EINTR) die("epoll_wait");
+            const auto t = Clock::now();
+            for (int i = 0; i < n; ++i) {
+                Conn& c = *static_cast<Conn*>(evs[static_cast<std::size_t>(i)].data.ptr);
+                if (c.state != State::Closing && c.state != State::Draining) continue;
+                if (close_step(c, evs[static_cast<std::size_t>(i)].events, t)) --closing;
+            }
+        }
+    }
+
+    int run_churn() {
+        raise_nofile_for_conns();
+        const double cpu0 = server_cpu();
+        const double self0 = self_cpu_seconds();
+        const Mem base = churn_mem();
+        std::vector<Conn> conns(static_cast<std::size_t>(opt_.conns));
+        std::vector<Round> rounds;
+        for (int i = 1; i <= opt_.rounds; ++i) {
+            Round r;
+            open_ = 0;
+            r.open_s = open_idle(conns);
+            r.open = open_;
+            r.open_mem = churn_mem();
+            const auto t = Clock::now();
+            close_all(conns);
+            r.close_s = secs(Clock::now() - t);
+            std::this_thread::sleep_for(dur(opt_.settle));
+            r.after_mem = churn_mem();
+            std::printf("# churn round %d: open_kib=%ld after_kib=%ld open_anon_kib=%ld after_anon_kib=%ld open=%ld "
+                        "open_s=%.3f close_s=%.3f\n",
+                        i, r.open_mem.rss_kib, r.after_mem.rss_kib, r.open_mem.anon_kib, r.after_mem.anon_kib, r.open,
+                        r.open_s, r.close_s);
+            std::fflush(stdout);
+            rounds.push_back(r);
+        }
+        const double cpu1 = server_cpu();
+        const double self1 = self_cpu_seconds();
+
+        long peak = -1, peak_anon = -1, open_min = opt_.conns;
+        double open_s = 0, close_s = 0;
+        for (const Round& r : rounds) {
+            peak = std::max(peak, r.open_mem.rss_kib);
+            peak_anon = std::max(peak_anon, r.open_mem.anon_kib);
+            open_min = std::min(open_min, r.open);
+            open_s += r.open_s / static_cast<double>(rounds.size());
+            close_s += r.close_s / static_cast<double>(rounds.size());
+        }
+        const Mem after = rounds.back().after_mem;
+        // Least-squares slope of the after-close figure over rounds 1..R: the first round's own
+        // growth (pools and caches filled once) is in growth_kib, not in the slope.
+        auto slope = [&](long Mem::*field) {
+            if (rounds.size() < 2) return std::string("na");
+            const double n = static_cast<double>(rounds.size());
+            const double xm = (n + 1) / 2;
+            double ym = 0;
+            for (const Round& r : rounds) ym += static_cast<double>(r.after_mem.*field) / n;
+            double sxy = 0, sxx = 0;
+            for (std::size_t k = 0; k < rounds.size(); ++k) {
+                const double dx = static_cast<double>(k + 1) - xm;
+                sxy += dx * (static_cast<double>(rounds[k].after_mem.*field) - ym);
+                sxx += dx * dx;
+            }
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.1f", sxy / sxx);
+            return std::string(buf);
+        };
+        const std::uint64_t errors = total_errors() + mem_unread_;
+        std::printf("result server=%s mode=churn proto=%s conns=%d rounds=%d settle=%.1f open_min=%ld baseline_kib=%ld "
+                    "peak_kib=%ld after_kib=%ld growth_kib=%ld growth_per_round_kib=%s baseline_anon_kib=%ld "
+                    "peak_anon_kib=%ld after_anon_kib=%ld growth_anon_kib=%ld growth_anon_per_round_kib=%s open_s=%.3f "
+                    "close_s=%.3f clean_closes=%llu no_close_frame=%llu no_fin=%llu server_cpu_s=%.3f client_cpu_s=%.3f "
+                    "connect_errors=%llu handshake_errors=%llu closed_by_peer=%llu close_errors=%llu errors=%llu\n",
+                    opt_.name.c_str(), proto(), opt_.conns, opt_.rounds, opt_.settle, open_min, base.rss_kib, peak,
+                    after.rss_kib, after.rss_kib - base.rss_kib, slope(&Mem::rss_kib).c_str(), base.anon_kib, peak_anon,
+                    after.anon_kib, after.anon_kib - base.anon_kib, slope(&Mem::anon_kib).c_str(), open_s, close_s,
+                    static_cast<unsigned long long>(clean_closes_), static_cast<unsigned long long>(no_close_frame_),
+                    static_cast<unsigned long long>(no_fin_), (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1.0,
+                    self1 - self0, static_cast<unsigned long long>(stats_.connect_errors),
+                    static_cast<unsigned long long>(stats_.handshake_errors),
+                    static_cast<unsigned long long>(stats_.closed_by_peer),
+                    static_cast<unsigned long long>(stats_.close_errors), static_cast<unsigned long long>(errors));
+        std::fflush(stdout);
+        return errors == 0 ? 0 : 1;
     }
 
     // ------------------------------------------------------------ broadcast mode
@@ -1495,7 +1699,11 @@ private:
     // broadcast and connect
     std::uint64_t completed_ = 0;
     // connect
-    std::uint64_t attempts_ = 0, no_fin_ = 0;
+    std::uint64_t attempts_ = 0;
+    // connect and churn
+    std::uint64_t no_fin_ = 0;
+    // churn
+    std::uint64_t clean_closes_ = 0, no_close_frame_ = 0, mem_unread_ = 0;
 };
 
 }  // namespace

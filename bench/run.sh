@@ -9,19 +9,22 @@
 #
 # Knobs (environment variables, defaults in brackets):
 #   SERVERS   ["gateway gateway-events websocketpp beast ws socketio nestjs"]
-#   WORKLOADS ["echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle connect
+#   WORKLOADS ["echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect
 #              echo-raw-1k echo-raw-16k workers allocs"]
 #   REPS [3]  DURATION [5]  WARMUP [1]       repetitions and seconds of every timed workload
 #   CONNS [100]  INFLIGHT [10]               echo shape
 #   MEMBERS [1000]  WINDOW [16]  BCAST_RATE [50]   broadcast room size, window, fixed rate
 #   IDLE_CONNS [10000]  IDLE_REPS [1]        idle connections, fresh servers measured
+#   CHURN_CONNS [10000]  CHURN_ROUNDS [5]    churn: connections opened and closed per round, rounds
+#   CHURN_REPS [1]                           churn: fresh servers measured
 #   CONNECT_CONNS [50]                       concurrent connect loops
 #   WORKERS_LIST ["1 2"]                     gateway_echo worker counts in the workers section
 #   SERVER_CPU [0]  CLIENT_CPU [1]           CPUs to pin to (taskset)
 #   CHECK [1]                                1: a server failing its protocol check is not measured;
 #                                            warn: measured anyway, marked "!" in the table; 0: no checks
 #   QUICK [0]                                1: a smoke run (REPS=1 DURATION=1 WARMUP=0.5
-#                                            IDLE_CONNS=2000 unless set)
+#                                            IDLE_CONNS=2000 CHURN_CONNS=2000 CHURN_ROUNDS=3
+#                                            unless set)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +39,7 @@ print_table() {
     awk '
 function kv(   i, p) { delete F; for (i = 2; i <= NF; i++) { p = index($i, "="); if (p) F[substr($i, 1, p - 1)] = substr($i, p + 1) } }
 function add(r, k, v) { if (v == "" || v + 0 < 0) return; n = ++N[r, k]; V[r, k, n] = v + 0 }
+function addsigned(r, k, v) { if (v !~ /^-?[0-9]+(\.[0-9]*)?$/) return; n = ++N[r, k]; V[r, k, n] = v + 0 }
 function sortk(r, k,   i, j, t, n) { n = N[r, k]
     for (i = 2; i <= n; i++) for (j = i; j > 1 && V[r, k, j - 1] > V[r, k, j]; j--) { t = V[r, k, j]; V[r, k, j] = V[r, k, j - 1]; V[r, k, j - 1] = t } }
 function med(r, k,   n) { n = N[r, k]; if (!n) return ""; sortk(r, k)
@@ -60,6 +64,7 @@ function header(w,   i) { R = 0
     else if (w == "broadcast-window") n = split("server|proto|deliveries/s|deliveries per server CPU-s|broadcasts/s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer deliveries/s|gw/peer per CPU-s", H, "|")
     else if (w ~ /^broadcast/)     n = split("server|proto|broadcasts/s|p50 us|p99 us|server CPU %|deliveries per server CPU-s|errors|gw/peer per CPU-s|gw/peer p99", H, "|")
     else if (w == "idle")          n = split("server|proto|B/conn (RSS)|anon B/conn|errors|gw/peer B/conn", H, "|")
+    else if (w == "churn")         n = split("server|proto|baseline KiB|peak KiB|after KiB|growth KiB|growth/round KiB|errors", H, "|")
     else if (w == "connect")       n = split("server|proto|conns/s|conns per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer conns/s|gw/peer per CPU-s", H, "|")
     else if (w == "workers")       n = split("workers|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors", H, "|")
     else if (w == "allocs")        n = split("case|proto|heap allocations|per", H, "|")
@@ -79,6 +84,9 @@ function body(w, s,   r, c) { r = w SUBSEP s; R++; C[R] = C[1]; c = 0
         T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "eff"); T[R, ++c] = ratio(w, s, "p99") }
     else if (w == "idle") {
         T[R, ++c] = cell(r, "mem", 0); T[R, ++c] = cell(r, "anon", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "mem") }
+    else if (w == "churn") {
+        T[R, ++c] = cell(r, "base", 0); T[R, ++c] = cell(r, "peak", 0); T[R, ++c] = cell(r, "after", 0); T[R, ++c] = cell(r, "growth", 0)
+        T[R, ++c] = cell(r, "slope", 1); T[R, ++c] = ERR[w, s] + 0 }
     else if (w == "allocs") { T[R, ++c] = cell(r, "apm", 2); T[R, ++c] = UNIT[w, s] }
     else if (w == "workers") {
         T[R, ++c] = s; T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0)
@@ -101,6 +109,8 @@ $1 == "result" { kv(); w = F["workload"]; if (w == "") next
     else if (m == "broadcast") { add(r, "rate", F["deliveries_per_s"]); add(r, "eff", F["deliveries_per_cpu_s"]); add(r, "bps", F["bcasts_per_s"])
         add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"]); add(r, "cpu", F["server_cpu_pct"]); ERR[w, s] += F["errors"] }
     else if (m == "idle") { add(r, "mem", F["bytes_per_conn"]); add(r, "anon", F["anon_bytes_per_conn"]); ERR[w, s] += F["errors"] + F["conns"] - F["open"] }
+    else if (m == "churn") { add(r, "base", F["baseline_kib"]); add(r, "peak", F["peak_kib"]); add(r, "after", F["after_kib"])
+        addsigned(r, "growth", F["growth_kib"]); addsigned(r, "slope", F["growth_per_round_kib"]); ERR[w, s] += F["errors"] }
     else if (m == "allocs") { add(r, "apm", F["per_unit"]); UNIT[w, s] = F["unit"] }
     else if (m == "connect") { add(r, "rate", F["conns_per_s"]); add(r, "eff", F["conns_per_cpu_s"]); add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"])
         add(r, "cpu", F["server_cpu_pct"]); ERR[w, s] += F["errors"] }
@@ -134,10 +144,10 @@ BUILD=${1:-${BUILD:-build-bench}}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
 if [ "${QUICK:-0}" = 1 ]; then
-    : "${REPS:=1}" "${DURATION:=1}" "${WARMUP:=0.5}" "${IDLE_CONNS:=2000}"
+    : "${REPS:=1}" "${DURATION:=1}" "${WARMUP:=0.5}" "${IDLE_CONNS:=2000}" "${CHURN_CONNS:=2000}" "${CHURN_ROUNDS:=3}"
 fi
 SERVERS=${SERVERS:-"gateway gateway-events websocketpp beast ws socketio nestjs"}
-WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle connect echo-raw-1k echo-raw-16k workers allocs"}
+WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect echo-raw-1k echo-raw-16k workers allocs"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -148,6 +158,9 @@ WINDOW=${WINDOW:-16}
 BCAST_RATE=${BCAST_RATE:-50}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_REPS=${IDLE_REPS:-1}
+CHURN_CONNS=${CHURN_CONNS:-10000}
+CHURN_ROUNDS=${CHURN_ROUNDS:-5}
+CHURN_REPS=${CHURN_REPS:-1}
 CONNECT_CONNS=${CONNECT_CONNS:-50}
 WORKERS_LIST=${WORKERS_LIST:-"1 2"}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -174,15 +187,23 @@ LOADGEN="$BUILD/bench/loadgen"
 [ -x "$LOADGEN" ] || { note "no $LOADGEN: was the build configured with -Dbench=true?"; exit 1; }
 
 # ================================================================ limits, pinning, output
-need_fds=$((IDLE_CONNS + MEMBERS + 1024))
+# idle and churn hold their connections open at once, each in its own run: the larger one counts.
+most_conns=$(( IDLE_CONNS > CHURN_CONNS ? IDLE_CONNS : CHURN_CONNS ))
+need_fds=$((most_conns + MEMBERS + 1024))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
     ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fi
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 1024)) ]; then
+if [ "$(ulimit -n)" != unlimited ]; then
     new=$(( $(ulimit -n) - 1024 ))
     [ "$new" -lt 0 ] && new=0
-    note "open-file limit $(ulimit -n) is too low for $IDLE_CONNS idle connections; using $new"
-    IDLE_CONNS=$new
+    if [ "$IDLE_CONNS" -gt "$new" ]; then
+        note "open-file limit $(ulimit -n) is too low for $IDLE_CONNS idle connections; using $new"
+        IDLE_CONNS=$new
+    fi
+    if [ "$CHURN_CONNS" -gt "$new" ]; then
+        note "open-file limit $(ulimit -n) is too low for $CHURN_CONNS churn connections; using $new"
+        CHURN_CONNS=$new
+    fi
 fi
 
 SRV_PIN=() CLI_PIN=() BOTH_PIN=() PINNING="unpinned"
@@ -327,12 +348,18 @@ trap '[ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null' EXIT
 
 # run_loadgen WORKLOAD EXTRA_KEYS PIN... -- LOADGEN_ARGS...: records the result line with the workload.
 run_loadgen() {
-    local w=$1 extra=$2 pin=() line
+    local w=$1 extra=$2 pin=() out line
     shift 2
     while [ "$1" != -- ]; do pin+=("$1"); shift; done
     shift
     echo "# $w: loadgen $*" >> "$LOG"
-    line=$(timeout 300 "${pin[@]}" "$LOADGEN" "$@" 2>>"$LOG" | grep '^result ')
+    out=$(timeout 300 "${pin[@]}" "$LOADGEN" "$@" 2>>"$LOG")
+    # "# " lines (churn's rounds) go to the log and the terminal, not into the results file.
+    if grep -q '^# ' <<< "$out"; then
+        grep '^# ' <<< "$out" >> "$LOG"
+        grep '^# ' <<< "$out" | sed 's/^/   /' >&2
+    fi
+    line=$(grep '^result ' <<< "$out")
     if [ -n "$line" ]; then
         line="result workload=$w${extra:+ $extra} ${line#result }"
         printf '%s\n' "$line" >> "$RESULTS"
@@ -365,6 +392,10 @@ workload() {
             KIND=any
             LG=(idle --conns "$IDLE_CONNS")
             DESC="$IDLE_CONNS idle connections (Socket.IO: connected to the namespace), server memory growth per connection, fresh server" ;;
+        churn)
+            KIND=any
+            LG=(churn --conns "$CHURN_CONNS" --rounds "$CHURN_ROUNDS")
+            DESC="$CHURN_ROUNDS rounds of opening $CHURN_CONNS idle connections (Socket.IO: connected to the namespace) and closing them with a close handshake, server RSS, fresh server" ;;
         connect)
             KIND=any
             LG=(connect --conns "$CONNECT_CONNS" "${timed[@]}")
@@ -468,7 +499,8 @@ for w in $WORKLOADS; do
         server_cmd "$s" "$m"
         reps=$REPS
         [ "$w" = idle ] && reps=$IDLE_REPS
-        if [ "$w" = idle ]; then  # a fresh server per repetition: memory growth from a clean start
+        [ "$w" = churn ] && reps=$CHURN_REPS
+        if [ "$w" = idle ] || [ "$w" = churn ]; then  # a fresh server per repetition: memory growth from a clean start
             for _ in $(seq 1 "$reps"); do
                 start_server "$s-$m" "${SRV_PIN[@]}" || break
                 run_loadgen "$w" "" "${CLI_PIN[@]}" -- "${LG[@]}" --name "$s" --port "$PORT" --pid "$SPID" --proto "$m"

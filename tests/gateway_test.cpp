@@ -252,6 +252,31 @@ TEST(Gateway, EachSocketIsInTheRoomNamedByItsIdUntilItLeavesIt) {
     }());
 }
 
+TEST(Gateway, AClientThatStopsAnsweringPingsLeavesWithPingTimeout) {
+    asio::io_context io;
+    auto o = local();
+    o.ping_interval = std::chrono::milliseconds(20);
+    o.ping_timeout = std::chrono::milliseconds(40);
+    gw::gateway app{io, o};
+    std::string reason;
+    asio::steady_timer gone(io, asio::steady_timer::time_point::max());
+    auto ns = app.of("/");
+    ns.on_disconnect([&](gw::socket&, std::string_view why) {
+        reason = why;
+        gone.cancel();
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        // A raw client that upgrades and then neither reads nor answers.
+        asio::ip::tcp::socket raw(io);
+        co_await raw.async_connect({asio::ip::make_address("127.0.0.1"), app.port()}, asio::use_awaitable);
+        const std::string request = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        co_await asio::async_write(raw, asio::buffer(request), asio::use_awaitable);
+        co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }());
+    EXPECT_EQ(reason, "ping timeout");
+}
+
 TEST(Gateway, InterceptorsSeeThePayloadAHandlerTookByValue) {
     asio::io_context io;
     gw::gateway app{io, test::local()};

@@ -569,3 +569,252 @@ TEST(Loopback, DefaultHostServesIpv4AndIpv6Clients) {
         EXPECT_EQ(seen[1], "::1");
     }
 }
+
+namespace {
+
+/// Reads one server frame from a raw client (after the 101's head was consumed into `buffered`):
+/// returns {opcode, payload}; opcode 0xFF when the server closed the connection first.
+awaitable<std::pair<int, std::string>> read_frame(raw_client& rc, std::string& buffered) {
+    char buf[4096];
+    for (;;) {
+        if (buffered.size() >= 2) {
+            const std::size_t len = static_cast<unsigned char>(buffered[1]) & 0x7Fu;   // server frames here are short
+            if (len < 126 && buffered.size() >= 2 + len) {
+                std::pair<int, std::string> f{static_cast<unsigned char>(buffered[0]) & 0x0F, buffered.substr(2, len)};
+                buffered.erase(0, 2 + len);
+                co_return f;
+            }
+        }
+        auto [ec, n] = co_await rc.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
+        if (ec) co_return std::pair<int, std::string>{0xFF, {}};
+        buffered.append(buf, n);
+    }
+}
+
+/// Opens a raw client and completes its upgrade (optionally with extra header lines); the bytes
+/// after the 101's head stay in `buffered`.
+awaitable<std::string> raw_upgrade(raw_client& rc, std::uint16_t port, std::string extra = {}) {
+    co_await rc.open(port);
+    std::string request = upgrade_request;
+    request.insert(request.size() - 2, extra);
+    co_await rc.write(request);
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos) {
+        auto [ec, n] = co_await rc.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
+        got.append(buf, n);
+        if (ec) break;
+    }
+    co_return got;
+}
+
+/// Echoes every accepted connection; counts the connections whose last handle has gone and wakes
+/// whoever waits on `gone`.
+struct counting_echo {
+    int finished = 0;
+    std::error_code last_error;
+    asio::steady_timer gone;
+    explicit counting_echo(asio::io_context& io) : gone(io, asio::steady_timer::time_point::max()) {}
+    void start(asio::io_context& io, gw::server& srv) {
+        asio::co_spawn(io, [this, &srv]() -> awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            for (;;) {
+                auto c = co_await srv.accept();
+                asio::co_spawn(ex, serve(std::move(c)), [](std::exception_ptr) {});
+            }
+        }, [](std::exception_ptr) {});
+    }
+    awaitable<void> serve(gw::connection c) {
+        try {
+            while (auto m = co_await c.receive()) co_await c.send(std::move(*m));
+        } catch (const std::system_error& e) {
+            last_error = e.code();
+        }
+        c = gw::connection{};   // the last handle: the server counts the connection out
+        ++finished;
+        gone.cancel();
+    }
+    awaitable<void> wait_finished(int n) {
+        while (finished < n) co_await gone.async_wait(asio::experimental::as_tuple(use_awaitable));
+    }
+};
+
+} // namespace
+
+TEST(Limits, FrameOverMaxFrameBytesClosesWith1009) {
+    asio::io_context io;
+    // A short close_timeout: the raw client never sends its close frame.
+    gw::server srv{io, local({.max_message_bytes = 1000, .max_frame_bytes = 100, .close_timeout = std::chrono::milliseconds(100)})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        raw_client rc(io);
+        auto head = co_await raw_upgrade(rc, srv.port());
+        EXPECT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u) << head;
+        // Two frames of 60 make a message of 120: each frame is within the limit.
+        co_await rc.write(client_frame(gw::opcode::text, std::string(60, 'a'), false) +
+                          client_frame(gw::opcode::continuation, std::string(60, 'b')));
+        std::string buffered = after_head(head);
+        char buf[4096];
+        while (buffered.size() < 2 + 120) {
+            auto [ec, n] = co_await rc.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
+            if (ec) break;
+            buffered.append(buf, n);
+        }
+        EXPECT_EQ(buffered.substr(2, 120), std::string(60, 'a') + std::string(60, 'b'));
+        buffered.erase(0, 2 + 120);
+        co_await rc.write(client_frame(gw::opcode::text, std::string(101, 'c')));
+        auto rest = buffered + co_await rc.read_all();
+        EXPECT_EQ(rest, std::string("\x88\x02\x03\xF1", 4));   // close 1009
+        co_await echo.wait_finished(1);
+    }());
+    EXPECT_EQ(echo.last_error, gw::errc::message_too_big);
+}
+
+TEST(Limits, MessageInTooManyFragmentsClosesWith1008) {
+    asio::io_context io;
+    gw::server srv{io, local({.max_fragments = 3, .close_timeout = std::chrono::milliseconds(100)})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        raw_client rc(io);
+        auto head = co_await raw_upgrade(rc, srv.port());
+        std::string three = client_frame(gw::opcode::text, "a", false) + client_frame(gw::opcode::continuation, "b", false) +
+                            client_frame(gw::opcode::continuation, "c");
+        std::string four = client_frame(gw::opcode::text, "a", false) + client_frame(gw::opcode::continuation, "b", false) +
+                           client_frame(gw::opcode::continuation, "c", false) + client_frame(gw::opcode::continuation, "d");
+        co_await rc.write(three + four);
+        auto rest = after_head(head) + co_await rc.read_all();
+        EXPECT_EQ(rest, std::string("\x81\x03" "abc" "\x88\x02\x03\xF0", 9));   // "abc" echoed, then close 1008
+        co_await echo.wait_finished(1);
+    }());
+    EXPECT_EQ(echo.last_error, gw::errc::policy_violation);
+}
+
+TEST(Limits, OverMaxConnectionsTheUpgradeGets503UntilOneLeaves) {
+    asio::io_context io;
+    gw::server srv{io, local({.max_connections = 2})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        auto a = co_await gw::connect(url(srv));
+        auto b = co_await gw::connect(url(srv));
+        raw_client rc(io);
+        co_await rc.open(srv.port());
+        co_await rc.write(upgrade_request);
+        auto refused = co_await rc.read_all();
+        EXPECT_EQ(refused.rfind("HTTP/1.1 503 ", 0), 0u) << refused;
+        EXPECT_NE(refused.find("\r\nRetry-After: 1\r\n"), std::string::npos) << refused;
+        gw::client_options plain;
+        EXPECT_TRUE(co_await connect_fails(url(srv), plain));
+        co_await a.close();
+        co_await echo.wait_finished(1);
+        auto c = co_await gw::connect(url(srv));   // a slot is free again
+        co_await c.send("still here");
+        EXPECT_EQ((co_await c.receive())->data, "still here");
+        co_await b.close();
+        co_await c.close();
+    }());
+}
+
+TEST(Limits, OverMaxConnectionsPerAddressTheUpgradeGets429) {
+    asio::io_context io;
+    gw::server srv{io, local({.max_connections_per_address = 1})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        auto a = co_await gw::connect(url(srv));
+        raw_client rc(io);
+        co_await rc.open(srv.port());
+        co_await rc.write(upgrade_request);
+        auto refused = co_await rc.read_all();
+        EXPECT_EQ(refused.rfind("HTTP/1.1 429 ", 0), 0u) << refused;
+        co_await a.close();
+        co_await echo.wait_finished(1);
+        auto b = co_await gw::connect(url(srv));
+        co_await b.close();
+    }());
+}
+
+TEST(Limits, OriginsOutsideTheAllowListGet403) {
+    asio::io_context io;
+    gw::server srv{io, local({.allowed_origins = {"https://good.example"}})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        for (auto [origin, status] : {std::pair<std::string, std::string>{"Origin: https://evil.example\r\n", "403"},
+                                      {"Origin: https://good.example.evil\r\n", "403"},
+                                      {"Origin: HTTPS://Good.Example\r\n", "101"},
+                                      {"", "101"}}) {   // no Origin: not a browser
+            raw_client rc(io);
+            auto head = co_await raw_upgrade(rc, srv.port(), origin);
+            EXPECT_EQ(head.rfind("HTTP/1.1 " + status + " ", 0), 0u) << origin << head;
+        }
+    }());
+}
+
+TEST(Heartbeat, ServerPingsAndDropsAPeerThatStopsAnswering) {
+    asio::io_context io;
+    gw::server srv{io, local({.ping_interval = std::chrono::milliseconds(30), .ping_timeout = std::chrono::milliseconds(60)})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        raw_client rc(io);
+        auto head = co_await raw_upgrade(rc, srv.port());
+        std::string buffered = after_head(head);
+        for (int i = 0; i < 3; ++i) {   // answered pings keep it open: the next one comes, not a close
+            auto f = co_await read_frame(rc, buffered);
+            EXPECT_EQ(f.first, 0x9) << "ping " << i;
+            co_await rc.write(client_frame(gw::opcode::pong, f.second));
+        }
+        auto f = co_await read_frame(rc, buffered);   // not answered
+        EXPECT_EQ(f.first, 0x9);
+        auto end = co_await read_frame(rc, buffered);
+        EXPECT_EQ(end.first, 0xFF);   // the server dropped the connection
+        co_await echo.wait_finished(1);
+    }());
+    EXPECT_EQ(echo.last_error, gw::errc::ping_timeout);
+}
+
+TEST(Heartbeat, OurClientAnswersPingsAndStaysConnected) {
+    asio::io_context io;
+    gw::server srv{io, local({.ping_interval = std::chrono::milliseconds(10), .ping_timeout = std::chrono::milliseconds(40)})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        auto c = co_await gw::connect(url(srv));
+        // Echo round trips until well past several ping timeouts: receive() answers the pings.
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        int rounds = 0;
+        while (std::chrono::steady_clock::now() < until) {
+            asio::steady_timer pause(io, std::chrono::milliseconds(5));   // idle gaps for pings to land in
+            co_await pause.async_wait(use_awaitable);
+            co_await c.send("x");
+            auto m = co_await c.receive();
+            EXPECT_TRUE(m.has_value());
+            if (!m) break;
+            ++rounds;
+        }
+        EXPECT_GT(rounds, 10);
+        co_await c.close();
+        co_await echo.wait_finished(1);
+    }());
+    EXPECT_FALSE(echo.last_error);
+}
+
+TEST(Heartbeat, IdleConnectionIsClosedWith1001) {
+    asio::io_context io;
+    gw::server srv{io, local({.ping_interval = std::chrono::milliseconds(0), .idle_timeout = std::chrono::milliseconds(80)})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        auto c = co_await gw::connect(url(srv));
+        co_await c.send("hello");
+        EXPECT_EQ((co_await c.receive())->data, "hello");
+        auto end = co_await c.receive();   // nothing more sent: the server closes
+        EXPECT_FALSE(end.has_value());
+        EXPECT_EQ(c.close_code(), 1001);
+        EXPECT_EQ(c.close_reason(), "idle timeout");
+        co_await echo.wait_finished(1);
+    }());
+}

@@ -100,6 +100,7 @@ enum class errc {
     receive_in_progress,   ///< receive() called while another receive() on it is pending
     ping_timeout,          ///< the peer did not answer the server's ping within ping_timeout
     policy_violation,      ///< the peer broke a limit of the server's (we closed with 1008)
+    slow_consumer,         ///< the peer read too slowly: its outbox passed max_outbox_bytes (we closed with 1008)
 };
 
 } // namespace v0
@@ -125,6 +126,7 @@ inline const std::error_category& error_category() noexcept {
             case errc::receive_in_progress: return "another receive() is already pending";
             case errc::ping_timeout: return "ping timeout";
             case errc::policy_violation: return "the peer broke a limit of the server's";
+            case errc::slow_consumer: return "slow consumer";
             }
             return "unknown gateway error";
         }
@@ -134,6 +136,12 @@ inline const std::error_category& error_category() noexcept {
 }
 
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+/// What happens to a message that would take a connection's outbox past max_outbox_bytes.
+enum class overflow : std::uint8_t {
+    close,   ///< the slow consumer is closed with 1008 "slow consumer"; what was queued for it is dropped
+    drop,    ///< the message is dropped for that connection, which stays
+};
 
 /// Close status codes of RFC 6455 section 7.4.1.
 enum class close_code : std::uint16_t {
@@ -242,6 +250,16 @@ struct options {
     std::vector<std::string> allowed_origins{};
     std::chrono::milliseconds handshake_timeout{10'000};   ///< a slow client cannot hold a slot longer
     std::chrono::milliseconds close_timeout{5'000};        ///< how long to wait for the peer's close
+
+    // Backpressure: what a connection has queued and not yet handed to the kernel.
+    /// co_await send() (and a gateway socket's co_await emit()) waits while a connection's unsent
+    /// bytes are at or above this, so a streaming handler runs at its client's pace.
+    std::size_t outbox_high_water = 64 << 10;
+    /// What does not wait (broadcasts, replies, sends from other threads) may queue up to this; a
+    /// message beyond it meets slow_consumer. A single message larger than the cap is still queued
+    /// when nothing else is.
+    std::size_t max_outbox_bytes = 4 << 20;
+    overflow slow_consumer = overflow::close;   ///< what a message beyond max_outbox_bytes meets
 
     // Liveness: one timer per worker checks every connection, so none pays for a timer of its own.
     /// The server pings every connection this often (0: never) ...
@@ -1212,10 +1230,62 @@ public:
 
     // ---- writing: one writer drains the outbox, everything queued goes out in one gathered write ----
 
-    /// Queues a frame the application asked for; a closing or closed connection refuses it.
+    /// Queues a frame the application asked for; a closing or closed connection refuses it. A
+    /// frame beyond max_outbox_bytes meets the overflow policy instead.
     void send_frame(opcode op, std::string payload) {
         if (close_sent_ || ended_ || broken_) throw std::system_error(errc::closed);
+        if (!room_for(payload.size() + max_frame_header)) return;
         queue_frame(op, std::move(payload));
+    }
+
+    // ---- backpressure ----
+    std::size_t high_water_ = SIZE_MAX, max_outbox_ = SIZE_MAX;   // a server's options set both
+    bool drop_when_full_ = false;   // overflow::drop
+    bool pressed_ = false;          // went above high_water_ and has not drained below it since
+    std::uint32_t dropped_ = 0;     // messages dropped for this connection (volatile or overflow::drop)
+    std::size_t inflight_bytes_ = 0;
+    /// Called (on the connection's thread) when the outbox drains below high_water_ after being above.
+    void (*on_drain_)(void*) = nullptr;
+    void* drain_context_ = nullptr;
+
+    /// Bytes queued or being written: what the peer has not taken yet, as far as this side knows.
+    std::size_t buffered() const noexcept { return queued_bytes_ + inflight_bytes_; }
+    bool above_high_water() const noexcept { return buffered() >= high_water_; }
+
+    /// True when n more bytes fit under max_outbox_bytes (or nothing is queued: one large message
+    /// always goes). Otherwise applies the overflow policy and says false.
+    bool room_for(std::size_t n) {
+        const std::size_t now = buffered();
+        if (now == 0 || n <= max_outbox_ - std::min(now, max_outbox_)) return true;
+        if (drop_when_full_) {
+            ++dropped_;
+            return false;
+        }
+        // Close the slow consumer: what waits for it is dropped, so its memory goes at once, and
+        // the close frame goes alone; close_timeout bounds the wait for a peer that reads nothing.
+        outbox_.clear();
+        queued_bytes_ = 0;
+        if (!error_) error_ = errc::slow_consumer;
+        send_close(close_code::policy_violation, "slow consumer");
+        arm_deadline();
+        return false;
+    }
+
+    /// Waits while the outbox is above its high-water mark (and the connection is open).
+    asio::awaitable<void> wait_drained() {
+        auto self = shared_from_this();
+        while (above_high_water() && !close_sent_ && !ended_ && !broken_) {
+            if (!closer_) closer_ = std::make_unique<closer>(sock_.get_executor());
+            co_await wait_for_change();
+        }
+    }
+
+    /// After a write: the outbox may have drained below its mark.
+    void check_drained() {
+        if (!pressed_ || above_high_water()) return;
+        pressed_ = false;
+        wake();
+        if (on_drain_) on_drain_(drain_context_);
     }
 
     void queue_frame(opcode op, std::string payload) {
@@ -1234,6 +1304,7 @@ public:
 
     void push(out_frame f) {
         queued_bytes_ += f.head_size + f.payload_buffer().size();
+        if (buffered() >= high_water_) pressed_ = true;
         outbox_.push_back(std::move(f));
         if (!writing_) {
             writing_ = true;
@@ -1243,8 +1314,14 @@ public:
     }
 
     /// Queues a complete frame whose bytes other connections share (a broadcast, framed once).
-    void send_shared(std::shared_ptr<const std::string> frame) {
+    /// A droppable one (volatile) skips a connection above its high-water mark.
+    void send_shared(std::shared_ptr<const std::string> frame, bool droppable = false) {
         if (close_sent_ || ended_ || broken_) return;   // a broadcast skips sockets that are closing
+        if (droppable && buffered() >= high_water_) {
+            ++dropped_;
+            return;
+        }
+        if (!room_for(frame->size())) return;
         out_frame f;
         f.shared = std::move(frame);
         push(std::move(f));
@@ -1275,14 +1352,17 @@ public:
             return;
         }
         inflight_.swap(outbox_);
+        inflight_bytes_ = queued_bytes_;
         auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
             self->inflight_.clear();
+            self->inflight_bytes_ = 0;
             if (self->inflight_.capacity() > 16) self->inflight_ = {};   // a burst's slack is not kept
             if (self->tls_) self->tls_->out.clear();
             if (ec) {
                 self->write_failed(ec);
                 return;
             }
+            self->check_drained();
             self->flush();
         };
         if (tls_) {
@@ -1305,6 +1385,7 @@ public:
         writing_ = false;
         outbox_.clear();
         queued_bytes_ = 0;
+        inflight_bytes_ = 0;
         if (!error_ && !close_received_) error_ = errc::connection_lost;
         std::error_code ignored;
         sock_.close(ignored);
@@ -1502,8 +1583,10 @@ public:
         }
     }
 
-    /// Queues a message; text stays text, binary stays binary. Completes once queued: frames queued
-    /// in one turn of the loop leave in one write. Throws gw::errc::closed once the connection closes.
+    /// Queues a message; text stays text, binary stays binary. Completes once queued and, on a
+    /// server, once the connection's unsent bytes are below options.outbox_high_water: a sender
+    /// goes at its peer's pace. Frames queued in one turn of the loop leave in one write. Throws
+    /// gw::errc::closed once the connection closes.
     asio::awaitable<void> send(message m) {
         return queue(impl(), m.binary ? opcode::binary : opcode::text, std::move(m.data));
     }
@@ -1555,8 +1638,10 @@ public:
     std::uint16_t close_code() const noexcept { return impl_ ? impl_->peer_code_ : 1006; }
     /// The reason in the peer's close frame.
     std::string_view close_reason() const noexcept { return impl_ ? impl_->peer_reason() : std::string_view(); }
-    /// Bytes queued and not yet handed to the socket.
-    std::size_t buffered_amount() const noexcept { return impl_ ? impl_->queued_bytes_ : 0; }
+    /// Bytes queued or being written, not yet taken by the kernel: what the peer is behind by.
+    std::size_t buffered_amount() const noexcept { return impl_ ? impl_->buffered() : 0; }
+    /// Messages dropped for this connection: overflow::drop beyond max_outbox_bytes.
+    std::size_t dropped() const noexcept { return impl_ ? impl_->dropped_ : 0; }
     /// The upgrade request (server side): path, query, headers, remote address.
     const http_request& request() const { return impl()->request_; }
     /// The subprotocol agreed in the handshake, or "".
@@ -1576,12 +1661,13 @@ private:
     static asio::awaitable<void> queue(std::shared_ptr<detail::connection_impl> s, opcode op, std::string payload) {
         if (s->on_own_thread()) {
             s->send_frame(op, std::move(payload));
+            if (s->above_high_water()) co_await s->wait_drained();
             co_return;
         }
         // A named callable, never a temporary inside co_await: GCC 12 destroys those twice.
         auto hop = [s, op, p = std::move(payload)]() mutable -> asio::awaitable<void> {
             s->send_frame(op, std::move(p));
-            co_return;
+            if (s->above_high_water()) co_await s->wait_drained();
         };
         co_await asio::co_spawn(s->sock_.get_executor(), std::move(hop), asio::use_awaitable);
     }
@@ -1881,6 +1967,9 @@ private:
             // Over a connection limit, the request is still read, so that the refusal is an answer.
             const int full = self->hub->admit(remote.address());
             if (!full) c->hub_ = self->hub;   // counted in: the connection counts itself out when it goes
+            c->high_water_ = std::max<std::size_t>(o.outbox_high_water, 1);
+            c->max_outbox_ = std::max(o.max_outbox_bytes, c->high_water_);
+            c->drop_when_full_ = o.slow_consumer == overflow::drop;
             asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
             deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
                 if (e) return;
@@ -2679,6 +2768,13 @@ public:
         return std::move(*this);
     }
     target except(const socket& s) &&;
+    /// Makes the emit volatile (Socket.IO's word): a recipient whose outbox is above its high-water
+    /// mark misses it instead of queueing it. For what is stale by the time a slow client would
+    /// read it (positions, typing indicators).
+    target volatile_() && {
+        droppable_ = true;
+        return std::move(*this);
+    }
 
     /// Sends the event to every recipient: queued for those of this worker before emit() returns
     /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
@@ -2696,6 +2792,7 @@ private:
     std::vector<detail::namespace_state*> spaces_;
     std::vector<std::string> rooms_, except_rooms_;
     std::vector<const socket*> except_sockets_;
+    bool droppable_ = false;   // volatile_()
     template <class F> void for_each_recipient(std::size_t worker, F&& f) const;
     std::shared_ptr<detail::selection> select() const;
 };
@@ -2715,12 +2812,19 @@ public:
     template <class T> T& data_as() { return std::any_cast<T&>(data_); }
 
     /// Sends an event to this socket only. On the socket's worker it is queued before emit()
-    /// returns and throws gw::errc::closed once the connection closes; from another thread it is
-    /// posted to the socket's worker and dropped if the socket has gone by then.
+    /// returns, the awaitable completes once the socket's unsent bytes are below
+    /// options.outbox_high_water (a streaming handler goes at its client's pace), and it throws
+    /// gw::errc::closed once the connection closes. From another thread it is posted to the
+    /// socket's worker (dropped if the socket has gone by then) and does not wait.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
         send_event(event, data, nullptr);
+        auto& c = conn_.state();
+        if (c.above_high_water() && c.on_own_thread()) return c.wait_drained();
         return detail::done();
     }
+
+    /// Bytes queued for this socket and not yet taken by the kernel.
+    std::size_t buffered_amount() const noexcept { return conn_.handle.buffered_amount(); }
 
     /// Emits an event that asks the client to acknowledge it, and waits for its answer: the client's
     /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
@@ -3147,6 +3251,8 @@ struct namespace_state {
     std::vector<std::function<std::optional<http_response>(http_request&)>> middleware;
     std::vector<hook<socket&>> on_connect;
     std::vector<hook<socket&, std::string_view>> on_disconnect;
+    std::vector<hook<socket&>> on_drain;
+    std::optional<overflow> slow_consumer;   // else the server's options.slow_consumer
     std::vector<shard> shards;   // one per worker
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
 
@@ -3297,6 +3403,7 @@ struct selection {
     std::vector<std::string> rooms, except_rooms;
     std::vector<std::pair<std::size_t, std::string>> except_ids;
     std::shared_ptr<const std::string> frame;   // what emit() sends
+    bool droppable = false;                     // target::volatile_()
     std::shared_ptr<const gateway_state> keep;  // the namespaces outlive a delivery still queued
 
     template <class F> void for_each(std::size_t worker, F&& f) const {
@@ -3380,15 +3487,18 @@ inline asio::awaitable<void> target::emit(std::string_view event, const json& da
     std::shared_ptr<const detail::selection> away;   // one copy of the target for all other workers
     for (std::size_t w = 0; w < g.loops.size(); ++w) {
         if (here == w) {
-            for_each_recipient(w, [&](socket& s) { s.conn_.state().send_shared(shared); });
+            for_each_recipient(w, [&](socket& s) { s.conn_.state().send_shared(shared, droppable_); });
             continue;
         }
         if (!away) {
             auto sel = select();
             sel->frame = shared;
+            sel->droppable = droppable_;
             away = std::move(sel);
         }
-        asio::post(*g.loops[w], [away, w] { away->for_each(w, [&](socket& s) { s.conn_.state().send_shared(away->frame); }); });
+        asio::post(*g.loops[w], [away, w] {
+            away->for_each(w, [&](socket& s) { s.conn_.state().send_shared(away->frame, away->droppable); });
+        });
     }
     return detail::done();
 }
@@ -3444,6 +3554,19 @@ public:
         else
             ns_->on_disconnect.push_back(detail::make_hook<socket&, std::string_view>(
                 [f = std::move(hook)](socket& s, std::string_view) mutable { return f(s); }));
+        return *this;
+    }
+
+    /// When a socket's outbox, having passed options.outbox_high_water, drains below it:
+    /// (gw::socket&), returning void or asio::awaitable<void>. Runs on the socket's worker.
+    template <class F> namespace_ref& on_drain(F hook) {
+        ns_->on_drain.push_back(detail::make_hook<socket&>(std::move(hook)));
+        return *this;
+    }
+    /// What a message meets beyond options.max_outbox_bytes on this namespace's sockets, instead of
+    /// options.slow_consumer: gw::overflow::close (1008 "slow consumer") or gw::overflow::drop.
+    namespace_ref& slow_consumer(overflow policy) {
+        ns_->slow_consumer = policy;
         return *this;
     }
 
@@ -3598,6 +3721,15 @@ private:
         s->data_ = std::move(s->conn_.state().request_.attachment);
         ns->shards[worker].sockets.emplace(s->id(), s.get());   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
+        auto& conn = s->conn_.state();
+        if (ns->slow_consumer) conn.drop_when_full_ = *ns->slow_consumer == overflow::drop;
+        if (!ns->on_drain.empty()) {
+            conn.drain_context_ = s.get();
+            conn.on_drain_ = [](void* p) {
+                auto& sock = *static_cast<socket*>(p);
+                asio::co_spawn(sock.conn_.handle.get_executor(), drained(sock.shared_from_this()), [](std::exception_ptr) {});
+            };
+        }
         bool hook_failed = false;
         try {
             for (auto& hook : ns->on_connect) co_await hook(*s);
@@ -3629,12 +3761,23 @@ private:
         }
     };
 
+    /// Runs the namespace's on_drain hooks for a socket.
+    static asio::awaitable<void> drained(std::shared_ptr<socket> s) {
+        for (auto& hook : s->ns_.on_drain) {
+            try {
+                co_await hook(*s);
+            } catch (...) {   // a failing hook does not stop the others
+            }
+        }
+    }
+
     /// Finishes the connection (the closing handshake), then runs on_disconnect with the reason
     /// (computed from how it ended unless given) and takes the socket out of every room.
     static asio::awaitable<void> farewell(detail::namespace_state* ns, std::shared_ptr<socket> s, std::string reason = {}) {
         auto& c = s->conn_.state();
         co_await c.finish();
         c.receiving_ = false;
+        c.on_drain_ = nullptr;   // the socket is leaving: no more drain hooks for it
         if (reason.empty())
             reason = c.error_ == errc::connection_lost ? "transport close"
                      : c.error_                        ? c.error_.message()

@@ -927,7 +927,14 @@ struct hub {
         return 0;
     }
     void release(const asio::ip::address& from) {
-        live.fetch_sub(1, std::memory_order_relaxed);
+        if (live.fetch_sub(1, std::memory_order_acq_rel) == 1) {   // the last one: wake a stop() waiting for it
+            std::function<void()> wake;
+            {
+                std::lock_guard hold(empty_lock);
+                wake = on_empty;
+            }
+            if (wake) wake();
+        }
         if (!max_per_address) return;
         std::lock_guard hold(address_lock);
         if (auto it = per_address.find(from); it != per_address.end() && --it->second == 0) per_address.erase(it);
@@ -941,6 +948,8 @@ struct hub {
     const std::chrono::steady_clock::time_point epoch = std::chrono::steady_clock::now();
     std::atomic<std::size_t> live{0};   // counted in and not yet released
     std::atomic<bool> retired{false};   // the server is gone: its sweeps stop
+    std::mutex empty_lock;
+    std::function<void()> on_empty;     // set while a stop() waits for the last connection
     const std::size_t max_connections, max_per_address;
     std::mutex address_lock;
     std::unordered_map<asio::ip::address, std::size_t> per_address;
@@ -964,7 +973,8 @@ public:
     std::shared_ptr<hub> hub_;   // set once the server counted this connection in
     connection_impl *prev_ = nullptr, *next_ = nullptr;   // in hub_->lists[loop_] once upgraded
     std::uint32_t loop_ = 0;
-    bool listed_ = false, ping_outstanding_ = false;
+    bool listed_ = false, upgraded_ = false, ping_outstanding_ = false;
+    bool shutting_down_ = false;   // closed by the server's stop()
     std::uint32_t ping_at_ = 0, active_at_ = 0;   // hub clock: last ping sent, last message seen
     std::uint32_t messages_in_ = 0, seen_in_ = 0;   // messages received; as of the last sweep
 
@@ -1804,7 +1814,7 @@ public:
     server& operator=(const server&) = delete;
     /// Stops listening; the worker threads stop and what they served closes with them.
     ~server() {
-        stop();
+        halt(true);
         // The sweeps end; connections left on the application's loop go on without heartbeats.
         st_->hub->retired = true;
         asio::post(st_->io, [hub = st_->hub] {
@@ -1833,15 +1843,17 @@ public:
         }
     }
 
-    /// Stops listening; pending and future accept() calls fail. Open connections stay open.
-    void stop() {
-        if (!st_ || st_->stopped) return;
-        st_->stopped = true;
-        std::error_code ec;
-        st_->acceptor.close(ec);
-        st_->wake.cancel();
-        st_->ready.clear();
+    /// Stops listening at once: pending and future accept() calls fail. co_await the result to
+    /// shut down gracefully as well: every connection gets a close frame (1001 "server shutting
+    /// down") behind what was queued for it, and the awaitable completes once every connection has
+    /// gone (the gateway: once on_disconnect ran for each); connections still there after
+    /// `deadline` are cut. Not awaited, open connections stay open. From any thread.
+    asio::awaitable<void> stop(std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+        halt();
+        return state::drain(st_, deadline);
     }
+    /// Stops listening, and only that: accept() fails, open connections stay open.
+    void stop_accepting() { halt(); }
 
     /// The port it listens on (the one chosen when options.port was 0).
     std::uint16_t port() const noexcept { return st_->port; }
@@ -1851,6 +1863,20 @@ public:
     const std::vector<asio::io_context*>& loops() const noexcept { return st_->loops; }
 
 private:
+    /// Stops accepting. The acceptor and accept()'s queue belong to the first loop: on its thread
+    /// (or when it does not run, as in the destructor) they close at once, else on its next turn.
+    void halt(bool here = false) {
+        if (!st_ || st_->stopped.exchange(true)) return;
+        auto close = [st = st_] {
+            std::error_code ec;
+            st->acceptor.close(ec);
+            st->wake.cancel();
+            st->ready.clear();
+        };
+        if (here || st_->io.get_executor().running_in_this_thread()) close();
+        else asio::post(st_->io, std::move(close));
+    }
+
     struct worker {
         asio::io_context io{1};
         asio::executor_work_guard<asio::io_context::executor_type> busy = asio::make_work_guard(io);
@@ -1871,6 +1897,57 @@ private:
         std::vector<asio::io_context*> loops;
         std::size_t next_loop = 0;
         std::shared_ptr<detail::hub> hub;
+
+        /// Closes every connection of every loop (1001 after what was queued), waits until none
+        /// is left, and cuts what remains at the deadline.
+        static asio::awaitable<void> drain(std::shared_ptr<state> self, std::chrono::milliseconds deadline) {
+            using asio::experimental::as_tuple;
+            auto hub = self->hub;
+            auto ex = co_await asio::this_coro::executor;
+            auto timer = std::make_shared<asio::steady_timer>(ex, deadline);
+            {
+                std::lock_guard hold(hub->empty_lock);
+                hub->on_empty = [ex, timer] { asio::post(ex, [timer] { timer->cancel(); }); };
+            }
+            auto each = [&](auto act) {   // act(connection_impl&) on every connection, on its own loop
+                for (std::uint32_t i = 0; i < self->loops.size(); ++i)
+                    asio::post(*self->loops[i], [hub, i, act] {
+                        std::vector<std::shared_ptr<detail::connection_impl>> all;
+                        {
+                            auto& l = hub->lists[i];
+                            std::lock_guard hold(l.lock);
+                            for (auto* c = l.first; c; c = c->next_)
+                                if (auto p = c->weak_from_this().lock()) all.push_back(std::move(p));
+                        }
+                        for (auto& c : all) act(c);
+                    });
+            };
+            each([](const std::shared_ptr<detail::connection_impl>& c) {
+                if (!c->upgraded_) {   // still in its handshake: nothing to say goodbye with
+                    std::error_code ignored;
+                    c->sock_.close(ignored);
+                    return;
+                }
+                c->shutting_down_ = true;
+                auto bye = [c]() -> asio::awaitable<void> {
+                    connection handle(c);
+                    co_await handle.close(close_code::going_away, "server shutting down");
+                };
+                asio::co_spawn(c->sock_.get_executor(), std::move(bye), [](std::exception_ptr) {});
+            });
+            if (hub->live.load(std::memory_order_acquire) > 0) co_await timer->async_wait(as_tuple(asio::use_awaitable));
+            if (hub->live.load(std::memory_order_acquire) > 0) {   // the deadline passed: cut what is left
+                each([](const std::shared_ptr<detail::connection_impl>& c) {
+                    std::error_code ignored;
+                    c->sock_.close(ignored);
+                });
+                // Their readers see the socket closed and finish at once; a last wait for that.
+                timer->expires_after(std::chrono::seconds(1));
+                if (hub->live.load(std::memory_order_acquire) > 0) co_await timer->async_wait(as_tuple(asio::use_awaitable));
+            }
+            std::lock_guard hold(hub->empty_lock);
+            hub->on_empty = nullptr;
+        }
 
         /// One worker's heartbeat: pings its connections every ping_interval, drops those whose pong
         /// is ping_timeout late, and closes those idle for idle_timeout. A single timer per loop.
@@ -1896,7 +1973,7 @@ private:
                 std::lock_guard hold(l.lock);
                 const std::uint32_t now = l.now = hub->clock();
                 for (auto* c = l.first; c; c = c->next_) {
-                    if (c->close_sent_ || c->ended_ || c->broken_) continue;   // closing: close_timeout bounds it
+                    if (!c->upgraded_ || c->close_sent_ || c->ended_ || c->broken_) continue;   // closing: close_timeout bounds it
                     if (interval) {
                         if (c->ping_outstanding_ && now - c->ping_at_ >= patience) {
                             if (!c->error_) c->error_ = errc::ping_timeout;
@@ -1966,7 +2043,10 @@ private:
             c->request_.remote_ = remote;
             // Over a connection limit, the request is still read, so that the refusal is an answer.
             const int full = self->hub->admit(remote.address());
-            if (!full) c->hub_ = self->hub;   // counted in: the connection counts itself out when it goes
+            if (!full) {   // counted in: the connection counts itself out when it goes
+                c->hub_ = self->hub;
+                c->enlist(static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin()));
+            }
             c->high_water_ = std::max<std::size_t>(o.outbox_high_water, 1);
             c->max_outbox_ = std::max(o.max_outbox_bytes, c->high_water_);
             c->drop_when_full_ = o.slow_consumer == overflow::drop;
@@ -2052,7 +2132,8 @@ private:
             switching.payload += "\r\n\r\n";
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
-            c->enlist(static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin()));
+            c->upgraded_ = true;
+            c->ping_at_ = c->active_at_ = self->hub->lists[c->loop_].now;
             c->push(std::move(switching));
             c->consume_early(rest);
             if (o.on_connection) {
@@ -3654,9 +3735,8 @@ public:
     gateway& operator=(const gateway&) = delete;
     /// Stops listening and stops the worker threads; their sockets close with them.
     ~gateway() {
-        stop();
         if (!st_) return;
-        st_->srv.reset();
+        st_->srv.reset();   // stops accepting
         // Sockets still on the application's loop go on with it alone; the others' loops are gone.
         st_->loops.resize(1);
     }
@@ -3696,9 +3776,17 @@ public:
     std::uint16_t port() const noexcept { return st_->srv->port(); }
     /// How many event loops serve sockets (options.workers, 0 resolved to the hardware's threads).
     std::size_t workers() const noexcept { return st_->loops.size(); }
-    /// Stops accepting connections; connected sockets stay.
-    void stop() {
-        if (st_ && st_->srv) st_->srv->stop();
+    /// Stops accepting connections at once. co_await the result to shut down gracefully: every
+    /// socket is closed with 1001 "server shutting down" after what was queued for it, and the
+    /// awaitable completes when on_disconnect has run for each; sockets still open after `deadline`
+    /// are cut. Not awaited, connected sockets stay.
+    asio::awaitable<void> stop(std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+        if (st_ && st_->srv) return st_->srv->stop(deadline);
+        return detail::done();
+    }
+    /// Stops accepting connections, and only that: connected sockets stay.
+    void stop_accepting() {
+        if (st_ && st_->srv) st_->srv->stop_accepting();
     }
 
 private:
@@ -3781,6 +3869,7 @@ private:
         if (reason.empty())
             reason = c.error_ == errc::connection_lost ? "transport close"
                      : c.error_                        ? c.error_.message()
+                     : c.shutting_down_                ? "server shutting down"
                      : s->closed_by_server_            ? "server disconnect"
                                                        : "client disconnect";
         s->abandon_acks();

@@ -27,9 +27,9 @@ int main(int argc, char** argv) {
     std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));
     std::fflush(stdout);
     asio::signal_set signals{io, SIGINT, SIGTERM};
+    // A graceful exit: every connection gets 1001 after what was queued for it (at most 10 s).
     signals.async_wait([&](std::error_code, int) {
-        app.stop();
-        io.stop();
+        asio::co_spawn(io, app.stop(), [&](std::exception_ptr) { io.stop(); });
     });
     io.run();
     return 0;

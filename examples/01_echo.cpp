@@ -47,9 +47,9 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
 
         asio::signal_set signals{io, SIGINT, SIGTERM};
+        // A graceful exit: every connection gets 1001 after what was queued for it (at most 10 s).
         signals.async_wait([&](std::error_code, int) {
-            srv.stop();
-            io.stop();
+            asio::co_spawn(io, srv.stop(), [&](std::exception_ptr) { io.stop(); });
         });
         asio::co_spawn(io, serve(srv), [](std::exception_ptr) {});
         io.run();

@@ -277,6 +277,52 @@ TEST(Gateway, AClientThatStopsAnsweringPingsLeavesWithPingTimeout) {
     EXPECT_EQ(reason, "ping timeout");
 }
 
+TEST(Gateway, AwaitedStopDeliversWhatWasQueuedThenClosesEverySocketWith1001) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    auto ns = app.of("/");
+    int disconnects = 0;
+    bool stopped = false;
+    asio::steady_timer changed(io, asio::steady_timer::time_point::max());
+    ns.on_disconnect([&](gw::socket&, std::string_view reason) {
+        EXPECT_EQ(reason, "server shutting down");
+        ++disconnects;
+    });
+    ns.on("burst_then_stop", [&, ns](gw::socket&, int count) -> awaitable<void> {
+        for (int i = 0; i < count; ++i) co_await ns.emit("item", i);   // queued, not yet written
+        asio::co_spawn(io, app.stop(), [&](std::exception_ptr) {
+            stopped = true;
+            changed.cancel();
+        });
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        std::vector<client> clients;
+        for (int i = 0; i < 3; ++i) clients.push_back(co_await client::open(app));
+        co_await clients[1].send("burst_then_stop", 500);
+        for (auto& c : clients) {
+            for (int i = 0; i < 500; ++i) {
+                auto m = co_await c.next();
+                EXPECT_EQ(m["data"], i);
+                if (m["data"] != i) break;
+            }
+            auto end = co_await c.c.receive();
+            EXPECT_FALSE(end.has_value());
+            EXPECT_EQ(c.c.close_code(), 1001);
+            EXPECT_EQ(c.c.close_reason(), "server shutting down");
+        }
+        while (!stopped) co_await changed.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        EXPECT_EQ(disconnects, 3);   // before stop() completed
+        gw::client_options plain;
+        bool refused = false;
+        try {
+            co_await gw::connect("ws://127.0.0.1:" + std::to_string(app.port()) + "/", plain);
+        } catch (const std::system_error&) {
+            refused = true;
+        }
+        EXPECT_TRUE(refused);
+    }());
+}
+
 TEST(Gateway, InterceptorsSeeThePayloadAHandlerTookByValue) {
     asio::io_context io;
     gw::gateway app{io, test::local()};

@@ -476,7 +476,7 @@ TEST(Loopback, StopEndsAccept) {
     asio::io_context io;
     gw::server srv{io, local()};
     test::run(io, [&]() -> awaitable<void> {
-        asio::post(io, [&] { srv.stop(); });
+        asio::post(io, [&] { srv.stop_accepting(); });
         bool aborted = false;
         try {
             co_await srv.accept();
@@ -817,4 +817,22 @@ TEST(Heartbeat, IdleConnectionIsClosedWith1001) {
         EXPECT_EQ(c.close_reason(), "idle timeout");
         co_await echo.wait_finished(1);
     }());
+}
+
+TEST(Shutdown, AwaitedStopCutsWhatDoesNotCloseByTheDeadline) {
+    asio::io_context io;
+    // A close_timeout far beyond the test's limit: only stop()'s deadline can end the connection.
+    gw::server srv{io, local({.close_timeout = std::chrono::seconds(60)})};
+    counting_echo echo(io);
+    echo.start(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        raw_client deaf(io);   // upgrades, then neither reads nor answers
+        auto head = co_await raw_upgrade(deaf, srv.port());
+        EXPECT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u);
+        auto ours = co_await gw::connect(url(srv));   // answers the close at once
+        co_await srv.stop(std::chrono::milliseconds(200));
+        EXPECT_EQ(echo.finished, 2);
+        EXPECT_FALSE(co_await ours.receive());
+        EXPECT_EQ(ours.close_code(), 1001);
+    }(), std::chrono::seconds(10));
 }

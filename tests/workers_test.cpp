@@ -249,6 +249,38 @@ TEST(Workers, GatewayStopsItsThreadsWithSocketsStillOpen) {
     EXPECT_EQ(connected.load(), static_cast<int>(workers));
 }
 
+TEST(Workers, AwaitedStopClosesSocketsOnEveryWorkerAndRunsTheirDisconnects) {
+    asio::io_context io;
+    gw::gateway app{io, with_workers(workers)};
+    threads_seen seen;
+    std::atomic<int> disconnects = 0;
+    auto ns = app.of("/");
+    ns.on_connect([&](gw::socket& s) {
+        std::lock_guard lock(seen.m);
+        seen.of[s.id()] = std::this_thread::get_id();
+    });
+    ns.on_disconnect([&](gw::socket&, std::string_view reason) {
+        EXPECT_EQ(reason, "server shutting down");
+        ++disconnects;
+    });
+    ns.on("id", [](gw::socket& s) { return s.id(); });
+    test::run(io, [&]() -> awaitable<void> {
+        std::vector<client> cl;
+        for (std::size_t i = 0; i < 2 * workers; ++i) {
+            auto c = co_await client::open(app);
+            co_await c.ask("id");
+            cl.push_back(std::move(c));
+        }
+        EXPECT_EQ(seen.distinct().size(), workers);
+        // Each client answers the close while stop() waits: their reads run on this loop.
+        for (auto& c : cl)
+            asio::co_spawn(io, [&c]() -> awaitable<void> { co_await c.c.receive(); }, asio::detached);
+        co_await app.stop();
+        EXPECT_EQ(disconnects.load(), static_cast<int>(2 * workers));
+        for (auto& c : cl) EXPECT_EQ(c.c.close_code(), 1001);
+    }());
+}
+
 TEST(Workers, RawServerSpreadsConnectionsOverItsLoops) {
     asio::io_context io;
     std::mutex m;

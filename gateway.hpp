@@ -228,6 +228,92 @@ struct http_response {
     std::vector<std::pair<std::string, std::string>> headers{};   ///< extra header lines
 };
 
+/// How much a log line matters (options.log).
+enum class log_level : std::uint8_t { debug, info, warn, error };
+
+/// A server's counters and gauges at one moment: server::metrics(), gateway::metrics(), and as
+/// Prometheus text at GET options.metrics_path. Counters count since the server started.
+struct metrics {
+    std::uint64_t connections = 0;           ///< gauge: connections open or upgrading now
+    std::uint64_t handshakes_accepted = 0;   ///< upgrades answered with 101
+    /// Upgrades and plain requests refused, by HTTP status (0: no answer, the handshake timed out
+    /// or its TLS failed), in increasing order of status.
+    std::vector<std::pair<int, std::uint64_t>> handshakes_rejected;
+    std::uint64_t messages_in = 0, messages_out = 0;   ///< WebSocket messages received and queued
+    std::uint64_t bytes_in = 0, bytes_out = 0;         ///< bytes read and queued, frame headers included
+    std::uint64_t dropped = 0;                 ///< messages dropped: volatile emits, gw::overflow::drop
+    std::uint64_t slow_consumer_closes = 0;    ///< connections closed by gw::overflow::close
+    std::uint64_t ping_timeouts = 0;           ///< connections dropped for a late pong
+    // The gateway's (zero for a plain server):
+    std::uint64_t sockets = 0;                 ///< gauge: sockets in every namespace
+    std::uint64_t rooms = 0;                   ///< gauge: rooms with members, per worker and namespace, id-rooms aside
+    /// Handler latency (guards, pipes and handler, until the reply is queued) per event.
+    struct latency {
+        std::string nsp, event;
+        static constexpr std::array<double, 10> bounds{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};   ///< seconds
+        std::array<std::uint64_t, bounds.size() + 1> buckets{};   ///< per bound, not cumulative; the last: above every bound
+        std::uint64_t count = 0;
+        double sum_seconds = 0;
+    };
+    std::vector<latency> handlers;
+};
+
+/// The metrics as Prometheus text exposition (version 0.0.4), names prefixed "gateway_".
+inline std::string to_prometheus(const metrics& m) {
+    std::string out;
+    auto number = [](double v) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.17g", v);
+        return std::string(buf);
+    };
+    auto label = [](std::string_view v) {   // a label value, escaped as the format asks
+        std::string t;
+        for (char c : v) {
+            if (c == '\\' || c == '"') t += '\\';
+            if (c == '\n') {
+                t += "\\n";
+                continue;
+            }
+            t += c;
+        }
+        return t;
+    };
+    auto one = [&](const char* name, const char* type, const char* help, std::uint64_t v) {
+        out.append("# HELP gateway_").append(name).append(" ").append(help).append("\n");
+        out.append("# TYPE gateway_").append(name).append(" ").append(type).append("\n");
+        out.append("gateway_").append(name).append(" ").append(std::to_string(v)).append("\n");
+    };
+    one("connections", "gauge", "Connections open or upgrading.", m.connections);
+    one("handshakes_accepted_total", "counter", "Upgrades answered with 101.", m.handshakes_accepted);
+    out.append("# HELP gateway_handshakes_rejected_total Requests refused, by HTTP status (0: no answer).\n"
+               "# TYPE gateway_handshakes_rejected_total counter\n");
+    for (const auto& [status, n] : m.handshakes_rejected)
+        out.append("gateway_handshakes_rejected_total{status=\"").append(std::to_string(status)).append("\"} ").append(std::to_string(n)).append("\n");
+    one("messages_received_total", "counter", "WebSocket messages received.", m.messages_in);
+    one("messages_sent_total", "counter", "WebSocket frames queued to send.", m.messages_out);
+    one("bytes_received_total", "counter", "Bytes read after the handshake.", m.bytes_in);
+    one("bytes_sent_total", "counter", "Bytes queued to send after the handshake.", m.bytes_out);
+    one("messages_dropped_total", "counter", "Messages dropped: volatile emits and overflow::drop.", m.dropped);
+    one("slow_consumer_closes_total", "counter", "Connections closed because their outbox passed its cap.", m.slow_consumer_closes);
+    one("ping_timeouts_total", "counter", "Connections dropped for a late pong.", m.ping_timeouts);
+    one("sockets", "gauge", "Gateway sockets in every namespace.", m.sockets);
+    one("rooms", "gauge", "Gateway rooms with members (per worker and namespace; id-rooms aside).", m.rooms);
+    out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
+    for (const auto& h : m.handlers) {
+        const std::string labels = "nsp=\"" + label(h.nsp) + "\",event=\"" + label(h.event) + "\"";
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < h.buckets.size(); ++i) {
+            cumulative += h.buckets[i];
+            const std::string le = i < h.bounds.size() ? number(h.bounds[i]) : "+Inf";
+            out.append("gateway_handler_seconds_bucket{").append(labels).append(",le=\"").append(le).append("\"} ")
+                .append(std::to_string(cumulative)).append("\n");
+        }
+        out.append("gateway_handler_seconds_sum{").append(labels).append("} ").append(number(h.sum_seconds)).append("\n");
+        out.append("gateway_handler_seconds_count{").append(labels).append("} ").append(std::to_string(h.count)).append("\n");
+    }
+    return out;
+}
+
 /// How a server listens and what it accepts. Every field has a default; set what you need with
 /// designated initializers: gw::server srv{io, {.port = 8080}}.
 struct options {
@@ -290,6 +376,17 @@ struct options {
     /// When set, receives each upgraded connection at once, on its thread, before any of its
     /// messages is read (and before another client is served), instead of accept().
     std::function<void(connection)> on_connection{};
+
+    // Operating it.
+    /// Receives the server's log lines: refused handshakes, protocol faults, timeouts, slow
+    /// consumers, exceptions no one else saw. Unset (the default): silent. Called on the thread
+    /// where it happened; keep it quick, and thread-safe with workers > 1.
+    std::function<void(log_level, std::string_view)> log{};
+    /// GET here answers the metrics as Prometheus text (version 0.0.4); "" turns it off. Put it
+    /// behind your proxy's access rules if the counts are not for everyone.
+    std::string metrics_path = "/metrics";
+    /// GET here answers 200 "ok" while the server accepts connections, 503 once it stopped; "": off.
+    std::string health_path = "/healthz";
 };
 
 /// How connect() opens a client connection.
@@ -904,9 +1001,25 @@ struct hub {
         connection_impl* first = nullptr;
         std::uint32_t now = 0;   // milliseconds since the hub began, as of this loop's last sweep
         asio::steady_timer* sweep = nullptr;   // the loop's heartbeat timer, while it runs
+        // Traffic, written by this loop's thread only (so a plain store), read by anyone.
+        std::atomic<std::uint64_t> messages_in{0}, bytes_in{0}, messages_out{0}, bytes_out{0};
+        std::atomic<std::uint64_t> dropped{0}, slow_closes{0}, ping_timeouts{0};
     };
+    static void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+        counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    /// Statuses counted apart; others count under 999.
+    static constexpr std::array<int, 13> statuses{0, 400, 401, 403, 404, 405, 426, 429, 431, 500, 503, 505, 999};
+    void rejected(int status) noexcept {
+        std::size_t i = 0;
+        while (i + 1 < statuses.size() && statuses[i] != status) ++i;
+        refused[i].fetch_add(1, std::memory_order_relaxed);
+    }
+    std::atomic<std::uint64_t> accepted{0};
+    std::array<std::atomic<std::uint64_t>, statuses.size()> refused{};
+    std::size_t loop_count = 0;
     hub(std::size_t loops, std::size_t max_total, std::size_t max_per_address)
-        : lists(new loop[loops]), max_connections(max_total), max_per_address(max_per_address) {}
+        : loop_count(loops), lists(new loop[loops]), max_connections(max_total), max_per_address(max_per_address) {}
 
     /// Counts a new connection in, or says why it may not come in: 503 (the server is full) or 429
     /// (its address is). A connection counted in is counted out by release().
@@ -950,6 +1063,20 @@ struct hub {
     std::atomic<bool> retired{false};   // the server is gone: its sweeps stop
     std::mutex empty_lock;
     std::function<void()> on_empty;     // set while a stop() waits for the last connection
+    std::function<void(log_level, std::string_view)> log;   // options.log
+
+    /// A log line about a connection, with its remote address; nothing is built when no one listens.
+    void say(log_level level, std::string_view what, const http_request& about) const {
+        if (!log) return;
+        std::error_code ec;
+        const auto& ep = about.remote_endpoint();
+        std::string line(what);
+        line.append(" (").append(ep.address().to_string(ec)).append(":").append(std::to_string(ep.port())).append(")");
+        try {
+            log(level, line);
+        } catch (...) {   // a logger that throws loses its line, not the connection
+        }
+    }
     const std::size_t max_connections, max_per_address;
     std::mutex address_lock;
     std::unordered_map<asio::ip::address, std::size_t> per_address;
@@ -1072,6 +1199,7 @@ public:
     /// when reading must stop: the peer's close frame arrived, or the peer broke the protocol
     /// (fail_code_ and error_ say how). Either way finish() sends our close frame later.
     bool consume(const unsigned char* p, std::size_t n) {
+        if (hub_) hub::bump(hub_->lists[loop_].bytes_in, n);
         for (;;) {
             if (!frame_.active) {
                 if (n == 0) return true;
@@ -1175,6 +1303,7 @@ public:
             if (!message_binary_ && !utf8_.complete()) return fail(close_code::invalid_payload);
             inbox_.push_back(message{std::move(message_), message_binary_});
             ++messages_in_;
+            if (hub_) hub::bump(hub_->lists[loop_].messages_in);
             message_ = {};
             in_message_ = false;
             return true;
@@ -1269,7 +1398,12 @@ public:
         if (now == 0 || n <= max_outbox_ - std::min(now, max_outbox_)) return true;
         if (drop_when_full_) {
             ++dropped_;
+            if (hub_) hub::bump(hub_->lists[loop_].dropped);
             return false;
+        }
+        if (hub_) {
+            hub::bump(hub_->lists[loop_].slow_closes);
+            hub_->say(log_level::warn, "closing a slow consumer: its outbox passed max_outbox_bytes", request_);
         }
         // Close the slow consumer: what waits for it is dropped, so its memory goes at once, and
         // the close frame goes alone; close_timeout bounds the wait for a peer that reads nothing.
@@ -1313,7 +1447,13 @@ public:
     }
 
     void push(out_frame f) {
-        queued_bytes_ += f.head_size + f.payload_buffer().size();
+        const std::size_t size = f.head_size + f.payload_buffer().size();
+        queued_bytes_ += size;
+        if (hub_ && upgraded_) {
+            auto& l = hub_->lists[loop_];
+            hub::bump(l.messages_out);
+            hub::bump(l.bytes_out, size);
+        }
         if (buffered() >= high_water_) pressed_ = true;
         outbox_.push_back(std::move(f));
         if (!writing_) {
@@ -1329,6 +1469,7 @@ public:
         if (close_sent_ || ended_ || broken_) return;   // a broadcast skips sockets that are closing
         if (droppable && buffered() >= high_water_) {
             ++dropped_;
+            if (hub_) hub::bump(hub_->lists[loop_].dropped);
             return;
         }
         if (!room_for(frame->size())) return;
@@ -1795,6 +1936,7 @@ public:
             st_->loops.push_back(&w->io);
         }
         st_->hub = std::make_shared<detail::hub>(st_->loops.size(), o.max_connections, o.max_connections_per_address);
+        st_->hub->log = o.log;
         if (o.ping_interval.count() > 0 || o.idle_timeout.count() > 0)
             for (std::uint32_t i = 0; i < st_->loops.size(); ++i)
                 asio::co_spawn(*st_->loops[i], state::sweep(st_->hub, i, o), [](std::exception_ptr) {});
@@ -1855,6 +1997,13 @@ public:
     /// Stops listening, and only that: accept() fails, open connections stay open.
     void stop_accepting() { halt(); }
 
+    /// The counters and gauges now (any thread).
+    gw::metrics metrics() const {
+        gw::metrics m;
+        state::read(*st_, m);
+        return m;
+    }
+
     /// The port it listens on (the one chosen when options.port was 0).
     std::uint16_t port() const noexcept { return st_->port; }
     const options& config() const noexcept { return st_->opts; }
@@ -1897,6 +2046,40 @@ private:
         std::vector<asio::io_context*> loops;
         std::size_t next_loop = 0;
         std::shared_ptr<detail::hub> hub;
+        std::function<void(gw::metrics&)> more_metrics;   // the gateway's part
+
+        static void read(const state& st, gw::metrics& m) {
+            const auto& h = *st.hub;
+            m.connections = h.live.load(std::memory_order_relaxed);
+            m.handshakes_accepted = h.accepted.load(std::memory_order_relaxed);
+            for (std::size_t i = 0; i < h.statuses.size(); ++i)
+                if (auto n = h.refused[i].load(std::memory_order_relaxed)) m.handshakes_rejected.emplace_back(h.statuses[i], n);
+            for (std::size_t i = 0; i < h.loop_count; ++i) {
+                const auto& l = h.lists[i];
+                m.messages_in += l.messages_in.load(std::memory_order_relaxed);
+                m.bytes_in += l.bytes_in.load(std::memory_order_relaxed);
+                m.messages_out += l.messages_out.load(std::memory_order_relaxed);
+                m.bytes_out += l.bytes_out.load(std::memory_order_relaxed);
+                m.dropped += l.dropped.load(std::memory_order_relaxed);
+                m.slow_consumer_closes += l.slow_closes.load(std::memory_order_relaxed);
+                m.ping_timeouts += l.ping_timeouts.load(std::memory_order_relaxed);
+            }
+            if (st.more_metrics) st.more_metrics(m);
+        }
+
+        /// The answers the server itself gives to plain GETs: metrics and health.
+        static std::optional<http_response> own_answer(const state& st, const http_request& req) {
+            const auto& o = st.opts;
+            if (req.method() != "GET") return std::nullopt;
+            if (!o.metrics_path.empty() && req.path() == o.metrics_path) {
+                gw::metrics m;
+                read(st, m);
+                return http_response{200, to_prometheus(m), "text/plain; version=0.0.4; charset=utf-8"};
+            }
+            if (!o.health_path.empty() && req.path() == o.health_path)
+                return st.stopped ? http_response{503, "shutting down\n"} : http_response{200, "ok\n"};
+            return std::nullopt;
+        }
 
         /// Closes every connection of every loop (1001 after what was queued), waits until none
         /// is left, and cuts what remains at the deadline.
@@ -1977,6 +2160,8 @@ private:
                     if (interval) {
                         if (c->ping_outstanding_ && now - c->ping_at_ >= patience) {
                             if (!c->error_) c->error_ = errc::ping_timeout;
+                            detail::hub::bump(l.ping_timeouts);
+                            hub->say(log_level::info, "ping timeout", c->request_);
                             std::error_code ignored;
                             c->sock_.close(ignored);   // a peer that does not answer pings will not answer a close
                             continue;
@@ -2061,12 +2246,18 @@ private:
             if (o.tls) {
                 c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *o.tls);
                 auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
-                if (hec) co_return;
+                if (hec) {
+                    self->hub->rejected(0);
+                    co_return;
+                }
             }
             std::string head, rest;
             bool too_big = false;
             if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
+                if (!too_big) self->hub->rejected(0);   // timed out, or the peer went
                 if (too_big) {
+                    self->hub->rejected(431);
+                    self->hub->say(log_level::info, "refused a handshake: 431 request header too large", c->request_);
                     // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
                     http_response r{431, "request header too large\n"};
                     co_await detail::refuse(*c, r);
@@ -2075,6 +2266,8 @@ private:
             }
             http_request& req = c->request_;
             if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
+                self->hub->rejected(err.status);
+                self->hub->say(log_level::info, "refused a malformed request: " + std::string(err.reason), req);
                 http_response r{err.status, std::string(err.reason) + "\n"};
                 co_await detail::refuse(*c, r);
                 co_return;
@@ -2089,7 +2282,8 @@ private:
                 } else if (d.is_upgrade && !d.error.status && !origin_allowed(o, req)) {
                     answer = http_response{403, "origin not allowed\n"};
                 } else if (!d.is_upgrade) {
-                    if (o.on_http) answer = o.on_http(req);
+                    answer = own_answer(*self, req);
+                    if (!answer && o.on_http) answer = o.on_http(req);
                     if (!answer) answer = http_response{426, "this is a WebSocket endpoint\n", "text/plain; charset=utf-8",
                                                         {{"Upgrade", "websocket"}}};
                 } else if (d.error.status) {
@@ -2109,7 +2303,8 @@ private:
                         answer = http_response{500, "the server chose a subprotocol the client did not offer\n"};
                     c->subprotocol_ = std::move(chosen);
                 }
-            } catch (const std::exception&) {
+            } catch (const std::exception& e) {
+                self->hub->say(log_level::error, std::string("an upgrade hook threw: ") + e.what(), req);
                 answer = http_response{500, "internal server error\n"};
             }
             if (answer) {
@@ -2119,6 +2314,10 @@ private:
                 if (answer->status == 401 &&
                     std::none_of(h.begin(), h.end(), [](const auto& kv) { return detail::iequals(kv.first, "WWW-Authenticate"); }))
                     h.emplace_back("WWW-Authenticate", "Bearer");
+                if (d.is_upgrade || answer->status >= 400) {
+                    self->hub->rejected(answer->status);
+                    self->hub->say(log_level::info, "refused a request: " + std::to_string(answer->status) + " " + std::string(req.path()), req);
+                }
                 co_await detail::refuse(*c, *answer);
                 co_return;
             }
@@ -2132,9 +2331,10 @@ private:
             switching.payload += "\r\n\r\n";
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
+            c->push(std::move(switching));   // before upgraded_: the 101 is not a message
             c->upgraded_ = true;
             c->ping_at_ = c->active_at_ = self->hub->lists[c->loop_].now;
-            c->push(std::move(switching));
+            self->hub->accepted.fetch_add(1, std::memory_order_relaxed);
             c->consume_early(rest);
             if (o.on_connection) {
                 o.on_connection(connection(std::move(c)));
@@ -2145,6 +2345,7 @@ private:
         }
     };
     std::shared_ptr<state> st_;
+    friend class gateway;   // adds its own metrics to the server's
 };
 
 // ==== Client ====
@@ -3139,7 +3340,21 @@ struct outcome {
 /// coroutines are spawned so a slow handler never holds up the socket's other messages.
 /// A handler made callable on an event. The bool says the event's payload may be moved into the
 /// handler: nothing reads it after the handler (no interceptor).
+/// A handler's latency histogram (metrics::latency's buckets), updated from any worker.
+struct latency_histogram {
+    std::array<std::atomic<std::uint64_t>, metrics::latency::bounds.size() + 1> buckets{};
+    std::atomic<std::uint64_t> nanoseconds{0};
+    void record(std::chrono::nanoseconds took) noexcept {
+        const double seconds = std::chrono::duration<double>(took).count();
+        std::size_t i = 0;
+        while (i < metrics::latency::bounds.size() && seconds > metrics::latency::bounds[i]) ++i;
+        buckets[i].fetch_add(1, std::memory_order_relaxed);
+        nanoseconds.fetch_add(static_cast<std::uint64_t>(took.count()), std::memory_order_relaxed);
+    }
+};
+
 struct handler {
+    std::shared_ptr<latency_histogram> latency = std::make_shared<latency_histogram>();
     std::function<std::optional<outcome>(socket&, event&, bool)> sync;
     std::function<asio::awaitable<std::optional<outcome>>(socket&, event&, bool)> async;
     stages around;   // this handler's own enhancers
@@ -3336,6 +3551,7 @@ struct namespace_state {
     std::optional<overflow> slow_consumer;   // else the server's options.slow_consumer
     std::vector<shard> shards;   // one per worker
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
+    std::atomic<std::size_t> room_count{0};  // rooms with members, summed over workers
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
@@ -3384,7 +3600,9 @@ inline void detail::namespace_state::join(socket& s, const std::string& room) {
         return;
     }
     s.rooms_.push_back(room);
-    shards[s.worker_].rooms[room].push_back(&s);
+    auto& members = shards[s.worker_].rooms[room];
+    if (members.empty()) room_count.fetch_add(1, std::memory_order_relaxed);
+    members.push_back(&s);
 }
 
 inline void detail::namespace_state::leave(socket& s, const std::string& room) {
@@ -3398,7 +3616,10 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     auto& rooms = shards[s.worker_].rooms;
     auto r = rooms.find(room);
     std::erase(r->second, &s);
-    if (r->second.empty()) rooms.erase(r);
+    if (r->second.empty()) {
+        rooms.erase(r);
+        room_count.fetch_sub(1, std::memory_order_relaxed);
+    }
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
@@ -3729,6 +3950,26 @@ public:
         };
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
+        st_->srv->st_->more_metrics = [w = std::weak_ptr<detail::gateway_state>(st_)](gw::metrics& m) {
+            auto st = w.lock();
+            if (!st) return;
+            for (const auto& ns : st->spaces) {
+                m.sockets += ns->connected.load(std::memory_order_relaxed);
+                m.rooms += ns->room_count.load(std::memory_order_relaxed);
+                auto add = [&](const std::string& event, const detail::handler& h) {
+                    auto& l = m.handlers.emplace_back();
+                    l.nsp = ns->path;
+                    l.event = event;
+                    for (std::size_t i = 0; i < l.buckets.size(); ++i) {
+                        l.buckets[i] = h.latency->buckets[i].load(std::memory_order_relaxed);
+                        l.count += l.buckets[i];
+                    }
+                    l.sum_seconds = static_cast<double>(h.latency->nanoseconds.load(std::memory_order_relaxed)) / 1e9;
+                };
+                for (const auto& [event, h] : ns->handlers) add(event, h);
+                if (ns->catch_all) add("*", ns->catch_all);
+            }
+        };
         asio::co_spawn(io, init(st_), [](std::exception_ptr) {});
     }
     gateway(const gateway&) = delete;
@@ -3759,6 +4000,9 @@ public:
         st_->on_init.push_back(detail::make_hook<>(std::move(hook)));
         return *this;
     }
+
+    /// The counters and gauges now, the server's and the gateway's (any thread).
+    gw::metrics metrics() const { return st_->srv->metrics(); }
 
     /// Enhancers for every handler of every namespace.
     gateway& apply(stages around) {
@@ -3908,7 +4152,7 @@ private:
         }
         detail::call_stages cs{{&st->around, &ns->around, &h->around}};
         if (h->async) {
-            asio::co_spawn(s->conn_.handle.get_executor(), run(s, h->async, cs, std::move(*ev)), [](std::exception_ptr) {});
+            asio::co_spawn(s->conn_.handle.get_executor(), run(s, h->async, h->latency, cs, std::move(*ev)), [](std::exception_ptr) {});
             return;
         }
         const auto start = std::chrono::steady_clock::now();
@@ -3923,11 +4167,13 @@ private:
         } catch (...) {
             failure = std::current_exception();
         }
-        finish(*s, cs, *ev, std::move(out), failure, admitted, std::chrono::steady_clock::now() - start);
+        const auto took = std::chrono::steady_clock::now() - start;
+        h->latency->record(took);
+        finish(*s, cs, *ev, std::move(out), failure, admitted, took);
     }
 
     static asio::awaitable<void> run(std::shared_ptr<socket> s, decltype(detail::handler::async) fn,
-                                     detail::call_stages cs, event ev) {
+                                     std::shared_ptr<detail::latency_histogram> latency, detail::call_stages cs, event ev) {
         const auto start = std::chrono::steady_clock::now();
         std::optional<detail::outcome> out;
         std::exception_ptr failure;
@@ -3940,7 +4186,9 @@ private:
         } catch (...) {
             failure = std::current_exception();
         }
-        finish(*s, cs, ev, std::move(out), failure, admitted, std::chrono::steady_clock::now() - start);
+        const auto took = std::chrono::steady_clock::now() - start;
+        latency->record(took);
+        finish(*s, cs, ev, std::move(out), failure, admitted, took);
     }
 
     /// Interceptors (around pipes and handler, so not when a guard denied) see the outcome; then the

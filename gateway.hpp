@@ -377,6 +377,16 @@ struct options {
     /// messages is read (and before another client is served), instead of accept().
     std::function<void(connection)> on_connection{};
 
+    // The gateway's limits (a plain server ignores them).
+    std::size_t max_rooms_per_socket = 1000;   ///< joining one more throws gw::ws_exception("Too many rooms")
+    /// Events per second a socket may send (a token bucket refilled at this rate); 0 (the default):
+    /// no limit. Over it, rate_policy decides.
+    double message_rate = 0;
+    double message_burst = 0;   ///< the bucket's size: events allowed at once; 0 means message_rate's worth (one second)
+    /// Over the rate: true closes the socket with 1008 "rate limit"; false (the default) answers the
+    /// event with an exception ("Too many messages") and drops it.
+    bool close_over_rate = false;
+
     // Operating it.
     /// Receives the server's log lines: refused handshakes, protocol faults, timeouts, slow
     /// consumers, exceptions no one else saw. Unset (the default): silent. Called on the thread
@@ -1586,13 +1596,20 @@ public:
     /// send side first (RFC 6455 section 7.1.1) and both read until the peer closes, so nothing in
     /// flight is lost to a reset. close_timeout bounds it all. Runs once; other callers wait for it.
     asio::awaitable<void> finish() {
+        co_await settle();
+        co_await conclude();
+    }
+
+    /// finish()'s first half: the close frames exchanged (or the peer failed or vanished); after
+    /// it, how the connection ended is known, and the socket is still open.
+    asio::awaitable<void> settle() {
         auto self = shared_from_this();
         arm_deadline();
-        if (finishing_) {
-            while (!ended_) co_await wait_for_change();
+        if (settling_) {
+            while (!settled_) co_await wait_for_change();
             co_return;
         }
-        finishing_ = true;
+        settling_ = true;
         if (!close_sent_ && !broken_) {
             if (close_received_)   // echo the peer's code and reason (RFC 6455 section 5.5.1); none for none
                 send_close(peer_code_ == static_cast<std::uint16_t>(close_code::no_status) ? close_code::no_status
@@ -1606,10 +1623,22 @@ public:
             if (co_await read_some()) break;
             if (!consume(data_.data(), data_.size())) stop_reading_ = true;
         }
+        if (!close_received_ && !error_) error_ = errc::connection_lost;
+        settled_ = true;
+        wake();
+    }
+
+    /// finish()'s second half: the TCP close (see linger).
+    asio::awaitable<void> conclude() {
+        auto self = shared_from_this();
+        if (concluding_) {
+            while (!ended_) co_await wait_for_change();
+            co_return;
+        }
+        concluding_ = true;
         co_await linger(role_ == role::server);
         closer_->deadline.cancel();
         ended_ = true;
-        if (!close_received_ && !error_) error_ = errc::connection_lost;
         wake();
     }
 
@@ -1627,7 +1656,7 @@ public:
     }
 
     bool close_sent_ = false, close_received_ = false;
-    bool finishing_ = false, ended_ = false, deadline_armed_ = false;
+    bool settling_ = false, settled_ = false, concluding_ = false, ended_ = false, deadline_armed_ = false;
     std::uint16_t peer_code_ = static_cast<std::uint16_t>(close_code::abnormal);
     close_code fail_code_{};   // set when the peer broke the protocol
     std::string_view peer_reason() const noexcept {
@@ -3101,7 +3130,7 @@ public:
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
         send_event(event, data, nullptr);
         auto& c = conn_.state();
-        if (c.above_high_water() && c.on_own_thread()) return c.wait_drained();
+        if (c.on_own_thread() && c.above_high_water()) return c.wait_drained();
         return detail::done();
     }
 
@@ -3197,6 +3226,9 @@ private:
     bool in_own_room_ = true;
     bool closed_by_server_ = false;
     bool gone_ = false;   // out of the namespace: rooms and lookups no longer know it
+    // The message-rate bucket (options.message_rate): tokens left, as of when.
+    double tokens_ = -1;   // -1: full, not yet used
+    std::chrono::steady_clock::time_point tokens_at_{};
 
     struct pending_ack {
         pending_ack(const asio::any_io_executor& ex, std::chrono::milliseconds timeout) : timer(ex, timeout) {}
@@ -3566,6 +3598,10 @@ struct gateway_state : std::enable_shared_from_this<gateway_state> {
     std::vector<std::unique_ptr<namespace_state>> spaces;
     std::vector<hook<>> on_init;
     stages around;   // enhancers of every handler in every namespace
+    std::size_t max_rooms = 1000;          // options.max_rooms_per_socket
+    double rate = 0, burst = 0;            // options.message_rate and message_burst (resolved)
+    bool close_over_rate = false;
+    std::function<void(log_level, std::string_view)> log;
 
     /// The worker whose loop runs on this thread; with one worker, that one whatever the thread
     /// (an application with one loop may call from outside it before it runs).
@@ -3599,6 +3635,7 @@ inline void detail::namespace_state::join(socket& s, const std::string& room) {
         s.in_own_room_ = true;
         return;
     }
+    if (s.rooms_.size() >= owner->max_rooms) throw ws_exception("Too many rooms");
     s.rooms_.push_back(room);
     auto& members = shards[s.worker_].rooms[room];
     if (members.empty()) room_count.fetch_add(1, std::memory_order_relaxed);
@@ -3924,6 +3961,13 @@ private:
 class gateway {
 public:
     gateway(asio::io_context& io, options opts = {}) : st_(std::make_shared<detail::gateway_state>(io)) {
+        if (opts.message_rate < 0 || opts.message_burst < 0)
+            throw std::invalid_argument("gw::gateway: options.message_rate and message_burst must not be negative");
+        st_->max_rooms = opts.max_rooms_per_socket;
+        st_->rate = opts.message_rate;
+        st_->burst = opts.message_burst > 0 ? std::max(opts.message_burst, 1.0) : std::max(opts.message_rate, 1.0);
+        st_->close_over_rate = opts.close_over_rate;
+        st_->log = opts.log;
         opts.on_upgrade = [w = std::weak_ptr<detail::gateway_state>(st_)](http_request& req) -> std::optional<http_response> {
             auto st = w.lock();
             if (!st) return http_response{503, "shutting down\n"};
@@ -4085,13 +4129,40 @@ private:
     struct reader {
         std::shared_ptr<detail::gateway_state> st;
         std::shared_ptr<socket> s;
-        void message(gw::message&& m) { dispatch(st, &s->ns_, s, std::move(m)); }
+        void message(gw::message&& m) {
+            if (st->rate > 0 && !within_rate(*st, *s)) return;
+            dispatch(st, &s->ns_, s, std::move(m));
+        }
         void end() {
             const auto ex = s->conn_.handle.get_executor();
             auto* ns = &s->ns_;
             asio::co_spawn(ex, farewell(ns, std::move(s)), [](std::exception_ptr) {});
         }
     };
+
+    /// Takes a token from the socket's bucket; over the rate, answers or closes by policy.
+    static bool within_rate(const detail::gateway_state& st, socket& s) {
+        const auto now = std::chrono::steady_clock::now();
+        if (s.tokens_ < 0) s.tokens_ = st.burst;
+        else s.tokens_ = std::min(st.burst, s.tokens_ + std::chrono::duration<double>(now - s.tokens_at_).count() * st.rate);
+        s.tokens_at_ = now;
+        if (s.tokens_ >= 1) {
+            s.tokens_ -= 1;
+            return true;
+        }
+        if (st.close_over_rate) {
+            if (s.connected()) {
+                if (st.log) st.log(log_level::info, "closing a socket over the message rate: " + s.id());
+                s.closed_by_server_ = true;
+                auto& c = s.conn_.state();
+                c.send_close(close_code::policy_violation, "rate limit");
+                c.arm_deadline();
+            }
+        } else {
+            s.answer_exception({{"status", "error"}, {"message", "Too many messages"}}, nullptr);
+        }
+        return false;
+    }
 
     /// Runs the namespace's on_drain hooks for a socket.
     static asio::awaitable<void> drained(std::shared_ptr<socket> s) {
@@ -4106,9 +4177,10 @@ private:
     /// Finishes the connection (the closing handshake), then runs on_disconnect with the reason
     /// (computed from how it ended unless given) and takes the socket out of every room.
     static asio::awaitable<void> farewell(detail::namespace_state* ns, std::shared_ptr<socket> s, std::string reason = {}) {
+        // The close frames are exchanged first and the TCP close comes after the hooks: a client
+        // whose close() completed knows its on_disconnect has run (up to its first suspension).
         auto& c = s->conn_.state();
-        co_await c.finish();
-        c.receiving_ = false;
+        co_await c.settle();
         c.on_drain_ = nullptr;   // the socket is leaving: no more drain hooks for it
         if (reason.empty())
             reason = c.error_ == errc::connection_lost ? "transport close"
@@ -4128,6 +4200,8 @@ private:
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
         ns->shards[s->worker_].sockets.erase(s->id());
         s->gone_ = true;
+        co_await c.conclude();
+        c.receiving_ = false;
     }
 
     /// Decodes one message and runs its handler with the enhancers of every level. Never throws:

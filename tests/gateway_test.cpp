@@ -272,7 +272,7 @@ TEST(Gateway, AClientThatStopsAnsweringPingsLeavesWithPingTimeout) {
         const std::string request = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         co_await asio::async_write(raw, asio::buffer(request), asio::use_awaitable);
-        co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        while (reason.empty()) co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }());
     EXPECT_EQ(reason, "ping timeout");
 }
@@ -323,6 +323,62 @@ TEST(Gateway, AwaitedStopDeliversWhatWasQueuedThenClosesEverySocketWith1001) {
     }());
 }
 
+TEST(Gateway, OverTheMessageRateEventsGetAnExceptionOrTheSocketIsClosed) {
+    asio::io_context io;
+    auto o = local();
+    o.message_rate = 1;   // one a second, three at once: the burst below takes milliseconds
+    o.message_burst = 3;
+    gw::gateway app{io, o};
+    app.of("/").on("echo", [](gw::socket&, json d) { return d; });
+    auto o2 = local();
+    o2.message_rate = 1;
+    o2.message_burst = 2;
+    o2.close_over_rate = true;
+    gw::gateway strict{io, o2};
+    std::string reason;
+    strict.of("/").on("echo", [](gw::socket&, json d) { return d; });
+    asio::steady_timer gone(io, asio::steady_timer::time_point::max());
+    strict.of("/").on_disconnect([&](gw::socket&, std::string_view why) {
+        reason = why;
+        gone.cancel();
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto c = co_await client::open(app);
+        for (int i = 0; i < 6; ++i) co_await c.send("echo", i);
+        for (int i = 0; i < 3; ++i) EXPECT_EQ((co_await c.next()), j((R"({"event":"echo","data":)" + std::to_string(i) + "}").c_str()));
+        for (int i = 0; i < 3; ++i) EXPECT_EQ((co_await c.next()), test::exception("Too many messages"));
+        co_await c.c.close();
+
+        auto d = co_await client::open(strict);
+        for (int i = 0; i < 3; ++i) co_await d.send("echo", i);
+        EXPECT_EQ((co_await d.next())["data"], 0);
+        EXPECT_EQ((co_await d.next())["data"], 1);
+        EXPECT_FALSE(co_await d.c.receive());   // the third closes it
+        EXPECT_EQ(d.c.close_code(), 1008);
+        EXPECT_EQ(d.c.close_reason(), "rate limit");
+        while (reason.empty()) co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }());
+    EXPECT_EQ(reason, "server disconnect");
+}
+
+TEST(Gateway, JoiningMoreThanMaxRoomsPerSocketIsRefused) {
+    asio::io_context io;
+    auto o = local();
+    o.max_rooms_per_socket = 3;
+    gw::gateway app{io, o};
+    app.of("/").on("join", [](gw::socket& s, std::string room) {
+        s.join(room);
+        return s.rooms().size();
+    });
+    test::run(io, [&]() -> awaitable<void> {
+        auto c = co_await client::open(app);
+        for (const char* room : {"a", "b", "c"}) co_await c.ask("join", room);
+        EXPECT_EQ(co_await c.ask("join", "d"), test::exception("Too many rooms"));
+        EXPECT_EQ((co_await c.ask("join", "c"))["data"], 4);   // one it is in already: nothing new; its id-room counts in rooms()
+        co_await c.c.close();
+    }());
+}
+
 TEST(Gateway, InterceptorsSeeThePayloadAHandlerTookByValue) {
     asio::io_context io;
     gw::gateway app{io, test::local()};
@@ -363,8 +419,9 @@ TEST(Gateway, LifecycleHooksRunInOrderAndDisconnectOnce) {
         EXPECT_EQ((co_await b.next())["event"], "welcome");
         co_await b.send("lobby_count");
         EXPECT_EQ((co_await b.next())["data"], 2);
-        co_await a.c.close();
-        co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        co_await a.c.close();   // its on_disconnect has run by now: the server closes TCP after it
+        EXPECT_EQ(log.size(), 4u);
+        while (log.size() < 4) co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         co_await b.send("lobby_count");   // a left the lobby with its disconnect
         EXPECT_EQ((co_await b.next())["data"], 1);
         co_await b.c.close();

@@ -1538,7 +1538,26 @@ public:
             return;
         }
         queued_bytes_ = 0;
-        asio::async_write(sock_, frame_buffers{inflight_.data(), inflight_.data() + inflight_.size()}, std::move(done));
+        // One write_some, so one sendmsg of up to 64 buffers (Asio's composed async_write would
+        // split the batch into sendmsg calls of 16 buffers, 8 frames). What the kernel does not take
+        // goes with the composed write from a list of the rest: a full send buffer, or over 32 frames.
+        const frame_buffers batch{inflight_.data(), inflight_.data() + inflight_.size()};
+        sock_.async_write_some(batch, [self = shared_from_this(), batch, done = std::move(done)](std::error_code ec,
+                                                                                                 std::size_t n) mutable {
+            if (ec || n == self->inflight_bytes_) {
+                done(ec, n);
+                return;
+            }
+            auto rest = std::make_shared<std::vector<asio::const_buffer>>();
+            for (asio::const_buffer b : batch) {
+                const std::size_t skip = std::min(n, b.size());
+                n -= skip;
+                if (b.size() > skip) rest->push_back(b + skip);
+            }
+            asio::async_write(self->sock_, *rest, [rest, done = std::move(done)](std::error_code e, std::size_t m) mutable {
+                done(e, m);
+            });
+        });
     }
 
     void write_failed(std::error_code) {

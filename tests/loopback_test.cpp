@@ -836,3 +836,32 @@ TEST(Shutdown, AwaitedStopCutsWhatDoesNotCloseByTheDeadline) {
         EXPECT_EQ(ours.close_code(), 1001);
     }(), std::chrono::seconds(10));
 }
+
+TEST(Loopback, HeadersTrickledAByteAtATimeStillUpgradeWhileOthersAreServed) {
+    asio::io_context io;
+    gw::server srv{io, local()};
+    start_echo(io, srv);
+    test::run(io, [&]() -> awaitable<void> {
+        auto other = co_await gw::connect(url(srv));
+        raw_client slow(io);
+        co_await slow.open(srv.port());
+        int round_trips = 0;
+        for (char byte : upgrade_request) {   // one byte, then one echo of the other client
+            co_await slow.write(std::string_view(&byte, 1));
+            co_await other.send("between");
+            auto m = co_await other.receive();
+            EXPECT_TRUE(m && m->data == "between");
+            ++round_trips;
+        }
+        EXPECT_EQ(round_trips, static_cast<int>(upgrade_request.size()));
+        std::string head;
+        char buf[512];
+        while (head.find("\r\n\r\n") == std::string::npos) {
+            auto [ec, n] = co_await slow.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
+            head.append(buf, n);
+            if (ec) break;
+        }
+        EXPECT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u) << head;
+        co_await other.close();
+    }());
+}

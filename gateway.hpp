@@ -62,6 +62,9 @@
 #include <functional>     // std::function hooks in options
 #include <memory>         // shared ownership of connection state
 #include <mutex>          // a server's connection lists and per-address counts
+#if defined(__GLIBC__)
+#include <malloc.h>       // malloc_trim: a server whose last connection went gives memory back
+#endif
 #include <optional>       // receive() returns nothing on a clean close
 #include <span>           // byte views
 #include <stdexcept>      // gw::ws_exception, gw::http_refusal
@@ -1051,6 +1054,7 @@ struct hub {
     }
     void release(const asio::ip::address& from) {
         if (live.fetch_sub(1, std::memory_order_acq_rel) == 1) {   // the last one: wake a stop() waiting for it
+            give_back();
             std::function<void()> wake;
             {
                 std::lock_guard hold(empty_lock);
@@ -1062,6 +1066,16 @@ struct hub {
         std::lock_guard hold(address_lock);
         if (auto it = per_address.find(from); it != per_address.end() && --it->second == 0) per_address.erase(it);
     }
+    /// With no connection left, hands the heap that connections freed back to the system (glibc
+    /// keeps it otherwise), at most once a second: after a burst, a quiet server shrinks back.
+    void give_back() noexcept {
+#if defined(__GLIBC__)
+        const std::uint32_t now = clock();
+        std::uint32_t last = trimmed_at.load(std::memory_order_relaxed);
+        if (now - last < 1000 || !trimmed_at.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+        ::malloc_trim(0);
+#endif
+    }
     std::uint32_t clock() const noexcept {
         return static_cast<std::uint32_t>(
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch).count());
@@ -1071,6 +1085,7 @@ struct hub {
     const std::chrono::steady_clock::time_point epoch = std::chrono::steady_clock::now();
     std::atomic<std::size_t> live{0};   // counted in and not yet released
     std::atomic<bool> retired{false};   // the server is gone: its sweeps stop
+    std::atomic<std::uint32_t> trimmed_at{0};   // clock() of the last give_back()
     std::mutex empty_lock;
     std::function<void()> on_empty;     // set while a stop() waits for the last connection
     std::function<void(log_level, std::string_view)> log;   // options.log

@@ -1023,10 +1023,12 @@ struct hub {
     }
     /// Statuses counted apart; others count under 999.
     static constexpr std::array<int, 13> statuses{0, 400, 401, 403, 404, 405, 426, 429, 431, 500, 503, 505, 999};
-    void rejected(int status) noexcept {
+    /// Counts a refused request; logs why, when it was answered.
+    void rejected(int status, std::string_view why = {}, const http_request* about = nullptr) {
         std::size_t i = 0;
         while (i + 1 < statuses.size() && statuses[i] != status) ++i;
         refused[i].fetch_add(1, std::memory_order_relaxed);
+        if (about) say(log_level::info, "refused a request: " + std::to_string(status) + " " + std::string(why), *about);
     }
     std::atomic<std::uint64_t> accepted{0};
     std::array<std::atomic<std::uint64_t>, statuses.size()> refused{};
@@ -1435,18 +1437,14 @@ public:
         outbox_.clear();
         queued_bytes_ = 0;
         if (!error_) error_ = errc::slow_consumer;
-        send_close(close_code::policy_violation, "slow consumer");
-        arm_deadline();
+        close_soon(close_code::policy_violation, "slow consumer");
         return false;
     }
 
     /// Waits while the outbox is above its high-water mark (and the connection is open).
     asio::awaitable<void> wait_drained() {
         auto self = shared_from_this();
-        while (above_high_water() && !close_sent_ && !ended_ && !broken_) {
-            if (!closer_) closer_ = std::make_unique<closer>(sock_.get_executor());
-            co_await wait_for_change();
-        }
+        while (above_high_water() && !close_sent_ && !ended_ && !broken_) co_await wait_for_change();
     }
 
     /// After a write: the outbox may have drained below its mark.
@@ -1607,15 +1605,26 @@ public:
     }
 
     asio::awaitable<void> wait_for_change() {
-        co_await closer_->wake.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        co_await closing().wake.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+
+    closer& closing() {
+        if (!closer_) closer_ = std::make_unique<closer>(sock_.get_executor());
+        return *closer_;
+    }
+
+    /// Sends our close frame now and lets close_timeout bound what follows: for closes the server
+    /// decides on its own (idle, slow consumer, rate limit), whoever reads the connection finishes it.
+    void close_soon(close_code code, std::string_view reason) {
+        send_close(code, reason);
+        arm_deadline();
     }
 
     /// Starts the deadline after which the socket is closed whatever the peer does.
     void arm_deadline() {
-        if (!closer_) closer_ = std::make_unique<closer>(sock_.get_executor());
         if (deadline_armed_) return;
         deadline_armed_ = true;
-        closer_->deadline.expires_after(close_timeout_);
+        closing().deadline.expires_after(close_timeout_);
         closer_->deadline.async_wait([self = weak_from_this()](std::error_code ec) {
             if (ec) return;
             if (auto s = self.lock()) {
@@ -2240,8 +2249,7 @@ private:
                             c->seen_in_ = c->messages_in_;
                             c->active_at_ = now;
                         } else if (now - c->active_at_ >= idle) {
-                            c->send_close(close_code::going_away, "idle timeout");
-                            c->arm_deadline();
+                            c->close_soon(close_code::going_away, "idle timeout");
                         }
                     }
                 }
@@ -2319,8 +2327,7 @@ private:
             if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
                 if (!too_big) self->hub->rejected(0);   // timed out, or the peer went
                 if (too_big) {
-                    self->hub->rejected(431);
-                    self->hub->say(log_level::info, "refused a handshake: 431 request header too large", c->request_);
+                    self->hub->rejected(431, "request header too large", &c->request_);
                     // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
                     http_response r{431, "request header too large\n"};
                     co_await detail::refuse(*c, r);
@@ -2329,8 +2336,7 @@ private:
             }
             http_request& req = c->request_;
             if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
-                self->hub->rejected(err.status);
-                self->hub->say(log_level::info, "refused a malformed request: " + std::string(err.reason), req);
+                self->hub->rejected(err.status, "malformed: " + std::string(err.reason), &req);
                 http_response r{err.status, std::string(err.reason) + "\n"};
                 co_await detail::refuse(*c, r);
                 co_return;
@@ -2378,8 +2384,7 @@ private:
                     std::none_of(h.begin(), h.end(), [](const auto& kv) { return detail::iequals(kv.first, "WWW-Authenticate"); }))
                     h.emplace_back("WWW-Authenticate", "Bearer");
                 if (d.is_upgrade || answer->status >= 400) {
-                    self->hub->rejected(answer->status);
-                    self->hub->say(log_level::info, "refused a request: " + std::to_string(answer->status) + " " + std::string(req.path()), req);
+                    self->hub->rejected(answer->status, req.path(), &req);
                 }
                 co_await detail::refuse(*c, *answer);
                 co_return;
@@ -4188,9 +4193,7 @@ private:
             if (s.connected()) {
                 if (st.log) st.log(log_level::info, "closing a socket over the message rate: " + s.id());
                 s.closed_by_server_ = true;
-                auto& c = s.conn_.state();
-                c.send_close(close_code::policy_violation, "rate limit");
-                c.arm_deadline();
+                s.conn_.state().close_soon(close_code::policy_violation, "rate limit");
             }
         } else {
             s.answer_exception({{"status", "error"}, {"message", "Too many messages"}}, nullptr);

@@ -31,6 +31,12 @@ struct raw_peer {
             if (!co_await more()) co_return;
         buffered.erase(0, buffered.find("\r\n\r\n") + 4);
     }
+    /// Opens, upgrades and joins room "slow" (the flood's room), the join's reply read.
+    awaitable<void> join_slow(std::uint16_t port) {
+        co_await open(port);
+        co_await send(R"({"event":"join","data":"slow"})");
+        co_await frame();
+    }
     /// A masked text frame.
     awaitable<void> send(std::string_view text) {
         std::array<unsigned char, gw::detail::max_frame_header> head{};
@@ -164,9 +170,7 @@ TEST(Backpressure, WithTheDropPolicyTheSlowConsumerStaysAndMissesWhatDidNotFit) 
     f.ns.slow_consumer(gw::overflow::drop);
     test::run(io, [&]() -> awaitable<void> {
         raw_peer slow(io);
-        co_await slow.open(f.app.port());
-        co_await slow.send(R"({"event":"join","data":"slow"})");
-        co_await slow.frame();
+        co_await slow.join_slow(f.app.port());
         auto sender = co_await client::open(f.app);
         auto r = co_await sender.ask("flood", j(R"({"count": 2000, "size": 8192})"));
         EXPECT_EQ(r["data"], 2000);
@@ -211,9 +215,7 @@ TEST(Backpressure, VolatileEmitsSkipASocketAboveItsHighWaterMark) {
     flood_app f(io, o, true);
     test::run(io, [&]() -> awaitable<void> {
         raw_peer slow(io);
-        co_await slow.open(f.app.port());
-        co_await slow.send(R"({"event":"join","data":"slow"})");
-        co_await slow.frame();
+        co_await slow.join_slow(f.app.port());
         auto sender = co_await client::open(f.app);
         co_await sender.ask("flood", j(R"({"count": 2000, "size": 8192})"));
         EXPECT_LE(f.largest, (32u << 10) + 8192 + 64);   // the high-water mark, plus one

@@ -56,6 +56,23 @@ struct raw_client {
     awaitable<void> write(std::string_view bytes) {
         co_await asio::async_write(sock, asio::buffer(bytes), use_awaitable);
     }
+    /// Reads until the end of an HTTP head (or the connection's end): the head and what followed it.
+    awaitable<std::string> read_head() {
+        std::string got;
+        char buf[4096];
+        while (got.find("\r\n\r\n") == std::string::npos) {
+            auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
+            got.append(buf, n);
+            if (ec) break;
+        }
+        co_return got;
+    }
+    /// Sends a request on a new connection and returns everything until the server closes it.
+    awaitable<std::string> exchange(std::uint16_t port, std::string_view request) {
+        co_await open(port);
+        co_await write(request);
+        co_return co_await read_all();
+    }
     /// Everything until the server closes the connection.
     awaitable<std::string> read_all() {
         std::string out;
@@ -307,9 +324,7 @@ TEST(Loopback, RefusalsAndPlainHttpAnswers) {
                               }})};
     auto ask = [&](std::string request) -> awaitable<std::string> {
         raw_client rc(io);
-        co_await rc.open(srv.port());
-        co_await rc.write(request);
-        co_return co_await rc.read_all();
+        co_return co_await rc.exchange(srv.port(), request);
     };
     test::run(io, [&]() -> awaitable<void> {
         auto health = co_await ask("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -598,14 +613,7 @@ awaitable<std::string> raw_upgrade(raw_client& rc, std::uint16_t port, std::stri
     std::string request = upgrade_request;
     request.insert(request.size() - 2, extra);
     co_await rc.write(request);
-    std::string got;
-    char buf[4096];
-    while (got.find("\r\n\r\n") == std::string::npos) {
-        auto [ec, n] = co_await rc.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
-        got.append(buf, n);
-        if (ec) break;
-    }
-    co_return got;
+    co_return co_await rc.read_head();
 }
 
 /// Echoes every accepted connection; counts the connections whose last handle has gone and wakes
@@ -700,9 +708,7 @@ TEST(Limits, OverMaxConnectionsTheUpgradeGets503UntilOneLeaves) {
         auto a = co_await gw::connect(url(srv));
         auto b = co_await gw::connect(url(srv));
         raw_client rc(io);
-        co_await rc.open(srv.port());
-        co_await rc.write(upgrade_request);
-        auto refused = co_await rc.read_all();
+        auto refused = co_await rc.exchange(srv.port(), upgrade_request);
         EXPECT_EQ(refused.rfind("HTTP/1.1 503 ", 0), 0u) << refused;
         EXPECT_NE(refused.find("\r\nRetry-After: 1\r\n"), std::string::npos) << refused;
         gw::client_options plain;
@@ -725,9 +731,7 @@ TEST(Limits, OverMaxConnectionsPerAddressTheUpgradeGets429) {
     test::run(io, [&]() -> awaitable<void> {
         auto a = co_await gw::connect(url(srv));
         raw_client rc(io);
-        co_await rc.open(srv.port());
-        co_await rc.write(upgrade_request);
-        auto refused = co_await rc.read_all();
+        auto refused = co_await rc.exchange(srv.port(), upgrade_request);
         EXPECT_EQ(refused.rfind("HTTP/1.1 429 ", 0), 0u) << refused;
         co_await a.close();
         co_await echo.wait_finished(1);
@@ -853,13 +857,7 @@ TEST(Loopback, HeadersTrickledAByteAtATimeStillUpgradeWhileOthersAreServed) {
             ++round_trips;
         }
         EXPECT_EQ(round_trips, static_cast<int>(upgrade_request.size()));
-        std::string head;
-        char buf[512];
-        while (head.find("\r\n\r\n") == std::string::npos) {
-            auto [ec, n] = co_await slow.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
-            head.append(buf, n);
-            if (ec) break;
-        }
+        auto head = co_await slow.read_head();
         EXPECT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u) << head;
         co_await other.close();
     }());

@@ -1,0 +1,225 @@
+
+class socket;
+class gateway;
+class namespace_ref;
+class target;
+
+namespace detail {
+
+/// Lets the gateway reach a connection's state; not for applications.
+struct access {
+    static const std::shared_ptr<connection_impl>& state(const connection& c) { return c.impl(); }
+};
+
+/// An awaitable that completes at once: what emit() returns after queueing.
+inline asio::awaitable<void> done() { co_return; }
+
+/// A socket id: 16 bytes from the CSPRNG, base64url without padding (22 characters).
+inline std::string random_id() {
+    std::array<unsigned char, 16> raw;
+    random_bytes(raw.data(), raw.size());
+    std::string id = base64_encode(raw);
+    id.resize(22);
+    for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    return id;
+}
+
+struct namespace_state;
+struct gateway_state;
+struct outcome;
+struct selection;
+
+} // namespace detail
+
+/// The recipients of an emit: a namespace (or every namespace), narrowed to rooms, minus rooms and
+/// sockets. Built with to()/except() from a socket, a namespace or the gateway; emit() serializes and
+/// frames the event once and queues the same bytes for every recipient, on every worker.
+class target {
+public:
+    /// Adds a room: the target becomes the union of its rooms (each socket receives once).
+    target to(std::string room) && {
+        rooms_.push_back(std::move(room));
+        return std::move(*this);
+    }
+    target except(std::string room) && {
+        except_rooms_.push_back(std::move(room));
+        return std::move(*this);
+    }
+    target except(const socket& s) &&;
+    /// Makes the emit volatile (Socket.IO's word): a recipient whose outbox is above its high-water
+    /// mark misses it instead of queueing it. For what is stale by the time a slow client would
+    /// read it (positions, typing indicators).
+    target volatile_() && {
+        droppable_ = true;
+        return std::move(*this);
+    }
+
+    /// Sends the event to every recipient: queued for those of this worker before emit() returns
+    /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
+    /// awaitable completes at once.
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const;
+    /// How many sockets emit() would reach now, on every worker.
+    asio::awaitable<std::size_t> count() const;
+    /// The ids of the sockets emit() would reach now, on every worker.
+    asio::awaitable<std::vector<std::string>> ids() const;
+
+private:
+    friend class socket;
+    friend class namespace_ref;
+    friend class gateway;
+    std::vector<detail::namespace_state*> spaces_;
+    std::vector<std::string> rooms_, except_rooms_;
+    std::vector<const socket*> except_sockets_;
+    bool droppable_ = false;   // volatile_()
+    template <class F> void for_each_recipient(std::size_t worker, F&& f) const;
+    std::shared_ptr<detail::selection> select() const;
+};
+
+/// A client connected to a namespace: its id, its handshake, its data and its rooms.
+class socket : public std::enable_shared_from_this<socket> {
+public:
+    /// Unguessable: 128 random bits. Each socket is also in a room named by its id.
+    const std::string& id() const noexcept { return id_; }
+    /// The upgrade request: path, query, headers, cookies, remote address.
+    const http_request& handshake() const { return conn_.request(); }
+    /// The namespace's path.
+    const std::string& nsp() const noexcept;
+    /// What handshake middleware attached (see namespace_ref::use), or anything the application keeps.
+    std::any& data() noexcept { return data_; }
+    /// data() as T; throws std::bad_any_cast when it holds something else.
+    template <class T> T& data_as() { return std::any_cast<T&>(data_); }
+
+    /// Sends an event to this socket only. On the socket's worker it is queued before emit()
+    /// returns, the awaitable completes once the socket's unsent bytes are below
+    /// options.outbox_high_water (a streaming handler goes at its client's pace), and it throws
+    /// gw::errc::closed once the connection closes. From another thread it is posted to the
+    /// socket's worker (dropped if the socket has gone by then) and does not wait.
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
+        send_event(event, data, nullptr);
+        auto& c = conn_.state();
+        if (c.on_own_thread() && c.above_high_water()) return c.wait_drained();
+        return detail::done();
+    }
+
+    /// Bytes queued for this socket and not yet taken by the kernel.
+    std::size_t buffered_amount() const noexcept { return conn_.handle.buffered_amount(); }
+
+    /// Emits an event that asks the client to acknowledge it, and waits for its answer: the client's
+    /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
+    /// std::errc::timed_out when no answer comes within timeout (or the socket goes first).
+    /// May be awaited on any thread; the wait itself runs on the socket's worker.
+    asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout) {
+        auto self = shared_from_this();   // the socket outlives the wait even if the client leaves
+        if (!conn_.state().on_own_thread()) {
+            auto hop = [self, event = std::move(event), data = std::move(data), timeout]() mutable {
+                return self->emit_with_ack(std::move(event), std::move(data), timeout);
+            };
+            co_return co_await asio::co_spawn(conn_.handle.get_executor(), std::move(hop), asio::use_awaitable);
+        }
+        const std::int64_t n = ++last_ack_;
+        auto waiter = std::make_shared<pending_ack>(conn_.handle.get_executor(), timeout);
+        if (!acks_) acks_ = std::make_unique<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>>();
+        acks_->emplace(n, waiter);
+        send_event(event, data, nullptr, n);
+        co_await waiter->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        acks_->erase(n);
+        if (!waiter->reply) throw std::system_error(std::make_error_code(std::errc::timed_out), "no acknowledgement of " + event);
+        co_return std::move(*waiter->reply);
+    }
+
+    // A socket's rooms belong to its worker: join, leave, rooms() and in() are for the handlers and
+    // hooks of this socket's namespace, which run there (any thread when workers is 1).
+    void join(const std::string& room);
+    void join(std::initializer_list<std::string> rooms) {
+        for (const auto& r : rooms) join(r);
+    }
+    void leave(const std::string& room);
+    void leave(std::initializer_list<std::string> rooms) {
+        for (const auto& r : rooms) leave(r);
+    }
+    /// The rooms this socket is in, its own id-room first.
+    std::vector<std::string> rooms() const {
+        std::vector<std::string> all;
+        all.reserve(rooms_.size() + 1);
+        if (in_own_room_) all.push_back(id_);
+        all.insert(all.end(), rooms_.begin(), rooms_.end());
+        return all;
+    }
+    bool in(std::string_view room) const noexcept {
+        return (in_own_room_ && room == id_) || std::find(rooms_.begin(), rooms_.end(), room) != rooms_.end();
+    }
+
+    /// Everyone in room except this socket.
+    target to(std::string room) const;
+    /// Everyone in the namespace except this socket.
+    target broadcast() const;
+
+    /// Closes the connection (on_disconnect runs once it is over).
+    asio::awaitable<void> disconnect(close_code code = close_code::normal, std::string_view reason = {}) {
+        closed_by_server_ = true;
+        gw::connection c = conn_.handle;
+        co_await c.close(code, reason);
+    }
+    bool connected() const noexcept { return conn_.handle.is_open(); }
+
+    socket(const socket&) = delete;
+    socket& operator=(const socket&) = delete;
+
+private:
+    socket(detail::namespace_state& ns, std::size_t worker, connection c)
+        : ns_(ns), worker_(worker), conn_{std::move(c)}, id_(detail::random_id()) {}
+    friend class target;
+    friend class gateway;
+    friend struct detail::namespace_state;
+    using detail_outcome = detail::outcome;
+    struct conn_ref {
+        connection handle;
+        detail::connection_impl& state() const { return *detail::access::state(handle); }
+        const http_request& request() const { return state().request_; }
+    };
+    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
+    /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
+    void answer(const event& request, detail_outcome&& out);
+    void answer_exception(const json& data, const json& id);
+
+    detail::namespace_state& ns_;
+    std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
+    conn_ref conn_;
+    std::string id_;
+    std::any data_;
+    std::vector<std::string> rooms_;   // joined by name; the id-room is kept apart, see in_own_room_
+    /// In the room named by its id: reached through the shard's socket index, so that room costs
+    /// no entry in the room map and no copy of the id.
+    bool in_own_room_ = true;
+    bool closed_by_server_ = false;
+    bool gone_ = false;   // out of the namespace: rooms and lookups no longer know it
+    // The message-rate bucket (options.message_rate): tokens left, as of when.
+    double tokens_ = -1;   // -1: full, not yet used
+    std::chrono::steady_clock::time_point tokens_at_{};
+
+    struct pending_ack {
+        pending_ack(const asio::any_io_executor& ex, std::chrono::milliseconds timeout) : timer(ex, timeout) {}
+        asio::steady_timer timer;   // fires at the timeout; cancelled when the answer comes
+        std::optional<json> reply;
+    };
+    std::int64_t last_ack_ = 0;
+    /// Emits waiting for their acknowledgement, made on the first: most sockets never ask for one.
+    std::unique_ptr<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>> acks_;
+
+    /// A client's "ack" event: true when it answered a pending emit_with_ack.
+    bool acknowledge(event& e) {
+        if (!acks_) return false;
+        auto it = acks_->find(e.ack);
+        if (it == acks_->end()) return false;
+        it->second->reply = std::move(e.data);
+        it->second->timer.cancel();
+        return true;
+    }
+    /// The socket is gone: every wait for an acknowledgement ends now.
+    void abandon_acks() {
+        if (acks_)
+            for (auto& [n, w] : *acks_) w->timer.cancel();
+    }
+};
+
+

@@ -37,10 +37,8 @@ int main(int argc, char** argv) {
     }
     try {
         asio::io_context io{1};
-        gw::options opts{.port = static_cast<std::uint16_t>(port),
-                         .max_message_bytes = 64 << 20,   // room for the conformance suite's 16 MiB messages
-                         .max_frame_bytes = 64 << 20,
-                         .max_fragments = 1 << 20};   // and for its 4 MiB messages in 64-byte fragments
+        // The default limits suit a public endpoint: messages up to 1 MiB, 1024 fragments each.
+        gw::options opts{.port = static_cast<std::uint16_t>(port)};
         if (argc == 4) opts.tls = gw::tls_server_context(argv[2], argv[3]);
         gw::server srv{io, std::move(opts)};
         std::printf("listening on port %u\n", static_cast<unsigned>(srv.port()));

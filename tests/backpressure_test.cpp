@@ -94,7 +94,7 @@ struct flood_app {
             for (int i = 0; i < count; ++i) {
                 json data = {{"i", i}, {"p", payload}};
                 auto to = s.to("slow");
-                if (volatile_emits) co_await std::move(to).volatile_().emit("item", data);
+                if (volatile_emits) co_await std::move(to).as_volatile().emit("item", data);
                 else co_await to.emit("item", data);
                 for (const auto& id : co_await ns.to("slow").ids())
                     if (auto* member = ns.find(id)) largest = std::max(largest, member->buffered_amount());

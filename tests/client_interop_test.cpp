@@ -41,8 +41,8 @@ awaitable<void> exercise(std::string url, gw::client_options opts) {
     co_await c.send("close-me");
     auto end = co_await c.receive();
     EXPECT_FALSE(end.has_value());
-    EXPECT_EQ(c.close_code(), 4002);
-    EXPECT_EQ(c.close_reason(), "server says bye");
+    EXPECT_EQ(c.peer_close_code(), 4002);
+    EXPECT_EQ(c.peer_close_reason(), "server says bye");
 }
 
 } // namespace
@@ -57,8 +57,8 @@ TEST(NodeWsServer, OurClientOverPlainTcp) {
     test::run(io, [&]() -> awaitable<void> {   // and a close started by our side
         auto c = co_await gw::connect("ws://127.0.0.1:" + std::to_string(port) + "/bye");
         co_await c.close(static_cast<gw::close_code>(4100), "client leaving");
-        EXPECT_EQ(c.close_code(), 4100);
-        EXPECT_EQ(c.close_reason(), "client leaving");
+        EXPECT_EQ(c.peer_close_code(), 4100);
+        EXPECT_EQ(c.peer_close_reason(), "client leaving");
     }());
     EXPECT_EQ(server.terminate(), 0);
 }

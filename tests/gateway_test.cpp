@@ -307,8 +307,8 @@ TEST(Gateway, AwaitedStopDeliversWhatWasQueuedThenClosesEverySocketWith1001) {
             }
             auto end = co_await c.c.receive();
             EXPECT_FALSE(end.has_value());
-            EXPECT_EQ(c.c.close_code(), 1001);
-            EXPECT_EQ(c.c.close_reason(), "server shutting down");
+            EXPECT_EQ(c.c.peer_close_code(), 1001);
+            EXPECT_EQ(c.c.peer_close_reason(), "server shutting down");
         }
         while (!stopped) co_await changed.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         EXPECT_EQ(disconnects, 3);   // before stop() completed
@@ -325,16 +325,16 @@ TEST(Gateway, AwaitedStopDeliversWhatWasQueuedThenClosesEverySocketWith1001) {
 
 TEST(Gateway, OverTheMessageRateEventsGetAnExceptionOrTheSocketIsClosed) {
     asio::io_context io;
-    auto o = local();
-    o.message_rate = 1;   // one a second, three at once: the burst below takes milliseconds
-    o.message_burst = 3;
-    gw::gateway app{io, o};
+    gw::gateway_options g;
+    g.message_rate = 1;   // one a second, three at once: the burst below takes milliseconds
+    g.message_burst = 3;
+    gw::gateway app{io, local(), g};
     app.of("/").on("echo", [](gw::socket&, json d) { return d; });
-    auto o2 = local();
-    o2.message_rate = 1;
-    o2.message_burst = 2;
-    o2.close_over_rate = true;
-    gw::gateway strict{io, o2};
+    gw::gateway_options g2;
+    g2.message_rate = 1;
+    g2.message_burst = 2;
+    g2.over_rate = gw::overflow::close;
+    gw::gateway strict{io, local(), g2};
     std::string reason;
     strict.of("/").on("echo", [](gw::socket&, json d) { return d; });
     asio::steady_timer gone(io, asio::steady_timer::time_point::max());
@@ -354,18 +354,34 @@ TEST(Gateway, OverTheMessageRateEventsGetAnExceptionOrTheSocketIsClosed) {
         EXPECT_EQ((co_await d.next())["data"], 0);
         EXPECT_EQ((co_await d.next())["data"], 1);
         EXPECT_FALSE(co_await d.c.receive());   // the third closes it
-        EXPECT_EQ(d.c.close_code(), 1008);
-        EXPECT_EQ(d.c.close_reason(), "rate limit");
+        EXPECT_EQ(d.c.peer_close_code(), 1008);
+        EXPECT_EQ(d.c.peer_close_reason(), "rate limit");
         while (reason.empty()) co_await gone.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }());
     EXPECT_EQ(reason, "server disconnect");
 }
 
+TEST(Gateway, OptionsTheGatewayOwnsAreRefusedWhenSet) {
+    asio::io_context io;
+    auto upgrade = local();
+    upgrade.on_upgrade = [](gw::http_request&) -> std::optional<gw::http_response> { return std::nullopt; };
+    EXPECT_THROW((gw::gateway{io, upgrade}), std::invalid_argument);
+    auto connection = local();
+    connection.on_connection = [](gw::connection) {};
+    EXPECT_THROW((gw::gateway{io, connection}), std::invalid_argument);
+    gw::gateway_options negative;
+    negative.message_rate = -1;
+    EXPECT_THROW((gw::gateway{io, local(), negative}), std::invalid_argument);
+    try {
+        gw::gateway app{io, upgrade};
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("namespace_ref::use"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Gateway, JoiningMoreThanMaxRoomsPerSocketIsRefused) {
     asio::io_context io;
-    auto o = local();
-    o.max_rooms_per_socket = 3;
-    gw::gateway app{io, o};
+    gw::gateway app{io, local(), {.max_rooms_per_socket = 3}};
     app.of("/").on("join", [](gw::socket& s, std::string room) {
         s.join(room);
         return s.rooms().size();
@@ -442,8 +458,8 @@ TEST(Gateway, OnConnectMayRefuseTheSocket) {
     test::run(io, [&]() -> awaitable<void> {
         auto cl = co_await client::open(app);
         EXPECT_TRUE((co_await cl.next()).is_null());
-        EXPECT_EQ(cl.c.close_code(), 4001);
-        EXPECT_EQ(cl.c.close_reason(), "not today");
+        EXPECT_EQ(cl.c.peer_close_code(), 4001);
+        EXPECT_EQ(cl.c.peer_close_reason(), "not today");
     }());
 }
 

@@ -1,24 +1,15 @@
 // Server and client of gateway.hpp talking over real loopback sockets, plain and TLS.
-#include "support.hpp"
+#include "loopback_support.hpp"
 
 #include <set>
 #include <thread>
 
 using namespace std::chrono_literals;
+using namespace test::loopback;
 using asio::awaitable;
 using asio::use_awaitable;
 
 namespace {
-
-gw::options local(gw::options o = {}) {
-    o.host = "127.0.0.1";
-    o.port = 0;
-    return o;
-}
-
-std::string url(const gw::server& srv, std::string_view path = "/", bool tls = false) {
-    return std::string(tls ? "wss://localhost:" : "ws://127.0.0.1:") + std::to_string(srv.port()) + std::string(path);
-}
 
 /// Accepts connections and echoes on each until the server stops.
 awaitable<void> echo_server(gw::server& srv) {
@@ -33,81 +24,6 @@ awaitable<void> echo_server(gw::server& srv) {
 
 void start_echo(asio::io_context& io, gw::server& srv) {
     asio::co_spawn(io, echo_server(srv), [](std::exception_ptr) {});
-}
-
-/// True when connect() throws.
-awaitable<bool> connect_fails(std::string to, gw::client_options opts) {
-    try {
-        co_await gw::connect(to, std::move(opts));
-    } catch (const std::system_error&) {
-        co_return true;
-    }
-    co_return false;
-}
-
-/// A raw TCP client for what our own client will not send.
-struct raw_client {
-    asio::ip::tcp::socket sock;
-    explicit raw_client(asio::io_context& io) : sock(io) {}
-
-    awaitable<void> open(std::uint16_t port) {
-        co_await sock.async_connect({asio::ip::make_address("127.0.0.1"), port}, use_awaitable);
-    }
-    awaitable<void> write(std::string_view bytes) {
-        co_await asio::async_write(sock, asio::buffer(bytes), use_awaitable);
-    }
-    /// Reads until the end of an HTTP head (or the connection's end): the head and what followed it.
-    awaitable<std::string> read_head() {
-        std::string got;
-        char buf[4096];
-        while (got.find("\r\n\r\n") == std::string::npos) {
-            auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
-            got.append(buf, n);
-            if (ec) break;
-        }
-        co_return got;
-    }
-    /// Sends a request on a new connection and returns everything until the server closes it.
-    awaitable<std::string> exchange(std::uint16_t port, std::string_view request) {
-        co_await open(port);
-        co_await write(request);
-        co_return co_await read_all();
-    }
-    /// Everything until the server closes the connection.
-    awaitable<std::string> read_all() {
-        std::string out;
-        char buf[4096];
-        for (;;) {
-            auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
-            out.append(buf, n);
-            if (ec) co_return out;
-        }
-    }
-};
-
-const std::string upgrade_request =
-    "GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
-/// What follows the HTTP head of a reply.
-std::string after_head(const std::string& reply) {
-    auto at = reply.find("\r\n\r\n");
-    if (at == std::string::npos) {
-        ADD_FAILURE() << "no HTTP head in: " << reply;
-        return {};
-    }
-    return reply.substr(at + 4);
-}
-
-/// A masked client frame.
-std::string client_frame(gw::opcode op, std::string_view payload, bool fin = true, bool mask = true) {
-    unsigned char head[gw::detail::max_frame_header];
-    std::array<unsigned char, 4> key{0x12, 0x34, 0x56, 0x78};
-    auto n = gw::detail::encode_header(head, op, fin, payload.size(), mask ? &key : nullptr);
-    std::string out(reinterpret_cast<char*>(head), n);
-    std::string body(payload);
-    if (mask) gw::detail::apply_mask(reinterpret_cast<unsigned char*>(body.data()), body.size(), key);
-    return out + body;
 }
 
 } // namespace
@@ -125,7 +41,7 @@ TEST(Loopback, EchoesTextAsTextAndBinaryAsBinary) {
         };
         co_await test::expect_echoes(c, sent);
         co_await c.close();
-        EXPECT_EQ(c.close_code(), 1000);
+        EXPECT_EQ(c.peer_close_code(), 1000);
     }());
 }
 
@@ -147,7 +63,7 @@ TEST(Loopback, TlsEchoWithVerifiedCertificate) {
         EXPECT_EQ(b->data.size(), 200000u);
         EXPECT_TRUE(b->binary);
         co_await c.close(gw::close_code::going_away);
-        EXPECT_EQ(c.close_code(), 1001);
+        EXPECT_EQ(c.peer_close_code(), 1001);
     }());
 }
 
@@ -242,13 +158,13 @@ TEST(Loopback, ClientCloseReachesTheServerWithCodeAndReason) {
         auto c = co_await srv.accept();
         auto m = co_await c.receive();
         clean = !m.has_value();
-        server_saw = c.close_code();
-        reason = std::string(c.close_reason());
+        server_saw = c.peer_close_code();
+        reason = std::string(c.peer_close_reason());
     });
     test::run(io, [&]() -> awaitable<void> {
         auto c = co_await gw::connect(url(srv));
         co_await c.close(static_cast<gw::close_code>(4001), "bye now");
-        EXPECT_EQ(c.close_code(), 4001);   // the server echoes the code
+        EXPECT_EQ(c.peer_close_code(), 4001);   // the server echoes the code
     }());
     test::wait(io, server_side);
     EXPECT_TRUE(clean);
@@ -270,8 +186,8 @@ TEST(Loopback, ServerCloseEndsTheClientsReceiveCleanly) {
         EXPECT_EQ(m->data, "last words");   // what was queued before the close arrives first
         auto end = co_await c.receive();
         EXPECT_FALSE(end.has_value());
-        EXPECT_EQ(c.close_code(), 1001);
-        EXPECT_EQ(c.close_reason(), "maintenance");
+        EXPECT_EQ(c.peer_close_code(), 1001);
+        EXPECT_EQ(c.peer_close_reason(), "maintenance");
     }());
 }
 
@@ -414,7 +330,7 @@ TEST(Loopback, MessageOverTheLimitClosesWith1009) {
         co_await c.send(std::string(1001, 'x'));
         auto end = co_await c.receive();
         EXPECT_FALSE(end.has_value());
-        EXPECT_EQ(c.close_code(), 1009);
+        EXPECT_EQ(c.peer_close_code(), 1009);
     }());
     test::wait(io, server_side);
     EXPECT_EQ(server_error, gw::errc::message_too_big);
@@ -583,261 +499,6 @@ TEST(Loopback, DefaultHostServesIpv4AndIpv6Clients) {
     if (seen.size() > 1) {
         EXPECT_EQ(seen[1], "::1");
     }
-}
-
-namespace {
-
-/// Reads one server frame from a raw client (after the 101's head was consumed into `buffered`):
-/// returns {opcode, payload}; opcode 0xFF when the server closed the connection first.
-awaitable<std::pair<int, std::string>> read_frame(raw_client& rc, std::string& buffered) {
-    char buf[4096];
-    for (;;) {
-        if (buffered.size() >= 2) {
-            const std::size_t len = static_cast<unsigned char>(buffered[1]) & 0x7Fu;   // server frames here are short
-            if (len < 126 && buffered.size() >= 2 + len) {
-                std::pair<int, std::string> f{static_cast<unsigned char>(buffered[0]) & 0x0F, buffered.substr(2, len)};
-                buffered.erase(0, 2 + len);
-                co_return f;
-            }
-        }
-        auto [ec, n] = co_await rc.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
-        if (ec) co_return std::pair<int, std::string>{0xFF, {}};
-        buffered.append(buf, n);
-    }
-}
-
-/// Opens a raw client and completes its upgrade (optionally with extra header lines); the bytes
-/// after the 101's head stay in `buffered`.
-awaitable<std::string> raw_upgrade(raw_client& rc, std::uint16_t port, std::string extra = {}) {
-    co_await rc.open(port);
-    std::string request = upgrade_request;
-    request.insert(request.size() - 2, extra);
-    co_await rc.write(request);
-    co_return co_await rc.read_head();
-}
-
-/// Echoes every accepted connection; counts the connections whose last handle has gone and wakes
-/// whoever waits on `gone`.
-struct counting_echo {
-    int finished = 0;
-    std::error_code last_error;
-    asio::steady_timer gone;
-    explicit counting_echo(asio::io_context& io) : gone(io, asio::steady_timer::time_point::max()) {}
-    void start(asio::io_context& io, gw::server& srv) {
-        asio::co_spawn(io, [this, &srv]() -> awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            for (;;) {
-                auto c = co_await srv.accept();
-                asio::co_spawn(ex, serve(std::move(c)), [](std::exception_ptr) {});
-            }
-        }, [](std::exception_ptr) {});
-    }
-    awaitable<void> serve(gw::connection c) {
-        try {
-            while (auto m = co_await c.receive()) co_await c.send(std::move(*m));
-        } catch (const std::system_error& e) {
-            last_error = e.code();
-        }
-        c = gw::connection{};   // the last handle: the server counts the connection out
-        ++finished;
-        gone.cancel();
-    }
-    awaitable<void> wait_finished(int n) {
-        while (finished < n) co_await gone.async_wait(asio::experimental::as_tuple(use_awaitable));
-    }
-};
-
-} // namespace
-
-TEST(Limits, FrameOverMaxFrameBytesClosesWith1009) {
-    asio::io_context io;
-    // A short close_timeout: the raw client never sends its close frame.
-    gw::server srv{io, local({.max_message_bytes = 1000, .max_frame_bytes = 100, .close_timeout = std::chrono::milliseconds(100)})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        raw_client rc(io);
-        auto head = co_await raw_upgrade(rc, srv.port());
-        EXPECT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u) << head;
-        // Two frames of 60 make a message of 120: each frame is within the limit.
-        co_await rc.write(client_frame(gw::opcode::text, std::string(60, 'a'), false) +
-                          client_frame(gw::opcode::continuation, std::string(60, 'b')));
-        std::string buffered = after_head(head);
-        char buf[4096];
-        while (buffered.size() < 2 + 120) {
-            auto [ec, n] = co_await rc.sock.async_read_some(asio::buffer(buf), asio::experimental::as_tuple(use_awaitable));
-            if (ec) break;
-            buffered.append(buf, n);
-        }
-        EXPECT_EQ(buffered.substr(2, 120), std::string(60, 'a') + std::string(60, 'b'));
-        buffered.erase(0, 2 + 120);
-        co_await rc.write(client_frame(gw::opcode::text, std::string(101, 'c')));
-        auto rest = buffered + co_await rc.read_all();
-        EXPECT_EQ(rest, std::string("\x88\x02\x03\xF1", 4));   // close 1009
-        co_await echo.wait_finished(1);
-    }());
-    EXPECT_EQ(echo.last_error, gw::errc::message_too_big);
-}
-
-TEST(Limits, MessageInTooManyFragmentsClosesWith1008) {
-    asio::io_context io;
-    gw::server srv{io, local({.max_fragments = 3, .close_timeout = std::chrono::milliseconds(100)})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        raw_client rc(io);
-        auto head = co_await raw_upgrade(rc, srv.port());
-        std::string three = client_frame(gw::opcode::text, "a", false) + client_frame(gw::opcode::continuation, "b", false) +
-                            client_frame(gw::opcode::continuation, "c");
-        std::string four = client_frame(gw::opcode::text, "a", false) + client_frame(gw::opcode::continuation, "b", false) +
-                           client_frame(gw::opcode::continuation, "c", false) + client_frame(gw::opcode::continuation, "d");
-        co_await rc.write(three + four);
-        auto rest = after_head(head) + co_await rc.read_all();
-        EXPECT_EQ(rest, std::string("\x81\x03" "abc" "\x88\x02\x03\xF0", 9));   // "abc" echoed, then close 1008
-        co_await echo.wait_finished(1);
-    }());
-    EXPECT_EQ(echo.last_error, gw::errc::policy_violation);
-}
-
-TEST(Limits, OverMaxConnectionsTheUpgradeGets503UntilOneLeaves) {
-    asio::io_context io;
-    gw::server srv{io, local({.max_connections = 2})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        auto a = co_await gw::connect(url(srv));
-        auto b = co_await gw::connect(url(srv));
-        raw_client rc(io);
-        auto refused = co_await rc.exchange(srv.port(), upgrade_request);
-        EXPECT_EQ(refused.rfind("HTTP/1.1 503 ", 0), 0u) << refused;
-        EXPECT_NE(refused.find("\r\nRetry-After: 1\r\n"), std::string::npos) << refused;
-        gw::client_options plain;
-        EXPECT_TRUE(co_await connect_fails(url(srv), plain));
-        co_await a.close();
-        co_await echo.wait_finished(1);
-        auto c = co_await gw::connect(url(srv));   // a slot is free again
-        co_await c.send("still here");
-        EXPECT_EQ((co_await c.receive())->data, "still here");
-        co_await b.close();
-        co_await c.close();
-    }());
-}
-
-TEST(Limits, OverMaxConnectionsPerAddressTheUpgradeGets429) {
-    asio::io_context io;
-    gw::server srv{io, local({.max_connections_per_address = 1})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        auto a = co_await gw::connect(url(srv));
-        raw_client rc(io);
-        auto refused = co_await rc.exchange(srv.port(), upgrade_request);
-        EXPECT_EQ(refused.rfind("HTTP/1.1 429 ", 0), 0u) << refused;
-        co_await a.close();
-        co_await echo.wait_finished(1);
-        auto b = co_await gw::connect(url(srv));
-        co_await b.close();
-    }());
-}
-
-TEST(Limits, OriginsOutsideTheAllowListGet403) {
-    asio::io_context io;
-    gw::server srv{io, local({.allowed_origins = {"https://good.example"}})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        for (auto [origin, status] : {std::pair<std::string, std::string>{"Origin: https://evil.example\r\n", "403"},
-                                      {"Origin: https://good.example.evil\r\n", "403"},
-                                      {"Origin: HTTPS://Good.Example\r\n", "101"},
-                                      {"", "101"}}) {   // no Origin: not a browser
-            raw_client rc(io);
-            auto head = co_await raw_upgrade(rc, srv.port(), origin);
-            EXPECT_EQ(head.rfind("HTTP/1.1 " + status + " ", 0), 0u) << origin << head;
-        }
-    }());
-}
-
-TEST(Heartbeat, ServerPingsAndDropsAPeerThatStopsAnswering) {
-    asio::io_context io;
-    gw::server srv{io, local({.ping_interval = std::chrono::milliseconds(30), .ping_timeout = std::chrono::milliseconds(60)})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        raw_client rc(io);
-        auto head = co_await raw_upgrade(rc, srv.port());
-        std::string buffered = after_head(head);
-        for (int i = 0; i < 3; ++i) {   // answered pings keep it open: the next one comes, not a close
-            auto f = co_await read_frame(rc, buffered);
-            EXPECT_EQ(f.first, 0x9) << "ping " << i;
-            co_await rc.write(client_frame(gw::opcode::pong, f.second));
-        }
-        auto f = co_await read_frame(rc, buffered);   // not answered
-        EXPECT_EQ(f.first, 0x9);
-        auto end = co_await read_frame(rc, buffered);
-        EXPECT_EQ(end.first, 0xFF);   // the server dropped the connection
-        co_await echo.wait_finished(1);
-    }());
-    EXPECT_EQ(echo.last_error, gw::errc::ping_timeout);
-}
-
-TEST(Heartbeat, OurClientAnswersPingsAndStaysConnected) {
-    asio::io_context io;
-    gw::server srv{io, local({.ping_interval = std::chrono::milliseconds(10), .ping_timeout = std::chrono::milliseconds(40)})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        auto c = co_await gw::connect(url(srv));
-        // Echo round trips until well past several ping timeouts: receive() answers the pings.
-        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
-        int rounds = 0;
-        while (std::chrono::steady_clock::now() < until) {
-            co_await c.send("x");
-            auto m = co_await c.receive();
-            EXPECT_TRUE(m.has_value());
-            if (!m) break;
-            ++rounds;
-        }
-        EXPECT_GT(rounds, 10);
-        EXPECT_TRUE(c.is_open());
-        co_await c.close();
-        co_await echo.wait_finished(1);
-    }());
-    EXPECT_FALSE(echo.last_error);
-}
-
-TEST(Heartbeat, IdleConnectionIsClosedWith1001) {
-    asio::io_context io;
-    gw::server srv{io, local({.ping_interval = std::chrono::milliseconds(0), .idle_timeout = std::chrono::milliseconds(80)})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        auto c = co_await gw::connect(url(srv));
-        co_await c.send("hello");
-        EXPECT_EQ((co_await c.receive())->data, "hello");
-        auto end = co_await c.receive();   // nothing more sent: the server closes
-        EXPECT_FALSE(end.has_value());
-        EXPECT_EQ(c.close_code(), 1001);
-        EXPECT_EQ(c.close_reason(), "idle timeout");
-        co_await echo.wait_finished(1);
-    }());
-}
-
-TEST(Shutdown, AwaitedStopCutsWhatDoesNotCloseByTheDeadline) {
-    asio::io_context io;
-    // A close_timeout far beyond the test's limit: only stop()'s deadline can end the connection.
-    gw::server srv{io, local({.close_timeout = std::chrono::seconds(60)})};
-    counting_echo echo(io);
-    echo.start(io, srv);
-    test::run(io, [&]() -> awaitable<void> {
-        raw_client deaf(io);   // upgrades, then neither reads nor answers
-        auto head = co_await raw_upgrade(deaf, srv.port());
-        EXPECT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u);
-        auto ours = co_await gw::connect(url(srv));   // answers the close at once
-        co_await srv.stop(std::chrono::milliseconds(200));
-        EXPECT_EQ(echo.finished, 2);
-        EXPECT_FALSE(co_await ours.receive());
-        EXPECT_EQ(ours.close_code(), 1001);
-    }(), std::chrono::seconds(10));
 }
 
 TEST(Loopback, HeadersTrickledAByteAtATimeStillUpgradeWhileOthersAreServed) {

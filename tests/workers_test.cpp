@@ -277,7 +277,7 @@ TEST(Workers, AwaitedStopClosesSocketsOnEveryWorkerAndRunsTheirDisconnects) {
             asio::co_spawn(io, [&c]() -> awaitable<void> { co_await c.c.receive(); }, asio::detached);
         co_await app.stop();
         EXPECT_EQ(disconnects.load(), static_cast<int>(2 * workers));
-        for (auto& c : cl) EXPECT_EQ(c.c.close_code(), 1001);
+        for (auto& c : cl) EXPECT_EQ(c.c.peer_close_code(), 1001);
     }());
 }
 

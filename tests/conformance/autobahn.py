@@ -4,7 +4,7 @@
 Usage:
     autobahn.py [-v] [-k PATTERN]... SERVER_CMD [ARGS...]
 
-    e.g.  python3 tests/conformance/autobahn.py ./build/examples/01_echo
+    e.g.  python3 tests/conformance/autobahn.py ./build/tests/conformance/conformance_echo
           python3 tests/conformance/autobahn.py node tests/conformance/reference_echo.mjs
 
 The server command gets the extra argument "0" (port 0), must print a line

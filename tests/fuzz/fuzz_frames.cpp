@@ -94,9 +94,9 @@ void collect_pongs(const connection_impl& conn, const settings& s, outcome& out)
 outcome feed(std::span<const std::uint8_t> stream, const settings& s, bool in_pieces) {
     asio::io_context io;
     // One frame may be as large as a message; fragments are not limited here (the loopback tests do that).
-    auto conn = std::make_shared<connection_impl>(asio::ip::tcp::socket(io), s.side,
-                                                  gw::detail::frame_limits{s.max_message, s.max_message},
-                                                  std::chrono::milliseconds(100));
+    const gw::detail::connection_settings cs{s.side, gw::detail::frame_limits{s.max_message, s.max_message},
+                                             std::chrono::milliseconds(100)};
+    auto conn = std::make_shared<connection_impl>(asio::ip::tcp::socket(io), cs);
     const bool poll = in_pieces && s.poll;
     outcome out;
     std::uint32_t rng = s.seed;

@@ -1,11 +1,14 @@
-// libFuzzer target: the HTTP upgrade request parser, check_upgrade() and the request's accessors.
-// The input is a request head as a client would send it. Beyond "no crash", it checks that a
+// libFuzzer target: the HTTP upgrade request parser, check_upgrade(), the server's whole decision
+// (answer_handshake(), under every combination of limits and hooks), a client's check of the answer
+// it would get, and the request's accessors. The input is a request head as a client would send it. Beyond "no crash", it checks that a
 // parsed request prints back to a head that parses the same, that every name the request holds
 // can be looked up, and that a head stays inside the parser's 16-bit offsets or is refused (431).
 #include "fuzz_support.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -140,6 +143,51 @@ void check_upgrade(const gw::http_request& req) {
     require(gw::detail::accept_key(d.key).size() == 28, "Sec-WebSocket-Accept is not 28 characters");
 }
 
+/// The server's whole decision on the request, with the limits and hooks chosen by `which`: an
+/// accepted upgrade gives a 101 that our client's check accepts; a refusal is a well-formed answer.
+void check_answer(gw::http_request& req, std::size_t which) {
+    struct hooks {
+        std::size_t which;
+        std::optional<gw::http_response> plain(gw::detail::request_head&) const {
+            if (which & 1) return gw::http_response{200, "ok\n"};
+            return std::nullopt;
+        }
+        std::optional<gw::http_response> upgrade(gw::detail::request_head& r) const {
+            if (which & 2) return gw::http_response{401, "no\n"};
+            if (which & 16) throw std::runtime_error("hook failed");
+            (void)r.bearer_token();
+            return std::nullopt;
+        }
+        std::optional<std::string> subprotocol(gw::detail::request_head& r) const {
+            if (!(which & 4)) return std::nullopt;
+            auto offered = r.protocols();
+            return offered.empty() ? std::string("chosen") : std::string(offered.back());
+        }
+    };
+    const int full = (which & 8) ? ((which & 32) ? 503 : 429) : 0;
+    const auto a = gw::detail::answer_handshake(req, {full, (which & 64) == 0}, hooks{which});
+    const auto d = gw::detail::check_upgrade(req);
+    if (!a.accepted) {
+        const int s = a.refusal.status;
+        require(s >= 200 && s <= 599, "refusal with a status out of range");
+        require(!d.is_upgrade || s >= 400, "an upgrade refused without an error status");
+        const std::string text = gw::detail::format_response(a.refusal);
+        require(text.starts_with("HTTP/1.1 " + std::to_string(s) + " "), "malformed refusal");
+        if (s == 401) {
+            bool named = false;
+            for (const auto& [k, v] : a.refusal.headers) named = named || gw::detail::iequals(k, "WWW-Authenticate");
+            require(named, "a 401 without WWW-Authenticate");
+        }
+        return;
+    }
+    require(d.is_upgrade && !d.error.status && !full && !(which & 64), "accepted what the checks refuse");
+    const auto offered = req.protocols();
+    std::vector<std::string> ours(offered.begin(), offered.end());
+    const auto reply = gw::detail::check_upgrade_response(a.head, d.key, ours);
+    require(reply.error.empty(), "our client refuses the 101 our server sends");
+    require(reply.subprotocol == a.subprotocol, "the client read another subprotocol than the server chose");
+}
+
 /// The same head with a padding header after the request line, so that it ends at 0xFFFE, 0xFFFF
 /// or 0x10000 bytes: the last of them must be refused, the others parse with offsets near the top
 /// of their 16-bit range.
@@ -186,6 +234,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check_same(p.req, again.req);
         check_accessors(p.req);
         check_upgrade(p.req);
+        gw::http_request copy = p.req;
+        check_answer(copy, size);
     }
     // One input in eight also goes to the edge of the parser's limit (64 KiB of copying: not all).
     if (size % 8 == 5) check_near_limit(head, p, size / 8);

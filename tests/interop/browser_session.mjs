@@ -3,9 +3,10 @@
 // Interop test: a real browser against our servers. Headless Chromium, driven
 // by playwright-core, runs page JavaScript that uses the browser's own
 // `WebSocket`, the client the gateway's users will actually have:
-//   --echo URL  the 01_echo example at URL (ws:// or wss://; may be repeated):
+//   --echo URL  an echo server at URL (ws:// or wss://; may be repeated) that
+//               takes messages over 1 MiB, such as tests/conformance/conformance_echo:
 //               text, binary, large messages, ordering, a close from the page
-//   --chat URL  the 03_chat example at URL (ws://HOST:PORT/chat): a token in
+//   --chat URL  the 04_chat example at URL (ws://HOST:PORT/chat): a token in
 //               the query, a token in the subprotocols, refused handshakes,
 //               messages between two tabs, a tab that goes away
 //

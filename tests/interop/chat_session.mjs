@@ -1,6 +1,6 @@
 // chat_session.mjs PORT
 //
-// Interop test: a scripted chat session against the 03_chat example at
+// Interop test: a scripted chat session against the 04_chat example at
 // ws://127.0.0.1:PORT/chat, driven by Node's `ws` client (what browser code
 // would send). The protocol is NestJS WsAdapter's JSON envelope:
 //   client -> server  {"event": E, "data": D, "id"?: number|string}
@@ -165,7 +165,7 @@ const allSockets = [];
 /**
  * Opens ws://127.0.0.1:PORT/chat + query; resolves to a Conn once the handshake
  * is done and a first request on it was answered (with nothing before the reply).
- * That round trip is a fence: 03_chat runs its on_connect hook (which counts the
+ * That round trip is a fence: 04_chat runs its on_connect hook (which counts the
  * user online and joins its private room) some time after the 101, so another
  * client's request sent right after 'open' may still see the server without the
  * new socket; a request on the new socket itself is only handled after on_connect.
@@ -485,7 +485,7 @@ scenario('leaveRoom: userLeft goes to the remaining members; the leaver hears no
   await expectNothing(alice, 'the sender must not get its own roomMessage');
 
   // Leaving a room one is not in (again) is no error. (What the members hear of
-  // it is not specified: 03_chat tells them userLeft again.)
+  // it is not specified: 04_chat tells them userLeft again.)
   await carol.emit('leaveRoom', { room });
   await expectNothing(carol, 'leaving a room not joined');
   for (const c of [alice, bob1]) await drain(c);

@@ -3,10 +3,12 @@
 #
 # Runs tests/interop/browser_session.mjs: headless Chromium, driven by
 # playwright-core, whose pages use the browser's own WebSocket against our
-# echo example (ws:// and wss://) and our chat example.
+# echo server (ws:// and wss://) and our chat example.
 #
 #   ECHO_BINARY  contract: `ECHO_BINARY PORT [CERT_PEM KEY_PEM]` serves ws://
-#                (wss:// with a certificate and key) on any path
+#                (wss:// with a certificate and key) on any path and echoes
+#                messages just over 1 MiB: tests/conformance/conformance_echo
+#                (examples/01_echo keeps the default 1 MiB limit)
 #   CHAT_BINARY  contract: `CHAT_BINARY PORT` serves the chat on ws://.../chat
 #   Both print "listening on port N" once listening and exit 0 on SIGTERM.
 #

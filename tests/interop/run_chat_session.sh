@@ -2,12 +2,12 @@
 # run_chat_session.sh CHAT_BINARY [SERVER_ARG...]
 #
 # Runs a scripted chat session (tests/interop/chat_session.mjs, Node's `ws`
-# client) against our 03_chat example.
+# client) against our 04_chat example.
 #
 #   CHAT_BINARY  the chat server; contract: `CHAT_BINARY PORT [SERVER_ARG...]`
 #                serves ws:// (path /chat), prints "listening on port N" once
 #                listening, exits 0 on SIGTERM.
-#   SERVER_ARG   passed on after the port (03_chat: the number of workers).
+#   SERVER_ARG   passed on after the port (04_chat: the number of workers).
 #
 # Environment: NODE (default: node), CHAT_TIMEOUT_MS (passed on to the client:
 # limit of every wait for a message).

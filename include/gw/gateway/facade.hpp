@@ -1,3 +1,17 @@
+// The facade: gw::gateway (namespaces, on_init, apply, emit, stop) and gw::namespace_ref (on,
+// on_any, use, hooks, apply, emit, to, count, find).
+#pragma once
+#include "../detail/asio.hpp"
+#include "../detail/json.hpp"
+#include "../net/server.hpp"
+#include "broadcast.hpp"
+#include "dispatch.hpp"
+#include "state.hpp"
+#include "options.hpp"
+#include "vocabulary.hpp"
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
 
 /// A namespace of a gateway (app.of("/chat")): register handlers, hooks and middleware; emit to its
 /// sockets and rooms. A cheap handle; the gateway owns the namespace.
@@ -98,31 +112,25 @@ private:
     detail::namespace_state* ns_;
 };
 
-
-/// Thrown by handshake middleware to refuse an upgrade with an HTTP status and body.
-class http_refusal : public std::runtime_error {
-public:
-    explicit http_refusal(int status, std::string body = {})
-        : std::runtime_error("upgrade refused with " + std::to_string(status)), response_{status, std::move(body)} {}
-    const http_response& response() const noexcept { return response_; }
-
-private:
-    http_response response_;
-};
-
-/// A realtime gateway, as NestJS's: namespaces of event handlers, rooms, lifecycle hooks and
 /// handshake middleware over gateway.hpp's WebSocket server. Listens when constructed; starts
 /// serving (on_init first) once its io_context runs.
 class gateway {
 public:
-    gateway(asio::io_context& io, options opts = {}) : st_(std::make_shared<detail::gateway_state>(io)) {
-        if (opts.message_rate < 0 || opts.message_burst < 0)
-            throw std::invalid_argument("gw::gateway: options.message_rate and message_burst must not be negative");
-        st_->max_rooms = opts.max_rooms_per_socket;
-        st_->rate = opts.message_rate;
-        st_->burst = opts.message_burst > 0 ? std::max(opts.message_burst, 1.0) : std::max(opts.message_rate, 1.0);
-        st_->close_over_rate = opts.close_over_rate;
-        st_->log = opts.log;
+    /// opts configure the server it runs on; own, the gateway's limits. The gateway routes upgrades
+    /// and connections itself: options.on_upgrade and on_connection must be left unset (handshake
+    /// middleware is namespace_ref::use; on_connect hooks see each socket).
+    gateway(asio::io_context& io, options opts = {}, gateway_options own = {}) : st_(std::make_shared<detail::gateway_state>(io)) {
+        if (opts.on_upgrade)
+            throw std::invalid_argument("gw::gateway: options.on_upgrade is the gateway's own; use namespace_ref::use for handshake middleware");
+        if (opts.on_connection)
+            throw std::invalid_argument("gw::gateway: options.on_connection is the gateway's own; use namespace_ref::on_connect");
+        if (own.message_rate < 0 || own.message_burst < 0)
+            throw std::invalid_argument("gw::gateway: gateway_options.message_rate and message_burst must not be negative");
+        st_->max_rooms = own.max_rooms_per_socket;
+        st_->rate = own.message_rate;
+        st_->burst = own.message_burst > 0 ? std::max(own.message_burst, 1.0) : std::max(own.message_rate, 1.0);
+        st_->over_rate = own.over_rate;
+        st_->log.sink = opts.log;
         opts.on_upgrade = [w = std::weak_ptr<detail::gateway_state>(st_)](http_request& req) -> std::optional<http_response> {
             auto st = w.lock();
             if (!st) return http_response{503, "shutting down\n"};
@@ -145,7 +153,7 @@ public:
             const auto worker = st->current();
             if (!ns || !worker) return;
             const auto ex = c.get_executor();   // before c moves into the coroutine
-            asio::co_spawn(ex, serve(st, ns, *worker, std::move(c)), [](std::exception_ptr) {});
+            asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(c)), st->log.report("serving a socket"));
         };
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
@@ -169,7 +177,7 @@ public:
                 if (ns->catch_all) add("*", ns->catch_all);
             }
         };
-        asio::co_spawn(io, init(st_), [](std::exception_ptr) {});
+        asio::co_spawn(io, init(st_), st_->log.report("the on_init hooks"));
     }
     gateway(const gateway&) = delete;
     gateway& operator=(const gateway&) = delete;
@@ -243,233 +251,8 @@ private:
         for (auto& hook : st->on_init) co_await hook();
     }
 
-    /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
-    /// there, then out of every room. Between the hooks the socket is read on callbacks (see
-    /// reader), so an idle socket holds no coroutine frame.
-    static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
-                                       std::size_t worker, connection c) {
-        std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, worker, c);
-        s->data_ = std::move(s->conn_.state().request_.attachment);
-        ns->shards[worker].sockets.emplace(s->id(), s.get());   // which also puts it in its id-room
-        ns->connected.fetch_add(1, std::memory_order_relaxed);
-        auto& conn = s->conn_.state();
-        if (ns->slow_consumer) conn.drop_when_full_ = *ns->slow_consumer == overflow::drop;
-        if (!ns->on_drain.empty()) {
-            conn.drain_context_ = s.get();
-            conn.on_drain_ = [](void* p) {
-                auto& sock = *static_cast<socket*>(p);
-                asio::co_spawn(sock.conn_.handle.get_executor(), drained(sock.shared_from_this()), [](std::exception_ptr) {});
-            };
-        }
-        bool hook_failed = false;
-        try {
-            for (auto& hook : ns->on_connect) co_await hook(*s);
-        } catch (...) {
-            hook_failed = true;   // an on_connect hook threw: the socket is refused with 1011
-        }
-        if (!hook_failed) {
-            s->conn_.state().read_with(reader{st, s});
-            co_return;
-        }
-        co_await s->disconnect(close_code::internal_error);
-        co_await farewell(ns, s, "server error");
-    }
-
-    /// A socket and its control block in one allocation (the constructor is the gateway's to call).
-    struct made_socket : socket {
-        made_socket(detail::namespace_state& ns, std::size_t worker, const connection& c) : socket(ns, worker, c) {}
-    };
-
-    /// Hands a socket's messages to dispatch as they arrive, and its end to farewell.
-    struct reader {
-        std::shared_ptr<detail::gateway_state> st;
-        std::shared_ptr<socket> s;
-        void message(gw::message&& m) {
-            if (st->rate > 0 && !within_rate(*st, *s)) return;
-            dispatch(st, &s->ns_, s, std::move(m));
-        }
-        void end() {
-            const auto ex = s->conn_.handle.get_executor();
-            auto* ns = &s->ns_;
-            asio::co_spawn(ex, farewell(ns, std::move(s)), [](std::exception_ptr) {});
-        }
-    };
-
-    /// Takes a token from the socket's bucket; over the rate, answers or closes by policy.
-    static bool within_rate(const detail::gateway_state& st, socket& s) {
-        const auto now = std::chrono::steady_clock::now();
-        if (s.tokens_ < 0) s.tokens_ = st.burst;
-        else s.tokens_ = std::min(st.burst, s.tokens_ + std::chrono::duration<double>(now - s.tokens_at_).count() * st.rate);
-        s.tokens_at_ = now;
-        if (s.tokens_ >= 1) {
-            s.tokens_ -= 1;
-            return true;
-        }
-        if (st.close_over_rate) {
-            if (s.connected()) {
-                if (st.log) st.log(log_level::info, "closing a socket over the message rate: " + s.id());
-                s.closed_by_server_ = true;
-                s.conn_.state().close_soon(close_code::policy_violation, "rate limit");
-            }
-        } else {
-            s.answer_exception({{"status", "error"}, {"message", "Too many messages"}}, nullptr);
-        }
-        return false;
-    }
-
-    /// Runs the namespace's on_drain hooks for a socket.
-    static asio::awaitable<void> drained(std::shared_ptr<socket> s) {
-        for (auto& hook : s->ns_.on_drain) {
-            try {
-                co_await hook(*s);
-            } catch (...) {   // a failing hook does not stop the others
-            }
-        }
-    }
-
-    /// Finishes the connection (the closing handshake), then runs on_disconnect with the reason
-    /// (computed from how it ended unless given) and takes the socket out of every room.
-    static asio::awaitable<void> farewell(detail::namespace_state* ns, std::shared_ptr<socket> s, std::string reason = {}) {
-        // The close frames are exchanged first and the TCP close comes after the hooks: a client
-        // whose close() completed knows its on_disconnect has run (up to its first suspension).
-        auto& c = s->conn_.state();
-        co_await c.settle();
-        c.on_drain_ = nullptr;   // the socket is leaving: no more drain hooks for it
-        if (reason.empty())
-            reason = c.error_ == errc::connection_lost ? "transport close"
-                     : c.error_                        ? c.error_.message()
-                     : c.shutting_down_                ? "server shutting down"
-                     : s->closed_by_server_            ? "server disconnect"
-                                                       : "client disconnect";
-        s->abandon_acks();
-        // No longer counted as connected (as in Socket.IO), though its rooms stay visible to the hooks.
-        ns->connected.fetch_sub(1, std::memory_order_relaxed);
-        for (auto& hook : ns->on_disconnect) {
-            try {
-                co_await hook(*s, reason);
-            } catch (...) {   // a failing hook must not keep the socket in its rooms
-            }
-        }
-        for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
-        ns->shards[s->worker_].sockets.erase(s->id());
-        s->gone_ = true;
-        co_await c.conclude();
-        c.receiving_ = false;
-    }
-
-    /// Decodes one message and runs its handler with the enhancers of every level. Never throws:
-    /// whatever goes wrong becomes an exception event for this client.
-    static void dispatch(const std::shared_ptr<detail::gateway_state>& st, detail::namespace_state* ns,
-                         const std::shared_ptr<socket>& s, message m) {
-        std::string error;
-        auto ev = st->wire->decode(m, error);
-        if (!ev) {
-            s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
-            return;
-        }
-        if (ev->ack > 0 && ev->name == "ack") {
-            if (!s->acknowledge(*ev)) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);
-            return;
-        }
-        auto it = ns->handlers.find(ev->name);
-        const detail::handler* h = it != ns->handlers.end() ? &it->second : ns->catch_all ? &ns->catch_all : nullptr;
-        if (!h) {
-            s->answer_exception({{"status", "error"}, {"message", "There is no handler for event \"" + ev->name + "\""}}, ev->id);
-            return;
-        }
-        detail::call_stages cs{{&st->around, &ns->around, &h->around}};
-        if (h->async) {
-            asio::co_spawn(s->conn_.handle.get_executor(), run(s, h->async, h->latency, cs, std::move(*ev)), [](std::exception_ptr) {});
-            return;
-        }
-        const auto start = std::chrono::steady_clock::now();
-        std::optional<detail::outcome> out;
-        std::exception_ptr failure;
-        bool admitted = false;
-        try {
-            cs.guard(*s, *ev);
-            admitted = true;
-            cs.pipe(*ev);
-            out = h->sync(*s, *ev, !cs.observed());
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        const auto took = std::chrono::steady_clock::now() - start;
-        h->latency->record(took);
-        finish(*s, cs, *ev, std::move(out), failure, admitted, took);
-    }
-
-    static asio::awaitable<void> run(std::shared_ptr<socket> s, decltype(detail::handler::async) fn,
-                                     std::shared_ptr<detail::latency_histogram> latency, detail::call_stages cs, event ev) {
-        const auto start = std::chrono::steady_clock::now();
-        std::optional<detail::outcome> out;
-        std::exception_ptr failure;
-        bool admitted = false;
-        try {
-            cs.guard(*s, ev);
-            admitted = true;
-            cs.pipe(ev);
-            out = co_await fn(*s, ev, !cs.observed());
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        const auto took = std::chrono::steady_clock::now() - start;
-        latency->record(took);
-        finish(*s, cs, ev, std::move(out), failure, admitted, took);
-    }
-
-    /// Interceptors (around pipes and handler, so not when a guard denied) see the outcome; then the
-    /// reply, or what the filters make of the failure, goes out.
-    static void finish(socket& s, const detail::call_stages& cs, const event& ev, std::optional<detail::outcome> out,
-                       std::exception_ptr failure, bool admitted, std::chrono::steady_clock::duration took) {
-        try {
-            if (admitted)
-                cs.after(s, ev, out ? &out->data : nullptr, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
-        } catch (...) {
-            if (!failure) failure = std::current_exception();
-        }
-        try {
-            if (!failure && out && out->more) {
-                asio::co_spawn(s.conn_.handle.get_executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
-                               [](std::exception_ptr) {});
-                return;
-            }
-            if (failure) answer_failure(s, cs, ev, failure);
-            else if (out) s.answer(ev, std::move(*out));
-        } catch (...) {   // the client left meanwhile: nothing more to tell it
-        }
-    }
-
-    /// A stream's replies, one per turn of the loop, so other sockets are served meanwhile and a
-    /// client that leaves is noticed: then the stream is destroyed where it stands.
-    static asio::awaitable<void> pump(std::shared_ptr<socket> s, detail::call_stages cs, event ev,
-                                      std::function<std::optional<json>()> more) {
-        std::exception_ptr failure;
-        try {
-            while (s->connected()) {
-                auto v = more();
-                if (!v) break;
-                s->answer(ev, detail::outcome{{}, std::move(*v), {}});
-                co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-            }
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        if (failure) {
-            try {
-                answer_failure(*s, cs, ev, failure);
-            } catch (...) {   // the client left meanwhile
-            }
-        }
-    }
-
-    /// What the client receives for a failure: the filters' choice, else the exception event.
-    static void answer_failure(socket& s, const detail::call_stages& cs, const event& ev, std::exception_ptr failure) {
-        response r = cs.failure(failure);
-        s.answer(ev, detail::outcome{std::move(r.event), std::move(r.data), {}});
-    }
-
     std::shared_ptr<detail::gateway_state> st_;
 };
 
-#endif // GATEWAY_NO_JSON
+} // namespace gw::v0
+#endif

@@ -1,8 +1,15 @@
+// gw::socket: a client connected to a namespace: its id, handshake, data and rooms, and emit and
+// emit_with_ack to it alone.
+#pragma once
+#include "../detail/asio.hpp"
+#include "../detail/json.hpp"
+#include "../net/connection.hpp"
+#include "../protocol/text.hpp"
+#include "target.hpp"
+#include "vocabulary.hpp"
 
-class socket;
-class gateway;
-class namespace_ref;
-class target;
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
 
 namespace detail {
 
@@ -24,56 +31,10 @@ inline std::string random_id() {
     return id;
 }
 
-struct namespace_state;
 struct gateway_state;
 struct outcome;
-struct selection;
 
 } // namespace detail
-
-/// The recipients of an emit: a namespace (or every namespace), narrowed to rooms, minus rooms and
-/// sockets. Built with to()/except() from a socket, a namespace or the gateway; emit() serializes and
-/// frames the event once and queues the same bytes for every recipient, on every worker.
-class target {
-public:
-    /// Adds a room: the target becomes the union of its rooms (each socket receives once).
-    target to(std::string room) && {
-        rooms_.push_back(std::move(room));
-        return std::move(*this);
-    }
-    target except(std::string room) && {
-        except_rooms_.push_back(std::move(room));
-        return std::move(*this);
-    }
-    target except(const socket& s) &&;
-    /// Makes the emit volatile (Socket.IO's word): a recipient whose outbox is above its high-water
-    /// mark misses it instead of queueing it. For what is stale by the time a slow client would
-    /// read it (positions, typing indicators).
-    target volatile_() && {
-        droppable_ = true;
-        return std::move(*this);
-    }
-
-    /// Sends the event to every recipient: queued for those of this worker before emit() returns
-    /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
-    /// awaitable completes at once.
-    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const;
-    /// How many sockets emit() would reach now, on every worker.
-    asio::awaitable<std::size_t> count() const;
-    /// The ids of the sockets emit() would reach now, on every worker.
-    asio::awaitable<std::vector<std::string>> ids() const;
-
-private:
-    friend class socket;
-    friend class namespace_ref;
-    friend class gateway;
-    std::vector<detail::namespace_state*> spaces_;
-    std::vector<std::string> rooms_, except_rooms_;
-    std::vector<const socket*> except_sockets_;
-    bool droppable_ = false;   // volatile_()
-    template <class F> void for_each_recipient(std::size_t worker, F&& f) const;
-    std::shared_ptr<detail::selection> select() const;
-};
 
 /// A client connected to a namespace: its id, its handshake, its data and its rooms.
 class socket : public std::enable_shared_from_this<socket> {
@@ -171,6 +132,7 @@ private:
     friend class target;
     friend class gateway;
     friend struct detail::namespace_state;
+    friend struct detail::dispatcher;
     using detail_outcome = detail::outcome;
     struct conn_ref {
         connection handle;
@@ -222,4 +184,5 @@ private:
     }
 };
 
-
+} // namespace gw::v0
+#endif

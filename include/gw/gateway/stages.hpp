@@ -1,3 +1,11 @@
+// Enhancer stages, as NestJS's guards, pipes, interceptors and exception filters, composed with |.
+#pragma once
+#include "../detail/json.hpp"
+#include "socket.hpp"
+#include "vocabulary.hpp"
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
 
 /// Enhancers around handlers, as NestJS's: guards decide whether a handler runs, pipes validate and
 /// transform its payload, interceptors see the request, the reply and the time taken, and exception
@@ -98,3 +106,5 @@ template <class E, class F> stages filter(F f) {
     return s;
 }
 
+} // namespace gw::v0
+#endif

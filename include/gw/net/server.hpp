@@ -1,40 +1,16 @@
+// gw::server: listens, upgrades connections in the background (slow clients never delay others),
+// runs the heartbeat sweep and graceful shutdown, and hands out ready connections.
+#pragma once
+#include "../detail/asio.hpp"
+#include "../core/metrics.hpp"
+#include "../protocol/ws_handshake.hpp"
+#include "connection.hpp"
+#include "handshake_io.hpp"
+#include "options.hpp"
+#include "server_context.hpp"
 
-namespace detail {
+namespace gw::inline v0 {
 
-/// Writes a plain HTTP answer, shuts the send side and reads until the peer closes (or the
-/// handshake deadline closes the socket), so the answer is not lost to a reset.
-inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) {
-    const std::string text = format_response(r);
-    co_await c.write_raw(text);
-    co_await c.linger(true);
-}
-
-/// Reads an HTTP head (up to the blank line) into head, keeping what follows it in rest.
-/// Returns false on a read error; sets too_big when max_bytes pass without a blank line.
-inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes, std::string& head, std::string& rest,
-                                       bool& too_big) {
-    head.clear();
-    too_big = false;
-    std::size_t scanned = 0;   // the blank line cannot start before this
-    for (;;) {
-        if (auto end = head.find("\r\n\r\n", scanned); end != std::string::npos) {
-            if (end + 4 > max_bytes) break;
-            rest = head.substr(end + 4);
-            head.resize(end + 4);
-            co_return true;
-        }
-        if (head.size() >= max_bytes) break;
-        // Reads land in a shared buffer and only what arrived is kept: a handshake in progress costs
-        // its own bytes, not a fixed buffer.
-        if (co_await c.read_some()) co_return false;
-        scanned = head.size() < 3 ? 0 : head.size() - 3;
-        head.append(reinterpret_cast<const char*>(c.data_.data()), c.data_.size());
-    }
-    too_big = true;
-    co_return false;
-}
-
-} // namespace detail
 
 /// A WebSocket server: listens when constructed, upgrades connections in the background (slow
 /// clients never delay others), and hands out ready connections through accept() or on_connection.
@@ -75,22 +51,26 @@ public:
             auto& w = st_->own.emplace_back(std::make_unique<worker>());
             st_->loops.push_back(&w->io);
         }
-        st_->hub = std::make_shared<detail::hub>(st_->loops.size(), o.max_connections, o.max_connections_per_address);
-        st_->hub->log = o.log;
+        st_->shared = std::make_shared<detail::server_context>(st_->loops.size(), o.max_connections, o.max_connections_per_address);
+        st_->shared->log.sink = o.log;
+        const auto& log = st_->shared->log;
         if (o.ping_interval.count() > 0 || o.idle_timeout.count() > 0)
             for (std::uint32_t i = 0; i < st_->loops.size(); ++i)
-                asio::co_spawn(*st_->loops[i], state::sweep(st_->hub, i, o), [](std::exception_ptr) {});
+                asio::co_spawn(*st_->loops[i], state::sweep(st_->shared, i, o), log.report("the heartbeat sweep"));
         for (auto& w : st_->own)   // started once every loop exists: nothing reaches them before that
-            w->thread = std::thread([&io = w->io] {
+            w->thread = std::thread([&io = w->io, log] {
                 for (;;) {
                     try {
                         io.run();
                         return;
-                    } catch (...) {   // a handler let an exception out: the loop keeps serving the others
+                    } catch (const std::exception& e) {   // a handler let an exception out: the loop keeps serving the others
+                        log.say(log_level::error, std::string("a worker's handler threw: ") + e.what());
+                    } catch (...) {
+                        log.say(log_level::error, "a worker's handler threw");
                     }
                 }
             });
-        asio::co_spawn(io, state::accept_loop(st_), [](std::exception_ptr) {});
+        asio::co_spawn(io, state::accept_loop(st_), log.report("the accept loop"));
     }
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -98,9 +78,9 @@ public:
     ~server() {
         halt(true);
         // The sweeps end; connections left on the application's loop go on without heartbeats.
-        st_->hub->retired = true;
-        asio::post(st_->io, [hub = st_->hub] {
-            if (auto* t = hub->lists[0].sweep) t->cancel();
+        st_->shared->retired = true;
+        asio::post(st_->io, [shared = st_->shared] {
+            if (auto* t = shared->loops[0].sweep) t->cancel();
         });
         for (auto& w : st_->own) {
             w->io.stop();
@@ -185,25 +165,11 @@ private:
         std::vector<std::unique_ptr<worker>> own;
         std::vector<asio::io_context*> loops;
         std::size_t next_loop = 0;
-        std::shared_ptr<detail::hub> hub;
+        std::shared_ptr<detail::server_context> shared;   // with the connections, which keep it alive
         std::function<void(gw::metrics&)> more_metrics;   // the gateway's part
 
         static void read(const state& st, gw::metrics& m) {
-            const auto& h = *st.hub;
-            m.connections = h.live.load(std::memory_order_relaxed);
-            m.handshakes_accepted = h.accepted.load(std::memory_order_relaxed);
-            for (std::size_t i = 0; i < h.statuses.size(); ++i)
-                if (auto n = h.refused[i].load(std::memory_order_relaxed)) m.handshakes_rejected.emplace_back(h.statuses[i], n);
-            for (std::size_t i = 0; i < h.loop_count; ++i) {
-                const auto& l = h.lists[i];
-                m.messages_in += l.messages_in.load(std::memory_order_relaxed);
-                m.bytes_in += l.bytes_in.load(std::memory_order_relaxed);
-                m.messages_out += l.messages_out.load(std::memory_order_relaxed);
-                m.bytes_out += l.bytes_out.load(std::memory_order_relaxed);
-                m.dropped += l.dropped.load(std::memory_order_relaxed);
-                m.slow_consumer_closes += l.slow_closes.load(std::memory_order_relaxed);
-                m.ping_timeouts += l.ping_timeouts.load(std::memory_order_relaxed);
-            }
+            st.shared->read(m);
             if (st.more_metrics) st.more_metrics(m);
         }
 
@@ -225,19 +191,16 @@ private:
         /// is left, and cuts what remains at the deadline.
         static asio::awaitable<void> drain(std::shared_ptr<state> self, std::chrono::milliseconds deadline) {
             using asio::experimental::as_tuple;
-            auto hub = self->hub;
+            auto shared = self->shared;
             auto ex = co_await asio::this_coro::executor;
             auto timer = std::make_shared<asio::steady_timer>(ex, deadline);
-            {
-                std::lock_guard hold(hub->empty_lock);
-                hub->on_empty = [ex, timer] { asio::post(ex, [timer] { timer->cancel(); }); };
-            }
+            shared->when_empty([ex, timer] { asio::post(ex, [timer] { timer->cancel(); }); });
             auto each = [&](auto act) {   // act(connection_impl&) on every connection, on its own loop
                 for (std::uint32_t i = 0; i < self->loops.size(); ++i)
-                    asio::post(*self->loops[i], [hub, i, act] {
+                    asio::post(*self->loops[i], [shared, i, act] {
                         std::vector<std::shared_ptr<detail::connection_impl>> all;
                         {
-                            auto& l = hub->lists[i];
+                            auto& l = shared->loops[i];
                             std::lock_guard hold(l.lock);
                             for (auto* c = l.first; c; c = c->next_)
                                 if (auto p = c->weak_from_this().lock()) all.push_back(std::move(p));
@@ -245,7 +208,7 @@ private:
                         for (auto& c : all) act(c);
                     });
             };
-            each([](const std::shared_ptr<detail::connection_impl>& c) {
+            each([log = shared->log](const std::shared_ptr<detail::connection_impl>& c) {
                 if (!c->upgraded_) {   // still in its handshake: nothing to say goodbye with
                     std::error_code ignored;
                     c->sock_.close(ignored);
@@ -256,69 +219,61 @@ private:
                     connection handle(c);
                     co_await handle.close(close_code::going_away, "server shutting down");
                 };
-                asio::co_spawn(c->sock_.get_executor(), std::move(bye), [](std::exception_ptr) {});
+                asio::co_spawn(c->sock_.get_executor(), std::move(bye), log.report("closing a connection at shutdown"));
             });
-            if (hub->live.load(std::memory_order_acquire) > 0) co_await timer->async_wait(as_tuple(asio::use_awaitable));
-            if (hub->live.load(std::memory_order_acquire) > 0) {   // the deadline passed: cut what is left
+            if (shared->limits.live() > 0) co_await timer->async_wait(as_tuple(asio::use_awaitable));
+            if (shared->limits.live() > 0) {   // the deadline passed: cut what is left
                 each([](const std::shared_ptr<detail::connection_impl>& c) {
                     std::error_code ignored;
                     c->sock_.close(ignored);
                 });
                 // Their readers see the socket closed and finish at once; a last wait for that.
                 timer->expires_after(std::chrono::seconds(1));
-                if (hub->live.load(std::memory_order_acquire) > 0) co_await timer->async_wait(as_tuple(asio::use_awaitable));
+                if (shared->limits.live() > 0) co_await timer->async_wait(as_tuple(asio::use_awaitable));
             }
-            std::lock_guard hold(hub->empty_lock);
-            hub->on_empty = nullptr;
+            shared->when_empty(nullptr);
         }
 
         /// One worker's heartbeat: pings its connections every ping_interval, drops those whose pong
         /// is ping_timeout late, and closes those idle for idle_timeout. A single timer per loop.
-        static asio::awaitable<void> sweep(std::shared_ptr<detail::hub> hub, std::uint32_t loop, options o) {
+        static asio::awaitable<void> sweep(std::shared_ptr<detail::server_context> shared, std::uint32_t loop, options o) {
             using ms = std::chrono::milliseconds;
             ms tick{1000};
             for (ms t : {o.ping_interval, o.ping_timeout, o.idle_timeout})
                 if (t.count() > 0) tick = std::min(tick, t / 4);
             tick = std::max(tick, ms{5});
-            const auto interval = static_cast<std::uint32_t>(o.ping_interval.count());
-            const auto patience = static_cast<std::uint32_t>(o.ping_timeout.count());
-            const auto idle = static_cast<std::uint32_t>(o.idle_timeout.count());
+            const detail::heartbeat_settings beat{static_cast<std::uint32_t>(o.ping_interval.count()),
+                                                  static_cast<std::uint32_t>(o.ping_timeout.count()),
+                                                  static_cast<std::uint32_t>(o.idle_timeout.count())};
             asio::steady_timer timer(co_await asio::this_coro::executor);
-            hub->lists[loop].sweep = &timer;
+            shared->loops[loop].sweep = &timer;
             struct forget {
                 asio::steady_timer*& slot;
                 ~forget() { slot = nullptr; }
-            } on_exit{hub->lists[loop].sweep};
-            while (!hub->retired) {
+            } on_exit{shared->loops[loop].sweep};
+            while (!shared->retired) {
                 timer.expires_after(tick);
                 co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-                auto& l = hub->lists[loop];
+                auto& l = shared->loops[loop];
                 std::lock_guard hold(l.lock);
-                const std::uint32_t now = l.now = hub->clock();
+                const std::uint32_t now = l.now = shared->clock();
                 for (auto* c = l.first; c; c = c->next_) {
-                    if (!c->upgraded_ || c->close_sent_ || c->ended_ || c->broken_) continue;   // closing: close_timeout bounds it
-                    if (interval) {
-                        if (c->ping_outstanding_ && now - c->ping_at_ >= patience) {
-                            if (!c->error_) c->error_ = errc::ping_timeout;
-                            detail::hub::bump(l.ping_timeouts);
-                            hub->say(log_level::info, "ping timeout", c->request_);
-                            std::error_code ignored;
-                            c->sock_.close(ignored);   // a peer that does not answer pings will not answer a close
-                            continue;
-                        }
-                        if (!c->ping_outstanding_ && now - c->ping_at_ >= interval) {
-                            c->queue_frame(opcode::ping, {});
-                            c->ping_outstanding_ = true;
-                            c->ping_at_ = now;
-                        }
+                    switch (c->heartbeat(now, beat)) {
+                    case detail::heartbeat_due::nothing: break;
+                    case detail::heartbeat_due::ping:
+                        c->queue_frame(opcode::ping, {});
+                        c->ping_outstanding_ = true;
+                        c->ping_at_ = now;
+                        break;
+                    case detail::heartbeat_due::ping_timeout: {
+                        if (!c->error_) c->error_ = errc::ping_timeout;
+                        l.ping_timeouts.add();
+                        shared->log.say(log_level::info, "ping timeout", c->request_);
+                        std::error_code ignored;
+                        c->sock_.close(ignored);   // a peer that does not answer pings will not answer a close
+                        break;
                     }
-                    if (idle) {
-                        if (c->messages_in_ != c->seen_in_) {
-                            c->seen_in_ = c->messages_in_;
-                            c->active_at_ = now;
-                        } else if (now - c->active_at_ >= idle) {
-                            c->close_soon(close_code::going_away, "idle timeout");
-                        }
+                    case detail::heartbeat_due::idle_timeout: c->close_soon(close_code::going_away, "idle timeout"); break;
                     }
                 }
             }
@@ -338,42 +293,34 @@ private:
                     co_await pause.async_wait(as_tuple(asio::use_awaitable));
                     continue;
                 }
-                asio::co_spawn(home, upgrade(self, home, std::move(sock)), [](std::exception_ptr) {});
+                asio::co_spawn(home, upgrade(self, home, std::move(sock)), self->shared->log.report("an upgrade"));
             }
         }
 
-        /// True when options.allowed_origins is empty, lists the request's Origin, or there is none.
-        static bool origin_allowed(const options& o, const http_request& req) {
-            if (o.allowed_origins.empty()) return true;
-            auto origin = req.header("Origin");
-            if (!origin) return true;
-            const auto have = detail::trim(*origin);
-            return std::any_of(o.allowed_origins.begin(), o.allowed_origins.end(),
-                               [&](const std::string& ok) { return detail::iequals(ok, have); });
-        }
-
+        /// One connection's handshake: reads the request head and answers it as
+        /// detail::answer_handshake() decides; an accepted connection goes to on_connection or
+        /// accept(). Only the I/O is here.
         static asio::awaitable<void> upgrade(std::shared_ptr<state> self, asio::io_context& home, asio::ip::tcp::socket sock) {
             using asio::experimental::as_tuple;
             const options& o = self->opts;
+            auto& shared = *self->shared;
             std::error_code ec;
             auto remote = sock.remote_endpoint(ec);
             if (auto a = remote.address(); a.is_v6() && a.to_v6().is_v4_mapped())   // IPv4 client, dual-stack socket
                 remote.address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
             sock.set_option(asio::ip::tcp::no_delay(true), ec);
-            auto c = std::make_shared<detail::connection_impl>(
-                std::move(sock), detail::role::server,
+            const detail::connection_settings settings{
+                detail::role::server,
                 detail::frame_limits{o.max_message_bytes, o.max_frame_bytes, std::max<std::size_t>(o.max_fragments, 1)},
-                o.close_timeout);
+                o.close_timeout, o.outbox_high_water, o.max_outbox_bytes, o.slow_consumer};
+            auto c = std::make_shared<detail::connection_impl>(std::move(sock), settings);
             c->request_.remote_ = remote;
             // Over a connection limit, the request is still read, so that the refusal is an answer.
-            const int full = self->hub->admit(remote.address());
+            const int full = shared.limits.admit(remote.address());
             if (!full) {   // counted in: the connection counts itself out when it goes
-                c->hub_ = self->hub;
+                c->server_ = self->shared;
                 c->enlist(static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin()));
             }
-            c->high_water_ = std::max<std::size_t>(o.outbox_high_water, 1);
-            c->max_outbox_ = std::max(o.max_outbox_bytes, c->high_water_);
-            c->drop_when_full_ = o.slow_consumer == overflow::drop;
             asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
             deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
                 if (e) return;
@@ -386,16 +333,16 @@ private:
                 c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *o.tls);
                 auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
                 if (hec) {
-                    self->hub->rejected(0);
+                    shared.rejected(0);
                     co_return;
                 }
             }
             std::string head, rest;
             bool too_big = false;
             if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
-                if (!too_big) self->hub->rejected(0);   // timed out, or the peer went
+                if (!too_big) shared.rejected(0);   // timed out, or the peer went
                 if (too_big) {
-                    self->hub->rejected(431, "request header too large", &c->request_);
+                    shared.rejected(431, "request header too large", &c->request_);
                     // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
                     http_response r{431, "request header too large\n"};
                     co_await detail::refuse(*c, r);
@@ -404,73 +351,46 @@ private:
             }
             http_request& req = c->request_;
             if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
-                self->hub->rejected(err.status, "malformed: " + std::string(err.reason), &req);
+                shared.rejected(err.status, "malformed: " + std::string(err.reason), &req);
                 http_response r{err.status, std::string(err.reason) + "\n"};
                 co_await detail::refuse(*c, r);
                 co_return;
             }
-            auto d = detail::check_upgrade(req);
-            std::optional<http_response> answer;
-            try {
-                if (d.is_upgrade && !d.error.status && full) {
-                    answer = http_response{full, full == 503 ? "the server is at its connection limit\n"
-                                                             : "too many connections from this address\n"};
-                    if (full == 503) answer->headers.emplace_back("Retry-After", "1");
-                } else if (d.is_upgrade && !d.error.status && !origin_allowed(o, req)) {
-                    answer = http_response{403, "origin not allowed\n"};
-                } else if (!d.is_upgrade) {
-                    answer = own_answer(*self, req);
-                    if (!answer && o.on_http) answer = o.on_http(req);
-                    if (!answer) answer = http_response{426, "this is a WebSocket endpoint\n", "text/plain; charset=utf-8",
-                                                        {{"Upgrade", "websocket"}}};
-                } else if (d.error.status) {
-                    answer = http_response{d.error.status, std::string(d.error.reason) + "\n"};
-                    if (d.error.status == 426) answer->headers.emplace_back("Sec-WebSocket-Version", "13");
-                    if (d.error.status == 405) answer->headers.emplace_back("Allow", "GET");
-                } else if (o.on_upgrade) {
-                    answer = o.on_upgrade(req);
+            struct hooks {
+                const state& st;
+                http_request& req;
+                std::optional<http_response> plain(detail::request_head&) const {
+                    auto answer = own_answer(st, req);
+                    if (!answer && st.opts.on_http) answer = st.opts.on_http(req);
+                    return answer;
                 }
-                if (!answer) {
-                    auto offered = req.protocols();
-                    std::string chosen;
-                    if (o.select_subprotocol) chosen = o.select_subprotocol(req);
-                    else if (std::find(offered.begin(), offered.end(), "access_token") != offered.end())
-                        chosen = "access_token";   // a token offered as a subprotocol: browsers need one chosen
-                    if (!chosen.empty() && std::find(offered.begin(), offered.end(), chosen) == offered.end())
-                        answer = http_response{500, "the server chose a subprotocol the client did not offer\n"};
-                    c->subprotocol_ = std::move(chosen);
+                std::optional<http_response> upgrade(detail::request_head&) const {
+                    if (!st.opts.on_upgrade) return std::nullopt;
+                    return st.opts.on_upgrade(req);
                 }
-            } catch (const std::exception& e) {
-                self->hub->say(log_level::error, std::string("an upgrade hook threw: ") + e.what(), req);
-                answer = http_response{500, "internal server error\n"};
-            }
-            if (answer) {
-                // RFC 7235: a 401 names the scheme that would be accepted. Bearer tokens are what
-                // http_request::bearer_token() reads; an application may name another.
-                auto& h = answer->headers;
-                if (answer->status == 401 &&
-                    std::none_of(h.begin(), h.end(), [](const auto& kv) { return detail::iequals(kv.first, "WWW-Authenticate"); }))
-                    h.emplace_back("WWW-Authenticate", "Bearer");
-                if (d.is_upgrade || answer->status >= 400) {
-                    self->hub->rejected(answer->status, req.path(), &req);
+                std::optional<std::string> subprotocol(detail::request_head&) const {
+                    if (!st.opts.select_subprotocol) return std::nullopt;
+                    return st.opts.select_subprotocol(req);
                 }
-                co_await detail::refuse(*c, *answer);
+            };
+            auto a = detail::answer_handshake(req, {full, detail::origin_allowed(o.allowed_origins, req)}, hooks{*self, req});
+            if (!a.hook_error.empty()) shared.log.say(log_level::error, "an upgrade hook threw: " + a.hook_error, req);
+            if (!a.accepted) {
+                if (a.counted) shared.rejected(a.refusal.status, req.path(), &req);
+                co_await detail::refuse(*c, a.refusal);
                 co_return;
             }
+            c->subprotocol_ = std::move(a.subprotocol);
             // The 101 goes first in the outbox: the connection is handed over at once, and whatever
             // the application sends follows it on the wire.
             detail::out_frame switching;
-            switching.payload = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                "Sec-WebSocket-Accept: ";
-            switching.payload += detail::accept_key(d.key);
-            if (!c->subprotocol_.empty()) switching.payload.append("\r\nSec-WebSocket-Protocol: ").append(c->subprotocol_);
-            switching.payload += "\r\n\r\n";
+            switching.payload = std::move(a.head);
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
             c->push(std::move(switching));   // before upgraded_: the 101 is not a message
             c->upgraded_ = true;
-            c->ping_at_ = c->active_at_ = self->hub->lists[c->loop_].now;
-            self->hub->accepted.fetch_add(1, std::memory_order_relaxed);
+            c->ping_at_ = c->active_at_ = shared.loops[c->loop_].now;
+            shared.handshakes.accepted.fetch_add(1, std::memory_order_relaxed);
             c->consume_early(rest);
             if (o.on_connection) {
                 o.on_connection(connection(std::move(c)));
@@ -484,3 +404,4 @@ private:
     friend class gateway;   // adds its own metrics to the server's
 };
 
+} // namespace gw::v0

@@ -1,3 +1,8 @@
+// TLS contexts for wss:// servers and clients (OpenSSL through Asio).
+#pragma once
+#include "../detail/asio.hpp"
+
+namespace gw::inline v0 {
 
 /// A TLS 1.2+ server context from a PEM certificate chain and private key.
 inline std::shared_ptr<asio::ssl::context> tls_server_context(const std::string& cert_chain_file,
@@ -22,3 +27,4 @@ inline std::shared_ptr<asio::ssl::context> tls_client_context(const std::string&
     return ctx;
 }
 
+} // namespace gw::v0

@@ -1,5 +1,5 @@
-// 01_echo_client: sends each argument as a text message and prints what comes back.
-// Usage: 01_echo_client URL MESSAGE...   e.g. 01_echo_client ws://127.0.0.1:8080/ hello world
+// 02_echo_client: sends each argument as a text message and prints what comes back.
+// Usage: 02_echo_client URL MESSAGE...   e.g. 02_echo_client ws://127.0.0.1:8080/ hello world
 #include "gateway.hpp"
 
 #include <cstdio>
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
         try {
             if (e) std::rethrow_exception(e);
         } catch (const std::exception& err) {
-            std::fprintf(stderr, "01_echo_client: %s\n", err.what());
+            std::fprintf(stderr, "02_echo_client: %s\n", err.what());
             status = 1;
         }
     });

@@ -1,6 +1,7 @@
-#if __cplusplus < 202002L
-#error "gateway.hpp needs C++20 (-std=c++20)"
-#endif
+// Standalone Asio: sockets, timers, coroutines and TLS, for net/ and gateway/ (never protocol/).
+#pragma once
+#include "config.hpp"
+
 #if !__has_include(<asio.hpp>)
 #error "gateway.hpp needs standalone Asio 1.22 or later (Debian: libasio-dev)"
 #endif
@@ -16,3 +17,6 @@
 #error "gateway.hpp needs standalone Asio 1.22.1 or later"
 #endif
 
+#include <asio.hpp>                        // sockets, timers, coroutines (awaitable, co_spawn)
+#include <asio/experimental/as_tuple.hpp>  // errors as values where they are expected
+#include <asio/ssl.hpp>                    // TLS streams for wss://

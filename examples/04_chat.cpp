@@ -1,6 +1,6 @@
-// 03_chat: the chat of the NestJS lessons, on path /chat. Usage: 03_chat PORT [WORKERS]
+// 04_chat: the chat of the NestJS lessons, on path /chat. Usage: 04_chat PORT [WORKERS]
 // Connect to ws://HOST:PORT/chat?token=NAME (letters and digits); NAME becomes your user id.
-// WORKERS event loops (default 1) serve the clients. The protocol is in README.md, "The 03_chat example".
+// WORKERS event loops (default 1) serve the clients. The protocol is in README.md, "The 04_chat example".
 #include "gateway.hpp"
 
 #include <csignal>

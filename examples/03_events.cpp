@@ -1,4 +1,4 @@
-// 02_events: the gateway's handler shapes on the default namespace "/". Usage: 02_events PORT
+// 03_events: the gateway's handler shapes on the default namespace "/". Usage: 03_events PORT
 // Send {"event": "ping", "data": ..., "id": 1} and friends; see README.md, "The gateway".
 #include "gateway.hpp"
 

@@ -1,0 +1,91 @@
+// A server's counters and gauges, and their Prometheus text.
+#pragma once
+#include "../detail/config.hpp"
+
+namespace gw::inline v0 {
+
+/// A server's counters and gauges at one moment: server::metrics(), gateway::metrics(), and as
+/// Prometheus text at GET options.metrics_path. Counters count since the server started.
+struct metrics {
+    std::uint64_t connections = 0;           ///< gauge: connections open or upgrading now
+    std::uint64_t handshakes_accepted = 0;   ///< upgrades answered with 101
+    /// Upgrades and plain requests refused, by HTTP status (0: no answer, the handshake timed out
+    /// or its TLS failed), in increasing order of status.
+    std::vector<std::pair<int, std::uint64_t>> handshakes_rejected;
+    std::uint64_t messages_in = 0, messages_out = 0;   ///< WebSocket messages received and queued
+    std::uint64_t bytes_in = 0, bytes_out = 0;         ///< bytes read and queued, frame headers included
+    std::uint64_t dropped = 0;                 ///< messages dropped: volatile emits, gw::overflow::drop
+    std::uint64_t slow_consumer_closes = 0;    ///< connections closed by gw::overflow::close
+    std::uint64_t ping_timeouts = 0;           ///< connections dropped for a late pong
+    // The gateway's (zero for a plain server):
+    std::uint64_t sockets = 0;                 ///< gauge: sockets in every namespace
+    std::uint64_t rooms = 0;                   ///< gauge: rooms with members, per worker and namespace, id-rooms aside
+    /// Handler latency (guards, pipes and handler, until the reply is queued) per event.
+    struct latency {
+        std::string nsp, event;
+        static constexpr std::array<double, 10> bounds{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};   ///< seconds
+        std::array<std::uint64_t, bounds.size() + 1> buckets{};   ///< per bound, not cumulative; the last: above every bound
+        std::uint64_t count = 0;
+        double sum_seconds = 0;
+    };
+    std::vector<latency> handlers;
+};
+
+/// The metrics as Prometheus text exposition (version 0.0.4), names prefixed "gateway_".
+inline std::string to_prometheus(const metrics& m) {
+    std::string out;
+    auto number = [](double v) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.17g", v);
+        return std::string(buf);
+    };
+    auto label = [](std::string_view v) {   // a label value, escaped as the format asks
+        std::string t;
+        for (char c : v) {
+            if (c == '\\' || c == '"') t += '\\';
+            if (c == '\n') {
+                t += "\\n";
+                continue;
+            }
+            t += c;
+        }
+        return t;
+    };
+    auto one = [&](const char* name, const char* type, const char* help, std::uint64_t v) {
+        out.append("# HELP gateway_").append(name).append(" ").append(help).append("\n");
+        out.append("# TYPE gateway_").append(name).append(" ").append(type).append("\n");
+        out.append("gateway_").append(name).append(" ").append(std::to_string(v)).append("\n");
+    };
+    one("connections", "gauge", "Connections open or upgrading.", m.connections);
+    one("handshakes_accepted_total", "counter", "Upgrades answered with 101.", m.handshakes_accepted);
+    out.append("# HELP gateway_handshakes_rejected_total Requests refused, by HTTP status (0: no answer).\n"
+               "# TYPE gateway_handshakes_rejected_total counter\n");
+    for (const auto& [status, n] : m.handshakes_rejected)
+        out.append("gateway_handshakes_rejected_total{status=\"").append(std::to_string(status)).append("\"} ").append(std::to_string(n)).append("\n");
+    one("messages_received_total", "counter", "WebSocket messages received.", m.messages_in);
+    one("messages_sent_total", "counter", "WebSocket frames queued to send.", m.messages_out);
+    one("bytes_received_total", "counter", "Bytes read after the handshake.", m.bytes_in);
+    one("bytes_sent_total", "counter", "Bytes queued to send after the handshake.", m.bytes_out);
+    one("messages_dropped_total", "counter", "Messages dropped: volatile emits and overflow::drop.", m.dropped);
+    one("slow_consumer_closes_total", "counter", "Connections closed because their outbox passed its cap.", m.slow_consumer_closes);
+    one("ping_timeouts_total", "counter", "Connections dropped for a late pong.", m.ping_timeouts);
+    one("sockets", "gauge", "Gateway sockets in every namespace.", m.sockets);
+    one("rooms", "gauge", "Gateway rooms with members (per worker and namespace; id-rooms aside).", m.rooms);
+    out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
+    for (const auto& h : m.handlers) {
+        const std::string labels = "nsp=\"" + label(h.nsp) + "\",event=\"" + label(h.event) + "\"";
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < h.buckets.size(); ++i) {
+            cumulative += h.buckets[i];
+            const std::string le = i < h.bounds.size() ? number(h.bounds[i]) : "+Inf";
+            out.append("gateway_handler_seconds_bucket{").append(labels).append(",le=\"").append(le).append("\"} ")
+                .append(std::to_string(cumulative)).append("\n");
+        }
+        out.append("gateway_handler_seconds_sum{").append(labels).append("} ").append(number(h.sum_seconds)).append("\n");
+        out.append("gateway_handler_seconds_count{").append(labels).append("} ").append(std::to_string(h.count)).append("\n");
+    }
+    return out;
+}
+
+
+} // namespace gw::v0

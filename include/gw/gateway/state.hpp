@@ -1,0 +1,139 @@
+// What a gateway keeps: its namespaces (handlers, hooks, middleware) and, per worker, their
+// sockets and rooms; joining and leaving; a socket's own sends.
+#pragma once
+#include "../detail/asio.hpp"
+#include "../detail/json.hpp"
+#include "../net/server.hpp"
+#include "codec.hpp"
+#include "handlers.hpp"
+#include "socket.hpp"
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+namespace detail {
+
+struct gateway_state;
+
+/// One worker's part of a namespace: the sockets it serves and their rooms. Only that worker's
+/// thread touches it, so joining, leaving and emitting take no lock; a cache line of its own keeps
+/// workers from slowing each other down.
+struct alignas(64) shard {
+    std::unordered_map<std::string_view, socket*> sockets;   // by id
+    std::unordered_map<std::string, std::vector<socket*>> rooms;
+};
+
+/// A namespace: its handlers, hooks and middleware (set up before the loops run, read-only after),
+/// and per worker its sockets and rooms.
+struct namespace_state {
+    std::string path;
+    gateway_state* owner = nullptr;
+    std::unordered_map<std::string, handler> handlers;
+    handler catch_all;   // events with no handler of their own
+    stages around;       // enhancers of every handler in the namespace
+    std::vector<std::function<std::optional<http_response>(http_request&)>> middleware;
+    std::vector<hook<socket&>> on_connect;
+    std::vector<hook<socket&, std::string_view>> on_disconnect;
+    std::vector<hook<socket&>> on_drain;
+    std::optional<overflow> slow_consumer;   // else the server's options.slow_consumer
+    std::vector<shard> shards;   // one per worker
+    std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
+    std::atomic<std::size_t> room_count{0};  // rooms with members, summed over workers
+
+    void join(socket& s, const std::string& room);
+    void leave(socket& s, const std::string& room);
+};
+
+struct gateway_state : std::enable_shared_from_this<gateway_state> {
+    explicit gateway_state(asio::io_context& io_) : io(io_) {}
+    asio::io_context& io;
+    std::unique_ptr<server> srv;   // made once the routing hook can point back here
+    std::vector<asio::io_context*> loops;   // the server's workers; loop 0 is io
+    std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
+    std::vector<std::unique_ptr<namespace_state>> spaces;
+    std::vector<hook<>> on_init;
+    stages around;   // enhancers of every handler in every namespace
+    std::size_t max_rooms = 1000;          // options.max_rooms_per_socket
+    double rate = 0, burst = 0;            // options.message_rate and message_burst (resolved)
+    overflow over_rate = overflow::drop;   // gateway_options::over_rate
+    server_log log;   // options.log
+
+    /// The worker whose loop runs on this thread; with one worker, that one whatever the thread
+    /// (an application with one loop may call from outside it before it runs).
+    std::optional<std::size_t> current() const noexcept {
+        if (loops.size() == 1) return 0;
+        for (std::size_t w = 0; w < loops.size(); ++w)
+            if (loops[w]->get_executor().running_in_this_thread()) return w;
+        return std::nullopt;
+    }
+
+    /// The namespace for a request path: an exact path first, then patterns ending in '*'.
+    namespace_state* find(std::string_view path) const {
+        for (const auto& ns : spaces)
+            if (ns->path == path) return ns.get();
+        for (const auto& ns : spaces)
+            if (ns->path.ends_with('*') && path.starts_with(std::string_view(ns->path).substr(0, ns->path.size() - 1)))
+                return ns.get();
+        return nullptr;
+    }
+};
+
+} // namespace detail
+
+inline const std::string& socket::nsp() const noexcept { return ns_.path; }
+inline void socket::join(const std::string& room) { ns_.join(*this, room); }
+inline void socket::leave(const std::string& room) { ns_.leave(*this, room); }
+
+inline void detail::namespace_state::join(socket& s, const std::string& room) {
+    if (s.gone_ || s.in(room)) return;   // a handler still running after its client left joins nothing
+    if (room == s.id_) {
+        s.in_own_room_ = true;
+        return;
+    }
+    if (s.rooms_.size() >= owner->max_rooms) throw ws_exception("Too many rooms");
+    s.rooms_.push_back(room);
+    auto& members = shards[s.worker_].rooms[room];
+    if (members.empty()) room_count.fetch_add(1, std::memory_order_relaxed);
+    members.push_back(&s);
+}
+
+inline void detail::namespace_state::leave(socket& s, const std::string& room) {
+    if (room == s.id_) {
+        s.in_own_room_ = false;
+        return;
+    }
+    auto it = std::find(s.rooms_.begin(), s.rooms_.end(), room);
+    if (it == s.rooms_.end()) return;
+    s.rooms_.erase(it);
+    auto& rooms = shards[s.worker_].rooms;
+    auto r = rooms.find(room);
+    std::erase(r->second, &s);
+    if (r->second.empty()) {
+        rooms.erase(r);
+        room_count.fetch_sub(1, std::memory_order_relaxed);
+    }
+}
+
+inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
+    std::string text = ns_.owner->wire->encode(event, data, id, ack);
+    if (conn_.state().on_own_thread()) {
+        conn_.state().send_frame(opcode::text, std::move(text));
+        return;
+    }
+    asio::post(conn_.handle.get_executor(), [c = detail::access::state(conn_.handle), text = std::move(text)]() mutable {
+        if (!c->can_send()) return;   // gone meanwhile, as a broadcast would skip it
+        c->send_frame(opcode::text, std::move(text));
+    });
+}
+
+inline void socket::answer(const event& request, detail::outcome&& out) {
+    if (!connected()) return;   // the client left while its handler ran
+    send_event(out.event.empty() ? request.name : out.event, out.data, request.id);
+}
+
+inline void socket::answer_exception(const json& data, const json& id) {
+    if (connected()) send_event("exception", data, id);
+}
+
+} // namespace gw::v0
+#endif

@@ -1,0 +1,65 @@
+// gw::target: the recipients of an emit (a namespace or all, narrowed to rooms, less rooms and
+// sockets), built with to() and except(). Its emit, count and ids are in broadcast.hpp.
+#pragma once
+#include "../detail/asio.hpp"
+#include "../detail/json.hpp"
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+class socket;
+class gateway;
+class namespace_ref;
+
+namespace detail {
+struct namespace_state;
+struct selection;
+struct dispatcher;
+} // namespace detail
+
+/// The recipients of an emit: a namespace (or every namespace), narrowed to rooms, minus rooms and
+/// sockets. Built with to()/except() from a socket, a namespace or the gateway; emit() serializes and
+/// frames the event once and queues the same bytes for every recipient, on every worker.
+class target {
+public:
+    /// Adds a room: the target becomes the union of its rooms (each socket receives once).
+    target to(std::string room) && {
+        rooms_.push_back(std::move(room));
+        return std::move(*this);
+    }
+    target except(std::string room) && {
+        except_rooms_.push_back(std::move(room));
+        return std::move(*this);
+    }
+    target except(const socket& s) &&;
+    /// Makes the emit volatile (Socket.IO's word): a recipient whose outbox is above its high-water
+    /// mark misses it instead of queueing it. For what is stale by the time a slow client would
+    /// read it (positions, typing indicators).
+    target as_volatile() && {
+        droppable_ = true;
+        return std::move(*this);
+    }
+
+    /// Sends the event to every recipient: queued for those of this worker before emit() returns
+    /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
+    /// awaitable completes at once.
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const;
+    /// How many sockets emit() would reach now, on every worker.
+    asio::awaitable<std::size_t> count() const;
+    /// The ids of the sockets emit() would reach now, on every worker.
+    asio::awaitable<std::vector<std::string>> ids() const;
+
+private:
+    friend class socket;
+    friend class namespace_ref;
+    friend class gateway;
+    std::vector<detail::namespace_state*> spaces_;
+    std::vector<std::string> rooms_, except_rooms_;
+    std::vector<const socket*> except_sockets_;
+    bool droppable_ = false;   // as_volatile()
+    template <class F> void for_each_recipient(std::size_t worker, F&& f) const;
+    std::shared_ptr<detail::selection> select() const;
+};
+
+} // namespace gw::v0
+#endif

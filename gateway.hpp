@@ -1403,6 +1403,44 @@ inline json json_value(std::string_view text) {
 } // namespace gw::v0::detail
 #endif
 
+// ==== gw/protocol/prepared.hpp ====
+// gw::prepared: a message encoded once (by a codec) and framed lazily, at most once per kind of
+// recipient: a plain WebSocket text frame today; a compressed frame and an Engine.IO packet are
+// kinds to come. A broadcast shares one prepared message across its sockets, workers and nodes.
+
+namespace gw::inline v0 {
+
+/// An encoded message and the wire forms made of it, each made once, on first use, by whichever
+/// thread needs it first. Immutable once made, apart from those forms; share it by shared_ptr.
+class prepared {
+public:
+    explicit prepared(std::string text) : text_(std::move(text)) {}
+    prepared(const prepared&) = delete;
+    prepared& operator=(const prepared&) = delete;
+
+    /// The message as the codec wrote it (a text message's payload).
+    const std::string& text() const noexcept { return text_; }
+
+    /// The whole WebSocket frame (header and payload, unmasked: a server's), made on first call.
+    const std::shared_ptr<const std::string>& websocket_frame() const {
+        std::call_once(websocket_once_, [this] {
+            auto frame = std::make_shared<std::string>();
+            frame->resize(detail::max_frame_header);
+            frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text_.size()));
+            frame->append(text_);
+            websocket_ = std::move(frame);
+        });
+        return websocket_;
+    }
+
+private:
+    std::string text_;
+    mutable std::once_flag websocket_once_;
+    mutable std::shared_ptr<const std::string> websocket_;
+};
+
+} // namespace gw::v0
+
 // ==== gw/detail/asio.hpp ====
 // Standalone Asio: sockets, timers, coroutines and TLS, for net/ and gateway/ (never protocol/).
 
@@ -1824,6 +1862,78 @@ private:
 
 } // namespace gw::v0::detail
 
+// ==== gw/net/transport.hpp ====
+// The transport seam: what the gateway needs from a connection to a client, so that a socket never
+// holds a WebSocket connection itself. A WebSocket connection is one (net/connection_impl.hpp, in
+// place: a vtable pointer, no allocation); an Engine.IO session is another; the tests drive a
+// namespace through one that lives in memory.
+
+namespace gw::inline v0 {
+
+/// Where a transport hands what it reads: each message in order, then its end, once.
+class transport_sink {
+public:
+    virtual void on_message(message&& m) = 0;
+    /// Reading is over (the peer closed or failed, or the connection was lost); the transport
+    /// expects settle() and release() next.
+    virtual void on_end() = 0;
+
+protected:
+    ~transport_sink() = default;
+};
+
+/// A connection to one client as the gateway uses it. Every call but executor() and
+/// on_own_thread() is made on the transport's own thread.
+class transport {
+public:
+    virtual ~transport() = default;
+
+    // Reading.
+    /// Starts handing messages to sink, which it keeps until on_end() has run.
+    virtual void start(std::shared_ptr<transport_sink> sink) = 0;
+
+    // Sending.
+    /// Queues one text message; throws std::system_error(gw::errc::closed) once closing. Beyond the
+    /// transport's cap on unsent bytes, its overflow policy applies (drop, or close).
+    virtual void send_text(std::string text) = 0;
+    /// Queues a message other recipients share (a broadcast), framed for this transport's kind;
+    /// skipped once closing, and when droppable while above the high-water mark.
+    virtual void send_prepared(const prepared& p, bool droppable) = 0;
+    /// Bytes queued and not yet taken by the peer, as far as this side knows.
+    virtual std::size_t buffered() const noexcept = 0;
+    virtual bool above_high_water() const noexcept = 0;
+    /// Completes once the unsent bytes are below the high-water mark (or the transport closes).
+    virtual asio::awaitable<void> drained() = 0;
+    /// Called, on the transport's thread, when the unsent bytes fall below the high-water mark
+    /// after being above it; nullptr to stop.
+    virtual void on_drain(void (*callback)(void*), void* context) = 0;
+    /// What a message meets beyond the cap on unsent bytes.
+    virtual void set_overflow(overflow policy) = 0;
+
+    // Closing.
+    /// False once closing started or the connection failed: nothing more can be sent.
+    virtual bool is_open() const noexcept = 0;
+    /// Starts closing with code and reason and returns at once; the reader finishes the rest.
+    virtual void close_soon(close_code code, std::string_view reason) = 0;
+    /// Closes and completes once the closing handshake is over.
+    virtual asio::awaitable<void> close(close_code code, std::string_view reason) = 0;
+    /// After on_end(): completes once the closing handshake is over, with why the connection
+    /// ended: "" for a normal close (whoever began it), else "transport close", "ping timeout",
+    /// "server shutting down" or the error's message.
+    virtual asio::awaitable<std::string> settle() = 0;
+    /// The last step, after settle(): the underlying connection goes (TCP closed).
+    virtual asio::awaitable<void> release() = 0;
+
+    // Where it runs and what it was opened with.
+    virtual asio::any_io_executor executor() const = 0;
+    /// True on the thread that runs executor() (false when it cannot tell).
+    virtual bool on_own_thread() const noexcept = 0;
+    /// The request the client opened it with: path, query, headers, cookies, address, attachment.
+    virtual http_request& request() noexcept = 0;
+};
+
+} // namespace gw::v0
+
 // ==== gw/net/connection_impl.hpp ====
 // One WebSocket connection's state and its I/O: the socket, the frame reader, the outbox and its
 // single writer, and the closing handshake. Lives on one thread (its io_context's); the public
@@ -1833,6 +1943,15 @@ namespace gw::inline v0::detail {
 
 using tcp = asio::ip::tcp;
 using tls_stream = asio::ssl::stream<tcp::socket&>;
+
+/// Clears a flag when a coroutine leaves its scope, also when it is destroyed while suspended.
+struct flag_guard {
+    bool& flag;
+    explicit flag_guard(bool& f) : flag(f) { flag = true; }
+    ~flag_guard() { flag = false; }
+    flag_guard(const flag_guard&) = delete;
+    flag_guard& operator=(const flag_guard&) = delete;
+};
 
 /// How a connection behaves, fixed when it is made (a server's options, or a client's).
 struct connection_settings {
@@ -1862,7 +1981,9 @@ struct heartbeat_settings {
     std::uint32_t interval = 0, patience = 0, idle = 0;
 };
 
-class connection_impl : public std::enable_shared_from_this<connection_impl> {
+/// A WebSocket connection: also the gateway's transport for it, in place (the transport's virtual
+/// functions below), so a gateway socket costs its connection no allocation more.
+class connection_impl final : public transport, public std::enable_shared_from_this<connection_impl> {
 public:
     connection_impl(tcp::socket sock, const connection_settings& s)
         : sock_(std::move(sock)), limits_(s.limits), close_timeout_(s.close_timeout), role_(s.side),
@@ -1953,10 +2074,10 @@ public:
 
     /// True when called on the thread that runs this connection's event loop. An executor of
     /// another kind cannot tell, so the answer is no, and callers take the (correct, slower) hop.
-    bool on_own_thread() noexcept {
+    bool on_own_thread() const noexcept override {
         using plain = asio::io_context::executor_type;
         using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
-        auto ex = sock_.get_executor();
+        auto ex = const_cast<tcp::socket&>(sock_).get_executor();   // Asio's get_executor() is not const
         if (auto* e = ex.target<plain>()) return e->running_in_this_thread();
         if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
         if (auto* e = ex.target<asio::strand<plain>>()) return e->running_in_this_thread();
@@ -2198,8 +2319,8 @@ public:
     void* drain_context_ = nullptr;
 
     /// Bytes queued or being written: what the peer has not taken yet, as far as this side knows.
-    std::size_t buffered() const noexcept { return queued_bytes_ + inflight_bytes_; }
-    bool above_high_water() const noexcept { return buffered() >= high_water_; }
+    std::size_t buffered() const noexcept override { return queued_bytes_ + inflight_bytes_; }
+    bool above_high_water() const noexcept override { return buffered() >= high_water_; }
 
     /// True when n more bytes fit under max_outbox_bytes (or nothing is queued: one large message
     /// always goes). Otherwise applies the overflow policy, which drops the message or closes the
@@ -2400,7 +2521,7 @@ public:
 
     /// Sends our close frame now and lets close_timeout bound what follows: for closes the server
     /// decides on its own (idle, slow consumer, rate limit), whoever reads the connection finishes it.
-    void close_soon(close_code code, std::string_view reason) {
+    void close_soon(close_code code, std::string_view reason) override {
         send_close(code, reason);
         arm_deadline();
     }
@@ -2424,13 +2545,13 @@ public:
     /// send side first (RFC 6455 section 7.1.1) and both read until the peer closes, so nothing in
     /// flight is lost to a reset. close_timeout bounds it all. Runs once; other callers wait for it.
     asio::awaitable<void> finish() {
-        co_await settle();
+        co_await exchange_closes();
         co_await conclude();
     }
 
     /// finish()'s first half: the close frames exchanged (or the peer failed or vanished); after
     /// it, how the connection ended is known, and the socket is still open.
-    asio::awaitable<void> settle() {
+    asio::awaitable<void> exchange_closes() {
         auto self = shared_from_this();
         arm_deadline();
         if (phase_ >= close_phase::settling) {
@@ -2497,6 +2618,53 @@ public:
     /// True while the application may still send: our close frame is not queued, and no write failed.
     bool can_send() const noexcept { return phase_ == close_phase::open && !broken_; }
     bool ended() const noexcept { return phase_ == close_phase::ended; }
+
+    /// Starts the closing handshake on this thread and completes when it is over: the peer
+    /// answered, or close_timeout passed, and the socket is closed. Messages arriving meanwhile are
+    /// dropped unless a reader is running.
+    asio::awaitable<void> close(close_code code, std::string_view reason) override {
+        auto self = shared_from_this();
+        if (ended()) co_return;
+        if (can_send()) send_close(code, reason);
+        arm_deadline();
+        if (receiving_) {
+            while (!ended()) co_await wait_for_change();
+            co_return;
+        }
+        flag_guard busy(receiving_);
+        while (!stop_reading_ && !broken_) {
+            take(co_await read_some());
+            inbox_.clear();
+            inbox_head_ = 0;
+        }
+        co_await finish();
+    }
+
+    // ---- the rest of the transport (net/transport.hpp) ----
+    void start(std::shared_ptr<transport_sink> sink) override;
+    void send_text(std::string text) override { send_frame(opcode::text, std::move(text)); }
+    void send_prepared(const prepared& p, bool droppable) override { send_shared(p.websocket_frame(), droppable); }
+    asio::awaitable<void> drained() override { return wait_drained(); }
+    void on_drain(void (*callback)(void*), void* context) override {
+        on_drain_ = callback;
+        drain_context_ = context;
+    }
+    void set_overflow(overflow policy) override { drop_when_full_ = policy == overflow::drop; }
+    bool is_open() const noexcept override { return can_send(); }
+    asio::awaitable<std::string> settle() override {
+        co_await exchange_closes();
+        co_return error_ == errc::connection_lost ? std::string("transport close")
+                  : error_                        ? error_.message()
+                  : shutting_down_                ? std::string("server shutting down")
+                                                  : std::string();
+    }
+    asio::awaitable<void> release() override {
+        auto self = shared_from_this();
+        co_await conclude();
+        receiving_ = false;
+    }
+    asio::any_io_executor executor() const override { return const_cast<tcp::socket&>(sock_).get_executor(); }
+    http_request& request() noexcept override { return request_; }
 };
 
 /// The reader of connection_impl::read_with, its own completion handler: each wake reads what is
@@ -2533,19 +2701,20 @@ template <class Sink> struct callback_reader {
     }
 };
 
+/// A transport_sink as read_with's sink: the reader's handler holds it, so an idle connection holds
+/// no more than that.
+struct sink_ref {
+    std::shared_ptr<transport_sink> to;
+    void message(gw::message&& m) { to->on_message(std::move(m)); }
+    void end() { to->on_end(); }
+};
+
+inline void connection_impl::start(std::shared_ptr<transport_sink> sink) { read_with(sink_ref{std::move(sink)}); }
+
 template <class Sink> void connection_impl::read_with(Sink sink) {
     receiving_ = true;   // until the sink's finish(): close() waits for it rather than reading itself
     callback_reader<Sink>{shared_from_this(), std::move(sink)}.deliver();
 }
-
-/// Clears a flag when a coroutine leaves its scope, also when it is destroyed while suspended.
-struct flag_guard {
-    bool& flag;
-    explicit flag_guard(bool& f) : flag(f) { flag = true; }
-    ~flag_guard() { flag = false; }
-    flag_guard(const flag_guard&) = delete;
-    flag_guard& operator=(const flag_guard&) = delete;
-};
 
 } // namespace gw::v0::detail
 
@@ -2628,20 +2797,7 @@ public:
             co_await asio::co_spawn(s->sock_.get_executor(), std::move(hop), asio::use_awaitable);
             co_return;
         }
-        if (s->ended()) co_return;
-        if (s->can_send()) s->send_close(code, reason);
-        s->arm_deadline();
-        if (s->receiving_) {
-            while (!s->ended()) co_await s->wait_for_change();
-            co_return;
-        }
-        detail::flag_guard busy(s->receiving_);
-        while (!s->stop_reading_ && !s->broken_) {
-            s->take(co_await s->read_some());
-            s->inbox_.clear();
-            s->inbox_head_ = 0;
-        }
-        co_await s->finish();
+        co_await s->close(code, reason);
     }
 
     /// False once the closing handshake started or the connection failed.
@@ -2692,6 +2848,13 @@ private:
     friend asio::awaitable<connection> connect(std::string_view, client_options);
     friend struct detail::access;
 };
+
+namespace detail {
+/// Lets the gateway reach a connection as its transport; not for applications.
+struct access {
+    static std::shared_ptr<transport> transport_of(const connection& c) { return c.impl(); }
+};
+} // namespace detail
 
 } // namespace gw::v0
 
@@ -3372,6 +3535,10 @@ namespace gw::inline v0 {
 class codec {
 public:
     virtual ~codec() = default;
+    /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
+    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data) const {
+        return std::make_shared<const prepared>(encode(name, data, nullptr, 0));
+    }
     /// Decodes a message; on failure returns nullopt and says what was wrong in error.
     virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
     /// The text of a message carrying an event (its id too, unless null; ack, unless 0, asks the
@@ -3478,9 +3645,60 @@ private:
 } // namespace gw::v0
 #endif
 
+// ==== gw/gateway/adapter.hpp ====
+// The adapter seam (Socket.IO's word): a namespace's members and rooms, and its broadcasts,
+// between the gateway and wherever the members are. The local adapter (local_adapter.hpp) keeps
+// them per worker; a cluster adapter (Redis) will wrap a local one, so that an outage of the
+// cluster still delivers locally.
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+class socket;
+
+/// Which sockets of a namespace an operation names: the union of rooms (every socket when there
+/// is none), less the sockets in except_rooms and the sockets excepted. Views of the caller's
+/// vectors, valid during the call; the sockets excepted are the calling worker's to compare.
+struct selection_spec {
+    const std::vector<std::string>& rooms;
+    const std::vector<std::string>& except_rooms;
+    const std::vector<const socket*>& except_sockets;
+};
+
+/// A namespace's members as the gateway uses them. Membership calls come from the socket's own
+/// worker; broadcast, count and ids from any worker (or from a thread of none, with one worker).
+class adapter {
+public:
+    virtual ~adapter() = default;
+
+    /// A socket connected: it is in its own id-room from now on.
+    virtual void add_socket(socket& s) = 0;
+    /// A socket is gone, after leaving its rooms.
+    virtual void remove_socket(socket& s) = 0;
+    /// A socket joins or leaves a room (not its id-room: the socket keeps that itself).
+    virtual void add(socket& s, const std::string& room) = 0;
+    virtual void remove(socket& s, const std::string& room) = 0;
+
+    /// Queues message for every socket the selection names, on every worker (and node); volatile
+    /// skips sockets above their high-water mark. Returns once queued on this worker.
+    virtual void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) = 0;
+    /// How many sockets, and which, the selection names now. The selection is read before the
+    /// awaitable is returned, so it may be a temporary.
+    virtual asio::awaitable<std::size_t> count(const selection_spec& which) = 0;
+    virtual asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) = 0;
+
+    /// The socket with this id on a worker, or nullptr.
+    virtual socket* find(std::size_t worker, std::string_view id) const = 0;
+    /// Rooms with members (id-rooms aside), for metrics.
+    virtual std::size_t rooms() const noexcept = 0;
+};
+
+} // namespace gw::v0
+#endif
+
 // ==== gw/gateway/target.hpp ====
 // gw::target: the recipients of an emit (a namespace or all, narrowed to rooms, less rooms and
-// sockets), built with to() and except(). Its emit, count and ids are in broadcast.hpp.
+// sockets), built with to() and except(). Its emit, count and ids go through each namespace's adapter (local_adapter.hpp).
 
 #ifndef GATEWAY_NO_JSON
 namespace gw::inline v0 {
@@ -3491,8 +3709,8 @@ class namespace_ref;
 
 namespace detail {
 struct namespace_state;
-struct selection;
 struct dispatcher;
+class local_adapter;
 } // namespace detail
 
 /// The recipients of an emit: a namespace (or every namespace), narrowed to rooms, minus rooms and
@@ -3535,8 +3753,7 @@ private:
     std::vector<std::string> rooms_, except_rooms_;
     std::vector<const socket*> except_sockets_;
     bool droppable_ = false;   // as_volatile()
-    template <class F> void for_each_recipient(std::size_t worker, F&& f) const;
-    std::shared_ptr<detail::selection> select() const;
+    selection_spec spec() const noexcept;   // the target as adapters read it
 };
 
 } // namespace gw::v0
@@ -3550,11 +3767,6 @@ private:
 namespace gw::inline v0 {
 
 namespace detail {
-
-/// Lets the gateway reach a connection's state; not for applications.
-struct access {
-    static const std::shared_ptr<connection_impl>& state(const connection& c) { return c.impl(); }
-};
 
 /// An awaitable that completes at once: what emit() returns after queueing.
 inline asio::awaitable<void> done() { co_return; }
@@ -3575,12 +3787,12 @@ struct outcome;
 } // namespace detail
 
 /// A client connected to a namespace: its id, its handshake, its data and its rooms.
-class socket : public std::enable_shared_from_this<socket> {
+class socket : public std::enable_shared_from_this<socket>, private transport_sink {
 public:
     /// Unguessable: 128 random bits. Each socket is also in a room named by its id.
     const std::string& id() const noexcept { return id_; }
     /// The upgrade request: path, query, headers, cookies, remote address.
-    const http_request& handshake() const { return conn_.request(); }
+    const http_request& handshake() const { return transport_->request(); }
     /// The namespace's path.
     const std::string& nsp() const noexcept;
     /// What handshake middleware attached (see namespace_ref::use), or anything the application keeps.
@@ -3595,13 +3807,13 @@ public:
     /// socket's worker (dropped if the socket has gone by then) and does not wait.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
         send_event(event, data, nullptr);
-        auto& c = conn_.state();
-        if (c.on_own_thread() && c.above_high_water()) return c.wait_drained();
+        auto& t = *transport_;
+        if (t.on_own_thread() && t.above_high_water()) return t.drained();
         return detail::done();
     }
 
     /// Bytes queued for this socket and not yet taken by the kernel.
-    std::size_t buffered_amount() const noexcept { return conn_.handle.buffered_amount(); }
+    std::size_t buffered_amount() const noexcept { return transport_->buffered(); }
 
     /// Emits an event that asks the client to acknowledge it, and waits for its answer: the client's
     /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
@@ -3609,14 +3821,14 @@ public:
     /// May be awaited on any thread; the wait itself runs on the socket's worker.
     asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout) {
         auto self = shared_from_this();   // the socket outlives the wait even if the client leaves
-        if (!conn_.state().on_own_thread()) {
+        if (!transport_->on_own_thread()) {
             auto hop = [self, event = std::move(event), data = std::move(data), timeout]() mutable {
                 return self->emit_with_ack(std::move(event), std::move(data), timeout);
             };
-            co_return co_await asio::co_spawn(conn_.handle.get_executor(), std::move(hop), asio::use_awaitable);
+            co_return co_await asio::co_spawn(transport_->executor(), std::move(hop), asio::use_awaitable);
         }
         const std::int64_t n = ++last_ack_;
-        auto waiter = std::make_shared<pending_ack>(conn_.handle.get_executor(), timeout);
+        auto waiter = std::make_shared<pending_ack>(transport_->executor(), timeout);
         if (!acks_) acks_ = std::make_unique<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>>();
         acks_->emplace(n, waiter);
         send_event(event, data, nullptr, n);
@@ -3656,27 +3868,33 @@ public:
     /// Closes the connection (on_disconnect runs once it is over).
     asio::awaitable<void> disconnect(close_code code = close_code::normal, std::string_view reason = {}) {
         closed_by_server_ = true;
-        gw::connection c = conn_.handle;
-        co_await c.close(code, reason);
+        auto t = transport_;
+        if (t->on_own_thread()) {
+            co_await t->close(code, reason);
+            co_return;
+        }
+        // A named callable, never a temporary inside co_await: GCC 12 destroys those twice.
+        auto hop = [t, code, why = std::string(reason)]() -> asio::awaitable<void> { co_await t->close(code, why); };
+        co_await asio::co_spawn(t->executor(), std::move(hop), asio::use_awaitable);
     }
-    bool connected() const noexcept { return conn_.handle.is_open(); }
+    bool connected() const noexcept { return transport_->is_open(); }
 
     socket(const socket&) = delete;
     socket& operator=(const socket&) = delete;
 
 private:
-    socket(detail::namespace_state& ns, std::size_t worker, connection c)
-        : ns_(ns), worker_(worker), conn_{std::move(c)}, id_(detail::random_id()) {}
+    socket(detail::namespace_state& ns, std::shared_ptr<detail::gateway_state> owner, std::size_t worker,
+           std::shared_ptr<transport> t)
+        : ns_(ns), worker_(worker), owner_(std::move(owner)), transport_(std::move(t)), id_(detail::random_id()) {}
+    // What the transport reads goes to the gateway's dispatcher (dispatch.hpp).
+    void on_message(message&& m) override;
+    void on_end() override;
     friend class target;
     friend class gateway;
     friend struct detail::namespace_state;
     friend struct detail::dispatcher;
+    friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
-    struct conn_ref {
-        connection handle;
-        detail::connection_impl& state() const { return *detail::access::state(handle); }
-        const http_request& request() const { return state().request_; }
-    };
     void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
@@ -3684,7 +3902,8 @@ private:
 
     detail::namespace_state& ns_;
     std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
-    conn_ref conn_;
+    std::shared_ptr<detail::gateway_state> owner_;   // the namespaces outlive their sockets
+    std::shared_ptr<transport> transport_;   // a WebSocket connection, or any other transport
     std::string id_;
     std::any data_;
     std::vector<std::string> rooms_;   // joined by name; the id-room is kept apart, see in_own_room_
@@ -4055,16 +4274,8 @@ namespace detail {
 
 struct gateway_state;
 
-/// One worker's part of a namespace: the sockets it serves and their rooms. Only that worker's
-/// thread touches it, so joining, leaving and emitting take no lock; a cache line of its own keeps
-/// workers from slowing each other down.
-struct alignas(64) shard {
-    std::unordered_map<std::string_view, socket*> sockets;   // by id
-    std::unordered_map<std::string, std::vector<socket*>> rooms;
-};
-
 /// A namespace: its handlers, hooks and middleware (set up before the loops run, read-only after),
-/// and per worker its sockets and rooms.
+/// and its members (its adapter).
 struct namespace_state {
     std::string path;
     gateway_state* owner = nullptr;
@@ -4076,9 +4287,8 @@ struct namespace_state {
     std::vector<hook<socket&, std::string_view>> on_disconnect;
     std::vector<hook<socket&>> on_drain;
     std::optional<overflow> slow_consumer;   // else the server's options.slow_consumer
-    std::vector<shard> shards;   // one per worker
+    std::unique_ptr<adapter> members;   // its sockets and rooms: a local adapter, or one that wraps it
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
-    std::atomic<std::size_t> room_count{0};  // rooms with members, summed over workers
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
@@ -4132,9 +4342,7 @@ inline void detail::namespace_state::join(socket& s, const std::string& room) {
     }
     if (s.rooms_.size() >= owner->max_rooms) throw ws_exception("Too many rooms");
     s.rooms_.push_back(room);
-    auto& members = shards[s.worker_].rooms[room];
-    if (members.empty()) room_count.fetch_add(1, std::memory_order_relaxed);
-    members.push_back(&s);
+    members->add(s, room);
 }
 
 inline void detail::namespace_state::leave(socket& s, const std::string& room) {
@@ -4145,24 +4353,18 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     auto it = std::find(s.rooms_.begin(), s.rooms_.end(), room);
     if (it == s.rooms_.end()) return;
     s.rooms_.erase(it);
-    auto& rooms = shards[s.worker_].rooms;
-    auto r = rooms.find(room);
-    std::erase(r->second, &s);
-    if (r->second.empty()) {
-        rooms.erase(r);
-        room_count.fetch_sub(1, std::memory_order_relaxed);
-    }
+    members->remove(s, room);
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
     std::string text = ns_.owner->wire->encode(event, data, id, ack);
-    if (conn_.state().on_own_thread()) {
-        conn_.state().send_frame(opcode::text, std::move(text));
+    if (transport_->on_own_thread()) {
+        transport_->send_text(std::move(text));
         return;
     }
-    asio::post(conn_.handle.get_executor(), [c = detail::access::state(conn_.handle), text = std::move(text)]() mutable {
-        if (!c->can_send()) return;   // gone meanwhile, as a broadcast would skip it
-        c->send_frame(opcode::text, std::move(text));
+    asio::post(transport_->executor(), [t = transport_, text = std::move(text)]() mutable {
+        if (!t->is_open()) return;   // gone meanwhile, as a broadcast would skip it
+        t->send_text(std::move(text));
     });
 }
 
@@ -4178,9 +4380,11 @@ inline void socket::answer_exception(const json& data, const json& id) {
 } // namespace gw::v0
 #endif
 
-// ==== gw/gateway/broadcast.hpp ====
-// Emitting to a target: the recipients walked per worker, the event encoded and framed once and
-// the same bytes queued for each; counting and listing the sockets a target names.
+// ==== gw/gateway/local_adapter.hpp ====
+// The local adapter: a namespace's members and rooms kept per worker, each worker's part touched by
+// its own thread only, so joining, leaving and emitting take no lock. A broadcast walks this
+// worker's recipients at once and posts one copy of the selection to each other worker. Also the
+// target's emit, count and ids, which go through each namespace's adapter.
 
 #ifndef GATEWAY_NO_JSON
 namespace gw::inline v0 {
@@ -4207,23 +4411,112 @@ inline target target::except(const socket& s) && {
 
 namespace detail {
 
-/// The sockets of one worker that a target names: the union of its rooms (every socket of the
-/// namespaces when it names none), each reached once, less excepted rooms and what skip() says.
-template <class Skip, class F>
-void walk_recipients(const std::vector<namespace_state*>& spaces, const std::vector<std::string>& rooms,
-                     const std::vector<std::string>& except_rooms, std::size_t worker, Skip&& skip, F&& f) {
-    auto excluded = [&](const socket* s) {
-        if (skip(s)) return true;
-        for (const auto& r : except_rooms)
-            if (s->in(r)) return true;
-        return false;
+/// One worker's part of a namespace: the sockets it serves and their rooms. A cache line of its
+/// own keeps workers from slowing each other down.
+struct alignas(64) shard {
+    std::unordered_map<std::string_view, socket*> sockets;   // by id
+    std::unordered_map<std::string, std::vector<socket*>> rooms;
+};
+
+class local_adapter final : public adapter {
+public:
+    explicit local_adapter(gateway_state& g) : g_(g), shards_(g.loops.size()) {}
+
+    void add_socket(socket& s) override { shards_[s.worker_].sockets.emplace(s.id_, &s); }
+    void remove_socket(socket& s) override { shards_[s.worker_].sockets.erase(s.id_); }
+    void add(socket& s, const std::string& room) override {
+        auto& members = shards_[s.worker_].rooms[room];
+        if (members.empty()) rooms_.fetch_add(1, std::memory_order_relaxed);
+        members.push_back(&s);
+    }
+    void remove(socket& s, const std::string& room) override {
+        auto& rooms = shards_[s.worker_].rooms;
+        auto r = rooms.find(room);
+        if (r == rooms.end()) return;
+        std::erase(r->second, &s);
+        if (r->second.empty()) {
+            rooms.erase(r);
+            rooms_.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
+
+    void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) override {
+        const auto here = g_.current();
+        std::shared_ptr<const selection> away;   // one copy of the selection for all other workers
+        for (std::size_t w = 0; w < shards_.size(); ++w) {
+            if (here == w) {
+                walk(w, which.rooms, which.except_rooms, [&](const socket* s) { return excepted(which, s); },
+                     [&](socket& s) { s.transport_->send_prepared(*message, as_volatile); });
+                continue;
+            }
+            if (!away) away = select(which, message, as_volatile);
+            asio::post(*g_.loops[w], [away, w] {
+                away->owner->walk(w, away->rooms, away->except_rooms, [&](const socket* s) { return away->excepted(w, s); },
+                                  [&](socket& s) { s.transport_->send_prepared(*away->message, away->as_volatile); });
+            });
+        }
+    }
+
+    asio::awaitable<std::size_t> count(const selection_spec& which) override { return count_of(select(which, nullptr, false)); }
+    asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) override { return ids_of(select(which, nullptr, false)); }
+
+    socket* find(std::size_t worker, std::string_view id) const override {
+        const auto& sockets = shards_[worker].sockets;
+        auto it = sockets.find(id);
+        return it == sockets.end() ? nullptr : it->second;
+    }
+    std::size_t rooms() const noexcept override { return rooms_.load(std::memory_order_relaxed); }
+
+private:
+    /// A selection as any worker may use it: excepted sockets by worker and id, since a pointer
+    /// to another worker's socket may dangle by the time that worker looks.
+    struct selection {
+        const local_adapter* owner;
+        std::vector<std::string> rooms, except_rooms;
+        std::vector<std::pair<std::size_t, std::string>> except_ids;
+        std::shared_ptr<const prepared> message;      // a broadcast's
+        bool as_volatile = false;
+        std::shared_ptr<const gateway_state> keep;   // the namespace outlives a delivery still queued
+
+        bool excepted(std::size_t worker, const socket* s) const {
+            for (const auto& [w, id] : except_ids)
+                if (w == worker && s->id() == id) return true;
+            return false;
+        }
     };
-    for (auto* ns : spaces) {
-        const shard& here = ns->shards[worker];
+
+    static bool excepted(const selection_spec& which, const socket* s) {
+        return std::find(which.except_sockets.begin(), which.except_sockets.end(), s) != which.except_sockets.end();
+    }
+
+    std::shared_ptr<const selection> select(const selection_spec& which, std::shared_ptr<const prepared> message, bool as_volatile) const {
+        auto sel = std::make_shared<selection>();
+        sel->owner = this;
+        sel->rooms = which.rooms;
+        sel->except_rooms = which.except_rooms;
+        for (const socket* s : which.except_sockets) sel->except_ids.emplace_back(s->worker_, s->id_);
+        sel->message = std::move(message);
+        sel->as_volatile = as_volatile;
+        sel->keep = g_.shared_from_this();
+        return sel;
+    }
+
+    /// The sockets of one worker a selection names: the union of its rooms (every socket when it
+    /// names none), each reached once, less excepted rooms and what skip() says.
+    template <class Skip, class F>
+    void walk(std::size_t worker, const std::vector<std::string>& rooms, const std::vector<std::string>& except_rooms,
+              Skip&& skip, F&& f) const {
+        auto excluded = [&](const socket* s) {
+            if (skip(s)) return true;
+            for (const auto& r : except_rooms)
+                if (s->in(r)) return true;
+            return false;
+        };
+        const shard& here = shards_[worker];
         if (rooms.empty()) {
             for (auto& entry : here.sockets)
                 if (!excluded(entry.second)) f(*entry.second);
-            continue;
+            return;
         }
         // A socket in several of the rooms is reached once, from the first.
         for (std::size_t i = 0; i < rooms.size(); ++i) {
@@ -4238,114 +4531,213 @@ void walk_recipients(const std::vector<namespace_state*>& spaces, const std::vec
                 for (socket* s : r->second) reach(s);
         }
     }
-}
 
-/// A target as any thread may use it: excepted sockets by worker and id, since a pointer to
-/// another worker's socket may dangle by the time that worker looks.
-struct selection {
-    std::vector<namespace_state*> spaces;
-    std::vector<std::string> rooms, except_rooms;
-    std::vector<std::pair<std::size_t, std::string>> except_ids;
-    std::shared_ptr<const std::string> frame;   // what emit() sends
-    bool droppable = false;                     // target::as_volatile()
-    std::shared_ptr<const gateway_state> keep;  // the namespaces outlive a delivery still queued
-
-    template <class F> void for_each(std::size_t worker, F&& f) const {
-        auto skip = [&](const socket* s) {
-            for (const auto& [w, id] : except_ids)
-                if (w == worker && s->id() == id) return true;
-            return false;
-        };
-        walk_recipients(spaces, rooms, except_rooms, worker, skip, f);
+    /// Runs visit(w) on every worker w: at once on this thread's, by a hop there and back for the others.
+    template <class F> asio::awaitable<void> visit_workers(F visit) const {
+        const auto here = g_.current();
+        for (std::size_t w = 0; w < shards_.size(); ++w) {
+            if (here == w) {
+                visit(w);
+                continue;
+            }
+            auto hop = [&visit, w]() -> asio::awaitable<void> {
+                visit(w);
+                co_return;
+            };
+            co_await asio::co_spawn(*g_.loops[w], std::move(hop), asio::use_awaitable);
+        }
     }
+
+    static asio::awaitable<std::size_t> count_of(std::shared_ptr<const selection> sel) {
+        std::size_t n = 0;
+        co_await sel->owner->visit_workers([&sel, &n](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&n](socket&) { ++n; });
+        });
+        co_return n;
+    }
+
+    static asio::awaitable<std::vector<std::string>> ids_of(std::shared_ptr<const selection> sel) {
+        std::vector<std::string> out;
+        co_await sel->owner->visit_workers([&sel, &out](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&out](socket& s) { out.push_back(s.id()); });
+        });
+        co_return out;
+    }
+
+    gateway_state& g_;
+    std::vector<shard> shards_;              // one per worker
+    std::atomic<std::size_t> rooms_{0};      // rooms with members, summed over workers
 };
 
-/// Runs visit(w) on every worker w: at once on this thread's, by a hop there and back for the others.
-template <class F> asio::awaitable<void> visit_workers(const gateway_state& g, F visit) {
-    const auto here = g.current();
-    for (std::size_t w = 0; w < g.loops.size(); ++w) {
-        if (here == w) {
-            visit(w);
-            continue;
-        }
-        auto hop = [&visit, w]() -> asio::awaitable<void> {
-            visit(w);
-            co_return;
-        };
-        co_await asio::co_spawn(*g.loops[w], std::move(hop), asio::use_awaitable);
-    }
-}
-
-} // namespace detail
-
-template <class F> void target::for_each_recipient(std::size_t worker, F&& f) const {
-    auto skip = [&](const socket* s) {
-        return std::find(except_sockets_.begin(), except_sockets_.end(), s) != except_sockets_.end();
-    };
-    detail::walk_recipients(spaces_, rooms_, except_rooms_, worker, skip, f);
-}
-
-inline std::shared_ptr<detail::selection> target::select() const {
-    auto sel = std::make_shared<detail::selection>();
-    sel->spaces = spaces_;
-    sel->rooms = rooms_;
-    sel->except_rooms = except_rooms_;
-    for (const socket* s : except_sockets_) sel->except_ids.emplace_back(s->worker_, s->id_);
-    if (!spaces_.empty()) sel->keep = spaces_.front()->owner->shared_from_this();
-    return sel;
-}
-
-namespace detail {
-
-inline asio::awaitable<std::size_t> count_selected(std::shared_ptr<const selection> sel) {
+/// Awaits each of several counts or id lists, made (and so their selections read) beforehand.
+inline asio::awaitable<std::size_t> sum(std::vector<asio::awaitable<std::size_t>> parts) {
     std::size_t n = 0;
-    auto visit = [&sel, &n](std::size_t w) { sel->for_each(w, [&n](socket&) { ++n; }); };
-    if (!sel->spaces.empty()) co_await visit_workers(*sel->spaces.front()->owner, visit);
+    for (auto& p : parts) n += co_await std::move(p);
     co_return n;
 }
-
-inline asio::awaitable<std::vector<std::string>> ids_selected(std::shared_ptr<const selection> sel) {
+inline asio::awaitable<std::vector<std::string>> concat(std::vector<asio::awaitable<std::vector<std::string>>> parts) {
     std::vector<std::string> out;
-    auto visit = [&sel, &out](std::size_t w) { sel->for_each(w, [&out](socket& s) { out.push_back(s.id()); }); };
-    if (!sel->spaces.empty()) co_await visit_workers(*sel->spaces.front()->owner, visit);
+    for (auto& p : parts) {
+        auto more = co_await std::move(p);
+        out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    }
     co_return out;
 }
 
 } // namespace detail
 
-// The selection is taken now, so the target may be a temporary gone before the awaitable runs.
-inline asio::awaitable<std::size_t> target::count() const { return detail::count_selected(select()); }
-inline asio::awaitable<std::vector<std::string>> target::ids() const { return detail::ids_selected(select()); }
+inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_}; }
+
+inline asio::awaitable<std::size_t> target::count() const {
+    std::vector<asio::awaitable<std::size_t>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->count(spec()));
+    return detail::sum(std::move(parts));
+}
+
+inline asio::awaitable<std::vector<std::string>> target::ids() const {
+    std::vector<asio::awaitable<std::vector<std::string>>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->ids(spec()));
+    return detail::concat(std::move(parts));
+}
 
 inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
     if (spaces_.empty()) return detail::done();
-    const detail::gateway_state& g = *spaces_.front()->owner;
-    // Serialized and framed once; every recipient's outbox, on every worker, shares these bytes.
-    std::string text = g.wire->encode(event, data, nullptr, 0);
-    auto frame = std::make_shared<std::string>();
-    frame->resize(detail::max_frame_header);
-    frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text.size()));
-    frame->append(text);
-    std::shared_ptr<const std::string> shared = std::move(frame);
-    const auto here = g.current();
-    std::shared_ptr<const detail::selection> away;   // one copy of the target for all other workers
-    for (std::size_t w = 0; w < g.loops.size(); ++w) {
-        if (here == w) {
-            for_each_recipient(w, [&](socket& s) { s.conn_.state().send_shared(shared, droppable_); });
-            continue;
-        }
-        if (!away) {
-            auto sel = select();
-            sel->frame = shared;
-            sel->droppable = droppable_;
-            away = std::move(sel);
-        }
-        asio::post(*g.loops[w], [away, w] {
-            away->for_each(w, [&](socket& s) { s.conn_.state().send_shared(away->frame, away->droppable); });
-        });
-    }
+    // Encoded once, framed once per kind of transport; every recipient's outbox, on every worker,
+    // shares those bytes.
+    auto message = spaces_.front()->owner->wire->prepare(event, data);
+    for (auto* ns : spaces_) ns->members->broadcast(message, spec(), droppable_);
     return detail::done();
 }
+
+} // namespace gw::v0
+#endif
+
+// ==== gw/gateway/recovery.hpp ====
+// The session store seam, for connection-state recovery (Socket.IO's connectionStateRecovery):
+// when a client's transport drops, its socket's id, rooms and data are kept for a window with the
+// broadcasts it could have received; a client that comes back within the window with its private
+// session id gets them back. memory_session_store keeps them in one process; a Redis store will
+// keep them where any node can restore them.
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+/// What recovery keeps of a socket whose transport dropped.
+struct session_record {
+    std::string id;                    ///< the socket's id, which it keeps when restored
+    std::string nsp;                   ///< its namespace
+    std::vector<std::string> rooms;    ///< the rooms it was in, its id-room aside
+    json data;                         ///< what it carried (socket.data() when that holds JSON)
+    std::uint64_t offset = 0;          ///< the offset of the last broadcast it was sent
+};
+
+/// A broadcast as recovery keeps it: what was sent, and to whom.
+struct kept_broadcast {
+    std::uint64_t offset = 0;
+    std::vector<std::string> rooms, except_rooms;   ///< as the emit named them (none: everyone)
+    std::shared_ptr<const prepared> message;
+};
+
+/// Where sessions wait for their clients. Every operation completes on the caller's executor.
+class session_store {
+public:
+    virtual ~session_store() = default;
+    /// Keeps record under the private session id pid for window (a later save replaces it).
+    virtual asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) = 0;
+    /// Takes the record back, once; nullopt when it is unknown or its window has passed.
+    virtual asio::awaitable<std::optional<session_record>> restore(std::string pid) = 0;
+    /// Keeps a broadcast of namespace nsp for as long as a session could miss it; returns its offset
+    /// (increasing within the namespace).
+    virtual asio::awaitable<std::uint64_t> append(std::string nsp, kept_broadcast b) = 0;
+    /// The broadcasts of record's namespace after its offset that reached a socket in its rooms
+    /// (or in its id-room), in order.
+    virtual asio::awaitable<std::vector<kept_broadcast>> missed(session_record record) = 0;
+};
+
+namespace detail {
+
+/// Whether a kept broadcast reached a socket with this id in these rooms.
+inline bool reached(const kept_broadcast& b, const session_record& r) {
+    auto in = [&](const std::string& room) {
+        return room == r.id || std::find(r.rooms.begin(), r.rooms.end(), room) != r.rooms.end();
+    };
+    if (std::any_of(b.except_rooms.begin(), b.except_rooms.end(), in)) return false;
+    return b.rooms.empty() || std::any_of(b.rooms.begin(), b.rooms.end(), in);
+}
+
+} // namespace detail
+
+/// A session store in this process's memory: sessions expire after their window; broadcasts after
+/// the longest window saved, or Socket.IO's 2 minutes when that is longer; at most max_kept
+/// broadcasts per namespace are kept. Thread-safe.
+class memory_session_store final : public session_store {
+public:
+    explicit memory_session_store(std::size_t max_kept = 10'000) : max_kept_(max_kept) {}
+
+    asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
+        std::lock_guard hold(lock_);
+        const auto now = clock::now();
+        forget(now);
+        longest_ = std::max(longest_, window);
+        sessions_[std::move(pid)] = {now + window, std::move(record)};
+        co_return;
+    }
+    asio::awaitable<std::optional<session_record>> restore(std::string pid) override {
+        std::lock_guard hold(lock_);
+        forget(clock::now());
+        auto it = sessions_.find(pid);
+        if (it == sessions_.end()) co_return std::nullopt;
+        session_record r = std::move(it->second.record);
+        sessions_.erase(it);
+        co_return r;
+    }
+    asio::awaitable<std::uint64_t> append(std::string nsp, kept_broadcast b) override {
+        std::lock_guard hold(lock_);
+        auto& log = logs_[nsp];
+        b.offset = ++log.last;
+        log.entries.push_back({clock::now(), std::move(b)});
+        if (log.entries.size() > max_kept_) log.entries.pop_front();
+        co_return log.last;
+    }
+    asio::awaitable<std::vector<kept_broadcast>> missed(session_record record) override {
+        std::lock_guard hold(lock_);
+        forget(clock::now());
+        std::vector<kept_broadcast> out;
+        if (auto it = logs_.find(record.nsp); it != logs_.end())
+            for (const auto& e : it->second.entries)
+                if (e.b.offset > record.offset && detail::reached(e.b, record)) out.push_back(e.b);
+        co_return out;
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+    struct session {
+        clock::time_point expires;
+        session_record record;
+    };
+    struct entry {
+        clock::time_point at;
+        kept_broadcast b;
+    };
+    struct log {
+        std::uint64_t last = 0;
+        std::deque<entry> entries;
+    };
+    /// Drops the sessions past their window and the broadcasts no session could still miss.
+    void forget(clock::time_point now) {
+        std::erase_if(sessions_, [&](const auto& kv) { return kv.second.expires <= now; });
+        for (auto& [nsp, l] : logs_)
+            while (!l.entries.empty() && l.entries.front().at + longest_ <= now) l.entries.pop_front();
+    }
+
+    const std::size_t max_kept_;
+    std::mutex lock_;
+    std::chrono::milliseconds longest_{120'000};   // Socket.IO's default window
+    std::unordered_map<std::string, session> sessions_;
+    std::unordered_map<std::string, log> logs_;
+};
 
 } // namespace gw::v0
 #endif
@@ -4363,24 +4755,23 @@ namespace detail {
 /// The steps of a socket's life, as one place the socket lets in.
 struct dispatcher {
     /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
-    /// there, then out of every room. Between the hooks the socket is read on callbacks (see
-    /// reader), so an idle socket holds no coroutine frame.
+    /// there, then out of every room. Between the hooks the transport reads on its own and hands
+    /// each message to the socket (socket::on_message), so an idle socket holds no coroutine frame.
     static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
-                                       std::size_t worker, connection c) {
-        std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, worker, c);
-        s->data_ = std::move(s->conn_.state().request_.attachment);
-        ns->shards[worker].sockets.emplace(s->id(), s.get());   // which also puts it in its id-room
+                                       std::size_t worker, std::shared_ptr<transport> t) {
+        std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
+        s->data_ = std::move(t->request().attachment);
+        ns->members->add_socket(*s);   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
-        auto& conn = s->conn_.state();
-        if (ns->slow_consumer) conn.drop_when_full_ = *ns->slow_consumer == overflow::drop;
-        if (!ns->on_drain.empty()) {
-            conn.drain_context_ = s.get();
-            conn.on_drain_ = [](void* p) {
-                auto& sock = *static_cast<socket*>(p);
-                asio::co_spawn(sock.conn_.handle.get_executor(), drained(sock.shared_from_this()),
-                               sock.ns_.owner->log.report("the on_drain hooks"));
-            };
-        }
+        if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
+        if (!ns->on_drain.empty())
+            t->on_drain(
+                [](void* p) {
+                    auto& sock = *static_cast<socket*>(p);
+                    asio::co_spawn(sock.transport_->executor(), drained(sock.shared_from_this()),
+                                   sock.ns_.owner->log.report("the on_drain hooks"));
+                },
+                s.get());
         bool hook_failed = false;
         try {
             for (auto& hook : ns->on_connect) co_await hook(*s);
@@ -4389,7 +4780,7 @@ struct dispatcher {
             st->log.report("an on_connect hook")(std::current_exception());
         }
         if (!hook_failed) {
-            s->conn_.state().read_with(reader{st, s});
+            t->start(std::shared_ptr<transport_sink>(s, static_cast<transport_sink*>(s.get())));
             co_return;
         }
         co_await s->disconnect(close_code::internal_error);
@@ -4398,24 +4789,22 @@ struct dispatcher {
 
     /// A socket and its control block in one allocation (the constructor is the gateway's to call).
     struct made_socket : socket {
-        made_socket(detail::namespace_state& ns, std::size_t worker, const connection& c) : socket(ns, worker, c) {}
+        made_socket(detail::namespace_state& ns, std::shared_ptr<detail::gateway_state> owner, std::size_t worker,
+                    std::shared_ptr<transport> t)
+            : socket(ns, std::move(owner), worker, std::move(t)) {}
     };
 
-    /// Hands a socket's messages to dispatch as they arrive, and its end to farewell.
-    struct reader {
-        std::shared_ptr<detail::gateway_state> st;
-        std::shared_ptr<socket> s;
-        void message(gw::message&& m) {
-            if (st->rate > 0 && !within_rate(*st, *s)) return;
-            dispatch(st, &s->ns_, s, std::move(m));
-        }
-        void end() {
-            const auto ex = s->conn_.handle.get_executor();
-            auto* ns = &s->ns_;
-            const auto& log = st->log;
-            asio::co_spawn(ex, farewell(ns, std::move(s)), log.report("a socket's farewell"));
-        }
-    };
+    /// A message the socket's transport read: through the rate limit to dispatch.
+    static void received(socket& s, gw::message&& m) {
+        const auto& st = s.owner_;
+        if (st->rate > 0 && !within_rate(*st, s)) return;
+        dispatch(st, &s.ns_, s.shared_from_this(), std::move(m));
+    }
+    /// The transport's reading is over: the farewell follows.
+    static void ended(socket& s) {
+        const auto& log = s.owner_->log;
+        asio::co_spawn(s.transport_->executor(), farewell(&s.ns_, s.shared_from_this()), log.report("a socket's farewell"));
+    }
 
     /// Takes a token from the socket's bucket; over the rate, answers or closes by policy.
     static bool within_rate(const detail::gateway_state& st, socket& s) {
@@ -4431,7 +4820,7 @@ struct dispatcher {
             if (s.connected()) {
                 st.log.say(log_level::info, "closing a socket over the message rate: " + s.id());
                 s.closed_by_server_ = true;
-                s.conn_.state().close_soon(close_code::policy_violation, "rate limit");
+                s.transport_->close_soon(close_code::policy_violation, "rate limit");
             }
         } else {
             s.answer_exception({{"status", "error"}, {"message", "Too many messages"}}, nullptr);
@@ -4455,15 +4844,10 @@ struct dispatcher {
     static asio::awaitable<void> farewell(detail::namespace_state* ns, std::shared_ptr<socket> s, std::string reason = {}) {
         // The close frames are exchanged first and the TCP close comes after the hooks: a client
         // whose close() completed knows its on_disconnect has run (up to its first suspension).
-        auto& c = s->conn_.state();
-        co_await c.settle();
-        c.on_drain_ = nullptr;   // the socket is leaving: no more drain hooks for it
-        if (reason.empty())
-            reason = c.error_ == errc::connection_lost ? "transport close"
-                     : c.error_                        ? c.error_.message()
-                     : c.shutting_down_                ? "server shutting down"
-                     : s->closed_by_server_            ? "server disconnect"
-                                                       : "client disconnect";
+        auto& t = *s->transport_;
+        std::string ended = co_await t.settle();
+        t.on_drain(nullptr, nullptr);   // the socket is leaving: no more drain hooks for it
+        if (reason.empty()) reason = !ended.empty() ? std::move(ended) : s->closed_by_server_ ? "server disconnect" : "client disconnect";
         s->abandon_acks();
         // No longer counted as connected (as in Socket.IO), though its rooms stay visible to the hooks.
         ns->connected.fetch_sub(1, std::memory_order_relaxed);
@@ -4475,10 +4859,9 @@ struct dispatcher {
             }
         }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
-        ns->shards[s->worker_].sockets.erase(s->id());
+        ns->members->remove_socket(*s);
         s->gone_ = true;
-        co_await c.conclude();
-        c.receiving_ = false;
+        co_await t.release();
     }
 
     /// Decodes one message and runs its handler with the enhancers of every level. Never throws:
@@ -4503,7 +4886,7 @@ struct dispatcher {
         }
         detail::call_stages cs{{&st->around, &ns->around, &h->around}};
         if (h->async) {
-            asio::co_spawn(s->conn_.handle.get_executor(), run(s, h->async, h->latency, cs, std::move(*ev)),
+            asio::co_spawn(s->transport_->executor(), run(s, h->async, h->latency, cs, std::move(*ev)),
                            st->log.report("a handler"));
             return;
         }
@@ -4555,7 +4938,7 @@ struct dispatcher {
         }
         try {
             if (!failure && out && out->more) {
-                asio::co_spawn(s.conn_.handle.get_executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
+                asio::co_spawn(s.transport_->executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
                                s.ns_.owner->log.report("a stream's replies"));
                 return;
             }
@@ -4596,6 +4979,9 @@ struct dispatcher {
 };
 
 } // namespace detail
+
+inline void socket::on_message(message&& m) { detail::dispatcher::received(*this, std::move(m)); }
+inline void socket::on_end() { detail::dispatcher::ended(*this); }
 
 } // namespace gw::v0
 #endif
@@ -4689,9 +5075,7 @@ public:
     socket* find(std::string_view id) const {
         const auto w = ns_->owner->current();
         if (!w) return nullptr;
-        auto& sockets = ns_->shards[*w].sockets;
-        auto it = sockets.find(id);
-        return it == sockets.end() ? nullptr : it->second;
+        return ns_->members->find(*w, id);
     }
     const std::string& path() const noexcept { return ns_->path; }
 
@@ -4728,26 +5112,12 @@ public:
         opts.on_upgrade = [w = std::weak_ptr<detail::gateway_state>(st_)](http_request& req) -> std::optional<http_response> {
             auto st = w.lock();
             if (!st) return http_response{503, "shutting down\n"};
-            auto* ns = st->find(req.path());
-            if (!ns) return http_response{404, "no namespace at this path\n"};
-            try {
-                for (auto& m : ns->middleware)
-                    if (auto refused = m(req)) return refused;
-            } catch (const http_refusal& r) {
-                return r.response();
-            }
-            return std::nullopt;
+            return admit(*st, req);
         };
         // Each connection is served at once, on its worker, in the turn its upgrade completes: its
         // on_connect hooks have run (up to their first suspension) before another client is served.
         opts.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](connection c) {
-            auto st = w.lock();
-            if (!st) return;
-            detail::namespace_state* ns = st->find(c.request().path());
-            const auto worker = st->current();
-            if (!ns || !worker) return;
-            const auto ex = c.get_executor();   // before c moves into the coroutine
-            asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(c)), st->log.report("serving a socket"));
+            if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
@@ -4756,7 +5126,7 @@ public:
             if (!st) return;
             for (const auto& ns : st->spaces) {
                 m.sockets += ns->connected.load(std::memory_order_relaxed);
-                m.rooms += ns->room_count.load(std::memory_order_relaxed);
+                m.rooms += ns->members->rooms();
                 auto add = [&](const std::string& event, const detail::handler& h) {
                     auto& l = m.handlers.emplace_back();
                     l.nsp = ns->path;
@@ -4791,7 +5161,7 @@ public:
         auto ns = std::make_unique<detail::namespace_state>();
         ns->path = std::move(path);
         ns->owner = st_.get();
-        ns->shards = std::vector<detail::shard>(st_->loops.size());
+        ns->members = std::make_unique<detail::local_adapter>(*st_);
         st_->spaces.push_back(std::move(ns));
         return namespace_ref(st_->spaces.back().get());
     }
@@ -4829,6 +5199,18 @@ public:
         if (st_ && st_->srv) return st_->srv->stop(deadline);
         return detail::done();
     }
+    /// Serves a client over a transport of another kind than the gateway's own WebSocket
+    /// connections (an Engine.IO session; a test's transport in memory): the request's path picks
+    /// the namespace and its handshake middleware runs, as for an upgrade; then on_connect, the
+    /// handlers and on_disconnect run as for any socket. Call it on one of the gateway's workers'
+    /// threads (any thread with one worker). Returns nullopt once served, else the refusal (404
+    /// for no namespace, or what the middleware answered).
+    std::optional<http_response> serve(std::shared_ptr<transport> t) {
+        if (auto refused = admit(*st_, t->request())) return refused;
+        if (!start(st_, std::move(t))) return http_response{500, "not on a worker's thread\n"};
+        return std::nullopt;
+    }
+
     /// Stops accepting connections, and only that: connected sockets stay.
     void stop_accepting() {
         if (st_ && st_->srv) st_->srv->stop_accepting();
@@ -4839,6 +5221,30 @@ private:
         target t;
         for (auto& ns : st_->spaces) t.spaces_.push_back(ns.get());
         return t;
+    }
+
+    /// The namespace's handshake middleware on a request: nullopt to let it in, else the refusal.
+    static std::optional<http_response> admit(detail::gateway_state& st, http_request& req) {
+        auto* ns = st.find(req.path());
+        if (!ns) return http_response{404, "no namespace at this path\n"};
+        try {
+            for (auto& m : ns->middleware)
+                if (auto refused = m(req)) return refused;
+        } catch (const http_refusal& r) {
+            return r.response();
+        }
+        return std::nullopt;
+    }
+
+    /// Starts serving an admitted transport on this thread's worker; false when this thread is
+    /// none of the workers', or the namespace is gone.
+    static bool start(const std::shared_ptr<detail::gateway_state>& st, std::shared_ptr<transport> t) {
+        detail::namespace_state* ns = st->find(t->request().path());
+        const auto worker = st->current();
+        if (!ns || !worker) return false;
+        const auto ex = t->executor();
+        asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(t)), st->log.report("serving a socket"));
+        return true;
     }
 
     static asio::awaitable<void> init(std::shared_ptr<detail::gateway_state> st) {

@@ -22,6 +22,10 @@
 #   SERVER_CPU [0]  CLIENT_CPU [1]           CPUs to pin to (taskset)
 #   CHECK [1]                                1: a server failing its protocol check is not measured;
 #                                            warn: measured anyway, marked "!" in the table; 0: no checks
+#   BASE []                                  a build directory of another commit (release, -Dbench=true):
+#                                            its 01_echo and gateway_echo run as the servers "base" and
+#                                            "base-events" (add them to SERVERS), so a change is
+#                                            measured against what it changed, in the same run
 #   QUICK [0]                                1: a smoke run (REPS=1 DURATION=1 WARMUP=0.5
 #                                            IDLE_CONNS=2000 CHURN_CONNS=2000 CHURN_ROUNDS=3
 #                                            unless set)
@@ -254,8 +258,8 @@ asio_version=$(sed -n 's/^#define ASIO_VERSION [0-9]* \/\/ //p' /usr/include/asi
 # modes_of NAME: the modes a server has (bench/PROTOCOL.md), the first one its default.
 modes_of() {
     case "$1" in
-        gateway) echo raw ;;
-        gateway-events) echo events ;;
+        gateway | base) echo raw ;;
+        gateway-events | base-events) echo events ;;
         websocketpp | beast | ws) echo "raw events" ;;
         socketio) echo socketio ;;
         nestjs) echo events ;;
@@ -281,6 +285,9 @@ server_cmd() {
     case "$1" in
         gateway) CMD=("$BUILD/examples/01_echo") ;;
         gateway-events) CMD=("$BUILD/bench/gateway_echo") ;;
+        base | base-events)
+            [ -n "${BASE:-}" ] || { WHY="BASE (another build directory) not set"; return 1; }
+            if [ "$1" = base ]; then CMD=("$BASE/examples/01_echo"); else CMD=("$BASE/bench/gateway_echo"); fi ;;
         websocketpp | beast) CMD=("$BUILD/bench/${1}_echo"); [ "$2" = raw ] || ARGS=("$2") ;;
         ws) js=ws_echo.mjs; [ "$2" = raw ] || ARGS=("$2") ;;
         socketio) js=socketio_server.mjs ;;

@@ -4,6 +4,7 @@
 #include "../detail/json.hpp"
 #include "../core/vocabulary.hpp"
 #include "../protocol/json_fast.hpp"
+#include "../protocol/prepared.hpp"
 #include "vocabulary.hpp"
 
 #ifndef GATEWAY_NO_JSON
@@ -14,6 +15,10 @@ namespace gw::inline v0 {
 class codec {
 public:
     virtual ~codec() = default;
+    /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
+    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data) const {
+        return std::make_shared<const prepared>(encode(name, data, nullptr, 0));
+    }
     /// Decodes a message; on failure returns nullopt and says what was wrong in error.
     virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
     /// The text of a message carrying an event (its id too, unless null; ack, unless 0, asks the

@@ -4,8 +4,8 @@
 #pragma once
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
-#include "../net/connection.hpp"
-#include "broadcast.hpp"
+#include "../net/transport.hpp"
+#include "local_adapter.hpp"
 #include "handlers.hpp"
 #include "socket.hpp"
 #include "state.hpp"
@@ -18,24 +18,23 @@ namespace detail {
 /// The steps of a socket's life, as one place the socket lets in.
 struct dispatcher {
     /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
-    /// there, then out of every room. Between the hooks the socket is read on callbacks (see
-    /// reader), so an idle socket holds no coroutine frame.
+    /// there, then out of every room. Between the hooks the transport reads on its own and hands
+    /// each message to the socket (socket::on_message), so an idle socket holds no coroutine frame.
     static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
-                                       std::size_t worker, connection c) {
-        std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, worker, c);
-        s->data_ = std::move(s->conn_.state().request_.attachment);
-        ns->shards[worker].sockets.emplace(s->id(), s.get());   // which also puts it in its id-room
+                                       std::size_t worker, std::shared_ptr<transport> t) {
+        std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
+        s->data_ = std::move(t->request().attachment);
+        ns->members->add_socket(*s);   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
-        auto& conn = s->conn_.state();
-        if (ns->slow_consumer) conn.drop_when_full_ = *ns->slow_consumer == overflow::drop;
-        if (!ns->on_drain.empty()) {
-            conn.drain_context_ = s.get();
-            conn.on_drain_ = [](void* p) {
-                auto& sock = *static_cast<socket*>(p);
-                asio::co_spawn(sock.conn_.handle.get_executor(), drained(sock.shared_from_this()),
-                               sock.ns_.owner->log.report("the on_drain hooks"));
-            };
-        }
+        if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
+        if (!ns->on_drain.empty())
+            t->on_drain(
+                [](void* p) {
+                    auto& sock = *static_cast<socket*>(p);
+                    asio::co_spawn(sock.transport_->executor(), drained(sock.shared_from_this()),
+                                   sock.ns_.owner->log.report("the on_drain hooks"));
+                },
+                s.get());
         bool hook_failed = false;
         try {
             for (auto& hook : ns->on_connect) co_await hook(*s);
@@ -44,7 +43,7 @@ struct dispatcher {
             st->log.report("an on_connect hook")(std::current_exception());
         }
         if (!hook_failed) {
-            s->conn_.state().read_with(reader{st, s});
+            t->start(std::shared_ptr<transport_sink>(s, static_cast<transport_sink*>(s.get())));
             co_return;
         }
         co_await s->disconnect(close_code::internal_error);
@@ -53,24 +52,22 @@ struct dispatcher {
 
     /// A socket and its control block in one allocation (the constructor is the gateway's to call).
     struct made_socket : socket {
-        made_socket(detail::namespace_state& ns, std::size_t worker, const connection& c) : socket(ns, worker, c) {}
+        made_socket(detail::namespace_state& ns, std::shared_ptr<detail::gateway_state> owner, std::size_t worker,
+                    std::shared_ptr<transport> t)
+            : socket(ns, std::move(owner), worker, std::move(t)) {}
     };
 
-    /// Hands a socket's messages to dispatch as they arrive, and its end to farewell.
-    struct reader {
-        std::shared_ptr<detail::gateway_state> st;
-        std::shared_ptr<socket> s;
-        void message(gw::message&& m) {
-            if (st->rate > 0 && !within_rate(*st, *s)) return;
-            dispatch(st, &s->ns_, s, std::move(m));
-        }
-        void end() {
-            const auto ex = s->conn_.handle.get_executor();
-            auto* ns = &s->ns_;
-            const auto& log = st->log;
-            asio::co_spawn(ex, farewell(ns, std::move(s)), log.report("a socket's farewell"));
-        }
-    };
+    /// A message the socket's transport read: through the rate limit to dispatch.
+    static void received(socket& s, gw::message&& m) {
+        const auto& st = s.owner_;
+        if (st->rate > 0 && !within_rate(*st, s)) return;
+        dispatch(st, &s.ns_, s.shared_from_this(), std::move(m));
+    }
+    /// The transport's reading is over: the farewell follows.
+    static void ended(socket& s) {
+        const auto& log = s.owner_->log;
+        asio::co_spawn(s.transport_->executor(), farewell(&s.ns_, s.shared_from_this()), log.report("a socket's farewell"));
+    }
 
     /// Takes a token from the socket's bucket; over the rate, answers or closes by policy.
     static bool within_rate(const detail::gateway_state& st, socket& s) {
@@ -86,7 +83,7 @@ struct dispatcher {
             if (s.connected()) {
                 st.log.say(log_level::info, "closing a socket over the message rate: " + s.id());
                 s.closed_by_server_ = true;
-                s.conn_.state().close_soon(close_code::policy_violation, "rate limit");
+                s.transport_->close_soon(close_code::policy_violation, "rate limit");
             }
         } else {
             s.answer_exception({{"status", "error"}, {"message", "Too many messages"}}, nullptr);
@@ -110,15 +107,10 @@ struct dispatcher {
     static asio::awaitable<void> farewell(detail::namespace_state* ns, std::shared_ptr<socket> s, std::string reason = {}) {
         // The close frames are exchanged first and the TCP close comes after the hooks: a client
         // whose close() completed knows its on_disconnect has run (up to its first suspension).
-        auto& c = s->conn_.state();
-        co_await c.settle();
-        c.on_drain_ = nullptr;   // the socket is leaving: no more drain hooks for it
-        if (reason.empty())
-            reason = c.error_ == errc::connection_lost ? "transport close"
-                     : c.error_                        ? c.error_.message()
-                     : c.shutting_down_                ? "server shutting down"
-                     : s->closed_by_server_            ? "server disconnect"
-                                                       : "client disconnect";
+        auto& t = *s->transport_;
+        std::string ended = co_await t.settle();
+        t.on_drain(nullptr, nullptr);   // the socket is leaving: no more drain hooks for it
+        if (reason.empty()) reason = !ended.empty() ? std::move(ended) : s->closed_by_server_ ? "server disconnect" : "client disconnect";
         s->abandon_acks();
         // No longer counted as connected (as in Socket.IO), though its rooms stay visible to the hooks.
         ns->connected.fetch_sub(1, std::memory_order_relaxed);
@@ -130,10 +122,9 @@ struct dispatcher {
             }
         }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
-        ns->shards[s->worker_].sockets.erase(s->id());
+        ns->members->remove_socket(*s);
         s->gone_ = true;
-        co_await c.conclude();
-        c.receiving_ = false;
+        co_await t.release();
     }
 
     /// Decodes one message and runs its handler with the enhancers of every level. Never throws:
@@ -158,7 +149,7 @@ struct dispatcher {
         }
         detail::call_stages cs{{&st->around, &ns->around, &h->around}};
         if (h->async) {
-            asio::co_spawn(s->conn_.handle.get_executor(), run(s, h->async, h->latency, cs, std::move(*ev)),
+            asio::co_spawn(s->transport_->executor(), run(s, h->async, h->latency, cs, std::move(*ev)),
                            st->log.report("a handler"));
             return;
         }
@@ -210,7 +201,7 @@ struct dispatcher {
         }
         try {
             if (!failure && out && out->more) {
-                asio::co_spawn(s.conn_.handle.get_executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
+                asio::co_spawn(s.transport_->executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
                                s.ns_.owner->log.report("a stream's replies"));
                 return;
             }
@@ -251,6 +242,9 @@ struct dispatcher {
 };
 
 } // namespace detail
+
+inline void socket::on_message(message&& m) { detail::dispatcher::received(*this, std::move(m)); }
+inline void socket::on_end() { detail::dispatcher::ended(*this); }
 
 } // namespace gw::v0
 #endif

@@ -4,7 +4,7 @@
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
 #include "../net/server.hpp"
-#include "broadcast.hpp"
+#include "local_adapter.hpp"
 #include "dispatch.hpp"
 #include "state.hpp"
 #include "options.hpp"
@@ -95,9 +95,7 @@ public:
     socket* find(std::string_view id) const {
         const auto w = ns_->owner->current();
         if (!w) return nullptr;
-        auto& sockets = ns_->shards[*w].sockets;
-        auto it = sockets.find(id);
-        return it == sockets.end() ? nullptr : it->second;
+        return ns_->members->find(*w, id);
     }
     const std::string& path() const noexcept { return ns_->path; }
 
@@ -134,26 +132,12 @@ public:
         opts.on_upgrade = [w = std::weak_ptr<detail::gateway_state>(st_)](http_request& req) -> std::optional<http_response> {
             auto st = w.lock();
             if (!st) return http_response{503, "shutting down\n"};
-            auto* ns = st->find(req.path());
-            if (!ns) return http_response{404, "no namespace at this path\n"};
-            try {
-                for (auto& m : ns->middleware)
-                    if (auto refused = m(req)) return refused;
-            } catch (const http_refusal& r) {
-                return r.response();
-            }
-            return std::nullopt;
+            return admit(*st, req);
         };
         // Each connection is served at once, on its worker, in the turn its upgrade completes: its
         // on_connect hooks have run (up to their first suspension) before another client is served.
         opts.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](connection c) {
-            auto st = w.lock();
-            if (!st) return;
-            detail::namespace_state* ns = st->find(c.request().path());
-            const auto worker = st->current();
-            if (!ns || !worker) return;
-            const auto ex = c.get_executor();   // before c moves into the coroutine
-            asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(c)), st->log.report("serving a socket"));
+            if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
@@ -162,7 +146,7 @@ public:
             if (!st) return;
             for (const auto& ns : st->spaces) {
                 m.sockets += ns->connected.load(std::memory_order_relaxed);
-                m.rooms += ns->room_count.load(std::memory_order_relaxed);
+                m.rooms += ns->members->rooms();
                 auto add = [&](const std::string& event, const detail::handler& h) {
                     auto& l = m.handlers.emplace_back();
                     l.nsp = ns->path;
@@ -197,7 +181,7 @@ public:
         auto ns = std::make_unique<detail::namespace_state>();
         ns->path = std::move(path);
         ns->owner = st_.get();
-        ns->shards = std::vector<detail::shard>(st_->loops.size());
+        ns->members = std::make_unique<detail::local_adapter>(*st_);
         st_->spaces.push_back(std::move(ns));
         return namespace_ref(st_->spaces.back().get());
     }
@@ -235,6 +219,18 @@ public:
         if (st_ && st_->srv) return st_->srv->stop(deadline);
         return detail::done();
     }
+    /// Serves a client over a transport of another kind than the gateway's own WebSocket
+    /// connections (an Engine.IO session; a test's transport in memory): the request's path picks
+    /// the namespace and its handshake middleware runs, as for an upgrade; then on_connect, the
+    /// handlers and on_disconnect run as for any socket. Call it on one of the gateway's workers'
+    /// threads (any thread with one worker). Returns nullopt once served, else the refusal (404
+    /// for no namespace, or what the middleware answered).
+    std::optional<http_response> serve(std::shared_ptr<transport> t) {
+        if (auto refused = admit(*st_, t->request())) return refused;
+        if (!start(st_, std::move(t))) return http_response{500, "not on a worker's thread\n"};
+        return std::nullopt;
+    }
+
     /// Stops accepting connections, and only that: connected sockets stay.
     void stop_accepting() {
         if (st_ && st_->srv) st_->srv->stop_accepting();
@@ -245,6 +241,30 @@ private:
         target t;
         for (auto& ns : st_->spaces) t.spaces_.push_back(ns.get());
         return t;
+    }
+
+    /// The namespace's handshake middleware on a request: nullopt to let it in, else the refusal.
+    static std::optional<http_response> admit(detail::gateway_state& st, http_request& req) {
+        auto* ns = st.find(req.path());
+        if (!ns) return http_response{404, "no namespace at this path\n"};
+        try {
+            for (auto& m : ns->middleware)
+                if (auto refused = m(req)) return refused;
+        } catch (const http_refusal& r) {
+            return r.response();
+        }
+        return std::nullopt;
+    }
+
+    /// Starts serving an admitted transport on this thread's worker; false when this thread is
+    /// none of the workers', or the namespace is gone.
+    static bool start(const std::shared_ptr<detail::gateway_state>& st, std::shared_ptr<transport> t) {
+        detail::namespace_state* ns = st->find(t->request().path());
+        const auto worker = st->current();
+        if (!ns || !worker) return false;
+        const auto ex = t->executor();
+        asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(t)), st->log.report("serving a socket"));
+        return true;
     }
 
     static asio::awaitable<void> init(std::shared_ptr<detail::gateway_state> st) {

@@ -3,7 +3,7 @@
 #pragma once
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
-#include "../net/connection.hpp"
+#include "../net/transport.hpp"
 #include "../protocol/text.hpp"
 #include "target.hpp"
 #include "vocabulary.hpp"
@@ -12,11 +12,6 @@
 namespace gw::inline v0 {
 
 namespace detail {
-
-/// Lets the gateway reach a connection's state; not for applications.
-struct access {
-    static const std::shared_ptr<connection_impl>& state(const connection& c) { return c.impl(); }
-};
 
 /// An awaitable that completes at once: what emit() returns after queueing.
 inline asio::awaitable<void> done() { co_return; }
@@ -37,12 +32,12 @@ struct outcome;
 } // namespace detail
 
 /// A client connected to a namespace: its id, its handshake, its data and its rooms.
-class socket : public std::enable_shared_from_this<socket> {
+class socket : public std::enable_shared_from_this<socket>, private transport_sink {
 public:
     /// Unguessable: 128 random bits. Each socket is also in a room named by its id.
     const std::string& id() const noexcept { return id_; }
     /// The upgrade request: path, query, headers, cookies, remote address.
-    const http_request& handshake() const { return conn_.request(); }
+    const http_request& handshake() const { return transport_->request(); }
     /// The namespace's path.
     const std::string& nsp() const noexcept;
     /// What handshake middleware attached (see namespace_ref::use), or anything the application keeps.
@@ -57,13 +52,13 @@ public:
     /// socket's worker (dropped if the socket has gone by then) and does not wait.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
         send_event(event, data, nullptr);
-        auto& c = conn_.state();
-        if (c.on_own_thread() && c.above_high_water()) return c.wait_drained();
+        auto& t = *transport_;
+        if (t.on_own_thread() && t.above_high_water()) return t.drained();
         return detail::done();
     }
 
     /// Bytes queued for this socket and not yet taken by the kernel.
-    std::size_t buffered_amount() const noexcept { return conn_.handle.buffered_amount(); }
+    std::size_t buffered_amount() const noexcept { return transport_->buffered(); }
 
     /// Emits an event that asks the client to acknowledge it, and waits for its answer: the client's
     /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
@@ -71,14 +66,14 @@ public:
     /// May be awaited on any thread; the wait itself runs on the socket's worker.
     asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout) {
         auto self = shared_from_this();   // the socket outlives the wait even if the client leaves
-        if (!conn_.state().on_own_thread()) {
+        if (!transport_->on_own_thread()) {
             auto hop = [self, event = std::move(event), data = std::move(data), timeout]() mutable {
                 return self->emit_with_ack(std::move(event), std::move(data), timeout);
             };
-            co_return co_await asio::co_spawn(conn_.handle.get_executor(), std::move(hop), asio::use_awaitable);
+            co_return co_await asio::co_spawn(transport_->executor(), std::move(hop), asio::use_awaitable);
         }
         const std::int64_t n = ++last_ack_;
-        auto waiter = std::make_shared<pending_ack>(conn_.handle.get_executor(), timeout);
+        auto waiter = std::make_shared<pending_ack>(transport_->executor(), timeout);
         if (!acks_) acks_ = std::make_unique<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>>();
         acks_->emplace(n, waiter);
         send_event(event, data, nullptr, n);
@@ -118,27 +113,33 @@ public:
     /// Closes the connection (on_disconnect runs once it is over).
     asio::awaitable<void> disconnect(close_code code = close_code::normal, std::string_view reason = {}) {
         closed_by_server_ = true;
-        gw::connection c = conn_.handle;
-        co_await c.close(code, reason);
+        auto t = transport_;
+        if (t->on_own_thread()) {
+            co_await t->close(code, reason);
+            co_return;
+        }
+        // A named callable, never a temporary inside co_await: GCC 12 destroys those twice.
+        auto hop = [t, code, why = std::string(reason)]() -> asio::awaitable<void> { co_await t->close(code, why); };
+        co_await asio::co_spawn(t->executor(), std::move(hop), asio::use_awaitable);
     }
-    bool connected() const noexcept { return conn_.handle.is_open(); }
+    bool connected() const noexcept { return transport_->is_open(); }
 
     socket(const socket&) = delete;
     socket& operator=(const socket&) = delete;
 
 private:
-    socket(detail::namespace_state& ns, std::size_t worker, connection c)
-        : ns_(ns), worker_(worker), conn_{std::move(c)}, id_(detail::random_id()) {}
+    socket(detail::namespace_state& ns, std::shared_ptr<detail::gateway_state> owner, std::size_t worker,
+           std::shared_ptr<transport> t)
+        : ns_(ns), worker_(worker), owner_(std::move(owner)), transport_(std::move(t)), id_(detail::random_id()) {}
+    // What the transport reads goes to the gateway's dispatcher (dispatch.hpp).
+    void on_message(message&& m) override;
+    void on_end() override;
     friend class target;
     friend class gateway;
     friend struct detail::namespace_state;
     friend struct detail::dispatcher;
+    friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
-    struct conn_ref {
-        connection handle;
-        detail::connection_impl& state() const { return *detail::access::state(handle); }
-        const http_request& request() const { return state().request_; }
-    };
     void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
@@ -146,7 +147,8 @@ private:
 
     detail::namespace_state& ns_;
     std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
-    conn_ref conn_;
+    std::shared_ptr<detail::gateway_state> owner_;   // the namespaces outlive their sockets
+    std::shared_ptr<transport> transport_;   // a WebSocket connection, or any other transport
     std::string id_;
     std::any data_;
     std::vector<std::string> rooms_;   // joined by name; the id-room is kept apart, see in_own_room_

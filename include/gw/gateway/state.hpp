@@ -4,6 +4,8 @@
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
 #include "../net/server.hpp"
+#include "../net/transport.hpp"
+#include "adapter.hpp"
 #include "codec.hpp"
 #include "handlers.hpp"
 #include "socket.hpp"
@@ -15,16 +17,8 @@ namespace detail {
 
 struct gateway_state;
 
-/// One worker's part of a namespace: the sockets it serves and their rooms. Only that worker's
-/// thread touches it, so joining, leaving and emitting take no lock; a cache line of its own keeps
-/// workers from slowing each other down.
-struct alignas(64) shard {
-    std::unordered_map<std::string_view, socket*> sockets;   // by id
-    std::unordered_map<std::string, std::vector<socket*>> rooms;
-};
-
 /// A namespace: its handlers, hooks and middleware (set up before the loops run, read-only after),
-/// and per worker its sockets and rooms.
+/// and its members (its adapter).
 struct namespace_state {
     std::string path;
     gateway_state* owner = nullptr;
@@ -36,9 +30,8 @@ struct namespace_state {
     std::vector<hook<socket&, std::string_view>> on_disconnect;
     std::vector<hook<socket&>> on_drain;
     std::optional<overflow> slow_consumer;   // else the server's options.slow_consumer
-    std::vector<shard> shards;   // one per worker
+    std::unique_ptr<adapter> members;   // its sockets and rooms: a local adapter, or one that wraps it
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
-    std::atomic<std::size_t> room_count{0};  // rooms with members, summed over workers
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
@@ -92,9 +85,7 @@ inline void detail::namespace_state::join(socket& s, const std::string& room) {
     }
     if (s.rooms_.size() >= owner->max_rooms) throw ws_exception("Too many rooms");
     s.rooms_.push_back(room);
-    auto& members = shards[s.worker_].rooms[room];
-    if (members.empty()) room_count.fetch_add(1, std::memory_order_relaxed);
-    members.push_back(&s);
+    members->add(s, room);
 }
 
 inline void detail::namespace_state::leave(socket& s, const std::string& room) {
@@ -105,24 +96,18 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     auto it = std::find(s.rooms_.begin(), s.rooms_.end(), room);
     if (it == s.rooms_.end()) return;
     s.rooms_.erase(it);
-    auto& rooms = shards[s.worker_].rooms;
-    auto r = rooms.find(room);
-    std::erase(r->second, &s);
-    if (r->second.empty()) {
-        rooms.erase(r);
-        room_count.fetch_sub(1, std::memory_order_relaxed);
-    }
+    members->remove(s, room);
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
     std::string text = ns_.owner->wire->encode(event, data, id, ack);
-    if (conn_.state().on_own_thread()) {
-        conn_.state().send_frame(opcode::text, std::move(text));
+    if (transport_->on_own_thread()) {
+        transport_->send_text(std::move(text));
         return;
     }
-    asio::post(conn_.handle.get_executor(), [c = detail::access::state(conn_.handle), text = std::move(text)]() mutable {
-        if (!c->can_send()) return;   // gone meanwhile, as a broadcast would skip it
-        c->send_frame(opcode::text, std::move(text));
+    asio::post(transport_->executor(), [t = transport_, text = std::move(text)]() mutable {
+        if (!t->is_open()) return;   // gone meanwhile, as a broadcast would skip it
+        t->send_text(std::move(text));
     });
 }
 

@@ -1,8 +1,9 @@
 // gw::target: the recipients of an emit (a namespace or all, narrowed to rooms, less rooms and
-// sockets), built with to() and except(). Its emit, count and ids are in broadcast.hpp.
+// sockets), built with to() and except(). Its emit, count and ids go through each namespace's adapter (local_adapter.hpp).
 #pragma once
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
+#include "adapter.hpp"
 
 #ifndef GATEWAY_NO_JSON
 namespace gw::inline v0 {
@@ -13,8 +14,8 @@ class namespace_ref;
 
 namespace detail {
 struct namespace_state;
-struct selection;
 struct dispatcher;
+class local_adapter;
 } // namespace detail
 
 /// The recipients of an emit: a namespace (or every namespace), narrowed to rooms, minus rooms and
@@ -57,8 +58,7 @@ private:
     std::vector<std::string> rooms_, except_rooms_;
     std::vector<const socket*> except_sockets_;
     bool droppable_ = false;   // as_volatile()
-    template <class F> void for_each_recipient(std::size_t worker, F&& f) const;
-    std::shared_ptr<detail::selection> select() const;
+    selection_spec spec() const noexcept;   // the target as adapters read it
 };
 
 } // namespace gw::v0

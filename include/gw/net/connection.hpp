@@ -84,20 +84,7 @@ public:
             co_await asio::co_spawn(s->sock_.get_executor(), std::move(hop), asio::use_awaitable);
             co_return;
         }
-        if (s->ended()) co_return;
-        if (s->can_send()) s->send_close(code, reason);
-        s->arm_deadline();
-        if (s->receiving_) {
-            while (!s->ended()) co_await s->wait_for_change();
-            co_return;
-        }
-        detail::flag_guard busy(s->receiving_);
-        while (!s->stop_reading_ && !s->broken_) {
-            s->take(co_await s->read_some());
-            s->inbox_.clear();
-            s->inbox_head_ = 0;
-        }
-        co_await s->finish();
+        co_await s->close(code, reason);
     }
 
     /// False once the closing handshake started or the connection failed.
@@ -149,5 +136,12 @@ private:
     friend struct detail::access;
 };
 
+
+namespace detail {
+/// Lets the gateway reach a connection as its transport; not for applications.
+struct access {
+    static std::shared_ptr<transport> transport_of(const connection& c) { return c.impl(); }
+};
+} // namespace detail
 
 } // namespace gw::v0

@@ -9,11 +9,21 @@
 #include "../protocol/ws_frame.hpp"
 #include "outbox.hpp"
 #include "server_context.hpp"
+#include "transport.hpp"
 
 namespace gw::inline v0::detail {
 
 using tcp = asio::ip::tcp;
 using tls_stream = asio::ssl::stream<tcp::socket&>;
+
+/// Clears a flag when a coroutine leaves its scope, also when it is destroyed while suspended.
+struct flag_guard {
+    bool& flag;
+    explicit flag_guard(bool& f) : flag(f) { flag = true; }
+    ~flag_guard() { flag = false; }
+    flag_guard(const flag_guard&) = delete;
+    flag_guard& operator=(const flag_guard&) = delete;
+};
 
 /// How a connection behaves, fixed when it is made (a server's options, or a client's).
 struct connection_settings {
@@ -43,7 +53,9 @@ struct heartbeat_settings {
     std::uint32_t interval = 0, patience = 0, idle = 0;
 };
 
-class connection_impl : public std::enable_shared_from_this<connection_impl> {
+/// A WebSocket connection: also the gateway's transport for it, in place (the transport's virtual
+/// functions below), so a gateway socket costs its connection no allocation more.
+class connection_impl final : public transport, public std::enable_shared_from_this<connection_impl> {
 public:
     connection_impl(tcp::socket sock, const connection_settings& s)
         : sock_(std::move(sock)), limits_(s.limits), close_timeout_(s.close_timeout), role_(s.side),
@@ -134,10 +146,10 @@ public:
 
     /// True when called on the thread that runs this connection's event loop. An executor of
     /// another kind cannot tell, so the answer is no, and callers take the (correct, slower) hop.
-    bool on_own_thread() noexcept {
+    bool on_own_thread() const noexcept override {
         using plain = asio::io_context::executor_type;
         using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
-        auto ex = sock_.get_executor();
+        auto ex = const_cast<tcp::socket&>(sock_).get_executor();   // Asio's get_executor() is not const
         if (auto* e = ex.target<plain>()) return e->running_in_this_thread();
         if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
         if (auto* e = ex.target<asio::strand<plain>>()) return e->running_in_this_thread();
@@ -379,8 +391,8 @@ public:
     void* drain_context_ = nullptr;
 
     /// Bytes queued or being written: what the peer has not taken yet, as far as this side knows.
-    std::size_t buffered() const noexcept { return queued_bytes_ + inflight_bytes_; }
-    bool above_high_water() const noexcept { return buffered() >= high_water_; }
+    std::size_t buffered() const noexcept override { return queued_bytes_ + inflight_bytes_; }
+    bool above_high_water() const noexcept override { return buffered() >= high_water_; }
 
     /// True when n more bytes fit under max_outbox_bytes (or nothing is queued: one large message
     /// always goes). Otherwise applies the overflow policy, which drops the message or closes the
@@ -581,7 +593,7 @@ public:
 
     /// Sends our close frame now and lets close_timeout bound what follows: for closes the server
     /// decides on its own (idle, slow consumer, rate limit), whoever reads the connection finishes it.
-    void close_soon(close_code code, std::string_view reason) {
+    void close_soon(close_code code, std::string_view reason) override {
         send_close(code, reason);
         arm_deadline();
     }
@@ -605,13 +617,13 @@ public:
     /// send side first (RFC 6455 section 7.1.1) and both read until the peer closes, so nothing in
     /// flight is lost to a reset. close_timeout bounds it all. Runs once; other callers wait for it.
     asio::awaitable<void> finish() {
-        co_await settle();
+        co_await exchange_closes();
         co_await conclude();
     }
 
     /// finish()'s first half: the close frames exchanged (or the peer failed or vanished); after
     /// it, how the connection ended is known, and the socket is still open.
-    asio::awaitable<void> settle() {
+    asio::awaitable<void> exchange_closes() {
         auto self = shared_from_this();
         arm_deadline();
         if (phase_ >= close_phase::settling) {
@@ -678,6 +690,53 @@ public:
     /// True while the application may still send: our close frame is not queued, and no write failed.
     bool can_send() const noexcept { return phase_ == close_phase::open && !broken_; }
     bool ended() const noexcept { return phase_ == close_phase::ended; }
+
+    /// Starts the closing handshake on this thread and completes when it is over: the peer
+    /// answered, or close_timeout passed, and the socket is closed. Messages arriving meanwhile are
+    /// dropped unless a reader is running.
+    asio::awaitable<void> close(close_code code, std::string_view reason) override {
+        auto self = shared_from_this();
+        if (ended()) co_return;
+        if (can_send()) send_close(code, reason);
+        arm_deadline();
+        if (receiving_) {
+            while (!ended()) co_await wait_for_change();
+            co_return;
+        }
+        flag_guard busy(receiving_);
+        while (!stop_reading_ && !broken_) {
+            take(co_await read_some());
+            inbox_.clear();
+            inbox_head_ = 0;
+        }
+        co_await finish();
+    }
+
+    // ---- the rest of the transport (net/transport.hpp) ----
+    void start(std::shared_ptr<transport_sink> sink) override;
+    void send_text(std::string text) override { send_frame(opcode::text, std::move(text)); }
+    void send_prepared(const prepared& p, bool droppable) override { send_shared(p.websocket_frame(), droppable); }
+    asio::awaitable<void> drained() override { return wait_drained(); }
+    void on_drain(void (*callback)(void*), void* context) override {
+        on_drain_ = callback;
+        drain_context_ = context;
+    }
+    void set_overflow(overflow policy) override { drop_when_full_ = policy == overflow::drop; }
+    bool is_open() const noexcept override { return can_send(); }
+    asio::awaitable<std::string> settle() override {
+        co_await exchange_closes();
+        co_return error_ == errc::connection_lost ? std::string("transport close")
+                  : error_                        ? error_.message()
+                  : shutting_down_                ? std::string("server shutting down")
+                                                  : std::string();
+    }
+    asio::awaitable<void> release() override {
+        auto self = shared_from_this();
+        co_await conclude();
+        receiving_ = false;
+    }
+    asio::any_io_executor executor() const override { return const_cast<tcp::socket&>(sock_).get_executor(); }
+    http_request& request() noexcept override { return request_; }
 };
 
 /// The reader of connection_impl::read_with, its own completion handler: each wake reads what is
@@ -714,18 +773,20 @@ template <class Sink> struct callback_reader {
     }
 };
 
+/// A transport_sink as read_with's sink: the reader's handler holds it, so an idle connection holds
+/// no more than that.
+struct sink_ref {
+    std::shared_ptr<transport_sink> to;
+    void message(gw::message&& m) { to->on_message(std::move(m)); }
+    void end() { to->on_end(); }
+};
+
+inline void connection_impl::start(std::shared_ptr<transport_sink> sink) { read_with(sink_ref{std::move(sink)}); }
+
 template <class Sink> void connection_impl::read_with(Sink sink) {
     receiving_ = true;   // until the sink's finish(): close() waits for it rather than reading itself
     callback_reader<Sink>{shared_from_this(), std::move(sink)}.deliver();
 }
 
-/// Clears a flag when a coroutine leaves its scope, also when it is destroyed while suspended.
-struct flag_guard {
-    bool& flag;
-    explicit flag_guard(bool& f) : flag(f) { flag = true; }
-    ~flag_guard() { flag = false; }
-    flag_guard(const flag_guard&) = delete;
-    flag_guard& operator=(const flag_guard&) = delete;
-};
 
 } // namespace gw::v0::detail

@@ -1,0 +1,53 @@
+// The adapter seam (Socket.IO's word): a namespace's members and rooms, and its broadcasts,
+// between the gateway and wherever the members are. The local adapter (local_adapter.hpp) keeps
+// them per worker; a cluster adapter (Redis) will wrap a local one, so that an outage of the
+// cluster still delivers locally.
+#pragma once
+#include "../detail/asio.hpp"
+#include "../detail/json.hpp"
+#include "../protocol/prepared.hpp"
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+class socket;
+
+/// Which sockets of a namespace an operation names: the union of rooms (every socket when there
+/// is none), less the sockets in except_rooms and the sockets excepted. Views of the caller's
+/// vectors, valid during the call; the sockets excepted are the calling worker's to compare.
+struct selection_spec {
+    const std::vector<std::string>& rooms;
+    const std::vector<std::string>& except_rooms;
+    const std::vector<const socket*>& except_sockets;
+};
+
+/// A namespace's members as the gateway uses them. Membership calls come from the socket's own
+/// worker; broadcast, count and ids from any worker (or from a thread of none, with one worker).
+class adapter {
+public:
+    virtual ~adapter() = default;
+
+    /// A socket connected: it is in its own id-room from now on.
+    virtual void add_socket(socket& s) = 0;
+    /// A socket is gone, after leaving its rooms.
+    virtual void remove_socket(socket& s) = 0;
+    /// A socket joins or leaves a room (not its id-room: the socket keeps that itself).
+    virtual void add(socket& s, const std::string& room) = 0;
+    virtual void remove(socket& s, const std::string& room) = 0;
+
+    /// Queues message for every socket the selection names, on every worker (and node); volatile
+    /// skips sockets above their high-water mark. Returns once queued on this worker.
+    virtual void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) = 0;
+    /// How many sockets, and which, the selection names now. The selection is read before the
+    /// awaitable is returned, so it may be a temporary.
+    virtual asio::awaitable<std::size_t> count(const selection_spec& which) = 0;
+    virtual asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) = 0;
+
+    /// The socket with this id on a worker, or nullptr.
+    virtual socket* find(std::size_t worker, std::string_view id) const = 0;
+    /// Rooms with members (id-rooms aside), for metrics.
+    virtual std::size_t rooms() const noexcept = 0;
+};
+
+} // namespace gw::v0
+#endif

@@ -1,0 +1,239 @@
+// The local adapter: a namespace's members and rooms kept per worker, each worker's part touched by
+// its own thread only, so joining, leaving and emitting take no lock. A broadcast walks this
+// worker's recipients at once and posts one copy of the selection to each other worker. Also the
+// target's emit, count and ids, which go through each namespace's adapter.
+#pragma once
+#include "../detail/asio.hpp"
+#include "../detail/json.hpp"
+#include "adapter.hpp"
+#include "socket.hpp"
+#include "state.hpp"
+#include "target.hpp"
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+inline target socket::to(std::string room) const {
+    target t;
+    t.spaces_.push_back(&ns_);
+    t.rooms_.push_back(std::move(room));
+    t.except_sockets_.push_back(this);
+    return t;
+}
+
+inline target socket::broadcast() const {
+    target t;
+    t.spaces_.push_back(&ns_);
+    t.except_sockets_.push_back(this);
+    return t;
+}
+
+inline target target::except(const socket& s) && {
+    except_sockets_.push_back(&s);
+    return std::move(*this);
+}
+
+namespace detail {
+
+/// One worker's part of a namespace: the sockets it serves and their rooms. A cache line of its
+/// own keeps workers from slowing each other down.
+struct alignas(64) shard {
+    std::unordered_map<std::string_view, socket*> sockets;   // by id
+    std::unordered_map<std::string, std::vector<socket*>> rooms;
+};
+
+class local_adapter final : public adapter {
+public:
+    explicit local_adapter(gateway_state& g) : g_(g), shards_(g.loops.size()) {}
+
+    void add_socket(socket& s) override { shards_[s.worker_].sockets.emplace(s.id_, &s); }
+    void remove_socket(socket& s) override { shards_[s.worker_].sockets.erase(s.id_); }
+    void add(socket& s, const std::string& room) override {
+        auto& members = shards_[s.worker_].rooms[room];
+        if (members.empty()) rooms_.fetch_add(1, std::memory_order_relaxed);
+        members.push_back(&s);
+    }
+    void remove(socket& s, const std::string& room) override {
+        auto& rooms = shards_[s.worker_].rooms;
+        auto r = rooms.find(room);
+        if (r == rooms.end()) return;
+        std::erase(r->second, &s);
+        if (r->second.empty()) {
+            rooms.erase(r);
+            rooms_.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
+
+    void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) override {
+        const auto here = g_.current();
+        std::shared_ptr<const selection> away;   // one copy of the selection for all other workers
+        for (std::size_t w = 0; w < shards_.size(); ++w) {
+            if (here == w) {
+                walk(w, which.rooms, which.except_rooms, [&](const socket* s) { return excepted(which, s); },
+                     [&](socket& s) { s.transport_->send_prepared(*message, as_volatile); });
+                continue;
+            }
+            if (!away) away = select(which, message, as_volatile);
+            asio::post(*g_.loops[w], [away, w] {
+                away->owner->walk(w, away->rooms, away->except_rooms, [&](const socket* s) { return away->excepted(w, s); },
+                                  [&](socket& s) { s.transport_->send_prepared(*away->message, away->as_volatile); });
+            });
+        }
+    }
+
+    asio::awaitable<std::size_t> count(const selection_spec& which) override { return count_of(select(which, nullptr, false)); }
+    asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) override { return ids_of(select(which, nullptr, false)); }
+
+    socket* find(std::size_t worker, std::string_view id) const override {
+        const auto& sockets = shards_[worker].sockets;
+        auto it = sockets.find(id);
+        return it == sockets.end() ? nullptr : it->second;
+    }
+    std::size_t rooms() const noexcept override { return rooms_.load(std::memory_order_relaxed); }
+
+private:
+    /// A selection as any worker may use it: excepted sockets by worker and id, since a pointer
+    /// to another worker's socket may dangle by the time that worker looks.
+    struct selection {
+        const local_adapter* owner;
+        std::vector<std::string> rooms, except_rooms;
+        std::vector<std::pair<std::size_t, std::string>> except_ids;
+        std::shared_ptr<const prepared> message;      // a broadcast's
+        bool as_volatile = false;
+        std::shared_ptr<const gateway_state> keep;   // the namespace outlives a delivery still queued
+
+        bool excepted(std::size_t worker, const socket* s) const {
+            for (const auto& [w, id] : except_ids)
+                if (w == worker && s->id() == id) return true;
+            return false;
+        }
+    };
+
+    static bool excepted(const selection_spec& which, const socket* s) {
+        return std::find(which.except_sockets.begin(), which.except_sockets.end(), s) != which.except_sockets.end();
+    }
+
+    std::shared_ptr<const selection> select(const selection_spec& which, std::shared_ptr<const prepared> message, bool as_volatile) const {
+        auto sel = std::make_shared<selection>();
+        sel->owner = this;
+        sel->rooms = which.rooms;
+        sel->except_rooms = which.except_rooms;
+        for (const socket* s : which.except_sockets) sel->except_ids.emplace_back(s->worker_, s->id_);
+        sel->message = std::move(message);
+        sel->as_volatile = as_volatile;
+        sel->keep = g_.shared_from_this();
+        return sel;
+    }
+
+    /// The sockets of one worker a selection names: the union of its rooms (every socket when it
+    /// names none), each reached once, less excepted rooms and what skip() says.
+    template <class Skip, class F>
+    void walk(std::size_t worker, const std::vector<std::string>& rooms, const std::vector<std::string>& except_rooms,
+              Skip&& skip, F&& f) const {
+        auto excluded = [&](const socket* s) {
+            if (skip(s)) return true;
+            for (const auto& r : except_rooms)
+                if (s->in(r)) return true;
+            return false;
+        };
+        const shard& here = shards_[worker];
+        if (rooms.empty()) {
+            for (auto& entry : here.sockets)
+                if (!excluded(entry.second)) f(*entry.second);
+            return;
+        }
+        // A socket in several of the rooms is reached once, from the first.
+        for (std::size_t i = 0; i < rooms.size(); ++i) {
+            auto reach = [&](socket* s) {
+                bool earlier = false;
+                for (std::size_t j = 0; j < i && !earlier; ++j) earlier = s->in(rooms[j]);
+                if (!earlier && !excluded(s)) f(*s);
+            };
+            if (auto own = here.sockets.find(rooms[i]); own != here.sockets.end() && own->second->in(rooms[i]))
+                reach(own->second);   // the room named by a socket's id
+            if (auto r = here.rooms.find(rooms[i]); r != here.rooms.end())
+                for (socket* s : r->second) reach(s);
+        }
+    }
+
+    /// Runs visit(w) on every worker w: at once on this thread's, by a hop there and back for the others.
+    template <class F> asio::awaitable<void> visit_workers(F visit) const {
+        const auto here = g_.current();
+        for (std::size_t w = 0; w < shards_.size(); ++w) {
+            if (here == w) {
+                visit(w);
+                continue;
+            }
+            auto hop = [&visit, w]() -> asio::awaitable<void> {
+                visit(w);
+                co_return;
+            };
+            co_await asio::co_spawn(*g_.loops[w], std::move(hop), asio::use_awaitable);
+        }
+    }
+
+    static asio::awaitable<std::size_t> count_of(std::shared_ptr<const selection> sel) {
+        std::size_t n = 0;
+        co_await sel->owner->visit_workers([&sel, &n](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&n](socket&) { ++n; });
+        });
+        co_return n;
+    }
+
+    static asio::awaitable<std::vector<std::string>> ids_of(std::shared_ptr<const selection> sel) {
+        std::vector<std::string> out;
+        co_await sel->owner->visit_workers([&sel, &out](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&out](socket& s) { out.push_back(s.id()); });
+        });
+        co_return out;
+    }
+
+    gateway_state& g_;
+    std::vector<shard> shards_;              // one per worker
+    std::atomic<std::size_t> rooms_{0};      // rooms with members, summed over workers
+};
+
+/// Awaits each of several counts or id lists, made (and so their selections read) beforehand.
+inline asio::awaitable<std::size_t> sum(std::vector<asio::awaitable<std::size_t>> parts) {
+    std::size_t n = 0;
+    for (auto& p : parts) n += co_await std::move(p);
+    co_return n;
+}
+inline asio::awaitable<std::vector<std::string>> concat(std::vector<asio::awaitable<std::vector<std::string>>> parts) {
+    std::vector<std::string> out;
+    for (auto& p : parts) {
+        auto more = co_await std::move(p);
+        out.insert(out.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    }
+    co_return out;
+}
+
+} // namespace detail
+
+inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_}; }
+
+inline asio::awaitable<std::size_t> target::count() const {
+    std::vector<asio::awaitable<std::size_t>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->count(spec()));
+    return detail::sum(std::move(parts));
+}
+
+inline asio::awaitable<std::vector<std::string>> target::ids() const {
+    std::vector<asio::awaitable<std::vector<std::string>>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->ids(spec()));
+    return detail::concat(std::move(parts));
+}
+
+inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
+    if (spaces_.empty()) return detail::done();
+    // Encoded once, framed once per kind of transport; every recipient's outbox, on every worker,
+    // shares those bytes.
+    auto message = spaces_.front()->owner->wire->prepare(event, data);
+    for (auto* ns : spaces_) ns->members->broadcast(message, spec(), droppable_);
+    return detail::done();
+}
+
+} // namespace gw::v0
+#endif

@@ -4890,63 +4890,78 @@ struct dispatcher {
                            st->log.report("a handler"));
             return;
         }
-        const auto start = std::chrono::steady_clock::now();
-        std::optional<detail::outcome> out;
-        std::exception_ptr failure;
-        bool admitted = false;
-        try {
-            cs.guard(*s, *ev);
-            admitted = true;
-            cs.pipe(*ev);
-            out = h->sync(*s, *ev, !cs.observed());
-        } catch (...) {
-            failure = std::current_exception();
+        attempt a{cs, *s, *ev};
+        if (a.enter()) {
+            try {
+                a.out = h->sync(*s, *ev, !cs.observed());
+            } catch (...) {
+                a.failure = std::current_exception();
+            }
         }
-        const auto took = std::chrono::steady_clock::now() - start;
-        h->latency->record(took);
-        finish(*s, cs, *ev, std::move(out), failure, admitted, took);
+        a.end(*h->latency);
     }
 
     static asio::awaitable<void> run(std::shared_ptr<socket> s, decltype(detail::handler::async) fn,
                                      std::shared_ptr<detail::latency_histogram> latency, detail::call_stages cs, event ev) {
-        const auto start = std::chrono::steady_clock::now();
-        std::optional<detail::outcome> out;
-        std::exception_ptr failure;
-        bool admitted = false;
-        try {
-            cs.guard(*s, ev);
-            admitted = true;
-            cs.pipe(ev);
-            out = co_await fn(*s, ev, !cs.observed());
-        } catch (...) {
-            failure = std::current_exception();
+        attempt a{cs, *s, ev};
+        if (a.enter()) {
+            try {
+                a.out = co_await fn(*s, ev, !cs.observed());
+            } catch (...) {
+                a.failure = std::current_exception();
+            }
         }
-        const auto took = std::chrono::steady_clock::now() - start;
-        latency->record(took);
-        finish(*s, cs, ev, std::move(out), failure, admitted, took);
+        a.end(*latency);
     }
 
-    /// Interceptors (around pipes and handler, so not when a guard denied) see the outcome; then the
-    /// reply, or what the filters make of the failure, goes out.
-    static void finish(socket& s, const detail::call_stages& cs, const event& ev, std::optional<detail::outcome> out,
-                       std::exception_ptr failure, bool admitted, std::chrono::steady_clock::duration took) {
-        try {
-            if (admitted)
-                cs.after(s, ev, out ? &out->data : nullptr, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
-        } catch (...) {
-            if (!failure) failure = std::current_exception();
-        }
-        try {
-            if (!failure && out && out->more) {
-                asio::co_spawn(s.transport_->executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
-                               s.ns_.owner->log.report("a stream's replies"));
-                return;
+    /// One call of a handler, the same for synchronous and coroutine handlers: the guards and pipes
+    /// before it (enter), then its latency, the interceptors and the reply or what the filters make
+    /// of its failure (end). Between the two the caller runs the handler into out or failure.
+    struct attempt {
+        const detail::call_stages& cs;
+        socket& s;
+        event& ev;
+        const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+        bool admitted = false;   // the guards let it in: the interceptors see it
+        std::optional<detail::outcome> out{};
+        std::exception_ptr failure{};
+
+        /// Guards and pipes; false when one refused or threw (failure says what).
+        bool enter() {
+            try {
+                cs.guard(s, ev);
+                admitted = true;
+                cs.pipe(ev);
+                return true;
+            } catch (...) {
+                failure = std::current_exception();
+                return false;
             }
-            if (failure) answer_failure(s, cs, ev, failure);
-            else if (out) s.answer(ev, std::move(*out));
-        } catch (...) {   // the client left meanwhile: nothing more to tell it
         }
-    }
+
+        /// Interceptors (around pipes and handler, so not when a guard denied) see the outcome; then
+        /// the reply, or what the filters make of the failure, goes out.
+        void end(detail::latency_histogram& latency) {
+            const auto took = std::chrono::steady_clock::now() - start;
+            latency.record(took);
+            try {
+                if (admitted)
+                    cs.after(s, ev, out ? &out->data : nullptr, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+            } catch (...) {
+                if (!failure) failure = std::current_exception();
+            }
+            try {
+                if (!failure && out && out->more) {
+                    asio::co_spawn(s.transport_->executor(), pump(s.shared_from_this(), cs, ev, std::move(out->more)),
+                                   s.ns_.owner->log.report("a stream's replies"));
+                    return;
+                }
+                if (failure) answer_failure(s, cs, ev, failure);
+                else if (out) s.answer(ev, std::move(*out));
+            } catch (...) {   // the client left meanwhile: nothing more to tell it
+            }
+        }
+    };
 
     /// A stream's replies, one per turn of the loop, so other sockets are served meanwhile and a
     /// client that leaves is noticed: then the stream is destroyed where it stands.

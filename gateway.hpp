@@ -851,8 +851,9 @@ inline std::optional<url_parts> parse_url(std::string_view url) {
     } else {
         u.port = u.tls ? "443" : "80";
     }
-    // Appended rather than "/" + std::string(rest): GCC 12 at -O3 warns wrongly (-Wrestrict) on the latter.
-    if (rest.empty() || rest.front() == '?') u.target = "/";
+    // Built by push_back and append: GCC 12 at -O3 warns wrongly (-Wrestrict) on "/" + std::string(rest)
+    // and, inlined into some callers, on assigning "/".
+    if (rest.empty() || rest.front() == '?') u.target.push_back('/');
     u.target.append(rest);
     u.host_header = std::string(authority);
     return u;
@@ -4788,7 +4789,7 @@ struct dispatcher {
     }
 
     /// A socket and its control block in one allocation (the constructor is the gateway's to call).
-    struct made_socket : socket {
+    struct made_socket final : socket {
         made_socket(detail::namespace_state& ns, std::shared_ptr<detail::gateway_state> owner, std::size_t worker,
                     std::shared_ptr<transport> t)
             : socket(ns, std::move(owner), worker, std::move(t)) {}

@@ -24,7 +24,9 @@ case "$seconds" in '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET] [BUILD_DI
 command -v "$cxx" >/dev/null || { echo "$cxx not found (Debian: apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 mkdir -p "$build" && build="$(cd "$build" && pwd)" || exit 2
 
-flags=(-std=c++20 -g -O1 "-fsanitize=fuzzer,address,undefined" -fno-sanitize-recover=all
+# Without UBSan's function check: clang 14 cannot assemble its prologue on coroutines whose frame
+# functions land in other sections ("Cannot represent a difference across sections").
+flags=(-std=c++20 -g -O1 "-fsanitize=fuzzer,address,undefined" -fno-sanitize=function -fno-sanitize-recover=all
        -Wall -Wextra -I"$root")
 libs=(-lssl -lcrypto -pthread)
 

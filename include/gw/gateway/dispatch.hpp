@@ -51,7 +51,7 @@ struct dispatcher {
     }
 
     /// A socket and its control block in one allocation (the constructor is the gateway's to call).
-    struct made_socket : socket {
+    struct made_socket final : socket {
         made_socket(detail::namespace_state& ns, std::shared_ptr<detail::gateway_state> owner, std::size_t worker,
                     std::shared_ptr<transport> t)
             : socket(ns, std::move(owner), worker, std::move(t)) {}

@@ -293,8 +293,9 @@ inline std::optional<url_parts> parse_url(std::string_view url) {
     } else {
         u.port = u.tls ? "443" : "80";
     }
-    // Appended rather than "/" + std::string(rest): GCC 12 at -O3 warns wrongly (-Wrestrict) on the latter.
-    if (rest.empty() || rest.front() == '?') u.target = "/";
+    // Built by push_back and append: GCC 12 at -O3 warns wrongly (-Wrestrict) on "/" + std::string(rest)
+    // and, inlined into some callers, on assigning "/".
+    if (rest.empty() || rest.front() == '?') u.target.push_back('/');
     u.target.append(rest);
     u.host_header = std::string(authority);
     return u;

@@ -3533,9 +3533,24 @@ namespace gw::inline v0 {
 
 /// A wire format: turns messages into events and events into messages. The gateway's handlers never
 /// see it, so one set of handlers can serve several formats.
+/// A session's decoding state, for formats whose events may span several messages (Socket.IO's
+/// binary attachments follow their event as messages of their own).
+class decoder {
+public:
+    virtual ~decoder() = default;
+    /// Takes one message: the event once it is complete; nullopt with error empty while parts are
+    /// still to come, or with error saying what was wrong.
+    virtual std::optional<event> feed(message&& m, std::string& error) = 0;
+};
+
+/// A wire format: the stateless half (decode one message, encode an event) and, where events span
+/// messages, a decoder per session.
 class codec {
 public:
     virtual ~codec() = default;
+    /// A decoder for one session; nullptr (the default) when decode() alone will do, so a session
+    /// of a format like NestJS's costs no allocation for it.
+    virtual std::unique_ptr<decoder> make_decoder() const { return nullptr; }
     /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
     std::shared_ptr<const prepared> prepare(std::string_view name, const json& data) const {
         return std::make_shared<const prepared>(encode(name, data, nullptr, 0));
@@ -3905,6 +3920,7 @@ private:
     std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
     std::shared_ptr<detail::gateway_state> owner_;   // the namespaces outlive their sockets
     std::shared_ptr<transport> transport_;   // a WebSocket connection, or any other transport
+    std::unique_ptr<decoder> decoder_;       // the codec's, when its events span messages
     std::string id_;
     std::any data_;
     std::vector<std::string> rooms_;   // joined by name; the id-room is kept apart, see in_own_room_
@@ -4762,6 +4778,7 @@ struct dispatcher {
                                        std::size_t worker, std::shared_ptr<transport> t) {
         std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
         s->data_ = std::move(t->request().attachment);
+        s->decoder_ = st->wire->make_decoder();
         ns->members->add_socket(*s);   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
         if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
@@ -4870,10 +4887,10 @@ struct dispatcher {
     static void dispatch(const std::shared_ptr<detail::gateway_state>& st, detail::namespace_state* ns,
                          const std::shared_ptr<socket>& s, message m) {
         std::string error;
-        auto ev = st->wire->decode(m, error);
+        auto ev = s->decoder_ ? s->decoder_->feed(std::move(m), error) : st->wire->decode(m, error);
         if (!ev) {
-            s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
-            return;
+            if (!error.empty()) s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
+            return;   // without an error: the event's other parts are still to come
         }
         if (ev->ack > 0 && ev->name == "ack") {
             if (!s->acknowledge(*ev)) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);

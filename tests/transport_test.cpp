@@ -28,9 +28,10 @@ public:
     }
 
     // ---- the test's side: the client ----
-    void deliver(json envelope) {
+    void deliver(json envelope) { deliver_text(envelope.dump()); }
+    void deliver_text(std::string text) {
         ASSERT_TRUE(sink_) << "not started";
-        sink_->on_message(gw::message{envelope.dump(), false});
+        sink_->on_message(gw::message{std::move(text), false});
     }
     /// The client goes: reading ends, the gateway says farewell.
     void hang_up() {
@@ -216,6 +217,72 @@ TEST(Transport, InMemoryClientAnswersAnEmitWithAck) {
         EXPECT_EQ(answer, json("yes"));
         t->hang_up();
         co_await t->until_released();
+    }());
+}
+
+/// A format whose events take two messages, the event's name and then its JSON data: its decoder
+/// keeps the name in between, one decoder per session.
+class two_part_codec final : public gw::codec {
+public:
+    struct two_part_decoder final : gw::decoder {
+        std::optional<std::string> name;
+        std::optional<gw::event> feed(gw::message&& m, std::string& error) override {
+            if (!name) {
+                name = std::move(m.data);
+                return std::nullopt;   // the data is still to come
+            }
+            gw::event e;
+            e.name = std::move(*name);
+            name.reset();
+            if (!json::accept(m.data)) {
+                error = "the data is not JSON";
+                return std::nullopt;
+            }
+            e.data = json::parse(m.data);
+            return e;
+        }
+    };
+    std::unique_ptr<gw::decoder> make_decoder() const override { return std::make_unique<two_part_decoder>(); }
+    std::optional<gw::event> decode(const gw::message&, std::string& error) const override {
+        error = "a two-part event needs its session's decoder";
+        return std::nullopt;
+    }
+    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const override {
+        return gw::nest_codec().encode(name, data, id, ack);
+    }
+};
+
+TEST(Transport, EachSessionDecodesWithItsOwnDecoder) {
+    asio::io_context io;
+    gw::gateway app{io, local()};
+    app.set_codec(std::make_unique<two_part_codec>());
+    app.of("/").on("sum", [](gw::socket&, std::vector<int> v) {
+        int n = 0;
+        for (int x : v) n += x;
+        return n;
+    });
+    auto a = std::make_shared<memory_transport>(io, "/");
+    auto b = std::make_shared<memory_transport>(io, "/");
+    test::run(io, [&]() -> awaitable<void> {
+        EXPECT_EQ(app.serve(a), std::nullopt);
+        EXPECT_EQ(app.serve(b), std::nullopt);
+        // The parts of two events interleave across the sessions: each decoder keeps its own.
+        a->deliver_text("sum");
+        b->deliver_text("sum");
+        a->deliver_text("[1,2]");
+        b->deliver_text("[30,40,50]");
+        EXPECT_EQ(co_await a->next(), envelope("sum", 3));
+        EXPECT_EQ(co_await b->next(), envelope("sum", 120));
+        a->deliver_text("sum");
+        a->deliver_text("not json");
+        const json bad = co_await a->next();
+        EXPECT_EQ(bad["event"], std::string("exception"));
+        EXPECT_EQ(bad["data"]["message"], std::string("the data is not JSON"));
+        EXPECT_EQ(a->pending() + b->pending(), 0u);
+        a->hang_up();
+        b->hang_up();
+        co_await a->until_released();
+        co_await b->until_released();
     }());
 }
 

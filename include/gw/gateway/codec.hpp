@@ -12,9 +12,24 @@ namespace gw::inline v0 {
 
 /// A wire format: turns messages into events and events into messages. The gateway's handlers never
 /// see it, so one set of handlers can serve several formats.
+/// A session's decoding state, for formats whose events may span several messages (Socket.IO's
+/// binary attachments follow their event as messages of their own).
+class decoder {
+public:
+    virtual ~decoder() = default;
+    /// Takes one message: the event once it is complete; nullopt with error empty while parts are
+    /// still to come, or with error saying what was wrong.
+    virtual std::optional<event> feed(message&& m, std::string& error) = 0;
+};
+
+/// A wire format: the stateless half (decode one message, encode an event) and, where events span
+/// messages, a decoder per session.
 class codec {
 public:
     virtual ~codec() = default;
+    /// A decoder for one session; nullptr (the default) when decode() alone will do, so a session
+    /// of a format like NestJS's costs no allocation for it.
+    virtual std::unique_ptr<decoder> make_decoder() const { return nullptr; }
     /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
     std::shared_ptr<const prepared> prepare(std::string_view name, const json& data) const {
         return std::make_shared<const prepared>(encode(name, data, nullptr, 0));

@@ -24,6 +24,7 @@ struct dispatcher {
                                        std::size_t worker, std::shared_ptr<transport> t) {
         std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
         s->data_ = std::move(t->request().attachment);
+        s->decoder_ = st->wire->make_decoder();
         ns->members->add_socket(*s);   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
         if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
@@ -132,10 +133,10 @@ struct dispatcher {
     static void dispatch(const std::shared_ptr<detail::gateway_state>& st, detail::namespace_state* ns,
                          const std::shared_ptr<socket>& s, message m) {
         std::string error;
-        auto ev = st->wire->decode(m, error);
+        auto ev = s->decoder_ ? s->decoder_->feed(std::move(m), error) : st->wire->decode(m, error);
         if (!ev) {
-            s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
-            return;
+            if (!error.empty()) s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
+            return;   // without an error: the event's other parts are still to come
         }
         if (ev->ack > 0 && ev->name == "ack") {
             if (!s->acknowledge(*ev)) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);

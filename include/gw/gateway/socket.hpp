@@ -5,6 +5,7 @@
 #include "../detail/json.hpp"
 #include "../net/transport.hpp"
 #include "../protocol/text.hpp"
+#include "codec.hpp"
 #include "target.hpp"
 #include "vocabulary.hpp"
 
@@ -149,6 +150,7 @@ private:
     std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
     std::shared_ptr<detail::gateway_state> owner_;   // the namespaces outlive their sockets
     std::shared_ptr<transport> transport_;   // a WebSocket connection, or any other transport
+    std::unique_ptr<decoder> decoder_;       // the codec's, when its events span messages
     std::string id_;
     std::any data_;
     std::vector<std::string> rooms_;   // joined by name; the id-room is kept apart, see in_own_room_

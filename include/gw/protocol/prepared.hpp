@@ -20,12 +20,15 @@ public:
 
     /// The whole WebSocket frame (header and payload, unmasked: a server's), made on first call.
     const std::shared_ptr<const std::string>& websocket_frame() const {
+        // Every recipient of a broadcast asks: after the first, one acquiring load answers.
+        if (websocket_ready_.load(std::memory_order_acquire)) return websocket_;
         std::call_once(websocket_once_, [this] {
             auto frame = std::make_shared<std::string>();
             frame->resize(detail::max_frame_header);
             frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text_.size()));
             frame->append(text_);
             websocket_ = std::move(frame);
+            websocket_ready_.store(true, std::memory_order_release);
         });
         return websocket_;
     }
@@ -33,6 +36,7 @@ public:
 private:
     std::string text_;
     mutable std::once_flag websocket_once_;
+    mutable std::atomic<bool> websocket_ready_{false};
     mutable std::shared_ptr<const std::string> websocket_;
 };
 

@@ -41,6 +41,7 @@
 #include <array>          // fixed frame headers
 #include <atomic>         // state shared by worker threads
 #include <charconv>       // numbers in and out of the envelope without locales
+#include <cmath>          // std::isfinite, for numbers written as JavaScript writes them
 #include <chrono>         // timeouts
 #include <climits>        // SIZE_MAX
 #include <coroutine>      // gw::stream
@@ -637,6 +638,8 @@ inline std::string_view status_text(int status) noexcept {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
     case 408: return "Request Timeout";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
@@ -648,14 +651,15 @@ inline std::string_view status_text(int status) noexcept {
     }
 }
 
-/// A complete plain-HTTP response that closes the connection.
-inline std::string format_response(const http_response& r) {
+/// A complete plain-HTTP response: one that closes the connection, unless keep_alive (the
+/// client may send its next request on it: Engine.IO's polling).
+inline std::string format_response(const http_response& r, bool keep_alive = false) {
     std::string out;
     out.reserve(128 + r.body.size());
     out.append("HTTP/1.1 ").append(std::to_string(r.status)).append(" ").append(status_text(r.status));
     out.append("\r\nContent-Type: ").append(r.content_type);
     out.append("\r\nContent-Length: ").append(std::to_string(r.body.size()));
-    out.append("\r\nConnection: close\r\n");
+    out.append(keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n");
     for (const auto& [k, v] : r.headers) out.append(k).append(": ").append(v).append("\r\n");
     out.append("\r\n").append(r.body);
     return out;
@@ -1155,7 +1159,58 @@ inline void write_json_string(std::string& out, std::string_view s) {
     out.append(1, '"');
 }
 
-/// Appends j as json::dump() prints it (compact, U+FFFD for invalid UTF-8), without a temporary.
+/// Appends a number as JavaScript's JSON.stringify writes it (ECMAScript's Number::toString): the
+/// shortest digits that read back the same, fixed notation for exponents from -7 to 20, else
+/// "1e-7" / "1.5e+21"; NaN and the infinities as null, as JSON has no word for them.
+inline void write_js_number(std::string& out, double v) {
+    if (!std::isfinite(v)) {
+        out += "null";
+        return;
+    }
+    if (v == 0) {
+        out += '0';   // -0 too
+        return;
+    }
+    char buf[40];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    std::string_view sci(buf, static_cast<std::size_t>(r.ptr - buf));   // [-]d[.ddd]e[+-]XX
+    if (sci.front() == '-') {
+        out += '-';
+        sci.remove_prefix(1);
+    }
+    const auto e = sci.find('e');
+    std::string digits;
+    for (char c : sci.substr(0, e))
+        if (c != '.') digits += c;
+    int exponent = 0;
+    std::from_chars(sci.data() + e + (sci[e + 1] == '+' ? 2 : 1), sci.data() + sci.size(), exponent);
+    const int k = static_cast<int>(digits.size()), n = exponent + 1;
+    if (k <= n && n <= 21) {
+        out += digits;
+        out.append(static_cast<std::size_t>(n - k), '0');
+    } else if (0 < n && n <= 21) {
+        out.append(digits, 0, static_cast<std::size_t>(n));
+        out += '.';
+        out.append(digits, static_cast<std::size_t>(n));
+    } else if (-6 < n && n <= 0) {
+        out += "0.";
+        out.append(static_cast<std::size_t>(-n), '0');
+        out += digits;
+    } else {
+        out += digits[0];
+        if (k > 1) {
+            out += '.';
+            out.append(digits, 1);
+        }
+        out += 'e';
+        out += n - 1 >= 0 ? '+' : '-';
+        out += std::to_string(std::abs(n - 1));
+    }
+}
+
+/// Appends j as json::dump() prints it (compact, U+FFFD for invalid UTF-8), without a temporary;
+/// numbers as JavaScript writes them (write_js_number), which is what a JSON.parse on the other
+/// side reads back exactly.
 inline void write_json(std::string& out, const json& j) {
     switch (j.type()) {
     case json::value_t::null: out += "null"; return;
@@ -1193,7 +1248,8 @@ inline void write_json(std::string& out, const json& j) {
         out += '}';
         return;
     }
-    default: break;   // floating point (its shortest round-trip form) and binary: the library's printer
+    case json::value_t::number_float: write_js_number(out, j.get<double>()); return;
+    default: break;   // binary: the library's printer
     }
     out += j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -1406,8 +1462,9 @@ inline json json_value(std::string_view text) {
 
 // ==== gw/protocol/prepared.hpp ====
 // gw::prepared: a message encoded once (by a codec) and framed lazily, at most once per kind of
-// recipient: a plain WebSocket text frame today; a compressed frame and an Engine.IO packet are
-// kinds to come. A broadcast shares one prepared message across its sockets, workers and nodes.
+// recipient: a plain WebSocket text frame, or an Engine.IO message packet in a WebSocket frame (a
+// polling session takes the text itself); a compressed frame is a kind to come. A broadcast shares
+// one prepared message across its sockets, workers and nodes.
 
 namespace gw::inline v0 {
 
@@ -1423,28 +1480,264 @@ public:
     const std::string& text() const noexcept { return text_; }
 
     /// The whole WebSocket frame (header and payload, unmasked: a server's), made on first call.
-    const std::shared_ptr<const std::string>& websocket_frame() const {
-        // Every recipient of a broadcast asks: after the first, one acquiring load answers.
-        if (websocket_ready_.load(std::memory_order_acquire)) return websocket_;
-        std::call_once(websocket_once_, [this] {
-            auto frame = std::make_shared<std::string>();
-            frame->resize(detail::max_frame_header);
-            frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text_.size()));
-            frame->append(text_);
-            websocket_ = std::move(frame);
-            websocket_ready_.store(true, std::memory_order_release);
-        });
-        return websocket_;
-    }
+    const std::shared_ptr<const std::string>& websocket_frame() const { return websocket_.get(text_, {}); }
+    /// The same message as an Engine.IO message packet ('4' before the text) in a WebSocket frame.
+    const std::shared_ptr<const std::string>& engineio_frame() const { return engineio_.get(text_, "4"); }
 
 private:
+    /// One wire form: made under a once_flag; after that, one acquiring load answers every
+    /// recipient of a broadcast.
+    struct form {
+        std::once_flag once;
+        std::atomic<bool> ready{false};
+        std::shared_ptr<const std::string> bytes;
+
+        const std::shared_ptr<const std::string>& get(const std::string& text, std::string_view prefix) {
+            if (ready.load(std::memory_order_acquire)) return bytes;
+            std::call_once(once, [&] {
+                auto frame = std::make_shared<std::string>();
+                const std::size_t size = prefix.size() + text.size();
+                frame->resize(detail::max_frame_header);
+                frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, size));
+                frame->reserve(frame->size() + size);
+                frame->append(prefix);
+                frame->append(text);
+                bytes = std::move(frame);
+                ready.store(true, std::memory_order_release);
+            });
+            return bytes;
+        }
+    };
     std::string text_;
-    mutable std::once_flag websocket_once_;
-    mutable std::atomic<bool> websocket_ready_{false};
-    mutable std::shared_ptr<const std::string> websocket_;
+    mutable form websocket_, engineio_;
 };
 
 } // namespace gw::v0
+
+// ==== gw/protocol/engineio.hpp ====
+// Engine.IO v4 without sockets: packets, polling payloads (records separated by 0x1E, binary as
+// "b" + base64), session ids, the open packet and the error bodies of refused requests.
+
+namespace gw::inline v0::detail::eio {
+
+/// A packet's type, as its first character on the wire.
+enum class packet_type : char { open = '0', close = '1', ping = '2', pong = '3', message = '4', upgrade = '5', noop = '6' };
+
+/// One Engine.IO packet. A binary packet is always a message; its data are the raw bytes.
+struct packet {
+    packet_type type = packet_type::message;
+    bool binary = false;
+    std::string data;
+};
+
+/// The record separator between the packets of a polling payload.
+inline constexpr char separator = '\x1e';
+
+/// Standard base64 (with padding) back to bytes; false when the text is not base64.
+inline bool base64_decode(std::string_view in, std::string& out) {
+    out.clear();
+    if (in.size() % 4 != 0) return false;
+    if (in.empty()) return true;
+    std::size_t pad = 0;
+    if (in.back() == '=') ++pad;
+    if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
+    // EVP_DecodeBlock ignores leading and trailing blanks and takes '=' anywhere: check strictly here.
+    for (std::size_t i = 0; i < in.size() - pad; ++i) {
+        const char c = in[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/')) return false;
+    }
+    out.resize(in.size() / 4 * 3);
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
+    if (n < 0 || static_cast<std::size_t>(n) < pad) return false;
+    out.resize(static_cast<std::size_t>(n) - pad);
+    return true;
+}
+
+/// One packet from a WebSocket message: a text one is its type character and data; a binary
+/// one is a message. nullopt when the text is empty or its type unknown.
+inline std::optional<packet> decode_packet(std::string_view text, bool binary) {
+    if (binary) return packet{packet_type::message, true, std::string(text)};
+    if (text.empty() || text.front() < '0' || text.front() > '6') return std::nullopt;
+    return packet{static_cast<packet_type>(text.front()), false, std::string(text.substr(1))};
+}
+
+/// Splits a polling POST body into packets, appended to out in order. Stops at the first record
+/// that is not a packet and returns false (the packets before it stay in out, to be processed as
+/// the reference server does). An empty body is malformed.
+inline bool decode_payload(std::string_view body, std::vector<packet>& out) {
+    if (body.empty()) return false;
+    for (;;) {
+        const auto end = body.find(separator);
+        const std::string_view record = body.substr(0, end);
+        if (!record.empty() && record.front() == 'b') {
+            packet p{packet_type::message, true, {}};
+            if (!base64_decode(record.substr(1), p.data)) return false;
+            out.push_back(std::move(p));
+        } else if (auto p = decode_packet(record, false)) {
+            out.push_back(std::move(*p));
+        } else {
+            return false;
+        }
+        if (end == std::string_view::npos) return true;
+        body.remove_prefix(end + 1);
+    }
+}
+
+/// Appends a packet to a polling payload, after a separator unless it is the first.
+inline void append_to_payload(std::string& payload, packet_type type, std::string_view data, bool binary) {
+    if (!payload.empty()) payload += separator;
+    if (binary) {
+        payload += 'b';
+        payload += base64_encode({reinterpret_cast<const unsigned char*>(data.data()), data.size()});
+        return;
+    }
+    payload += static_cast<char>(type);
+    payload += data;
+}
+
+/// A packet as a WebSocket text message: its type character, then its data.
+inline std::string encode_text(packet_type type, std::string_view data) {
+    std::string out;
+    out.reserve(1 + data.size());
+    out += static_cast<char>(type);
+    out += data;
+    return out;
+}
+
+/// A session id as the reference server makes them: 15 random bytes in URL-safe base64, 20
+/// characters. Unguessable (it is the session's only credential over polling).
+inline std::string make_sid() {
+    std::array<unsigned char, 15> raw;
+    random_bytes(raw.data(), raw.size());
+    std::string id = base64_encode(raw);
+    for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    return id;
+}
+
+/// Why a request is refused (the "code" of the error body).
+enum class error_code : int {
+    transport_unknown = 0,
+    session_unknown = 1,
+    bad_handshake_method = 2,
+    bad_request = 3,
+    forbidden = 4,
+    unsupported_protocol_version = 5,
+};
+
+/// The reference server's message for each code.
+inline std::string_view error_message(error_code c) noexcept {
+    switch (c) {
+    case error_code::transport_unknown: return "Transport unknown";
+    case error_code::session_unknown: return "Session ID unknown";
+    case error_code::bad_handshake_method: return "Bad handshake method";
+    case error_code::bad_request: return "Bad request";
+    case error_code::forbidden: return "Forbidden";
+    case error_code::unsupported_protocol_version: return "Unsupported protocol version";
+    }
+    return "Bad request";
+}
+
+/// The HTTP status of a refusal over polling: 403 for forbidden, else 400.
+inline int error_status(error_code c) noexcept { return c == error_code::forbidden ? 403 : 400; }
+
+/// Appends s as a JSON string: quotes, backslash and control characters escaped, the rest as is.
+inline void append_json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (c < 0x20) {
+                static constexpr char hex[] = "0123456789abcdef";
+                out += "\\u00";
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            } else {
+                out += ch;
+            }
+        }
+    }
+    out += '"';
+}
+
+/// A polling refusal's body, {"code":N,"message":"..."}; message empty means the code's own.
+inline std::string error_body(error_code c, std::string_view message = {}) {
+    std::string out = "{\"code\":";
+    out += std::to_string(static_cast<int>(c));
+    out += ",\"message\":";
+    append_json_string(out, message.empty() ? error_message(c) : message);
+    out += '}';
+    return out;
+}
+
+/// The open packet's data (after the '0'): the keys in the reference server's order.
+inline std::string open_packet_data(std::string_view sid, const std::vector<std::string_view>& upgrades,
+                                    std::uint64_t ping_interval_ms, std::uint64_t ping_timeout_ms, std::size_t max_payload) {
+    std::string out = "{\"sid\":";
+    append_json_string(out, sid);
+    out += ",\"upgrades\":[";
+    for (std::size_t i = 0; i < upgrades.size(); ++i) {
+        if (i) out += ',';
+        append_json_string(out, upgrades[i]);
+    }
+    out += "],\"pingInterval\":" + std::to_string(ping_interval_ms);
+    out += ",\"pingTimeout\":" + std::to_string(ping_timeout_ms);
+    out += ",\"maxPayload\":" + std::to_string(max_payload) + "}";
+    return out;
+}
+
+/// The transports a request may name.
+enum class transport_kind : std::uint8_t { polling, websocket };
+
+/// What a request asks of the Engine.IO endpoint, read off its method, query and upgrade headers,
+/// before any session is looked up.
+struct request_kind {
+    std::optional<error_code> refused;   ///< set when the request is refused outright
+    transport_kind transport = transport_kind::polling;
+    std::string sid;                     ///< empty: a handshake
+};
+
+/// Classifies a request in the reference server's order: the transport, then (with a sid) nothing
+/// more here, or (without one) the method, a WebSocket handshake only as an upgrade, and the
+/// protocol revision. allow_request runs between the last two (the caller's part).
+struct request_checks {
+    std::string_view method;
+    std::optional<std::string> eio, transport, sid;
+    bool is_upgrade = false;
+    bool polling_enabled = true, websocket_enabled = true;
+};
+inline request_kind classify(const request_checks& r) {
+    request_kind k;
+    if (r.transport == "polling" && r.polling_enabled) k.transport = transport_kind::polling;
+    else if (r.transport == "websocket" && r.websocket_enabled) k.transport = transport_kind::websocket;
+    else {
+        k.refused = error_code::transport_unknown;
+        return k;
+    }
+    if (r.sid) {
+        k.sid = *r.sid;
+        if (k.sid.empty()) k.refused = error_code::session_unknown;
+        return k;
+    }
+    if (r.method != "GET") k.refused = error_code::bad_handshake_method;
+    else if (k.transport == transport_kind::websocket && !r.is_upgrade) k.refused = error_code::bad_request;
+    return k;
+}
+
+/// The protocol revision check of a handshake (after allow_request): only "4" is spoken.
+inline bool supported_revision(const std::optional<std::string>& eio) noexcept {
+    return eio && eio->size() == 1 && eio->front() == '4';
+}
+
+} // namespace gw::v0::detail::eio
 
 // ==== gw/detail/asio.hpp ====
 // Standalone Asio: sockets, timers, coroutines and TLS, for net/ and gateway/ (never protocol/).
@@ -1475,6 +1768,9 @@ private:
 namespace gw::inline v0 {
 
 class server;
+namespace detail {
+struct sio_client;
+}
 
 /// An HTTP request: the upgrade request a connection was opened with, or a plain HTTP request.
 /// Owns its bytes; every view it returns lives as long as the request. Its head's accessors
@@ -1488,9 +1784,22 @@ public:
     /// the connection as its request does.
     std::any attachment;
 
+    /// Socket.IO: the CONNECT packet's auth payload as JSON text ("{}" when the client sent none);
+    /// empty for a WebSocket connection. gw::socket::auth() parses it.
+    std::string auth;
+
+    /// A bearer token: Socket.IO's auth.token (io(url, {auth: {token}})) when it is a string, else
+    /// what request_head::bearer_token() finds (Authorization header, subprotocol, query).
+    std::optional<std::string> bearer_token() const {
+        if (auth_token_) return auth_token_;
+        return request_head::bearer_token();
+    }
+
 private:
     asio::ip::tcp::endpoint remote_;
+    std::optional<std::string> auth_token_;   // auth.token, set by the Socket.IO layer
     friend class server;
+    friend struct detail::sio_client;
 };
 
 } // namespace gw::v0
@@ -1903,7 +2212,7 @@ public:
     virtual void send_text(std::string text) = 0;
     /// Queues a message other recipients share (a broadcast), framed for this transport's kind;
     /// skipped once closing, and when droppable while above the high-water mark.
-    virtual void send_prepared(const prepared& p, bool droppable) = 0;
+    virtual void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) = 0;
     /// Bytes queued and not yet taken by the peer, as far as this side knows.
     virtual std::size_t buffered() const noexcept = 0;
     virtual bool above_high_water() const noexcept = 0;
@@ -1928,6 +2237,10 @@ public:
     virtual asio::awaitable<std::string> settle() = 0;
     /// The last step, after settle(): the underlying connection goes (TCP closed).
     virtual asio::awaitable<void> release() = 0;
+
+    /// The gateway made a socket for this transport, with this id, and is about to run its
+    /// on_connect hooks: Socket.IO answers the client's CONNECT here, before anything they send.
+    virtual void opened(std::string_view socket_id) { (void)socket_id; }
 
     // Where it runs and what it was opened with.
     virtual asio::any_io_executor executor() const = 0;
@@ -2648,7 +2961,7 @@ public:
     // ---- the rest of the transport (net/transport.hpp) ----
     void start(std::shared_ptr<transport_sink> sink) override;
     void send_text(std::string text) override { send_frame(opcode::text, std::move(text)); }
-    void send_prepared(const prepared& p, bool droppable) override { send_shared(p.websocket_frame(), droppable); }
+    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override { send_shared(p->websocket_frame(), droppable); }
     asio::awaitable<void> drained() override { return wait_drained(); }
     void on_drain(void (*callback)(void*), void* context) override {
         on_drain_ = callback;
@@ -2877,6 +3190,44 @@ inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) 
     co_await c.linger(true);
 }
 
+/// Writes a plain HTTP answer on a connection that stays open for the client's next request.
+/// Returns false when the write failed (the peer went).
+inline asio::awaitable<bool> respond(connection_impl& c, const http_response& r) {
+    const std::string text = format_response(r, true);
+    co_return !co_await c.write_raw(text);
+}
+
+/// Makes an accepted handshake's connection a WebSocket: the 101 goes first in its outbox (the
+/// connection is handed over at once, and whatever is sent follows it on the wire), and frames
+/// that came in the same read as the request are read.
+inline void start_websocket(connection_impl& c, std::string switching, std::string_view rest) {
+    out_frame f;
+    f.payload = std::move(switching);
+    c.push(std::move(f));   // before upgraded_: the 101 is not a message
+    c.upgraded_ = true;
+    if (c.server_) {
+        c.ping_at_ = c.active_at_ = c.server_->loops[c.loop_].now;
+        c.server_->handshakes.accepted.fetch_add(1, std::memory_order_relaxed);
+    }
+    c.consume_early(rest);
+}
+
+/// An HTTP endpoint mounted on a server under a path prefix, which takes the requests whose path
+/// starts with it, keep-alive connections and upgrades included (Engine.IO's).
+class http_mount {
+public:
+    virtual ~http_mount() = default;
+    /// Answers the request in c.request_ (rest: bytes read after its head, which the mount may take
+    /// as its body; what it leaves is the next request's). Returns true when the connection is to
+    /// read another request, false when the mount kept it (an upgrade) or it is to close.
+    /// full: 0, or the server's connection limits' refusal.
+    virtual asio::awaitable<bool> serve(std::shared_ptr<connection_impl> c, std::string& rest, int full) = 0;
+    /// The loop that owns what the request is about (an Engine.IO session), when that is known.
+    virtual std::optional<std::uint32_t> home_of(const http_request& req) = 0;
+    /// Requests whose path starts with this are the mount's.
+    std::string prefix;
+};
+
 /// Reads an HTTP head (up to the blank line) into head, keeping what follows it in rest.
 /// Returns false on a read error; sets too_big when max_bytes pass without a blank line.
 inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes, std::string& head, std::string& rest,
@@ -2939,6 +3290,10 @@ inline std::shared_ptr<asio::ssl::context> tls_client_context(const std::string&
 // runs the heartbeat sweep and graceful shutdown, and hands out ready connections.
 
 namespace gw::inline v0 {
+
+namespace engineio {
+class server;
+}
 
 /// A WebSocket server: listens when constructed, upgrades connections in the background (slow
 /// clients never delay others), and hands out ready connections through accept() or on_connection.
@@ -3095,6 +3450,7 @@ private:
         std::size_t next_loop = 0;
         std::shared_ptr<detail::server_context> shared;   // with the connections, which keep it alive
         std::function<void(gw::metrics&)> more_metrics;   // the gateway's part
+        std::shared_ptr<detail::http_mount> mount;        // Engine.IO's endpoint, when one is mounted
 
         static void read(const state& st, gw::metrics& m) {
             st.shared->read(m);
@@ -3225,9 +3581,17 @@ private:
             }
         }
 
-        /// One connection's handshake: reads the request head and answers it as
-        /// detail::answer_handshake() decides; an accepted connection goes to on_connection or
-        /// accept(). Only the I/O is here.
+        /// How the server's connections behave (options, fixed at construction).
+        detail::connection_settings settings() const {
+            const options& o = opts;
+            return detail::connection_settings{
+                detail::role::server,
+                detail::frame_limits{o.max_message_bytes, o.max_frame_bytes, std::max<std::size_t>(o.max_fragments, 1)},
+                o.close_timeout, o.outbox_high_water, o.max_outbox_bytes, o.slow_consumer};
+        }
+
+        /// One connection's start: its TLS handshake and its admission under the connection limits,
+        /// then its requests.
         static asio::awaitable<void> upgrade(std::shared_ptr<state> self, asio::io_context& home, asio::ip::tcp::socket sock) {
             using asio::experimental::as_tuple;
             const options& o = self->opts;
@@ -3237,27 +3601,24 @@ private:
             if (auto a = remote.address(); a.is_v6() && a.to_v6().is_v4_mapped())   // IPv4 client, dual-stack socket
                 remote.address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
             sock.set_option(asio::ip::tcp::no_delay(true), ec);
-            const detail::connection_settings settings{
-                detail::role::server,
-                detail::frame_limits{o.max_message_bytes, o.max_frame_bytes, std::max<std::size_t>(o.max_fragments, 1)},
-                o.close_timeout, o.outbox_high_water, o.max_outbox_bytes, o.slow_consumer};
-            auto c = std::make_shared<detail::connection_impl>(std::move(sock), settings);
+            auto c = std::make_shared<detail::connection_impl>(std::move(sock), self->settings());
             c->request_.remote_ = remote;
             // Over a connection limit, the request is still read, so that the refusal is an answer.
             const int full = shared.limits.admit(remote.address());
+            const auto loop = static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin());
             if (!full) {   // counted in: the connection counts itself out when it goes
                 c->server_ = self->shared;
-                c->enlist(static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin()));
+                c->enlist(loop);
             }
-            asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
-            deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
-                if (e) return;
-                if (auto p = w.lock()) {
-                    std::error_code ignored;
-                    p->sock_.close(ignored);
-                }
-            });
             if (o.tls) {
+                asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
+                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
+                    if (e) return;
+                    if (auto p = w.lock()) {
+                        std::error_code ignored;
+                        p->sock_.close(ignored);
+                    }
+                });
                 c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *o.tls);
                 auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
                 if (hec) {
@@ -3265,24 +3626,65 @@ private:
                     co_return;
                 }
             }
-            std::string head, rest;
-            bool too_big = false;
-            if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
-                if (!too_big) shared.rejected(0);   // timed out, or the peer went
-                if (too_big) {
-                    shared.rejected(431, "request header too large", &c->request_);
-                    // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
-                    http_response r{431, "request header too large\n"};
-                    co_await detail::refuse(*c, r);
-                }
-                co_return;
-            }
+            co_await requests(std::move(self), loop, std::move(c), {}, full, false);
+        }
+
+        /// A connection's HTTP requests: each head read and answered as detail::answer_handshake()
+        /// decides, or by the mounted endpoint (Engine.IO), which may keep the connection for more;
+        /// an accepted upgrade goes to on_connection or accept(). Only the I/O is here. parsed: the
+        /// first request is already in c->request_ (a connection moved here from another loop).
+        static asio::awaitable<void> requests(std::shared_ptr<state> self, std::uint32_t loop, std::shared_ptr<detail::connection_impl> c,
+                                              std::string rest, int full, bool parsed) {
+            const options& o = self->opts;
+            auto& shared = *self->shared;
+            // Bounds each request's arrival (the handshake, or a keep-alive connection's next request).
+            asio::steady_timer deadline(c->sock_.get_executor());
+            auto arm = [&] {
+                deadline.expires_after(o.handshake_timeout);
+                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
+                    if (e) return;
+                    if (auto p = w.lock()) {
+                        std::error_code ignored;
+                        p->sock_.close(ignored);
+                    }
+                });
+            };
             http_request& req = c->request_;
-            if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
-                shared.rejected(err.status, "malformed: " + std::string(err.reason), &req);
-                http_response r{err.status, std::string(err.reason) + "\n"};
-                co_await detail::refuse(*c, r);
-                co_return;
+            for (bool first = true;; first = false) {
+                if (!parsed) {
+                    arm();
+                    std::string head;
+                    bool too_big = false;
+                    if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
+                        if (!too_big && first) shared.rejected(0);   // timed out, or the peer went
+                        if (too_big) {
+                            shared.rejected(431, "request header too large", &req);
+                            // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
+                            http_response r{431, "request header too large\n"};
+                            co_await detail::refuse(*c, r);
+                        }
+                        co_return;
+                    }
+                    if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
+                        shared.rejected(err.status, "malformed: " + std::string(err.reason), &req);
+                        http_response r{err.status, std::string(err.reason) + "\n"};
+                        co_await detail::refuse(*c, r);
+                        co_return;
+                    }
+                }
+                parsed = false;
+                if (auto& m = self->mount; m && req.path().starts_with(m->prefix)) {
+                    deadline.cancel();
+                    if (self->stopped) co_return;
+                    if (auto there = m->home_of(req); there && *there != loop && !c->tls_) {
+                        // The request is about something another loop owns: the connection moves there.
+                        co_await move_to(self, *there, std::move(c), std::move(rest), full);
+                        co_return;
+                    }
+                    if (!co_await m->serve(c, rest, full)) co_return;
+                    continue;
+                }
+                break;
             }
             struct hooks {
                 const state& st;
@@ -3309,17 +3711,9 @@ private:
                 co_return;
             }
             c->subprotocol_ = std::move(a.subprotocol);
-            // The 101 goes first in the outbox: the connection is handed over at once, and whatever
-            // the application sends follows it on the wire.
-            detail::out_frame switching;
-            switching.payload = std::move(a.head);
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
-            c->push(std::move(switching));   // before upgraded_: the 101 is not a message
-            c->upgraded_ = true;
-            c->ping_at_ = c->active_at_ = shared.loops[c->loop_].now;
-            shared.handshakes.accepted.fetch_add(1, std::memory_order_relaxed);
-            c->consume_early(rest);
+            detail::start_websocket(*c, std::move(a.head), rest);
             if (o.on_connection) {
                 o.on_connection(connection(std::move(c)));
                 co_return;
@@ -3327,9 +3721,31 @@ private:
             self->ready.push_back(connection(std::move(c)));
             self->wake.cancel();
         }
+
+        /// Moves a plain-TCP connection, its request read, to another loop and serves it there:
+        /// its socket is re-made on that loop's io_context, and its count under the limits goes with it.
+        static asio::awaitable<void> move_to(std::shared_ptr<state> self, std::uint32_t loop, std::shared_ptr<detail::connection_impl> c,
+                                             std::string rest, int full) {
+            std::error_code ec;
+            const auto protocol = c->sock_.local_endpoint(ec).protocol();
+            if (ec) co_return;
+            const auto fd = c->sock_.release(ec);
+            if (ec) co_return;
+            asio::io_context& there = *self->loops[loop];
+            auto moved = std::make_shared<detail::connection_impl>(asio::ip::tcp::socket(there, protocol, fd), self->settings());
+            moved->request_ = std::move(c->request_);
+            if (c->server_) {
+                c->delist();
+                moved->server_ = std::move(c->server_);   // the count moves: the old one releases nothing
+                moved->enlist(loop);
+            }
+            asio::co_spawn(there, requests(self, loop, std::move(moved), std::move(rest), full, true),
+                           self->shared->log.report("a request moved to its session's loop"));
+        }
     };
     std::shared_ptr<state> st_;
     friend class gateway;   // adds its own metrics to the server's
+    friend class engineio::server;   // mounts its endpoint
 };
 
 } // namespace gw::v0
@@ -3413,10 +3829,917 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
 
 } // namespace gw::v0
 
+// ==== gw/net/engineio.hpp ====
+// gw::engineio: Engine.IO v4 on a gw::server's listener. A session is reached over HTTP long-polling
+// (keep-alive requests: held GETs, POSTed payloads) or a WebSocket, and may move from the first to
+// the second (the probe and upgrade dance). The session owns its heartbeat (the server pings, the
+// client answers) and is a gw::transport, so the gateway serves it like any connection; its own
+// handle, engineio::connection, has the WebSocket core's awaitables (accept, receive, send, close).
+
+namespace gw::inline v0::engineio {
+
+/// Cross-origin requests (browsers' CORS): off unless enabled.
+struct cors_options {
+    bool enabled = false;
+    /// Origins answered with Access-Control-Allow-Origin; empty: any (echoed back with
+    /// credentials, "*" without). An origin not listed is not refused: its answer lacks the header,
+    /// so the browser keeps it from the page (use allow_request to refuse).
+    std::vector<std::string> origins{};
+    bool credentials = false;   ///< Access-Control-Allow-Credentials: cookies cross-origin
+    /// Headers a preflight may ask for; empty: whatever it asks.
+    std::vector<std::string> allowed_headers{};
+    std::chrono::seconds max_age{0};   ///< how long a browser may cache a preflight; 0: not said
+};
+
+/// The session cookie for load balancers that route by cookie (sticky sessions): off unless named.
+struct cookie_options {
+    std::string name{};   ///< "io" as the reference server; "" (the default): no cookie
+    std::string path = "/";
+    bool http_only = true;
+    std::string same_site = "Lax";
+};
+
+class connection;
+
+/// Engine.IO's settings. The defaults are the reference server's.
+struct options {
+    /// Requests whose path starts with this are Engine.IO's ("/socket.io/" for Socket.IO clients).
+    std::string path = "/engine.io/";
+    std::chrono::milliseconds ping_interval{25'000};   ///< the server pings this long after the last pong
+    std::chrono::milliseconds ping_timeout{20'000};    ///< and ends the session when no pong comes within this
+    std::chrono::milliseconds upgrade_timeout{10'000}; ///< a probing WebSocket must upgrade within this
+    /// The largest POST body and WebSocket message, in bytes (advertised as maxPayload): larger
+    /// POSTs get 413, larger messages close the WebSocket with 1009.
+    std::size_t max_payload = 1'000'000;
+    bool polling = true;          ///< the long-polling transport
+    bool websocket = true;        ///< the WebSocket transport
+    bool allow_upgrades = true;   ///< polling sessions may move to a WebSocket
+    /// Packets in one polling response at most: python-engineio refuses more than 16.
+    std::size_t max_packets_per_poll = 16;
+    cors_options cors{};
+    cookie_options cookie{};
+    /// Sees each handshake (not the later requests of a session): nullopt lets it in, a message
+    /// refuses it with 403 {"code":4,"message":...} ("" for "Forbidden"). It may set
+    /// request.attachment, which the session keeps.
+    std::function<std::optional<std::string>(http_request&)> allow_request{};
+    /// When set, receives each new session at once, on its thread, instead of accept().
+    std::function<void(connection)> on_connection{};
+};
+
+} // namespace gw::v0::engineio
+
+namespace gw::inline v0::detail {
+
+class eio_session;
+struct eio_access;
+
+/// What an Engine.IO endpoint shares with its sessions: settings, the session table, the server's.
+struct eio_state {
+    engineio::options opts;
+    std::shared_ptr<server_context> shared;   // the server's log and counters
+    std::vector<asio::io_context*> loops;
+    std::size_t high_water = 64 << 10, max_outbox = 4 << 20;   // the server's outbox settings
+    bool drop_when_full = false;
+    std::mutex lock;   // the table: requests for a session may arrive on any loop
+    std::unordered_map<std::string, std::pair<std::shared_ptr<eio_session>, std::uint32_t>> sessions;
+    // accept()'s queue, on the first loop.
+    std::deque<std::shared_ptr<eio_session>> ready;
+    std::unique_ptr<asio::steady_timer> wake;
+    bool stopped = false;
+
+    std::optional<std::uint32_t> current_loop() const noexcept {
+        for (std::uint32_t i = 0; i < loops.size(); ++i)
+            if (loops[i]->get_executor().running_in_this_thread()) return i;
+        return std::nullopt;
+    }
+    std::shared_ptr<eio_session> find(const std::string& sid) {
+        std::lock_guard hold(lock);
+        auto it = sessions.find(sid);
+        return it == sessions.end() ? nullptr : it->second.first;
+    }
+};
+
+/// One Engine.IO session: its transport (polling, or a WebSocket), the packets waiting for a
+/// poll, the probe of an upgrade, and the heartbeat. Lives on one loop; every call is made there.
+class eio_session final : public transport, public std::enable_shared_from_this<eio_session> {
+public:
+    using packet_type = eio::packet_type;
+
+    eio_session(std::shared_ptr<eio_state> st, asio::any_io_executor ex, http_request first)
+        : st_(std::move(st)), ex_(std::move(ex)), id_(eio::make_sid()), request_(std::move(first)), beat_(ex_) {}
+
+    const std::string& id() const noexcept { return id_; }
+    bool over_websocket() const noexcept { return ws_ != nullptr; }
+    bool upgrading() const noexcept { return probe_ != nullptr; }
+    bool ended() const noexcept { return phase_ == phase::ended; }
+
+    /// The open packet's data for this session over polling or a WebSocket.
+    std::string open_data(bool websocket) const {
+        const auto& o = st_->opts;
+        std::vector<std::string_view> upgrades;
+        if (!websocket && o.websocket && o.allow_upgrades) upgrades.push_back("websocket");
+        return eio::open_packet_data(id_, upgrades, static_cast<std::uint64_t>(o.ping_interval.count()),
+                                     static_cast<std::uint64_t>(o.ping_timeout.count()), o.max_payload);
+    }
+
+    /// Starts the heartbeat: the first ping goes ping_interval after the handshake.
+    void begin() { arm_ping(); }
+
+    // ---- the WebSocket transport ----
+
+    /// A WebSocket opened without a sid: the session's transport from the start.
+    void attach_websocket(std::shared_ptr<connection_impl> c) {
+        ws_ = std::move(c);
+        ws_->on_drain(drain_callback_, drain_context_);
+        ws_->send_frame(opcode::text, eio::encode_text(packet_type::open, open_data(true)));
+        ws_->read_with(ws_reader{shared_from_this(), ws_});
+    }
+
+    /// A WebSocket opened with the sid of this polling session: the probe. Nothing is sent on it
+    /// before its "2probe" is answered; the session moves to it on "5".
+    void probe(std::shared_ptr<connection_impl> c) {
+        probe_ = std::move(c);
+        upgrade_timer_ = std::make_unique<asio::steady_timer>(ex_, st_->opts.upgrade_timeout);
+        upgrade_timer_->async_wait([w = weak_from_this(), p = std::weak_ptr<connection_impl>(probe_)](std::error_code ec) {
+            auto s = w.lock();
+            if (ec || !s || s->probe_ != p.lock()) return;
+            s->drop_probe();   // too slow: the session stays on polling
+        });
+        probe_->read_with(ws_reader{shared_from_this(), probe_});
+    }
+
+    // ---- the polling transport (each called by the request's coroutine, on this loop) ----
+
+    /// Answers a GET: waits for packets (or the end, or an upgrade's noop) and sends up to
+    /// max_packets_per_poll of them. Returns false when the response could not be written.
+    asio::awaitable<bool> poll(std::shared_ptr<connection_impl> c, http_response r) {
+        auto self = shared_from_this();
+        if (get_pending_) {   // two GETs at once: the second is refused and the session ends
+            end("transport error");
+            r.status = 400;
+            r.body = eio::error_body(eio::error_code::bad_request);
+            r.content_type = "application/json";
+            co_return co_await respond(*c, r);
+        }
+        {
+            flag_guard pending(get_pending_);
+            while (queue_.empty() && phase_ == phase::open && !(probed_ && probe_) && !ws_) co_await wait();
+        }
+        std::string payload;
+        std::size_t taken = 0;
+        bool closes = false;
+        while (!queue_.empty() && taken < std::max<std::size_t>(st_->opts.max_packets_per_poll, 1)) {
+            auto& q = queue_.front();
+            if (q.shared) eio::append_to_payload(payload, packet_type::message, q.shared->text(), false);
+            else eio::append_to_payload(payload, q.type, q.data, q.binary);
+            closes = closes || q.type == packet_type::close;
+            queued_bytes_ -= q.size();
+            queue_.pop_front();
+            ++taken;
+        }
+        if (taken == 0) {
+            // Nothing to say: the session ended ("1", or "6" when the client closed it), moved to
+            // a WebSocket, or its upgrade asks the client to finish this poll ("6").
+            const bool client_closed = ended() && reason_ == "transport close";
+            eio::append_to_payload(payload, ended() && !client_closed ? packet_type::close : packet_type::noop, {}, false);
+        }
+        check_drained();
+        if (closes && !ended()) end("forced close");   // the close packet reached the client
+        r.body = std::move(payload);
+        r.content_type = "text/plain; charset=UTF-8";
+        const bool ok = co_await respond(*c, r);
+        if (!ok && !ended()) end("transport error");
+        co_return ok;
+    }
+
+    /// Answers a POST whose body has been read: its packets in order. Returns the refusal's code,
+    /// or nullopt when the body was taken.
+    std::optional<eio::error_code> posted(std::string_view body) {
+        std::vector<eio::packet> packets;
+        const bool whole = eio::decode_payload(body, packets);
+        for (auto& p : packets) {
+            if (ended()) break;
+            take(std::move(p));
+        }
+        if (!whole && !ended()) {
+            end("parse error");
+            return eio::error_code::bad_request;
+        }
+        return std::nullopt;
+    }
+    bool post_pending_ = false;   // a POST's body is being read: a second one at once ends the session
+
+    /// Ends the session (idempotent): the table forgets it, its transports close, a held GET is
+    /// answered, and its reader hears of the end.
+    void end(std::string reason) {
+        if (ended()) return;
+        phase_ = phase::ended;
+        reason_ = std::move(reason);
+        {
+            std::lock_guard hold(st_->lock);
+            st_->sessions.erase(id_);
+        }
+        std::error_code ignored;
+        beat_.cancel();
+        if (upgrade_timer_) upgrade_timer_->cancel();
+        if (ws_ && ws_->can_send()) ws_->close_soon(close_code::normal, {});
+        drop_probe();
+        wake();
+        if (auto sink = std::move(sink_)) sink->on_end();   // the sink may hold this session: let go
+    }
+
+    // ---- transport ----
+    void start(std::shared_ptr<transport_sink> sink) override {
+        sink_ = std::move(sink);
+        while (!inbox_.empty() && sink_) {
+            auto m = std::move(inbox_.front());
+            inbox_.pop_front();
+            sink_->on_message(std::move(m));
+        }
+        if (ended() && sink_) std::move(sink_)->on_end();
+    }
+    void send_text(std::string text) override {
+        if (!is_open()) throw std::system_error(errc::closed);
+        send_packet(packet_type::message, std::move(text), false);
+    }
+    void send_binary(std::string bytes) {
+        if (!is_open()) throw std::system_error(errc::closed);
+        send_packet(packet_type::message, std::move(bytes), true);
+    }
+    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override {
+        if (!is_open()) return;
+        if (ws_) {
+            ws_->send_shared(p->engineio_frame(), droppable);
+            return;
+        }
+        // Volatile: only when the client can take it now (a poll is waiting) and it is not behind.
+        if (droppable && (!get_pending_ || above_high_water())) {
+            ++dropped_;
+            return;
+        }
+        if (!admit(p->text().size() + 1)) return;
+        queue_.push_back(queued{packet_type::message, false, {}, p});
+        queued_bytes_ += queue_.back().size();
+        after_queue();
+    }
+    std::size_t buffered() const noexcept override { return ws_ ? ws_->buffered() : queued_bytes_; }
+    bool above_high_water() const noexcept override { return buffered() >= st_->high_water; }
+    asio::awaitable<void> drained() override {
+        auto self = shared_from_this();
+        for (;;) {
+            if (ws_) {
+                co_await ws_->wait_drained();
+                co_return;
+            }
+            if (!above_high_water() || !is_open()) co_return;
+            pressed_ = true;
+            co_await wait();
+        }
+    }
+    void on_drain(void (*callback)(void*), void* context) override {
+        drain_callback_ = callback;
+        drain_context_ = context;
+        if (ws_) ws_->on_drain(callback, context);
+    }
+    void set_overflow(overflow policy) override {
+        drop_when_full_ = policy == overflow::drop;
+        if (ws_) ws_->set_overflow(policy);
+    }
+    bool is_open() const noexcept override { return phase_ == phase::open && (!ws_ || ws_->can_send()); }
+    /// The server closes the session: a close packet after what is queued; over polling the next
+    /// poll takes it (ping_timeout bounds the wait for one).
+    void close_soon(close_code, std::string_view) override {
+        if (phase_ != phase::open) return;
+        if (ws_) {
+            if (ws_->can_send()) {
+                ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
+                ws_->close_soon(close_code::normal, {});
+            }
+            phase_ = phase::closing;
+            reason_ = "forced close";
+            return;
+        }
+        queue_.push_back(queued{packet_type::close, false, {}, nullptr});
+        queued_bytes_ += 1;
+        phase_ = phase::closing;
+        wake();
+        beat_.expires_after(st_->opts.ping_timeout);
+        beat_.async_wait([w = weak_from_this()](std::error_code ec) {
+            if (auto s = w.lock(); s && !ec) s->end("forced server close");
+        });
+    }
+    asio::awaitable<void> close(close_code code, std::string_view reason) override {
+        auto self = shared_from_this();
+        close_soon(code, reason);
+        while (!ended()) co_await wait();
+    }
+    asio::awaitable<std::string> settle() override {
+        auto self = shared_from_this();
+        while (!ended()) co_await wait();
+        co_return reason_;
+    }
+    asio::awaitable<void> release() override { co_return; }
+    asio::any_io_executor executor() const override { return ex_; }
+    bool on_own_thread() const noexcept override {
+        using plain = asio::io_context::executor_type;
+        using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
+        if (auto* e = ex_.target<plain>()) return e->running_in_this_thread();
+        if (auto* e = ex_.target<tracked>()) return e->running_in_this_thread();
+        return false;
+    }
+    http_request& request() noexcept override { return request_; }
+
+    /// The next message for engineio::connection::receive(); nullopt once the session ended.
+    asio::awaitable<std::optional<message>> receive() {
+        auto self = shared_from_this();
+        while (inbox_.empty() && !ended()) co_await wait();
+        if (inbox_.empty()) co_return std::nullopt;
+        message m = std::move(inbox_.front());
+        inbox_.pop_front();
+        co_return m;
+    }
+    const std::string& reason() const noexcept { return reason_; }
+    std::uint32_t dropped_ = 0;
+
+private:
+    enum class phase : std::uint8_t { open, closing, ended };
+
+    /// A packet waiting for a poll: its own text, or a broadcast's shared one.
+    struct queued {
+        packet_type type;
+        bool binary;
+        std::string data;
+        std::shared_ptr<const prepared> shared;
+        std::size_t size() const noexcept { return 1 + (shared ? shared->text().size() : data.size()); }
+    };
+
+    /// Reads a WebSocket of the session (its transport, or the probe) on plain callbacks.
+    struct ws_reader {
+        std::shared_ptr<eio_session> s;
+        std::shared_ptr<connection_impl> c;
+        void message(gw::message&& m) { s->from_websocket(c, std::move(m)); }
+        void end() { s->websocket_ended(c); }
+    };
+
+    void from_websocket(const std::shared_ptr<connection_impl>& c, gw::message&& m) {
+        if (ended()) return;
+        auto p = eio::decode_packet(m.data, m.binary);
+        if (c == probe_) {
+            if (p && p->type == packet_type::ping && p->data == "probe" && !probed_) {
+                probed_ = true;
+                probe_->send_frame(opcode::text, eio::encode_text(packet_type::pong, "probe"));
+                wake();   // a held poll is answered with a noop, so the client can pause polling
+            } else if (p && p->type == packet_type::upgrade && probed_) {
+                upgrade();
+            } else {
+                drop_probe();
+            }
+            return;
+        }
+        if (c != ws_) return;
+        if (!p) {
+            end("parse error");
+            return;
+        }
+        take(std::move(*p));
+    }
+
+    void websocket_ended(const std::shared_ptr<connection_impl>& c) {
+        asio::co_spawn(c->sock_.get_executor(), [c]() -> asio::awaitable<void> { co_await c->finish(); },
+                       st_->shared->log.report("closing an Engine.IO WebSocket"));
+        if (c == probe_) {
+            probe_.reset();
+            probed_ = false;
+            return;
+        }
+        if (c != ws_ || ended()) return;
+        if (phase_ == phase::closing) end("forced close");
+        else end(c->close_received_ || c->error_ == errc::connection_lost ? "transport close" : "transport error");
+    }
+
+    /// The probe said "5": the session moves to it, with what was waiting for a poll.
+    void upgrade() {
+        if (upgrade_timer_) upgrade_timer_->cancel();
+        ws_ = std::move(probe_);
+        probed_ = false;
+        ws_->on_drain(drain_callback_, drain_context_);
+        ws_->set_overflow(drop_when_full_ ? overflow::drop : overflow::close);
+        for (auto& q : queue_) {
+            if (q.shared) ws_->send_shared(q.shared->engineio_frame());
+            else if (q.binary) ws_->queue_frame(opcode::binary, std::move(q.data));
+            else ws_->queue_frame(opcode::text, eio::encode_text(q.type, q.data));
+        }
+        queue_.clear();
+        queued_bytes_ = 0;
+        wake();   // a held poll ends with a noop
+    }
+
+    void drop_probe() {
+        if (!probe_) return;
+        if (probe_->can_send()) probe_->close_soon(close_code::normal, {});
+        probe_.reset();
+        probed_ = false;
+    }
+
+    /// One packet from the client, over either transport.
+    void take(eio::packet&& p) {
+        switch (p.type) {
+        case packet_type::message:
+            if (sink_) sink_->on_message(gw::message{std::move(p.data), p.binary});
+            else {
+                inbox_.push_back(gw::message{std::move(p.data), p.binary});
+                wake();
+            }
+            break;
+        case packet_type::pong:
+            if (awaiting_pong_) {
+                awaiting_pong_ = false;
+                arm_ping();
+            }
+            break;
+        case packet_type::close: end("transport close"); break;
+        case packet_type::ping: end("transport error"); break;   // v4: only the server pings
+        default: break;   // open, upgrade and noop mean nothing here
+        }
+    }
+
+    void send_packet(packet_type type, std::string data, bool binary) {
+        if (ws_) {
+            if (binary) ws_->send_frame(opcode::binary, std::move(data));
+            else ws_->send_frame(opcode::text, eio::encode_text(type, data));
+            return;
+        }
+        if (!admit(data.size() + 1)) return;
+        queue_.push_back(queued{type, binary, std::move(data), nullptr});
+        queued_bytes_ += queue_.back().size();
+        after_queue();
+    }
+
+    /// A polling session's cap on waiting packets (the server's max_outbox_bytes), as a WebSocket
+    /// connection's outbox: beyond it, drop the packet or close the session as a slow consumer.
+    bool admit(std::size_t n) {
+        if (queued_bytes_ == 0 || n <= st_->max_outbox - std::min(queued_bytes_, st_->max_outbox)) return true;
+        if (drop_when_full_) {
+            ++dropped_;
+            return false;
+        }
+        st_->shared->log.say(log_level::warn, "closing a slow Engine.IO session: its packets passed max_outbox_bytes", request_);
+        queue_.clear();
+        queued_bytes_ = 0;
+        end("slow consumer");
+        return false;
+    }
+
+    void after_queue() {
+        if (queued_bytes_ >= st_->high_water) pressed_ = true;
+        if (get_pending_) wake();
+    }
+
+    void check_drained() {
+        if (!pressed_ || above_high_water()) return;
+        pressed_ = false;
+        wake();
+        if (drain_callback_) drain_callback_(drain_context_);
+    }
+
+    // ---- heartbeat ----
+    void arm_ping() {
+        if (phase_ != phase::open) return;
+        beat_.expires_after(st_->opts.ping_interval);
+        beat_.async_wait([w = weak_from_this()](std::error_code ec) {
+            if (auto s = w.lock(); s && !ec) s->ping();
+        });
+    }
+    void ping() {
+        if (!is_open()) return;
+        if (ws_) ws_->send_frame(opcode::text, eio::encode_text(packet_type::ping, {}));
+        else send_packet(packet_type::ping, {}, false);
+        awaiting_pong_ = true;
+        beat_.expires_after(st_->opts.ping_timeout);
+        beat_.async_wait([w = weak_from_this()](std::error_code ec) {
+            if (auto s = w.lock(); s && !ec && s->awaiting_pong_) s->end("ping timeout");
+        });
+    }
+
+    // ---- waiting: one timer, made on first need, wakes whoever waits (a poll, receive, close) ----
+    asio::awaitable<void> wait() {
+        if (!wake_) {
+            wake_ = std::make_unique<asio::steady_timer>(ex_);
+            wake_->expires_at(asio::steady_timer::time_point::max());
+        }
+        co_await wake_->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+    void wake() {
+        if (wake_) wake_->cancel();
+    }
+
+    std::shared_ptr<eio_state> st_;
+    asio::any_io_executor ex_;
+    std::string id_;
+    http_request request_;
+    phase phase_ = phase::open;
+    std::string reason_;
+    std::shared_ptr<transport_sink> sink_;
+    std::deque<gw::message> inbox_;   // for receive(), when no sink reads
+    std::shared_ptr<connection_impl> ws_, probe_;
+    std::unique_ptr<asio::steady_timer> upgrade_timer_;
+    std::deque<queued> queue_;   // polling: packets waiting for a GET
+    std::size_t queued_bytes_ = 0;
+    asio::steady_timer beat_;    // the next ping, then the pong's deadline
+    std::unique_ptr<asio::steady_timer> wake_;
+    void (*drain_callback_)(void*) = nullptr;
+    void* drain_context_ = nullptr;
+    bool get_pending_ = false, probed_ = false, awaiting_pong_ = false, pressed_ = false, drop_when_full_ = false;
+};
+
+/// The endpoint mounted on the server: classifies each request and answers it.
+class eio_mount final : public http_mount {
+public:
+    explicit eio_mount(std::shared_ptr<eio_state> st) : st_(std::move(st)) { prefix = st_->opts.path; }
+
+    std::optional<std::uint32_t> home_of(const http_request& req) override {
+        auto sid = req.query_param("sid");
+        if (!sid) return std::nullopt;
+        std::lock_guard hold(st_->lock);
+        auto it = st_->sessions.find(*sid);
+        if (it == st_->sessions.end()) return std::nullopt;
+        return it->second.second;
+    }
+
+    asio::awaitable<bool> serve(std::shared_ptr<connection_impl> c, std::string& rest, int full) override {
+        auto st = st_;
+        const auto& o = st->opts;
+        http_request& req = c->request_;
+        const bool keep = keeps_alive(req);
+        if (req.method() == "OPTIONS" && o.cors.enabled) {
+            http_response r{204, {}, "text/plain; charset=utf-8"};
+            add_cors(req, r, true);
+            co_return co_await answer(*c, r, keep);
+        }
+        const bool is_upgrade = req.has_token("Upgrade", "websocket");
+        const auto kind = eio::classify({req.method(), req.query_param("EIO"), req.query_param("transport"), req.query_param("sid"),
+                                         is_upgrade, o.polling, o.websocket});
+        if (kind.refused) co_return co_await refuse(*c, *kind.refused, is_upgrade, keep);
+        const bool websocket = kind.transport == eio::transport_kind::websocket;
+        if (kind.sid.empty()) {   // a handshake
+            if (full) {
+                st->shared->rejected(full, "Engine.IO handshake over the connection limit", &req);
+                http_response r{full, full == 503 ? "the server is at its connection limit\n" : "too many connections from this address\n"};
+                co_await detail::refuse(*c, r);
+                co_return false;
+            }
+            if (o.allow_request) {
+                std::optional<std::string> no;
+                try {
+                    no = o.allow_request(req);
+                } catch (const std::exception& e) {
+                    st->shared->log.say(log_level::error, std::string("allow_request threw: ") + e.what(), req);
+                    no = "";
+                }
+                if (no) co_return co_await refuse(*c, eio::error_code::forbidden, is_upgrade, keep, *no);
+            }
+            if (!eio::supported_revision(req.query_param("EIO")))
+                co_return co_await refuse(*c, eio::error_code::unsupported_protocol_version, is_upgrade, keep);
+            auto s = std::make_shared<eio_session>(st, c->sock_.get_executor(), req);
+            {
+                std::lock_guard hold(st->lock);
+                st->sessions.emplace(s->id(), std::pair{s, st->current_loop().value_or(0)});
+            }
+            if (websocket) {
+                if (!co_await switch_to_websocket(c, rest)) {
+                    s->end("transport error");
+                    co_return false;
+                }
+                s->attach_websocket(c);
+                s->begin();
+                hand_over(st, s);
+                co_return false;
+            }
+            http_response r{200, {}, "text/plain; charset=UTF-8"};
+            r.headers.emplace_back("Cache-Control", "no-store");
+            add_cors(req, r, false);
+            eio::append_to_payload(r.body, eio::packet_type::open, s->open_data(false), false);
+            if (!o.cookie.name.empty()) {
+                std::string cookie = o.cookie.name + "=" + s->id();
+                if (!o.cookie.path.empty()) cookie += "; Path=" + o.cookie.path;
+                if (o.cookie.http_only) cookie += "; HttpOnly";
+                if (!o.cookie.same_site.empty()) cookie += "; SameSite=" + o.cookie.same_site;
+                r.headers.emplace_back("Set-Cookie", std::move(cookie));
+            }
+            s->begin();
+            hand_over(st, s);
+            co_return co_await answer(*c, r, keep);
+        }
+        auto s = st->find(kind.sid);
+        if (!s) co_return co_await refuse(*c, eio::error_code::session_unknown, is_upgrade, keep);
+        if (!s->on_own_thread()) {   // TLS connections stay where they are (see engineio::server)
+            st->shared->log.say(log_level::warn, "an Engine.IO request reached another loop than its session's", req);
+            co_return co_await refuse(*c, eio::error_code::bad_request, is_upgrade, keep);
+        }
+        if (websocket) {
+            if (!is_upgrade || s->over_websocket() || s->upgrading() || !o.allow_upgrades)
+                co_return co_await refuse(*c, eio::error_code::bad_request, is_upgrade, keep);
+            if (!co_await switch_to_websocket(c, rest)) co_return false;
+            s->probe(c);
+            co_return false;
+        }
+        if (s->over_websocket()) co_return co_await refuse(*c, eio::error_code::bad_request, false, keep);
+        if (req.method() == "GET") {
+            http_response r;
+            add_cors(req, r, false);
+            r.headers.emplace_back("Cache-Control", "no-store");
+            if (!co_await s->poll(c, std::move(r))) co_return false;
+            co_return keep || co_await linger(*c);
+        }
+        if (req.method() != "POST") {
+            http_response r{500, {}, "text/plain; charset=utf-8"};
+            co_return co_await answer(*c, r, keep);
+        }
+        co_return co_await post(c, s, rest, keep);
+    }
+
+private:
+    /// A POST: its body read (up to max_payload), then its packets.
+    asio::awaitable<bool> post(std::shared_ptr<connection_impl> c, std::shared_ptr<eio_session> s, std::string& rest, bool keep) {
+        http_request& req = c->request_;
+        const auto& o = st_->opts;
+        std::size_t length = 0;
+        const auto header = req.header("Content-Length");
+        if (!header || req.header("Transfer-Encoding") ||
+            std::from_chars(header->data(), header->data() + header->size(), length).ec != std::errc{})
+            co_return co_await refuse(*c, eio::error_code::bad_request, false, false);
+        if (length > o.max_payload) {   // the body is not read: the connection closes after the answer
+            http_response r{413, {}, "text/plain; charset=utf-8"};
+            add_cors(req, r, false);
+            co_return co_await answer(*c, r, false);
+        }
+        if (s->post_pending_) {
+            s->end("transport error");
+            co_return co_await refuse(*c, eio::error_code::bad_request, false, keep);
+        }
+        std::string body;
+        {
+            flag_guard pending(s->post_pending_);
+            body = std::move(rest);
+            rest.clear();
+            asio::steady_timer deadline(c->sock_.get_executor(), std::chrono::milliseconds(o.ping_interval + o.ping_timeout));
+            deadline.async_wait([w = std::weak_ptr<connection_impl>(c)](std::error_code e) {
+                if (auto p = w.lock(); p && !e) {
+                    std::error_code ignored;
+                    p->sock_.close(ignored);
+                }
+            });
+            while (body.size() < length) {
+                if (co_await c->read_some()) {
+                    if (!s->ended()) s->end("transport error");
+                    co_return false;
+                }
+                body.append(reinterpret_cast<const char*>(c->data_.data()), c->data_.size());
+            }
+            if (body.size() > length) {
+                rest = body.substr(length);
+                body.resize(length);
+            }
+        }
+        if (auto type = req.header("Content-Type"); type && trim(*type).starts_with("application/octet-stream")) {
+            s->end("transport error");
+            co_return co_await refuse(*c, eio::error_code::bad_request, false, keep);
+        }
+        if (s->ended()) co_return co_await refuse(*c, eio::error_code::session_unknown, false, keep);
+        if (auto refused = s->posted(body)) co_return co_await refuse(*c, *refused, false, keep);
+        http_response r{200, "ok", "text/html"};
+        r.headers.emplace_back("Cache-Control", "no-store");
+        add_cors(req, r, false);
+        co_return co_await answer(*c, r, keep);
+    }
+
+    /// Accepts the WebSocket handshake of an Engine.IO request (or refuses it as the protocol
+    /// asks, and says false).
+    asio::awaitable<bool> switch_to_websocket(const std::shared_ptr<connection_impl>& c, std::string& rest) {
+        struct hooks {
+            std::optional<http_response> plain(request_head&) const { return std::nullopt; }
+            std::optional<http_response> upgrade(request_head&) const { return std::nullopt; }
+            std::optional<std::string> subprotocol(request_head&) const { return std::string(); }
+        };
+        auto a = answer_handshake(c->request_, {}, hooks{});
+        if (!a.accepted) {
+            st_->shared->rejected(a.refusal.status, c->request_.path(), &c->request_);
+            co_await detail::refuse(*c, a.refusal);
+            co_return false;
+        }
+        if (!c->sock_.is_open() || st_->stopped) co_return false;
+        // Larger messages than max_payload close the WebSocket (1009), as Engine.IO's.
+        c->limits_.message = std::min(c->limits_.message, st_->opts.max_payload);
+        c->limits_.frame = std::min(c->limits_.frame, st_->opts.max_payload);
+        start_websocket(*c, std::move(a.head), rest);
+        rest.clear();
+        co_return true;
+    }
+
+    /// A new session goes to on_connection, or to accept()'s queue.
+    static void hand_over(const std::shared_ptr<eio_state>& st, const std::shared_ptr<eio_session>& s);
+
+    static bool keeps_alive(const http_request& req) {
+        if (req.has_token("Connection", "close")) return false;
+        return req.version_minor() >= 1 || req.has_token("Connection", "keep-alive");
+    }
+
+    /// The CORS headers of an answer (a preflight's too).
+    void add_cors(const http_request& req, http_response& r, bool preflight) const {
+        const auto& c = st_->opts.cors;
+        if (!c.enabled) return;
+        const auto origin = req.header("Origin");
+        std::string allow;
+        if (c.origins.empty()) allow = c.credentials && origin ? std::string(*origin) : "*";
+        else if (origin && std::any_of(c.origins.begin(), c.origins.end(), [&](const std::string& o) { return iequals(o, *origin); }))
+            allow = std::string(*origin);
+        if (allow.empty()) return;
+        r.headers.emplace_back("Access-Control-Allow-Origin", allow);
+        if (allow != "*") r.headers.emplace_back("Vary", "Origin");
+        if (c.credentials) r.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+        if (!preflight) return;
+        r.headers.emplace_back("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE");
+        if (!c.allowed_headers.empty()) {
+            std::string list;
+            for (const auto& h : c.allowed_headers) list += (list.empty() ? "" : ",") + h;
+            r.headers.emplace_back("Access-Control-Allow-Headers", list);
+        } else if (auto asked = req.header("Access-Control-Request-Headers")) {
+            r.headers.emplace_back("Access-Control-Allow-Headers", std::string(*asked));
+        }
+        if (c.max_age.count() > 0) r.headers.emplace_back("Access-Control-Max-Age", std::to_string(c.max_age.count()));
+    }
+
+    /// Answers and says whether the connection reads another request.
+    asio::awaitable<bool> answer(connection_impl& c, const http_response& r, bool keep) {
+        if (!keep) {
+            co_await detail::refuse(c, r);   // Connection: close, and a clean TCP close
+            co_return false;
+        }
+        co_return co_await respond(c, r);
+    }
+
+    static asio::awaitable<bool> linger(connection_impl& c) {
+        co_await c.linger(true);
+        co_return false;
+    }
+
+    /// A refused request: over polling a JSON body with the code, over a WebSocket handshake the
+    /// bare message and a close, as the reference server answers.
+    asio::awaitable<bool> refuse(connection_impl& c, eio::error_code code, bool websocket, bool keep, std::string_view message = {}) {
+        st_->shared->rejected(eio::error_status(code), std::string("Engine.IO: ") + std::string(eio::error_message(code)), &c.request_);
+        if (websocket) {
+            http_response r{400, std::string(message.empty() ? eio::error_message(code) : message), "text/html"};
+            co_await detail::refuse(c, r);
+            co_return false;
+        }
+        http_response r{eio::error_status(code), eio::error_body(code, message), "application/json"};
+        add_cors(c.request_, r, false);
+        co_return co_await answer(c, r, keep);
+    }
+
+    std::shared_ptr<eio_state> st_;
+};
+
+} // namespace gw::v0::detail
+
+namespace gw::inline v0::engineio {
+
+/// One Engine.IO session as an application holds it. A cheap handle; use it on its thread (the
+/// loop its handshake arrived on).
+class connection {
+public:
+    /// The session id (the "sid" of the handshake).
+    const std::string& id() const noexcept { return s_->id(); }
+    /// The next message; an empty optional once the session has ended (why: reason()).
+    asio::awaitable<std::optional<message>> receive() { return s_->receive(); }
+    /// Sends a message (text stays text, binary stays binary); completes once queued and once the
+    /// session's unsent bytes are below the server's outbox_high_water. Throws gw::errc::closed once
+    /// the session is closing.
+    asio::awaitable<void> send(message m) {
+        if (m.binary) s_->send_binary(std::move(m.data));
+        else s_->send_text(std::move(m.data));
+        return s_->drained();
+    }
+    asio::awaitable<void> send(std::string_view text) { return send(message{std::string(text), false}); }
+    asio::awaitable<void> send_binary(std::string_view bytes) { return send(message{std::string(bytes), true}); }
+    /// Closes the session (a close packet after what is queued) and completes once it has ended.
+    asio::awaitable<void> close() { return s_->close(close_code::normal, {}); }
+    bool is_open() const noexcept { return s_->is_open(); }
+    /// Why the session ended: "transport close", "transport error", "ping timeout", "parse error",
+    /// "forced close"; "" while it lasts.
+    const std::string& reason() const noexcept { return s_->reason(); }
+    /// "websocket" or "polling": the transport it uses now.
+    std::string_view transport_name() const noexcept { return s_->over_websocket() ? "websocket" : "polling"; }
+    /// The handshake's request: path, query, headers, cookies, remote address.
+    const http_request& request() const noexcept { return s_->request(); }
+    /// The session as a gw::transport (what the gateway serves).
+    std::shared_ptr<transport> as_transport() const { return s_; }
+
+private:
+    explicit connection(std::shared_ptr<detail::eio_session> s) : s_(std::move(s)) {}
+    std::shared_ptr<detail::eio_session> s_;
+    friend class server;
+    friend class detail::eio_mount;
+    friend struct detail::eio_access;
+};
+
+/// Engine.IO v4 on a gw::server's listener: requests under options.path are Engine.IO's, the
+/// others the server's as before. Make it before the server's loops run.
+class server {
+public:
+    server(gw::server& on, options opts = {}) : st_(std::make_shared<detail::eio_state>()) {
+        auto& s = *on.st_;
+        if (s.opts.workers > 1 && !opts.on_connection)
+            throw std::invalid_argument("gw::engineio::server: with several workers, set options.on_connection (accept() serves one loop)");
+        if (s.opts.tls && s.loops.size() > 1)
+            throw std::invalid_argument("gw::engineio::server: Engine.IO over TLS needs workers = 1 (a polling session's requests "
+                                        "must reach its loop; terminate TLS at a proxy to use more)");
+        if (opts.path.empty() || opts.path.front() != '/') opts.path.insert(opts.path.begin(), '/');
+        st_->opts = std::move(opts);
+        st_->shared = s.shared;
+        st_->loops = s.loops;
+        st_->high_water = std::max<std::size_t>(s.opts.outbox_high_water, 1);
+        st_->max_outbox = std::max(s.opts.max_outbox_bytes, st_->high_water);
+        st_->drop_when_full = s.opts.slow_consumer == overflow::drop;
+        st_->wake = std::make_unique<asio::steady_timer>(*s.loops[0]);
+        st_->wake->expires_at(asio::steady_timer::time_point::max());
+        s.mount = std::make_shared<detail::eio_mount>(st_);
+        server_ = on.st_;
+    }
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+    ~server() { stop(); }
+
+    /// The next new session. Throws asio::error::operation_aborted once stopped.
+    asio::awaitable<connection> accept() {
+        auto st = st_;
+        for (;;) {
+            if (!st->ready.empty()) {
+                auto s = std::move(st->ready.front());
+                st->ready.pop_front();
+                co_return connection(std::move(s));
+            }
+            if (st->stopped) throw std::system_error(asio::error::operation_aborted);
+            co_await st->wake->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        }
+    }
+
+    /// Stops taking requests: the endpoint is unmounted and accept() fails; sessions go on until
+    /// they end.
+    void stop() {
+        if (!st_ || st_->stopped) return;
+        st_->stopped = true;
+        if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount.reset();
+        st_->wake->cancel();
+    }
+
+    /// Sessions open now, on every loop.
+    std::size_t sessions() const {
+        std::lock_guard hold(st_->lock);
+        return st_->sessions.size();
+    }
+    const options& config() const noexcept { return st_->opts; }
+
+private:
+    std::shared_ptr<detail::eio_state> st_;
+    std::weak_ptr<gw::server::state> server_;
+};
+
+} // namespace gw::v0::engineio
+
+namespace gw::inline v0::detail {
+
+/// Lets the gateway reach a session behind its handle; not for applications.
+struct eio_access {
+    static std::shared_ptr<eio_session> session(const engineio::connection& c) { return c.s_; }
+};
+
+inline void eio_mount::hand_over(const std::shared_ptr<eio_state>& st, const std::shared_ptr<eio_session>& s) {
+    if (st->opts.on_connection) {
+        st->opts.on_connection(engineio::connection(s));
+        return;
+    }
+    st->ready.push_back(s);
+    st->wake->cancel();
+}
+
+} // namespace gw::v0::detail
+
 // ==== gw/gateway/options.hpp ====
 // gw::gateway_options: what the gateway decides beside the server it runs on (gw::options).
 
 namespace gw::inline v0 {
+
+/// The Socket.IO platform beside NestJS's WsAdapter one: Socket.IO clients connect to the same
+/// namespaces, handlers, hooks and rooms. Every field has the reference server's default.
+struct socketio_options {
+    bool enabled = true;   ///< Socket.IO clients at engine.path (false: WebSocket clients only)
+    /// Engine.IO under it: path, heartbeat, payload limit, transports, CORS, cookie, allow_request.
+    engineio::options engine{.path = "/socket.io/"};
+    /// A session that joins no namespace within this is closed.
+    std::chrono::milliseconds connect_timeout{45'000};
+    std::size_t max_attachments = 10;   ///< binary attachments of one packet: more close the connection
+};
 
 /// The gateway's own limits, given beside the server's options: gw::gateway app{io, {.port = 8080},
 /// {.message_rate = 20}}. Every field has a default.
@@ -3430,6 +4753,7 @@ struct gateway_options {
     /// ("Too many messages"), so a client learns why; overflow::close closes the socket with 1008
     /// "rate limit".
     overflow over_rate = overflow::drop;
+    socketio_options socketio{};   ///< the Socket.IO platform (on by default, at /socket.io/)
 };
 
 } // namespace gw::v0
@@ -3447,6 +4771,10 @@ struct event {
     json data;
     json id;                ///< the client's request id (number or string), echoed in the reply; null when none
     std::int64_t ack = 0;   ///< in a client's "ack" event: the number of the server's emit_with_ack it answers
+    /// Socket.IO: data is the event's list of arguments (an array), because the client sent none or
+    /// several; one argument arrives as data itself. An emit or reply with spread set sends the
+    /// array's elements as its arguments.
+    bool spread = false;
 };
 
 /// Thrown by a handler to answer with an exception event: {"status": "error", "message": what} for a
@@ -3465,8 +4793,9 @@ private:
 
 /// A reply that names its own event: return gw::response{"pong", data} from a handler.
 struct response {
-    std::string event;
+    std::string event;   ///< empty: a reply to the request itself (Socket.IO: its acknowledgement)
     json data;
+    bool spread = false;   ///< Socket.IO: data is a list of arguments (see gw::event::spread)
 };
 
 /// Several replies from one handler: a coroutine that co_yields values, each sent to the client in
@@ -3556,14 +4885,69 @@ public:
     /// of a format like NestJS's costs no allocation for it.
     virtual std::unique_ptr<decoder> make_decoder() const { return nullptr; }
     /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
-    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data) const {
-        return std::make_shared<const prepared>(encode(name, data, nullptr, 0));
+    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data, bool spread = false) const {
+        return std::make_shared<const prepared>(encode(name, data, nullptr, 0, spread));
     }
     /// Decodes a message; on failure returns nullopt and says what was wrong in error.
     virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
     /// The text of a message carrying an event (its id too, unless null; ack, unless 0, asks the
-    /// client to acknowledge).
-    virtual std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const = 0;
+    /// client to acknowledge; spread: data is a list of arguments, see gw::event::spread).
+    virtual std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack, bool spread = false) const = 0;
+    /// The text answering request with a handler's reply (name: the reply's event; empty for the
+    /// request's own), or nullopt when the format sends nothing. NestJS's envelope always answers:
+    /// the event with the request's id.
+    virtual std::optional<std::string> reply(const event& request, std::string_view name, const json& data, bool spread) const {
+        return encode(name.empty() ? std::string_view(request.name) : name, data, request.id, 0, spread);
+    }
+    /// True when a message that does not decode ends the connection (Socket.IO's rule), false when
+    /// the client is told with an exception event (NestJS's).
+    virtual bool closes_on_error() const noexcept { return false; }
+    /// True when an event without a handler, or an acknowledgement no emit waits for, is answered
+    /// with an exception event (NestJS's way); false when it is ignored (Socket.IO's).
+    virtual bool answers_unknown() const noexcept { return true; }
+};
+
+/// A broadcast's event, encoded at most once per wire format it meets, by whichever worker needs
+/// it first: the gateway's own format, and the Socket.IO format of the namespace it goes to.
+class broadcast_message {
+public:
+    broadcast_message(std::string name, json data, const codec* first, const codec* second)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {}
+
+    const std::string& name() const noexcept { return name_; }
+    const json& data() const noexcept { return data_; }
+
+    /// The message as recipients of codec c share it, or nullptr when c is neither of the two
+    /// (the caller encodes it for its one recipient).
+    const std::shared_ptr<const prepared>* shared_for(const codec& c) const {
+        for (std::size_t i = 0; i < 2; ++i) {
+            if (codecs_[i] != &c) continue;
+            auto& f = forms_[i];
+            if (!f.ready.load(std::memory_order_acquire))
+                std::call_once(f.once, [&] {
+                    f.made = c.prepare(name_, data_);
+                    f.ready.store(true, std::memory_order_release);
+                });
+            return &f.made;
+        }
+        return nullptr;
+    }
+    /// The message for a recipient of codec c.
+    void send_to(transport& t, const codec& c, bool droppable) const {
+        if (auto* p = shared_for(c)) t.send_prepared(*p, droppable);
+        else t.send_prepared(c.prepare(name_, data_), droppable);
+    }
+
+private:
+    struct form {
+        std::once_flag once;
+        std::atomic<bool> ready{false};
+        std::shared_ptr<const prepared> made;
+    };
+    std::string name_;
+    json data_;
+    std::array<const codec*, 2> codecs_;
+    mutable std::array<form, 2> forms_;
 };
 
 /// NestJS WsAdapter's format: a text frame holding {"event": string, "data": any, "id"?: number|string}.
@@ -3585,7 +4969,7 @@ public:
     }
 
     /// {"event":...,"data":...} in NestJS's key order, written directly: no JSON tree is built or copied.
-    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const override {
+    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack, bool = false) const override {
         std::string out;
         out.reserve(64 + name.size() + (data.is_string() ? data.get_ref<const std::string&>().size() : 0));
         out += "{\"event\":";
@@ -3701,7 +5085,7 @@ public:
 
     /// Queues message for every socket the selection names, on every worker (and node); volatile
     /// skips sockets above their high-water mark. Returns once queued on this worker.
-    virtual void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) = 0;
+    virtual void broadcast(std::shared_ptr<const broadcast_message> message, const selection_spec& which, bool as_volatile) = 0;
     /// How many sockets, and which, the selection names now. The selection is read before the
     /// awaitable is returned, so it may be a temporary.
     virtual asio::awaitable<std::size_t> count(const selection_spec& which) = 0;
@@ -3791,12 +5175,11 @@ namespace detail {
 /// An awaitable that completes at once: what emit() returns after queueing.
 inline asio::awaitable<void> done() { co_return; }
 
-/// A socket id: 16 bytes from the CSPRNG, base64url without padding (22 characters).
+/// A socket id: 15 bytes from the CSPRNG, base64url (20 characters, as Socket.IO's ids).
 inline std::string random_id() {
-    std::array<unsigned char, 16> raw;
+    std::array<unsigned char, 15> raw;
     random_bytes(raw.data(), raw.size());
     std::string id = base64_encode(raw);
-    id.resize(22);
     for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
     return id;
 }
@@ -3809,12 +5192,17 @@ struct outcome;
 /// A client connected to a namespace: its id, its handshake, its data and its rooms.
 class socket : public std::enable_shared_from_this<socket>, private transport_sink {
 public:
-    /// Unguessable: 128 random bits. Each socket is also in a room named by its id.
+    /// Unguessable: 120 random bits. Each socket is also in a room named by its id.
     const std::string& id() const noexcept { return id_; }
     /// The upgrade request: path, query, headers, cookies, remote address.
     const http_request& handshake() const { return transport_->request(); }
     /// The namespace's path.
     const std::string& nsp() const noexcept;
+    /// Socket.IO: the CONNECT packet's auth payload ({} when none came); null for a WebSocket client.
+    json auth() const {
+        const auto& a = transport_->request().auth;
+        return a.empty() ? json() : json::parse(a, nullptr, false);
+    }
     /// What handshake middleware attached (see namespace_ref::use), or anything the application keeps.
     std::any& data() noexcept { return data_; }
     /// data() as T; throws std::bad_any_cast when it holds something else.
@@ -3916,6 +5304,7 @@ private:
     friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
     void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
+    void send_text(std::string text);   // on the socket's thread, or posted there
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
     void answer_exception(const json& data, const json& id);
@@ -3924,6 +5313,7 @@ private:
     std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
     std::shared_ptr<detail::gateway_state> owner_;   // the namespaces outlive their sockets
     std::shared_ptr<transport> transport_;   // a WebSocket connection, or any other transport
+    const codec* codec_ = nullptr;           // the wire format its client speaks
     std::unique_ptr<decoder> decoder_;       // the codec's, when its events span messages
     std::string id_;
     std::any data_;
@@ -4087,6 +5477,7 @@ struct outcome {
     std::string event;   // empty: reply under the request's event name
     json data;
     std::function<std::optional<json>()> more{};   // a stream: each further reply, pulled one by one
+    bool spread = false;   // data is a list of arguments (gw::response::spread)
 };
 
 /// A handler, adapted from whatever the application registered: synchronous ones run inline,
@@ -4146,6 +5537,8 @@ template <bool WholeEvent, class F> decltype(auto) call_handler(F& f, socket& s,
         return f(s, e.data);
     } else if constexpr (std::is_invocable_v<F&, socket&>) {
         return f(s);
+    } else if constexpr (std::is_invocable_v<F&, socket&, event&>) {
+        return f(s, e);   // the whole event: its id, and Socket.IO's argument list (event::spread)
     } else {
         using P = typename payload_of<F>::type;
         return f(s, e.data.template get<P>());   // a failed conversion throws json::exception
@@ -4163,7 +5556,7 @@ template <class R> std::optional<outcome> to_outcome(R&& r) {
                            return json(std::move(*v));
                        }};
     else if constexpr (std::is_same_v<std::remove_cvref_t<R>, response>)
-        return outcome{std::move(r.event), std::move(r.data)};
+        return outcome{std::move(r.event), std::move(r.data), {}, r.spread};
     else
         return outcome{{}, json(std::forward<R>(r))};
 }
@@ -4179,9 +5572,9 @@ template <bool WholeEvent = false, class F> handler make_handler(decorated<F> d)
 template <bool WholeEvent, class F> handler make_handler(F f) {
     using P = typename payload_of<F>::type;
     static_assert(WholeEvent || std::is_invocable_v<F&, socket&, json&> || std::is_invocable_v<F&, socket&> ||
-                      std::is_invocable_v<F&, socket&, P>,
-                  "a gateway handler must be callable as (gw::socket&), (gw::socket&, gw::json) or "
-                  "(gw::socket&, T) with T convertible from JSON, and return void, a value convertible to "
+                      std::is_invocable_v<F&, socket&, event&> || std::is_invocable_v<F&, socket&, P>,
+                  "a gateway handler must be callable as (gw::socket&), (gw::socket&, gw::json), "
+                  "(gw::socket&, gw::event&) or (gw::socket&, T) with T convertible from JSON, and return void, a value convertible to "
                   "gw::json, a gw::response, a gw::stream, or an asio::awaitable of one of those");
     using R = decltype(call_handler<WholeEvent>(f, std::declval<socket&>(), std::declval<event&>(), true));
     handler h;
@@ -4309,16 +5702,30 @@ struct namespace_state {
     std::vector<hook<socket&>> on_drain;
     std::optional<overflow> slow_consumer;   // else the server's options.slow_consumer
     std::unique_ptr<adapter> members;   // its sockets and rooms: a local adapter, or one that wraps it
+    std::unique_ptr<codec> sio_wire;    // Socket.IO packets of this namespace (gateway/socketio.hpp)
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
+
+    /// The handshake middleware on a request: nullopt to let it in, else the refusal.
+    std::optional<http_response> admit(http_request& req) const {
+        try {
+            for (auto& m : middleware)
+                if (auto refused = m(req)) return refused;
+        } catch (const http_refusal& r) {
+            return r.response();
+        }
+        return std::nullopt;
+    }
 };
 
 struct gateway_state : std::enable_shared_from_this<gateway_state> {
     explicit gateway_state(asio::io_context& io_) : io(io_) {}
     asio::io_context& io;
     std::unique_ptr<server> srv;   // made once the routing hook can point back here
+    std::unique_ptr<engineio::server> eio;   // Socket.IO's sessions (socketio.hpp), when enabled
+    socketio_options socketio;
     std::vector<asio::io_context*> loops;   // the server's workers; loop 0 is io
     std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
     std::vector<std::unique_ptr<namespace_state>> spaces;
@@ -4378,7 +5785,10 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
-    std::string text = ns_.owner->wire->encode(event, data, id, ack);
+    send_text(codec_->encode(event, data, id, ack));
+}
+
+inline void socket::send_text(std::string text) {
     if (transport_->on_own_thread()) {
         transport_->send_text(std::move(text));
         return;
@@ -4391,7 +5801,7 @@ inline void socket::send_event(std::string_view event, const json& data, const j
 
 inline void socket::answer(const event& request, detail::outcome&& out) {
     if (!connected()) return;   // the client left while its handler ran
-    send_event(out.event.empty() ? request.name : out.event, out.data, request.id);
+    if (auto text = codec_->reply(request, out.event, out.data, out.spread)) send_text(std::move(*text));
 }
 
 inline void socket::answer_exception(const json& data, const json& id) {
@@ -4461,19 +5871,19 @@ public:
         }
     }
 
-    void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) override {
+    void broadcast(std::shared_ptr<const broadcast_message> message, const selection_spec& which, bool as_volatile) override {
         const auto here = g_.current();
         std::shared_ptr<const selection> away;   // one copy of the selection for all other workers
         for (std::size_t w = 0; w < shards_.size(); ++w) {
             if (here == w) {
                 walk(w, which.rooms, which.except_rooms, [&](const socket* s) { return excepted(which, s); },
-                     [&](socket& s) { s.transport_->send_prepared(*message, as_volatile); });
+                     [&](socket& s) { message->send_to(*s.transport_, *s.codec_, as_volatile); });
                 continue;
             }
             if (!away) away = select(which, message, as_volatile);
             asio::post(*g_.loops[w], [away, w] {
                 away->owner->walk(w, away->rooms, away->except_rooms, [&](const socket* s) { return away->excepted(w, s); },
-                                  [&](socket& s) { s.transport_->send_prepared(*away->message, away->as_volatile); });
+                                  [&](socket& s) { away->message->send_to(*s.transport_, *s.codec_, away->as_volatile); });
             });
         }
     }
@@ -4495,7 +5905,7 @@ private:
         const local_adapter* owner;
         std::vector<std::string> rooms, except_rooms;
         std::vector<std::pair<std::size_t, std::string>> except_ids;
-        std::shared_ptr<const prepared> message;      // a broadcast's
+        std::shared_ptr<const broadcast_message> message;   // a broadcast's
         bool as_volatile = false;
         std::shared_ptr<const gateway_state> keep;   // the namespace outlives a delivery still queued
 
@@ -4510,7 +5920,8 @@ private:
         return std::find(which.except_sockets.begin(), which.except_sockets.end(), s) != which.except_sockets.end();
     }
 
-    std::shared_ptr<const selection> select(const selection_spec& which, std::shared_ptr<const prepared> message, bool as_volatile) const {
+    std::shared_ptr<const selection> select(const selection_spec& which, std::shared_ptr<const broadcast_message> message,
+                                            bool as_volatile) const {
         auto sel = std::make_shared<selection>();
         sel->owner = this;
         sel->rooms = which.rooms;
@@ -4625,10 +6036,11 @@ inline asio::awaitable<std::vector<std::string>> target::ids() const {
 
 inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
     if (spaces_.empty()) return detail::done();
-    // Encoded once, framed once per kind of transport; every recipient's outbox, on every worker,
-    // shares those bytes.
-    auto message = spaces_.front()->owner->wire->prepare(event, data);
-    for (auto* ns : spaces_) ns->members->broadcast(message, spec(), droppable_);
+    // Encoded once per wire format the namespace's sockets speak and framed once per kind of
+    // transport; every recipient's outbox, on every worker, shares those bytes.
+    for (auto* ns : spaces_)
+        ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(), ns->sio_wire.get()),
+                               spec(), droppable_);
     return detail::done();
 }
 
@@ -4778,11 +6190,13 @@ struct dispatcher {
     /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
     /// there, then out of every room. Between the hooks the transport reads on its own and hands
     /// each message to the socket (socket::on_message), so an idle socket holds no coroutine frame.
+    /// wire: the format the client speaks (the gateway's, or the namespace's Socket.IO packets).
     static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
-                                       std::size_t worker, std::shared_ptr<transport> t) {
+                                       std::size_t worker, std::shared_ptr<transport> t, const codec* wire) {
         std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
         s->data_ = std::move(t->request().attachment);
-        s->decoder_ = st->wire->make_decoder();
+        s->codec_ = wire;
+        s->decoder_ = wire->make_decoder();
         ns->members->add_socket(*s);   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
         if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
@@ -4794,6 +6208,7 @@ struct dispatcher {
                                    sock.ns_.owner->log.report("the on_drain hooks"));
                 },
                 s.get());
+        t->opened(s->id());   // Socket.IO's CONNECT reply goes before anything on_connect sends
         bool hook_failed = false;
         try {
             for (auto& hook : ns->on_connect) co_await hook(*s);
@@ -4891,19 +6306,25 @@ struct dispatcher {
     static void dispatch(const std::shared_ptr<detail::gateway_state>& st, detail::namespace_state* ns,
                          const std::shared_ptr<socket>& s, message m) {
         std::string error;
-        auto ev = s->decoder_ ? s->decoder_->feed(std::move(m), error) : st->wire->decode(m, error);
+        auto ev = s->decoder_ ? s->decoder_->feed(std::move(m), error) : s->codec_->decode(m, error);
         if (!ev) {
-            if (!error.empty()) s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
-            return;   // without an error: the event's other parts are still to come
+            if (error.empty()) return;   // the event's other parts are still to come, or nothing to do
+            if (s->codec_->closes_on_error()) {   // Socket.IO: a malformed packet ends the connection
+                st->log.say(log_level::info, "closing a connection over a malformed packet: " + error);
+                s->transport_->close_soon(close_code::protocol_error, error);
+            } else {
+                s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
+            }
+            return;
         }
         if (ev->ack > 0 && ev->name == "ack") {
-            if (!s->acknowledge(*ev)) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);
+            if (!s->acknowledge(*ev) && s->codec_->answers_unknown()) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);
             return;
         }
         auto it = ns->handlers.find(ev->name);
         const detail::handler* h = it != ns->handlers.end() ? &it->second : ns->catch_all ? &ns->catch_all : nullptr;
         if (!h) {
-            s->answer_exception({{"status", "error"}, {"message", "There is no handler for event \"" + ev->name + "\""}}, ev->id);
+            if (s->codec_->answers_unknown()) s->answer_exception({{"status", "error"}, {"message", "There is no handler for event \"" + ev->name + "\""}}, ev->id);
             return;
         }
         detail::call_stages cs{{&st->around, &ns->around, &h->around}};
@@ -4994,7 +6415,7 @@ struct dispatcher {
             while (s->connected()) {
                 auto v = more();
                 if (!v) break;
-                s->answer(ev, detail::outcome{{}, std::move(*v), {}});
+                s->answer(ev, detail::outcome{ev.name, std::move(*v), {}});   // Socket.IO: an event each
                 co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
             }
         } catch (...) {
@@ -5019,6 +6440,656 @@ struct dispatcher {
 
 inline void socket::on_message(message&& m) { detail::dispatcher::received(*this, std::move(m)); }
 inline void socket::on_end() { detail::dispatcher::ended(*this); }
+
+} // namespace gw::v0
+#endif
+
+// ==== gw/gateway/socketio.hpp ====
+// Socket.IO v5 on the gateway: the packet codec (a namespace's events as Socket.IO packets, binary
+// attachments included), and the session seam's second case: one Engine.IO session carrying
+// several namespace sockets. sio_client routes a session's packets by namespace; each namespace
+// socket is a gw::transport of its own, which the gateway serves like any connection.
+
+// ==== gw/protocol/socketio.hpp ====
+// Socket.IO v5 packet heads without sockets or JSON: the type, the binary attachment count, the
+// namespace and the ack id in front of a packet's JSON, read and written; the reserved event
+// names; and the shape each type's JSON must have, judged by its first character.
+
+namespace gw::inline v0::detail::sio {
+
+/// A packet's type, the digit that starts it on the wire.
+enum class packet_type : std::uint8_t { connect = 0, disconnect = 1, event = 2, ack = 3, connect_error = 4, binary_event = 5, binary_ack = 6 };
+
+/// A packet's parts as views into the text it was parsed from.
+struct packet_head {
+    packet_type type = packet_type::event;
+    std::size_t attachments = 0;   ///< binary_event / binary_ack: the binary messages that follow
+    std::string_view nsp = "/";    ///< "/" when the packet names none
+    std::int64_t id = -1;          ///< the ack id; -1 when none
+    std::string_view data;         ///< the JSON text after the head; may be empty
+};
+
+inline constexpr bool is_binary(packet_type t) noexcept {
+    return t == packet_type::binary_event || t == packet_type::binary_ack;
+}
+
+inline constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+/// Parses "<type>[<attachments>-][/<nsp>,][<id>][<json>]". Returns "" on success, else what is wrong
+/// (a short English reason). Rules: type one digit 0-6; attachments only for types 5 and 6, where
+/// they are mandatory: decimal digits then '-', at most max_attachments (a count above it is an error;
+/// more than 10 digits is an error); nsp: if the next char is '/', up to the first ',' or the end of the
+/// text (so "40/random" works, nsp "/random"; the ',' is consumed); the id: the run of digits that
+/// follows (at most 18 digits, else error); data: the rest. Does not look inside data.
+/// On failure out holds what was read before the fault.
+inline std::string_view parse_head(std::string_view text, packet_head& out, std::size_t max_attachments = 10) {
+    out = packet_head{};
+    if (text.empty()) return "empty packet";
+    if (text[0] < '0' || text[0] > '6') return "unknown packet type";
+    out.type = static_cast<packet_type>(text[0] - '0');
+    std::size_t i = 1;
+
+    if (is_binary(out.type)) {
+        // Ten digits hold any count up to 9'999'999'999: no overflow, whatever the limit.
+        const std::size_t start = i;
+        std::size_t n = 0;
+        while (i < text.size() && is_digit(text[i]) && i - start < 11) n = n * 10 + static_cast<std::size_t>(text[i++] - '0');
+        if (i - start > 10) return "attachment count too long";
+        if (i == start) return "missing attachment count";
+        if (i == text.size() || text[i] != '-') return "malformed attachment count";
+        if (n > max_attachments) return "too many attachments";
+        out.attachments = n;
+        ++i;
+    }
+
+    if (i < text.size() && text[i] == '/') {
+        // A namespace may hold anything but ','; without one, it runs to the end ("40/random").
+        const auto comma = text.find(',', i);
+        out.nsp = text.substr(i, comma == std::string_view::npos ? std::string_view::npos : comma - i);
+        i = comma == std::string_view::npos ? text.size() : comma + 1;
+    }
+
+    // 18 digits stay below 2^63, and above the 2^53 that JavaScript clients can count to.
+    const std::size_t start = i;
+    std::int64_t id = 0;
+    while (i < text.size() && is_digit(text[i])) {
+        if (i - start == 18) return "ack id too long";
+        id = id * 10 + (text[i++] - '0');
+    }
+    if (i > start) out.id = id;
+
+    out.data = text.substr(i);
+    return {};
+}
+
+/// Appends a head: type digit, "N-" for binary types, "/nsp," unless nsp is "/" (or empty), and the
+/// id unless negative. nsp must start with '/' and hold no ',' (as the namespaces a server accepts).
+inline void write_head(std::string& out, packet_type type, std::string_view nsp, std::int64_t id = -1,
+                       std::size_t attachments = 0) {
+    char buf[24];   // the longest of a 64-bit count or id, with room to spare
+    out += static_cast<char>('0' + static_cast<int>(type));
+    if (is_binary(type)) {
+        out.append(buf, std::to_chars(buf, buf + sizeof buf, attachments).ptr);
+        out += '-';
+    }
+    if (!nsp.empty() && nsp != "/") {
+        out += nsp;
+        out += ',';
+    }
+    if (id >= 0) out.append(buf, std::to_chars(buf, buf + sizeof buf, id).ptr);
+}
+
+/// The event names a client may not send and the server may not emit: connect, connect_error,
+/// disconnect, disconnecting, newListener, removeListener.
+inline bool is_reserved_event(std::string_view name) noexcept {
+    return name == "connect" || name == "connect_error" || name == "disconnect" || name == "disconnecting" ||
+           name == "newListener" || name == "removeListener";
+}
+
+/// Checks the data of a decoded packet against its type, at the JSON text level only (first non-space
+/// char): connect: empty or an object ('{'); disconnect: empty; event/binary_event: an array ('[');
+/// ack/binary_ack: an array; connect_error: an object or a string. Returns "" or the reason.
+/// Stricter than the reference decoder on purpose: it lets "42" and "43" (no JSON) through, and
+/// takes null or an array for a connect_error.
+inline std::string_view check_data_shape(packet_type type, std::string_view data) {
+    const auto first_at = data.find_first_not_of(" \t\n\r");   // JSON's whitespace
+    const char first = first_at == std::string_view::npos ? '\0' : data[first_at];
+    switch (type) {
+    case packet_type::connect:
+        return data.empty() || first == '{' ? std::string_view{} : "connect payload must be an object";
+    case packet_type::disconnect:
+        return data.empty() ? std::string_view{} : "disconnect carries no payload";
+    case packet_type::event:
+    case packet_type::binary_event:
+        return first == '[' ? std::string_view{} : "event payload must be an array";
+    case packet_type::ack:
+    case packet_type::binary_ack:
+        return first == '[' ? std::string_view{} : "ack payload must be an array";
+    case packet_type::connect_error:
+        return first == '{' || first == '"' ? std::string_view{} : "connect_error payload must be an object or a string";
+    }
+    return "unknown packet type";
+}
+
+} // namespace gw::v0::detail::sio
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+namespace detail::sio {
+
+// Inside the gateway a packet and its binary attachments travel as one string: the packet's text,
+// then for each attachment a NUL, its size in decimal, ':' and its bytes. JSON text holds no raw
+// NUL, nor do the namespaces the gateway accepts, so the first NUL ends the text.
+
+inline void append_attachment(std::string& out, std::string_view bytes) {
+    out += '\0';
+    out += std::to_string(bytes.size());
+    out += ':';
+    out += bytes;
+}
+
+/// The packet's text; its attachments go to parts (views into all). False when the framing is broken.
+inline bool split_attachments(std::string_view all, std::string_view& text, std::vector<std::string_view>& parts) {
+    const auto nul = all.find('\0');
+    text = all.substr(0, nul);
+    if (nul == std::string_view::npos) return true;
+    all.remove_prefix(nul);
+    while (!all.empty()) {
+        const auto colon = all.find(':');
+        std::size_t size = 0;
+        if (all.front() != '\0' || colon == std::string_view::npos ||
+            std::from_chars(all.data() + 1, all.data() + colon, size).ec != std::errc{} || size > all.size() - colon - 1)
+            return false;
+        parts.push_back(all.substr(colon + 1, size));
+        all.remove_prefix(colon + 1 + size);
+    }
+    return true;
+}
+
+/// True when a JSON value holds binary anywhere.
+inline bool has_binary(const json& j) {
+    if (j.is_binary()) return true;
+    if (j.is_array() || j.is_object())
+        for (const auto& v : j)
+            if (has_binary(v)) return true;
+    return false;
+}
+
+/// Replaces each binary value by a placeholder {"_placeholder":true,"num":N}, depth first, and
+/// collects the bytes in that order.
+inline void take_binary(json& j, std::vector<std::string>& out) {
+    if (j.is_binary()) {
+        const auto& b = j.get_binary();
+        out.emplace_back(reinterpret_cast<const char*>(b.data()), b.size());
+        j = json{{"_placeholder", true}, {"num", out.size() - 1}};
+        return;
+    }
+    if (j.is_array() || j.is_object())
+        for (auto& v : j) take_binary(v, out);
+}
+
+/// Puts the attachments back where their placeholders stand; false for a placeholder whose num
+/// is not one of them.
+inline bool put_binary(json& j, const std::vector<std::string_view>& parts) {
+    if (j.is_object()) {
+        auto p = j.find("_placeholder");
+        if (p != j.end() && p->is_boolean() && p->get<bool>() && j.size() == 2) {
+            auto n = j.find("num");
+            if (n == j.end() || !n->is_number_integer()) return false;
+            const auto i = n->get<std::int64_t>();
+            if (i < 0 || static_cast<std::size_t>(i) >= parts.size()) return false;
+            const auto& bytes = parts[static_cast<std::size_t>(i)];
+            j = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
+            return true;
+        }
+    }
+    if (j.is_array() || j.is_object())
+        for (auto& v : j)
+            if (!put_binary(v, parts)) return false;
+    return true;
+}
+
+/// Writes the arguments of an event or acknowledgement after what out holds: data itself, or
+/// its elements when spread.
+inline void write_arguments(std::string& out, const json& data, bool spread, bool first) {
+    if (spread && data.is_array()) {
+        for (const auto& a : data) {
+            if (!first) out += ',';
+            first = false;
+            write_json(out, a);
+        }
+        return;
+    }
+    if (!first) out += ',';
+    write_json(out, data);
+}
+
+} // namespace detail::sio
+
+/// Socket.IO v5 packets of one namespace: EVENT and ACK (their BINARY_ forms when the data holds
+/// binary, as gw::json::binary values), the namespace written unless it is "/". A client's event
+/// with an ack id carries it as event::id; its handler's return value becomes the ACK.
+class socketio_codec final : public codec {
+public:
+    explicit socketio_codec(std::string nsp, std::size_t max_attachments = 10) : nsp_(std::move(nsp)), max_attachments_(max_attachments) {}
+
+    const std::string& nsp() const noexcept { return nsp_; }
+
+    std::optional<event> decode(const message& m, std::string& error) const override {
+        std::string_view text = m.data;
+        std::vector<std::string_view> parts;
+        if (m.binary && !detail::sio::split_attachments(m.data, text, parts)) {
+            error = "malformed attachments";
+            return std::nullopt;
+        }
+        namespace sio = detail::sio;
+        sio::packet_head h;
+        if (auto bad = sio::parse_head(text, h, max_attachments_); !bad.empty()) {
+            error = bad;
+            return std::nullopt;
+        }
+        if (auto bad = sio::check_data_shape(h.type, h.data); !bad.empty()) {
+            error = bad;
+            return std::nullopt;
+        }
+        if (sio::is_binary(h.type) && h.attachments != parts.size()) {
+            error = "wrong number of attachments";
+            return std::nullopt;
+        }
+        json args = json::parse(h.data, nullptr, false);
+        if (args.is_discarded() || !args.is_array()) {
+            error = "malformed JSON";
+            return std::nullopt;
+        }
+        if (sio::is_binary(h.type) && !sio::put_binary(args, parts)) {
+            error = "illegal attachments";
+            return std::nullopt;
+        }
+        event e;
+        if (h.type == sio::packet_type::event || h.type == sio::packet_type::binary_event) {
+            if (args.empty() || !(args[0].is_string() || args[0].is_number())) {
+                error = "an event's first argument must be its name";
+                return std::nullopt;
+            }
+            e.name = args[0].is_string() ? args[0].get<std::string>() : args[0].dump();
+            if (sio::is_reserved_event(e.name)) {
+                error = "reserved event name \"" + e.name + "\"";
+                return std::nullopt;
+            }
+            args.erase(args.begin());
+            if (h.id >= 0) e.id = h.id;
+        } else if (h.type == sio::packet_type::ack || h.type == sio::packet_type::binary_ack) {
+            if (h.id <= 0) return std::nullopt;   // no emit of ours waits for it (our ids start at 1): ignored
+            e.name = "ack";
+            e.ack = h.id;
+        } else {
+            error = "unexpected packet type";
+            return std::nullopt;
+        }
+        if (args.size() == 1) {
+            e.data = std::move(args[0]);
+        } else {
+            e.data = std::move(args);
+            e.spread = true;
+        }
+        return e;
+    }
+
+    std::string encode(std::string_view name, const json& data, const json&, std::int64_t ack, bool spread = false) const override {
+        namespace sio = detail::sio;
+        std::string out;
+        out.reserve(32 + nsp_.size() + name.size() + (data.is_string() ? data.get_ref<const std::string&>().size() : 0));
+        if (!sio::has_binary(data)) {
+            sio::write_head(out, sio::packet_type::event, nsp_, ack > 0 ? ack : -1);
+            out += '[';
+            write_json_string(out, name);
+            sio::write_arguments(out, data, spread, false);
+            out += ']';
+            return out;
+        }
+        json copy = data;
+        std::vector<std::string> attachments;
+        sio::take_binary(copy, attachments);
+        sio::write_head(out, sio::packet_type::binary_event, nsp_, ack > 0 ? ack : -1, attachments.size());
+        out += '[';
+        write_json_string(out, name);
+        sio::write_arguments(out, copy, spread, false);
+        out += ']';
+        for (const auto& a : attachments) sio::append_attachment(out, a);
+        return out;
+    }
+
+    /// A named reply is emitted as that event; an unnamed one acknowledges the request when the
+    /// client asked (its ack id), and is dropped otherwise, as NestJS's Socket.IO adapter does.
+    std::optional<std::string> reply(const event& request, std::string_view name, const json& data, bool spread) const override {
+        if (!name.empty()) return encode(name, data, nullptr, 0, spread);
+        if (!request.id.is_number_integer()) return std::nullopt;
+        namespace sio = detail::sio;
+        std::string out;
+        const auto id = request.id.get<std::int64_t>();
+        if (!sio::has_binary(data)) {
+            sio::write_head(out, sio::packet_type::ack, nsp_, id);
+            out += '[';
+            sio::write_arguments(out, data, spread, true);
+            out += ']';
+            return out;
+        }
+        json copy = data;
+        std::vector<std::string> attachments;
+        sio::take_binary(copy, attachments);
+        sio::write_head(out, sio::packet_type::binary_ack, nsp_, id, attachments.size());
+        out += '[';
+        sio::write_arguments(out, copy, spread, true);
+        out += ']';
+        for (const auto& a : attachments) sio::append_attachment(out, a);
+        return out;
+    }
+
+    bool closes_on_error() const noexcept override { return true; }
+    bool answers_unknown() const noexcept override { return false; }
+
+private:
+    static void write_json_string(std::string& out, std::string_view s) { detail::write_json_string(out, s); }
+    static void write_json(std::string& out, const json& j) { detail::write_json(out, j); }
+    std::string nsp_;
+    std::size_t max_attachments_;
+};
+
+namespace detail {
+
+class sio_socket;
+
+/// An Engine.IO session's Socket.IO side: routes its packets by namespace, connects namespaces
+/// (CONNECT, middleware, the reply), collects binary attachments, and ends every namespace socket
+/// with the session.
+struct sio_client final : transport_sink, std::enable_shared_from_this<sio_client> {
+    sio_client(std::shared_ptr<gateway_state> st, std::shared_ptr<eio_session> engine)
+        : st_(std::move(st)), engine_(std::move(engine)) {}
+
+    /// Takes over a new Engine.IO session: reads it, and closes it unless a namespace is joined
+    /// within connect_timeout.
+    static void start(const std::shared_ptr<gateway_state>& st, std::shared_ptr<eio_session> engine) {
+        auto c = std::make_shared<sio_client>(st, std::move(engine));
+        c->engine_->on_drain(&sio_client::drained, c.get());
+        c->timer_ = std::make_unique<asio::steady_timer>(c->engine_->executor(), st->socketio.connect_timeout);
+        c->timer_->async_wait([w = std::weak_ptr<sio_client>(c)](std::error_code ec) {
+            auto self = w.lock();
+            if (ec || !self || !self->sockets_.empty()) return;
+            self->engine_->close_soon(close_code::normal, "connect timeout");
+        });
+        c->engine_->start(c);
+    }
+
+    void on_message(message&& m) override;
+    void on_end() override;
+
+    /// Sends a packet (with its attachments, if any) on the session.
+    void send(std::string packet) {
+        if (!engine_->is_open()) return;
+        if (packet.find('\0') == std::string::npos) {
+            engine_->send_text(std::move(packet));
+            return;
+        }
+        std::string_view text;
+        std::vector<std::string_view> parts;
+        sio::split_attachments(packet, text, parts);
+        engine_->send_text(std::string(text));
+        for (auto p : parts) engine_->send_binary(std::string(p));
+    }
+    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) {
+        if (p->text().find('\0') == std::string::npos) engine_->send_prepared(p, droppable);
+        else if (!droppable || !engine_->above_high_water()) send(p->text());
+    }
+
+    /// A namespace socket leaves the session (its DISCONNECT either way).
+    void forget(const sio_socket* s) {
+        std::erase_if(sockets_, [s](const auto& p) { return p.get() == s; });
+    }
+    /// The client broke the protocol: the whole session closes.
+    void fail(std::string_view why) {
+        st_->log.say(log_level::info, "closing a Socket.IO connection: " + std::string(why), engine_->request());
+        engine_->close_soon(close_code::protocol_error, why);
+    }
+
+    const std::shared_ptr<eio_session>& engine() const noexcept { return engine_; }
+
+private:
+    void connect(const sio::packet_head& h);
+    static void drained(void* self);
+
+    std::shared_ptr<gateway_state> st_;
+    std::shared_ptr<eio_session> engine_;
+    std::vector<std::shared_ptr<sio_socket>> sockets_;   // one per namespace joined
+    /// A binary event or ack waiting for its attachments, and for which socket.
+    struct pending_binary {
+        std::string packet;
+        std::size_t left = 0;
+        std::shared_ptr<sio_socket> to;
+    };
+    std::unique_ptr<pending_binary> pending_;
+    std::unique_ptr<asio::steady_timer> timer_;   // the connect timeout
+};
+
+/// One namespace socket over an Engine.IO session: the transport the gateway's socket holds.
+class sio_socket final : public transport {
+public:
+    sio_socket(std::shared_ptr<sio_client> client, std::string nsp, http_request req, std::unique_ptr<codec> own_codec)
+        : client_(std::move(client)), nsp_(std::move(nsp)), request_(std::move(req)), own_codec_(std::move(own_codec)) {}
+
+    const std::string& nsp() const noexcept { return nsp_; }
+    /// The codec for a namespace matched by pattern (its packets name this namespace), else null.
+    const codec* own_codec() const noexcept { return own_codec_.get(); }
+
+    // From the client.
+    void deliver(message&& m) {
+        if (ended_) return;
+        if (sink_) sink_->on_message(std::move(m));
+        else inbox_.push_back(std::move(m));
+    }
+    void end(std::string reason) {
+        if (ended_) return;
+        ended_ = true;
+        reason_ = std::move(reason);
+        inbox_.clear();
+        if (auto sink = std::move(sink_)) sink->on_end();   // the gateway's socket holds this transport: let go
+    }
+
+    // transport
+    void start(std::shared_ptr<transport_sink> sink) override {
+        sink_ = std::move(sink);
+        while (!inbox_.empty() && !ended_) {
+            auto m = std::move(inbox_.front());
+            inbox_.pop_front();
+            sink_->on_message(std::move(m));
+        }
+        if (ended_) std::move(sink_)->on_end();
+    }
+    void send_text(std::string text) override {
+        if (!is_open()) throw std::system_error(errc::closed);
+        client_->send(std::move(text));
+    }
+    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override {
+        if (is_open()) client_->send_prepared(p, droppable);
+    }
+    std::size_t buffered() const noexcept override { return client_->engine()->buffered(); }
+    bool above_high_water() const noexcept override { return client_->engine()->above_high_water(); }
+    asio::awaitable<void> drained() override { return client_->engine()->drained(); }
+    void on_drain(void (*callback)(void*), void* context) override {
+        drain_callback_ = callback;
+        drain_context_ = context;
+    }
+    void set_overflow(overflow policy) override { client_->engine()->set_overflow(policy); }
+    bool is_open() const noexcept override { return !ended_ && client_->engine()->is_open(); }
+    /// The server ends this namespace socket: a DISCONNECT packet, the session stays. A protocol
+    /// error (a packet that did not decode) closes the whole session instead.
+    void close_soon(close_code code, std::string_view reason) override {
+        if (ended_) return;
+        if (code == close_code::protocol_error) {
+            client_->fail(reason);
+            return;
+        }
+        if (client_->engine()->is_open()) {
+            std::string bye;
+            sio::write_head(bye, sio::packet_type::disconnect, nsp_);
+            client_->send(std::move(bye));
+        }
+        client_->forget(this);
+        end("server namespace disconnect");
+    }
+    asio::awaitable<void> close(close_code code, std::string_view reason) override {
+        close_soon(code, reason);
+        co_return;
+    }
+    asio::awaitable<std::string> settle() override { co_return reason_; }
+    asio::awaitable<void> release() override { co_return; }
+    asio::any_io_executor executor() const override { return client_->engine()->executor(); }
+    bool on_own_thread() const noexcept override { return client_->engine()->on_own_thread(); }
+    http_request& request() noexcept override { return request_; }
+    /// The CONNECT reply: {"sid": the socket's id}.
+    void opened(std::string_view socket_id) override {
+        std::string reply;
+        sio::write_head(reply, sio::packet_type::connect, nsp_);
+        reply += "{\"sid\":";
+        write_json_string(reply, socket_id);
+        reply += '}';
+        client_->send(std::move(reply));
+    }
+
+    void drained_now() {
+        if (drain_callback_) drain_callback_(drain_context_);
+    }
+
+private:
+    std::shared_ptr<sio_client> client_;
+    std::string nsp_;
+    http_request request_;
+    std::unique_ptr<codec> own_codec_;
+    std::shared_ptr<transport_sink> sink_;
+    std::deque<message> inbox_;   // what came before the gateway started reading
+    std::string reason_;
+    bool ended_ = false;
+    void (*drain_callback_)(void*) = nullptr;
+    void* drain_context_ = nullptr;
+};
+
+inline void sio_client::drained(void* self) {
+    auto& c = *static_cast<sio_client*>(self);
+    for (auto sockets = c.sockets_; auto& s : sockets) s->drained_now();
+}
+
+inline void sio_client::on_message(message&& m) {
+    if (pending_) {   // the attachments of a binary packet come first, whatever else is said
+        if (!m.binary) {
+            fail("a text packet while attachments were expected");
+            return;
+        }
+        sio::append_attachment(pending_->packet, m.data);
+        if (--pending_->left > 0) return;
+        auto done = std::move(pending_);
+        done->to->deliver(message{std::move(done->packet), true});
+        return;
+    }
+    if (m.binary) {
+        fail("an attachment that no packet announced");
+        return;
+    }
+    sio::packet_head h;
+    if (auto bad = sio::parse_head(m.data, h, st_->socketio.max_attachments); !bad.empty()) {
+        fail(bad);
+        return;
+    }
+    if (auto bad = sio::check_data_shape(h.type, h.data); !bad.empty()) {
+        fail(bad);
+        return;
+    }
+    auto it = std::find_if(sockets_.begin(), sockets_.end(), [&](const auto& s) { return s->nsp() == h.nsp; });
+    const bool joined = it != sockets_.end();
+    switch (h.type) {
+    case sio::packet_type::connect:
+        if (joined) fail("a second CONNECT for " + std::string(h.nsp));
+        else connect(h);
+        return;
+    case sio::packet_type::disconnect:
+        if (!joined) {
+            fail("DISCONNECT for a namespace not joined");
+            return;
+        }
+        {
+            auto s = std::move(*it);
+            sockets_.erase(it);
+            s->end("client namespace disconnect");
+        }
+        return;
+    case sio::packet_type::connect_error: fail("CONNECT_ERROR from a client"); return;
+    default: break;
+    }
+    if (!joined) {
+        fail("a packet for a namespace not joined: " + std::string(h.nsp));
+        return;
+    }
+    if (sio::is_binary(h.type)) {
+        if (h.attachments == 0) {
+            fail("a binary packet without attachments");
+            return;
+        }
+        pending_ = std::make_unique<pending_binary>(pending_binary{std::move(m.data), h.attachments, *it});
+        return;
+    }
+    (*it)->deliver(std::move(m));
+}
+
+inline void sio_client::on_end() {
+    if (timer_) timer_->cancel();
+    pending_.reset();
+    auto sockets = std::move(sockets_);
+    const std::string& reason = engine_->reason();
+    for (auto& s : sockets) s->end(reason.empty() ? "transport close" : reason);
+}
+
+inline void sio_client::connect(const sio::packet_head& h) {
+    std::string nsp(h.nsp);
+    auto refuse = [&](const json& data) {
+        std::string out;
+        sio::write_head(out, sio::packet_type::connect_error, nsp);
+        write_json(out, data);
+        send(std::move(out));
+    };
+    namespace_state* ns = nsp.find('\0') == std::string::npos ? st_->find(nsp) : nullptr;
+    if (!ns) {
+        refuse(json{{"message", "Invalid namespace"}});
+        return;
+    }
+    http_request req = engine_->request();
+    req.auth = h.data.empty() ? std::string("{}") : std::string(h.data);
+    json auth = json::parse(req.auth, nullptr, false);
+    if (auth.is_discarded() || !auth.is_object()) {
+        fail("a CONNECT whose auth is not a JSON object");
+        return;
+    }
+    if (auto token = auth.find("token"); token != auth.end() && token->is_string()) req.auth_token_ = token->get<std::string>();
+    if (auto refused = ns->admit(req)) {
+        std::string message = refused->body;
+        while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) message.pop_back();
+        if (message.empty()) message = std::string(status_text(refused->status));
+        refuse(json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
+        return;
+    }
+    const auto worker = st_->current();
+    if (!worker) {
+        fail("a session on a thread that is none of the gateway's workers");
+        return;
+    }
+    std::unique_ptr<codec> own;
+    if (ns->path != nsp) own = std::make_unique<socketio_codec>(nsp, st_->socketio.max_attachments);
+    auto t = std::make_shared<sio_socket>(shared_from_this(), nsp, std::move(req), std::move(own));
+    sockets_.push_back(t);
+    if (timer_) timer_->cancel();
+    const codec* wire = t->own_codec() ? t->own_codec() : ns->sio_wire.get();
+    asio::co_spawn(engine_->executor(), dispatcher::serve(st_, ns, *worker, std::move(t), wire), st_->log.report("serving a Socket.IO socket"));
+}
+
+} // namespace detail
 
 } // namespace gw::v0
 #endif
@@ -5156,8 +7227,18 @@ public:
         opts.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](connection c) {
             if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
+        st_->socketio = own.socketio;
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
+        if (own.socketio.enabled) {   // Socket.IO's sessions on the same listener
+            auto eo = std::move(own.socketio.engine);
+            eo.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](engineio::connection c) {
+                auto t = detail::eio_access::session(c);
+                if (auto st = w.lock()) detail::sio_client::start(st, std::move(t));
+                else t->close_soon(close_code::going_away, "shutting down");
+            };
+            st_->eio = std::make_unique<engineio::server>(*st_->srv, std::move(eo));
+        }
         st_->srv->st_->more_metrics = [w = std::weak_ptr<detail::gateway_state>(st_)](gw::metrics& m) {
             auto st = w.lock();
             if (!st) return;
@@ -5185,6 +7266,7 @@ public:
     /// Stops listening and stops the worker threads; their sockets close with them.
     ~gateway() {
         if (!st_) return;
+        st_->eio.reset();
         st_->srv.reset();   // stops accepting
         // Sockets still on the application's loop go on with it alone; the others' loops are gone.
         st_->loops.resize(1);
@@ -5199,6 +7281,7 @@ public:
         ns->path = std::move(path);
         ns->owner = st_.get();
         ns->members = std::make_unique<detail::local_adapter>(*st_);
+        ns->sio_wire = std::make_unique<socketio_codec>(ns->path, st_->socketio.max_attachments);
         st_->spaces.push_back(std::move(ns));
         return namespace_ref(st_->spaces.back().get());
     }
@@ -5264,13 +7347,7 @@ private:
     static std::optional<http_response> admit(detail::gateway_state& st, http_request& req) {
         auto* ns = st.find(req.path());
         if (!ns) return http_response{404, "no namespace at this path\n"};
-        try {
-            for (auto& m : ns->middleware)
-                if (auto refused = m(req)) return refused;
-        } catch (const http_refusal& r) {
-            return r.response();
-        }
-        return std::nullopt;
+        return ns->admit(req);
     }
 
     /// Starts serving an admitted transport on this thread's worker; false when this thread is
@@ -5280,7 +7357,7 @@ private:
         const auto worker = st->current();
         if (!ns || !worker) return false;
         const auto ex = t->executor();
-        asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(t)), st->log.report("serving a socket"));
+        asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(t), st->wire.get()), st->log.report("serving a socket"));
         return true;
     }
 

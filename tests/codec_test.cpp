@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -216,13 +217,40 @@ json random_value(std::mt19937& rng, int depth) {
 
 } // namespace
 
+bool has_float(const json& j) {
+    if (j.is_number_float()) return true;
+    if (j.is_array() || j.is_object())
+        for (const auto& v : j)
+            if (has_float(v)) return true;
+    return false;
+}
+
 TEST(Envelope, WriterPrintsWhatDumpPrints) {
+    // What dump() prints, but numbers as JavaScript writes them (JSON.stringify): those read back equal.
     std::mt19937 rng(7);
     for (int round = 0; round < 20000; ++round) {
         json v = random_value(rng, 0);
         std::string out;
         gw::detail::write_json(out, v);
-        ASSERT_EQ(out, v.dump(-1, ' ', false, json::error_handler_t::replace));
+        const std::string dumped = v.dump(-1, ' ', false, json::error_handler_t::replace);
+        if (!has_float(v)) {
+            ASSERT_EQ(out, dumped);
+        }
+        ASSERT_EQ(json::parse(out), json::parse(dumped)) << out;
+    }
+}
+
+TEST(Envelope, NumbersAsJavaScriptWritesThem) {
+    // ECMAScript's Number::toString, as JSON.stringify uses it (values checked against Node).
+    const std::pair<double, const char*> cases[] = {
+        {1.0, "1"}, {1.5, "1.5"}, {-2.25, "-2.25"}, {0.1, "0.1"}, {100.0, "100"}, {1e21, "1e+21"}, {1e-7, "1e-7"},
+        {1.5e-7, "1.5e-7"}, {0.000001, "0.000001"}, {123456789012345680000.0, "123456789012345680000"},
+        {1e300, "1e+300"}, {5e-324, "5e-324"}, {-0.0, "0"}, {0.0, "0"}, {2.5e21, "2.5e+21"}, {1234.5678, "1234.5678"},
+        {std::numeric_limits<double>::quiet_NaN(), "null"}, {std::numeric_limits<double>::infinity(), "null"}};
+    for (const auto& [v, want] : cases) {
+        std::string out;
+        gw::detail::write_js_number(out, v);
+        EXPECT_EQ(out, want) << v;
     }
 }
 

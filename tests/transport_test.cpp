@@ -61,8 +61,8 @@ public:
         if (!open_) throw std::system_error(gw::errc::closed);
         push(std::move(text));
     }
-    void send_prepared(const gw::prepared& p, bool) override {
-        if (open_) push(p.text());
+    void send_prepared(const std::shared_ptr<const gw::prepared>& p, bool) override {
+        if (open_) push(p->text());
     }
     std::size_t buffered() const noexcept override { return 0; }
     bool above_high_water() const noexcept override { return false; }
@@ -247,7 +247,7 @@ public:
         error = "a two-part event needs its session's decoder";
         return std::nullopt;
     }
-    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const override {
+    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack, bool = false) const override {
         return gw::nest_codec().encode(name, data, id, ack);
     }
 };

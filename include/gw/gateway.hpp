@@ -26,6 +26,7 @@
 #include "protocol/ws_handshake.hpp"
 #include "protocol/json_fast.hpp"
 #include "protocol/prepared.hpp"
+#include "protocol/engineio.hpp"
 
 #include "detail/asio.hpp"
 #include "net/http_request.hpp"
@@ -39,6 +40,7 @@
 #include "net/tls.hpp"
 #include "net/server.hpp"
 #include "net/client.hpp"
+#include "net/engineio.hpp"
 
 #include "detail/json.hpp"
 #include "gateway/options.hpp"
@@ -53,6 +55,7 @@
 #include "gateway/local_adapter.hpp"
 #include "gateway/recovery.hpp"
 #include "gateway/dispatch.hpp"
+#include "gateway/socketio.hpp"
 #include "gateway/facade.hpp"
 
 #include "detail/epilogue.hpp"

@@ -17,7 +17,7 @@ here="$root/tests/fuzz"
 seconds="${1:-20}"
 build="${2:-$root/build-fuzz}"
 cxx="${CXX:-clang++}"
-read -r -a targets <<<"${FUZZ_TARGETS:-http_upgrade frames envelope}"
+read -r -a targets <<<"${FUZZ_TARGETS:-http_upgrade frames envelope socketio engineio}"
 read -r -a extra <<<"${FUZZ_ARGS:-}"
 
 case "$seconds" in '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET] [BUILD_DIR]" >&2; exit 2 ;; esac

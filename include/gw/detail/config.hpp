@@ -24,6 +24,7 @@
 #include <array>          // fixed frame headers
 #include <atomic>         // state shared by worker threads
 #include <charconv>       // numbers in and out of the envelope without locales
+#include <cmath>          // std::isfinite, for numbers written as JavaScript writes them
 #include <chrono>         // timeouts
 #include <climits>        // SIZE_MAX
 #include <coroutine>      // gw::stream

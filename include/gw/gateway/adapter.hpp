@@ -6,6 +6,7 @@
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
 #include "../protocol/prepared.hpp"
+#include "codec.hpp"
 
 #ifndef GATEWAY_NO_JSON
 namespace gw::inline v0 {
@@ -37,7 +38,7 @@ public:
 
     /// Queues message for every socket the selection names, on every worker (and node); volatile
     /// skips sockets above their high-water mark. Returns once queued on this worker.
-    virtual void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) = 0;
+    virtual void broadcast(std::shared_ptr<const broadcast_message> message, const selection_spec& which, bool as_volatile) = 0;
     /// How many sockets, and which, the selection names now. The selection is read before the
     /// awaitable is returned, so it may be a temporary.
     virtual asio::awaitable<std::size_t> count(const selection_spec& which) = 0;

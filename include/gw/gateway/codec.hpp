@@ -5,6 +5,7 @@
 #include "../core/vocabulary.hpp"
 #include "../protocol/json_fast.hpp"
 #include "../protocol/prepared.hpp"
+#include "../net/transport.hpp"
 #include "vocabulary.hpp"
 
 #ifndef GATEWAY_NO_JSON
@@ -31,14 +32,69 @@ public:
     /// of a format like NestJS's costs no allocation for it.
     virtual std::unique_ptr<decoder> make_decoder() const { return nullptr; }
     /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
-    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data) const {
-        return std::make_shared<const prepared>(encode(name, data, nullptr, 0));
+    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data, bool spread = false) const {
+        return std::make_shared<const prepared>(encode(name, data, nullptr, 0, spread));
     }
     /// Decodes a message; on failure returns nullopt and says what was wrong in error.
     virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
     /// The text of a message carrying an event (its id too, unless null; ack, unless 0, asks the
-    /// client to acknowledge).
-    virtual std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const = 0;
+    /// client to acknowledge; spread: data is a list of arguments, see gw::event::spread).
+    virtual std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack, bool spread = false) const = 0;
+    /// The text answering request with a handler's reply (name: the reply's event; empty for the
+    /// request's own), or nullopt when the format sends nothing. NestJS's envelope always answers:
+    /// the event with the request's id.
+    virtual std::optional<std::string> reply(const event& request, std::string_view name, const json& data, bool spread) const {
+        return encode(name.empty() ? std::string_view(request.name) : name, data, request.id, 0, spread);
+    }
+    /// True when a message that does not decode ends the connection (Socket.IO's rule), false when
+    /// the client is told with an exception event (NestJS's).
+    virtual bool closes_on_error() const noexcept { return false; }
+    /// True when an event without a handler, or an acknowledgement no emit waits for, is answered
+    /// with an exception event (NestJS's way); false when it is ignored (Socket.IO's).
+    virtual bool answers_unknown() const noexcept { return true; }
+};
+
+/// A broadcast's event, encoded at most once per wire format it meets, by whichever worker needs
+/// it first: the gateway's own format, and the Socket.IO format of the namespace it goes to.
+class broadcast_message {
+public:
+    broadcast_message(std::string name, json data, const codec* first, const codec* second)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {}
+
+    const std::string& name() const noexcept { return name_; }
+    const json& data() const noexcept { return data_; }
+
+    /// The message as recipients of codec c share it, or nullptr when c is neither of the two
+    /// (the caller encodes it for its one recipient).
+    const std::shared_ptr<const prepared>* shared_for(const codec& c) const {
+        for (std::size_t i = 0; i < 2; ++i) {
+            if (codecs_[i] != &c) continue;
+            auto& f = forms_[i];
+            if (!f.ready.load(std::memory_order_acquire))
+                std::call_once(f.once, [&] {
+                    f.made = c.prepare(name_, data_);
+                    f.ready.store(true, std::memory_order_release);
+                });
+            return &f.made;
+        }
+        return nullptr;
+    }
+    /// The message for a recipient of codec c.
+    void send_to(transport& t, const codec& c, bool droppable) const {
+        if (auto* p = shared_for(c)) t.send_prepared(*p, droppable);
+        else t.send_prepared(c.prepare(name_, data_), droppable);
+    }
+
+private:
+    struct form {
+        std::once_flag once;
+        std::atomic<bool> ready{false};
+        std::shared_ptr<const prepared> made;
+    };
+    std::string name_;
+    json data_;
+    std::array<const codec*, 2> codecs_;
+    mutable std::array<form, 2> forms_;
 };
 
 /// NestJS WsAdapter's format: a text frame holding {"event": string, "data": any, "id"?: number|string}.
@@ -60,7 +116,7 @@ public:
     }
 
     /// {"event":...,"data":...} in NestJS's key order, written directly: no JSON tree is built or copied.
-    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack) const override {
+    std::string encode(std::string_view name, const json& data, const json& id, std::int64_t ack, bool = false) const override {
         std::string out;
         out.reserve(64 + name.size() + (data.is_string() ? data.get_ref<const std::string&>().size() : 0));
         out += "{\"event\":";

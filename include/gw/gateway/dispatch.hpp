@@ -20,11 +20,13 @@ struct dispatcher {
     /// One socket's life: on_connect, its events in order, on_disconnect with its rooms still
     /// there, then out of every room. Between the hooks the transport reads on its own and hands
     /// each message to the socket (socket::on_message), so an idle socket holds no coroutine frame.
+    /// wire: the format the client speaks (the gateway's, or the namespace's Socket.IO packets).
     static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
-                                       std::size_t worker, std::shared_ptr<transport> t) {
+                                       std::size_t worker, std::shared_ptr<transport> t, const codec* wire) {
         std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
         s->data_ = std::move(t->request().attachment);
-        s->decoder_ = st->wire->make_decoder();
+        s->codec_ = wire;
+        s->decoder_ = wire->make_decoder();
         ns->members->add_socket(*s);   // which also puts it in its id-room
         ns->connected.fetch_add(1, std::memory_order_relaxed);
         if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
@@ -36,6 +38,7 @@ struct dispatcher {
                                    sock.ns_.owner->log.report("the on_drain hooks"));
                 },
                 s.get());
+        t->opened(s->id());   // Socket.IO's CONNECT reply goes before anything on_connect sends
         bool hook_failed = false;
         try {
             for (auto& hook : ns->on_connect) co_await hook(*s);
@@ -133,19 +136,25 @@ struct dispatcher {
     static void dispatch(const std::shared_ptr<detail::gateway_state>& st, detail::namespace_state* ns,
                          const std::shared_ptr<socket>& s, message m) {
         std::string error;
-        auto ev = s->decoder_ ? s->decoder_->feed(std::move(m), error) : st->wire->decode(m, error);
+        auto ev = s->decoder_ ? s->decoder_->feed(std::move(m), error) : s->codec_->decode(m, error);
         if (!ev) {
-            if (!error.empty()) s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
-            return;   // without an error: the event's other parts are still to come
+            if (error.empty()) return;   // the event's other parts are still to come, or nothing to do
+            if (s->codec_->closes_on_error()) {   // Socket.IO: a malformed packet ends the connection
+                st->log.say(log_level::info, "closing a connection over a malformed packet: " + error);
+                s->transport_->close_soon(close_code::protocol_error, error);
+            } else {
+                s->answer_exception({{"status", "error"}, {"message", error}}, nullptr);
+            }
+            return;
         }
         if (ev->ack > 0 && ev->name == "ack") {
-            if (!s->acknowledge(*ev)) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);
+            if (!s->acknowledge(*ev) && s->codec_->answers_unknown()) s->answer_exception({{"status", "error"}, {"message", "no emit waits for this ack"}}, ev->id);
             return;
         }
         auto it = ns->handlers.find(ev->name);
         const detail::handler* h = it != ns->handlers.end() ? &it->second : ns->catch_all ? &ns->catch_all : nullptr;
         if (!h) {
-            s->answer_exception({{"status", "error"}, {"message", "There is no handler for event \"" + ev->name + "\""}}, ev->id);
+            if (s->codec_->answers_unknown()) s->answer_exception({{"status", "error"}, {"message", "There is no handler for event \"" + ev->name + "\""}}, ev->id);
             return;
         }
         detail::call_stages cs{{&st->around, &ns->around, &h->around}};
@@ -236,7 +245,7 @@ struct dispatcher {
             while (s->connected()) {
                 auto v = more();
                 if (!v) break;
-                s->answer(ev, detail::outcome{{}, std::move(*v), {}});
+                s->answer(ev, detail::outcome{ev.name, std::move(*v), {}});   // Socket.IO: an event each
                 co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
             }
         } catch (...) {

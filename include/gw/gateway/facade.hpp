@@ -6,6 +6,7 @@
 #include "../net/server.hpp"
 #include "local_adapter.hpp"
 #include "dispatch.hpp"
+#include "socketio.hpp"
 #include "state.hpp"
 #include "options.hpp"
 #include "vocabulary.hpp"
@@ -139,8 +140,18 @@ public:
         opts.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](connection c) {
             if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
+        st_->socketio = own.socketio;
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
+        if (own.socketio.enabled) {   // Socket.IO's sessions on the same listener
+            auto eo = std::move(own.socketio.engine);
+            eo.on_connection = [w = std::weak_ptr<detail::gateway_state>(st_)](engineio::connection c) {
+                auto t = detail::eio_access::session(c);
+                if (auto st = w.lock()) detail::sio_client::start(st, std::move(t));
+                else t->close_soon(close_code::going_away, "shutting down");
+            };
+            st_->eio = std::make_unique<engineio::server>(*st_->srv, std::move(eo));
+        }
         st_->srv->st_->more_metrics = [w = std::weak_ptr<detail::gateway_state>(st_)](gw::metrics& m) {
             auto st = w.lock();
             if (!st) return;
@@ -168,6 +179,7 @@ public:
     /// Stops listening and stops the worker threads; their sockets close with them.
     ~gateway() {
         if (!st_) return;
+        st_->eio.reset();
         st_->srv.reset();   // stops accepting
         // Sockets still on the application's loop go on with it alone; the others' loops are gone.
         st_->loops.resize(1);
@@ -182,6 +194,7 @@ public:
         ns->path = std::move(path);
         ns->owner = st_.get();
         ns->members = std::make_unique<detail::local_adapter>(*st_);
+        ns->sio_wire = std::make_unique<socketio_codec>(ns->path, st_->socketio.max_attachments);
         st_->spaces.push_back(std::move(ns));
         return namespace_ref(st_->spaces.back().get());
     }
@@ -247,13 +260,7 @@ private:
     static std::optional<http_response> admit(detail::gateway_state& st, http_request& req) {
         auto* ns = st.find(req.path());
         if (!ns) return http_response{404, "no namespace at this path\n"};
-        try {
-            for (auto& m : ns->middleware)
-                if (auto refused = m(req)) return refused;
-        } catch (const http_refusal& r) {
-            return r.response();
-        }
-        return std::nullopt;
+        return ns->admit(req);
     }
 
     /// Starts serving an admitted transport on this thread's worker; false when this thread is
@@ -263,7 +270,7 @@ private:
         const auto worker = st->current();
         if (!ns || !worker) return false;
         const auto ex = t->executor();
-        asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(t)), st->log.report("serving a socket"));
+        asio::co_spawn(ex, detail::dispatcher::serve(st, ns, *worker, std::move(t), st->wire.get()), st->log.report("serving a socket"));
         return true;
     }
 

@@ -18,6 +18,7 @@ struct outcome {
     std::string event;   // empty: reply under the request's event name
     json data;
     std::function<std::optional<json>()> more{};   // a stream: each further reply, pulled one by one
+    bool spread = false;   // data is a list of arguments (gw::response::spread)
 };
 
 /// A handler, adapted from whatever the application registered: synchronous ones run inline,
@@ -77,6 +78,8 @@ template <bool WholeEvent, class F> decltype(auto) call_handler(F& f, socket& s,
         return f(s, e.data);
     } else if constexpr (std::is_invocable_v<F&, socket&>) {
         return f(s);
+    } else if constexpr (std::is_invocable_v<F&, socket&, event&>) {
+        return f(s, e);   // the whole event: its id, and Socket.IO's argument list (event::spread)
     } else {
         using P = typename payload_of<F>::type;
         return f(s, e.data.template get<P>());   // a failed conversion throws json::exception
@@ -94,7 +97,7 @@ template <class R> std::optional<outcome> to_outcome(R&& r) {
                            return json(std::move(*v));
                        }};
     else if constexpr (std::is_same_v<std::remove_cvref_t<R>, response>)
-        return outcome{std::move(r.event), std::move(r.data)};
+        return outcome{std::move(r.event), std::move(r.data), {}, r.spread};
     else
         return outcome{{}, json(std::forward<R>(r))};
 }
@@ -110,9 +113,9 @@ template <bool WholeEvent = false, class F> handler make_handler(decorated<F> d)
 template <bool WholeEvent, class F> handler make_handler(F f) {
     using P = typename payload_of<F>::type;
     static_assert(WholeEvent || std::is_invocable_v<F&, socket&, json&> || std::is_invocable_v<F&, socket&> ||
-                      std::is_invocable_v<F&, socket&, P>,
-                  "a gateway handler must be callable as (gw::socket&), (gw::socket&, gw::json) or "
-                  "(gw::socket&, T) with T convertible from JSON, and return void, a value convertible to "
+                      std::is_invocable_v<F&, socket&, event&> || std::is_invocable_v<F&, socket&, P>,
+                  "a gateway handler must be callable as (gw::socket&), (gw::socket&, gw::json), "
+                  "(gw::socket&, gw::event&) or (gw::socket&, T) with T convertible from JSON, and return void, a value convertible to "
                   "gw::json, a gw::response, a gw::stream, or an asio::awaitable of one of those");
     using R = decltype(call_handler<WholeEvent>(f, std::declval<socket&>(), std::declval<event&>(), true));
     handler h;

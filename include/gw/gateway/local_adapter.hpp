@@ -64,19 +64,19 @@ public:
         }
     }
 
-    void broadcast(std::shared_ptr<const prepared> message, const selection_spec& which, bool as_volatile) override {
+    void broadcast(std::shared_ptr<const broadcast_message> message, const selection_spec& which, bool as_volatile) override {
         const auto here = g_.current();
         std::shared_ptr<const selection> away;   // one copy of the selection for all other workers
         for (std::size_t w = 0; w < shards_.size(); ++w) {
             if (here == w) {
                 walk(w, which.rooms, which.except_rooms, [&](const socket* s) { return excepted(which, s); },
-                     [&](socket& s) { s.transport_->send_prepared(*message, as_volatile); });
+                     [&](socket& s) { message->send_to(*s.transport_, *s.codec_, as_volatile); });
                 continue;
             }
             if (!away) away = select(which, message, as_volatile);
             asio::post(*g_.loops[w], [away, w] {
                 away->owner->walk(w, away->rooms, away->except_rooms, [&](const socket* s) { return away->excepted(w, s); },
-                                  [&](socket& s) { s.transport_->send_prepared(*away->message, away->as_volatile); });
+                                  [&](socket& s) { away->message->send_to(*s.transport_, *s.codec_, away->as_volatile); });
             });
         }
     }
@@ -98,7 +98,7 @@ private:
         const local_adapter* owner;
         std::vector<std::string> rooms, except_rooms;
         std::vector<std::pair<std::size_t, std::string>> except_ids;
-        std::shared_ptr<const prepared> message;      // a broadcast's
+        std::shared_ptr<const broadcast_message> message;   // a broadcast's
         bool as_volatile = false;
         std::shared_ptr<const gateway_state> keep;   // the namespace outlives a delivery still queued
 
@@ -113,7 +113,8 @@ private:
         return std::find(which.except_sockets.begin(), which.except_sockets.end(), s) != which.except_sockets.end();
     }
 
-    std::shared_ptr<const selection> select(const selection_spec& which, std::shared_ptr<const prepared> message, bool as_volatile) const {
+    std::shared_ptr<const selection> select(const selection_spec& which, std::shared_ptr<const broadcast_message> message,
+                                            bool as_volatile) const {
         auto sel = std::make_shared<selection>();
         sel->owner = this;
         sel->rooms = which.rooms;
@@ -228,10 +229,11 @@ inline asio::awaitable<std::vector<std::string>> target::ids() const {
 
 inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
     if (spaces_.empty()) return detail::done();
-    // Encoded once, framed once per kind of transport; every recipient's outbox, on every worker,
-    // shares those bytes.
-    auto message = spaces_.front()->owner->wire->prepare(event, data);
-    for (auto* ns : spaces_) ns->members->broadcast(message, spec(), droppable_);
+    // Encoded once per wire format the namespace's sockets speak and framed once per kind of
+    // transport; every recipient's outbox, on every worker, shares those bytes.
+    for (auto* ns : spaces_)
+        ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(), ns->sio_wire.get()),
+                               spec(), droppable_);
     return detail::done();
 }
 

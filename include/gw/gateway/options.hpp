@@ -2,8 +2,20 @@
 #pragma once
 #include "../detail/config.hpp"
 #include "../core/vocabulary.hpp"
+#include "../net/engineio.hpp"
 
 namespace gw::inline v0 {
+
+/// The Socket.IO platform beside NestJS's WsAdapter one: Socket.IO clients connect to the same
+/// namespaces, handlers, hooks and rooms. Every field has the reference server's default.
+struct socketio_options {
+    bool enabled = true;   ///< Socket.IO clients at engine.path (false: WebSocket clients only)
+    /// Engine.IO under it: path, heartbeat, payload limit, transports, CORS, cookie, allow_request.
+    engineio::options engine{.path = "/socket.io/"};
+    /// A session that joins no namespace within this is closed.
+    std::chrono::milliseconds connect_timeout{45'000};
+    std::size_t max_attachments = 10;   ///< binary attachments of one packet: more close the connection
+};
 
 /// The gateway's own limits, given beside the server's options: gw::gateway app{io, {.port = 8080},
 /// {.message_rate = 20}}. Every field has a default.
@@ -17,6 +29,7 @@ struct gateway_options {
     /// ("Too many messages"), so a client learns why; overflow::close closes the socket with 1008
     /// "rate limit".
     overflow over_rate = overflow::drop;
+    socketio_options socketio{};   ///< the Socket.IO platform (on by default, at /socket.io/)
 };
 
 } // namespace gw::v0

@@ -17,12 +17,11 @@ namespace detail {
 /// An awaitable that completes at once: what emit() returns after queueing.
 inline asio::awaitable<void> done() { co_return; }
 
-/// A socket id: 16 bytes from the CSPRNG, base64url without padding (22 characters).
+/// A socket id: 15 bytes from the CSPRNG, base64url (20 characters, as Socket.IO's ids).
 inline std::string random_id() {
-    std::array<unsigned char, 16> raw;
+    std::array<unsigned char, 15> raw;
     random_bytes(raw.data(), raw.size());
     std::string id = base64_encode(raw);
-    id.resize(22);
     for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
     return id;
 }
@@ -35,12 +34,17 @@ struct outcome;
 /// A client connected to a namespace: its id, its handshake, its data and its rooms.
 class socket : public std::enable_shared_from_this<socket>, private transport_sink {
 public:
-    /// Unguessable: 128 random bits. Each socket is also in a room named by its id.
+    /// Unguessable: 120 random bits. Each socket is also in a room named by its id.
     const std::string& id() const noexcept { return id_; }
     /// The upgrade request: path, query, headers, cookies, remote address.
     const http_request& handshake() const { return transport_->request(); }
     /// The namespace's path.
     const std::string& nsp() const noexcept;
+    /// Socket.IO: the CONNECT packet's auth payload ({} when none came); null for a WebSocket client.
+    json auth() const {
+        const auto& a = transport_->request().auth;
+        return a.empty() ? json() : json::parse(a, nullptr, false);
+    }
     /// What handshake middleware attached (see namespace_ref::use), or anything the application keeps.
     std::any& data() noexcept { return data_; }
     /// data() as T; throws std::bad_any_cast when it holds something else.
@@ -142,6 +146,7 @@ private:
     friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
     void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
+    void send_text(std::string text);   // on the socket's thread, or posted there
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
     void answer_exception(const json& data, const json& id);
@@ -150,6 +155,7 @@ private:
     std::size_t worker_;   // the event loop it lives on, and its shard of the namespace
     std::shared_ptr<detail::gateway_state> owner_;   // the namespaces outlive their sockets
     std::shared_ptr<transport> transport_;   // a WebSocket connection, or any other transport
+    const codec* codec_ = nullptr;           // the wire format its client speaks
     std::unique_ptr<decoder> decoder_;       // the codec's, when its events span messages
     std::string id_;
     std::any data_;

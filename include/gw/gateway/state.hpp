@@ -4,6 +4,8 @@
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
 #include "../net/server.hpp"
+#include "../net/engineio.hpp"
+#include "options.hpp"
 #include "../net/transport.hpp"
 #include "adapter.hpp"
 #include "codec.hpp"
@@ -31,16 +33,30 @@ struct namespace_state {
     std::vector<hook<socket&>> on_drain;
     std::optional<overflow> slow_consumer;   // else the server's options.slow_consumer
     std::unique_ptr<adapter> members;   // its sockets and rooms: a local adapter, or one that wraps it
+    std::unique_ptr<codec> sio_wire;    // Socket.IO packets of this namespace (gateway/socketio.hpp)
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
+
+    /// The handshake middleware on a request: nullopt to let it in, else the refusal.
+    std::optional<http_response> admit(http_request& req) const {
+        try {
+            for (auto& m : middleware)
+                if (auto refused = m(req)) return refused;
+        } catch (const http_refusal& r) {
+            return r.response();
+        }
+        return std::nullopt;
+    }
 };
 
 struct gateway_state : std::enable_shared_from_this<gateway_state> {
     explicit gateway_state(asio::io_context& io_) : io(io_) {}
     asio::io_context& io;
     std::unique_ptr<server> srv;   // made once the routing hook can point back here
+    std::unique_ptr<engineio::server> eio;   // Socket.IO's sessions (socketio.hpp), when enabled
+    socketio_options socketio;
     std::vector<asio::io_context*> loops;   // the server's workers; loop 0 is io
     std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
     std::vector<std::unique_ptr<namespace_state>> spaces;
@@ -100,7 +116,10 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
-    std::string text = ns_.owner->wire->encode(event, data, id, ack);
+    send_text(codec_->encode(event, data, id, ack));
+}
+
+inline void socket::send_text(std::string text) {
     if (transport_->on_own_thread()) {
         transport_->send_text(std::move(text));
         return;
@@ -113,7 +132,7 @@ inline void socket::send_event(std::string_view event, const json& data, const j
 
 inline void socket::answer(const event& request, detail::outcome&& out) {
     if (!connected()) return;   // the client left while its handler ran
-    send_event(out.event.empty() ? request.name : out.event, out.data, request.id);
+    if (auto text = codec_->reply(request, out.event, out.data, out.spread)) send_text(std::move(*text));
 }
 
 inline void socket::answer_exception(const json& data, const json& id) {

@@ -14,6 +14,10 @@ struct event {
     json data;
     json id;                ///< the client's request id (number or string), echoed in the reply; null when none
     std::int64_t ack = 0;   ///< in a client's "ack" event: the number of the server's emit_with_ack it answers
+    /// Socket.IO: data is the event's list of arguments (an array), because the client sent none or
+    /// several; one argument arrives as data itself. An emit or reply with spread set sends the
+    /// array's elements as its arguments.
+    bool spread = false;
 };
 
 
@@ -33,8 +37,9 @@ private:
 
 /// A reply that names its own event: return gw::response{"pong", data} from a handler.
 struct response {
-    std::string event;
+    std::string event;   ///< empty: a reply to the request itself (Socket.IO: its acknowledgement)
     json data;
+    bool spread = false;   ///< Socket.IO: data is a list of arguments (see gw::event::spread)
 };
 
 /// Several replies from one handler: a coroutine that co_yields values, each sent to the client in

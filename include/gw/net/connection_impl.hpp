@@ -715,7 +715,7 @@ public:
     // ---- the rest of the transport (net/transport.hpp) ----
     void start(std::shared_ptr<transport_sink> sink) override;
     void send_text(std::string text) override { send_frame(opcode::text, std::move(text)); }
-    void send_prepared(const prepared& p, bool droppable) override { send_shared(p.websocket_frame(), droppable); }
+    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override { send_shared(p->websocket_frame(), droppable); }
     asio::awaitable<void> drained() override { return wait_drained(); }
     void on_drain(void (*callback)(void*), void* context) override {
         on_drain_ = callback;

@@ -15,6 +15,44 @@ inline asio::awaitable<void> refuse(connection_impl& c, const http_response& r) 
     co_await c.linger(true);
 }
 
+/// Writes a plain HTTP answer on a connection that stays open for the client's next request.
+/// Returns false when the write failed (the peer went).
+inline asio::awaitable<bool> respond(connection_impl& c, const http_response& r) {
+    const std::string text = format_response(r, true);
+    co_return !co_await c.write_raw(text);
+}
+
+/// Makes an accepted handshake's connection a WebSocket: the 101 goes first in its outbox (the
+/// connection is handed over at once, and whatever is sent follows it on the wire), and frames
+/// that came in the same read as the request are read.
+inline void start_websocket(connection_impl& c, std::string switching, std::string_view rest) {
+    out_frame f;
+    f.payload = std::move(switching);
+    c.push(std::move(f));   // before upgraded_: the 101 is not a message
+    c.upgraded_ = true;
+    if (c.server_) {
+        c.ping_at_ = c.active_at_ = c.server_->loops[c.loop_].now;
+        c.server_->handshakes.accepted.fetch_add(1, std::memory_order_relaxed);
+    }
+    c.consume_early(rest);
+}
+
+/// An HTTP endpoint mounted on a server under a path prefix, which takes the requests whose path
+/// starts with it, keep-alive connections and upgrades included (Engine.IO's).
+class http_mount {
+public:
+    virtual ~http_mount() = default;
+    /// Answers the request in c.request_ (rest: bytes read after its head, which the mount may take
+    /// as its body; what it leaves is the next request's). Returns true when the connection is to
+    /// read another request, false when the mount kept it (an upgrade) or it is to close.
+    /// full: 0, or the server's connection limits' refusal.
+    virtual asio::awaitable<bool> serve(std::shared_ptr<connection_impl> c, std::string& rest, int full) = 0;
+    /// The loop that owns what the request is about (an Engine.IO session), when that is known.
+    virtual std::optional<std::uint32_t> home_of(const http_request& req) = 0;
+    /// Requests whose path starts with this are the mount's.
+    std::string prefix;
+};
+
 /// Reads an HTTP head (up to the blank line) into head, keeping what follows it in rest.
 /// Returns false on a read error; sets too_big when max_bytes pass without a blank line.
 inline asio::awaitable<bool> read_head(connection_impl& c, std::size_t max_bytes, std::string& head, std::string& rest,

@@ -7,6 +7,9 @@
 namespace gw::inline v0 {
 
 class server;
+namespace detail {
+struct sio_client;
+}
 
 /// An HTTP request: the upgrade request a connection was opened with, or a plain HTTP request.
 /// Owns its bytes; every view it returns lives as long as the request. Its head's accessors
@@ -20,9 +23,22 @@ public:
     /// the connection as its request does.
     std::any attachment;
 
+    /// Socket.IO: the CONNECT packet's auth payload as JSON text ("{}" when the client sent none);
+    /// empty for a WebSocket connection. gw::socket::auth() parses it.
+    std::string auth;
+
+    /// A bearer token: Socket.IO's auth.token (io(url, {auth: {token}})) when it is a string, else
+    /// what request_head::bearer_token() finds (Authorization header, subprotocol, query).
+    std::optional<std::string> bearer_token() const {
+        if (auth_token_) return auth_token_;
+        return request_head::bearer_token();
+    }
+
 private:
     asio::ip::tcp::endpoint remote_;
+    std::optional<std::string> auth_token_;   // auth.token, set by the Socket.IO layer
     friend class server;
+    friend struct detail::sio_client;
 };
 
 } // namespace gw::v0

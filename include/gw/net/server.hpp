@@ -11,6 +11,9 @@
 
 namespace gw::inline v0 {
 
+namespace engineio {
+class server;
+}
 
 /// A WebSocket server: listens when constructed, upgrades connections in the background (slow
 /// clients never delay others), and hands out ready connections through accept() or on_connection.
@@ -167,6 +170,7 @@ private:
         std::size_t next_loop = 0;
         std::shared_ptr<detail::server_context> shared;   // with the connections, which keep it alive
         std::function<void(gw::metrics&)> more_metrics;   // the gateway's part
+        std::shared_ptr<detail::http_mount> mount;        // Engine.IO's endpoint, when one is mounted
 
         static void read(const state& st, gw::metrics& m) {
             st.shared->read(m);
@@ -297,9 +301,17 @@ private:
             }
         }
 
-        /// One connection's handshake: reads the request head and answers it as
-        /// detail::answer_handshake() decides; an accepted connection goes to on_connection or
-        /// accept(). Only the I/O is here.
+        /// How the server's connections behave (options, fixed at construction).
+        detail::connection_settings settings() const {
+            const options& o = opts;
+            return detail::connection_settings{
+                detail::role::server,
+                detail::frame_limits{o.max_message_bytes, o.max_frame_bytes, std::max<std::size_t>(o.max_fragments, 1)},
+                o.close_timeout, o.outbox_high_water, o.max_outbox_bytes, o.slow_consumer};
+        }
+
+        /// One connection's start: its TLS handshake and its admission under the connection limits,
+        /// then its requests.
         static asio::awaitable<void> upgrade(std::shared_ptr<state> self, asio::io_context& home, asio::ip::tcp::socket sock) {
             using asio::experimental::as_tuple;
             const options& o = self->opts;
@@ -309,27 +321,24 @@ private:
             if (auto a = remote.address(); a.is_v6() && a.to_v6().is_v4_mapped())   // IPv4 client, dual-stack socket
                 remote.address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
             sock.set_option(asio::ip::tcp::no_delay(true), ec);
-            const detail::connection_settings settings{
-                detail::role::server,
-                detail::frame_limits{o.max_message_bytes, o.max_frame_bytes, std::max<std::size_t>(o.max_fragments, 1)},
-                o.close_timeout, o.outbox_high_water, o.max_outbox_bytes, o.slow_consumer};
-            auto c = std::make_shared<detail::connection_impl>(std::move(sock), settings);
+            auto c = std::make_shared<detail::connection_impl>(std::move(sock), self->settings());
             c->request_.remote_ = remote;
             // Over a connection limit, the request is still read, so that the refusal is an answer.
             const int full = shared.limits.admit(remote.address());
+            const auto loop = static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin());
             if (!full) {   // counted in: the connection counts itself out when it goes
                 c->server_ = self->shared;
-                c->enlist(static_cast<std::uint32_t>(std::find(self->loops.begin(), self->loops.end(), &home) - self->loops.begin()));
+                c->enlist(loop);
             }
-            asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
-            deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
-                if (e) return;
-                if (auto p = w.lock()) {
-                    std::error_code ignored;
-                    p->sock_.close(ignored);
-                }
-            });
             if (o.tls) {
+                asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
+                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
+                    if (e) return;
+                    if (auto p = w.lock()) {
+                        std::error_code ignored;
+                        p->sock_.close(ignored);
+                    }
+                });
                 c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *o.tls);
                 auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
                 if (hec) {
@@ -337,24 +346,65 @@ private:
                     co_return;
                 }
             }
-            std::string head, rest;
-            bool too_big = false;
-            if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
-                if (!too_big) shared.rejected(0);   // timed out, or the peer went
-                if (too_big) {
-                    shared.rejected(431, "request header too large", &c->request_);
-                    // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
-                    http_response r{431, "request header too large\n"};
-                    co_await detail::refuse(*c, r);
-                }
-                co_return;
-            }
+            co_await requests(std::move(self), loop, std::move(c), {}, full, false);
+        }
+
+        /// A connection's HTTP requests: each head read and answered as detail::answer_handshake()
+        /// decides, or by the mounted endpoint (Engine.IO), which may keep the connection for more;
+        /// an accepted upgrade goes to on_connection or accept(). Only the I/O is here. parsed: the
+        /// first request is already in c->request_ (a connection moved here from another loop).
+        static asio::awaitable<void> requests(std::shared_ptr<state> self, std::uint32_t loop, std::shared_ptr<detail::connection_impl> c,
+                                              std::string rest, int full, bool parsed) {
+            const options& o = self->opts;
+            auto& shared = *self->shared;
+            // Bounds each request's arrival (the handshake, or a keep-alive connection's next request).
+            asio::steady_timer deadline(c->sock_.get_executor());
+            auto arm = [&] {
+                deadline.expires_after(o.handshake_timeout);
+                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
+                    if (e) return;
+                    if (auto p = w.lock()) {
+                        std::error_code ignored;
+                        p->sock_.close(ignored);
+                    }
+                });
+            };
             http_request& req = c->request_;
-            if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
-                shared.rejected(err.status, "malformed: " + std::string(err.reason), &req);
-                http_response r{err.status, std::string(err.reason) + "\n"};
-                co_await detail::refuse(*c, r);
-                co_return;
+            for (bool first = true;; first = false) {
+                if (!parsed) {
+                    arm();
+                    std::string head;
+                    bool too_big = false;
+                    if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
+                        if (!too_big && first) shared.rejected(0);   // timed out, or the peer went
+                        if (too_big) {
+                            shared.rejected(431, "request header too large", &req);
+                            // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
+                            http_response r{431, "request header too large\n"};
+                            co_await detail::refuse(*c, r);
+                        }
+                        co_return;
+                    }
+                    if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
+                        shared.rejected(err.status, "malformed: " + std::string(err.reason), &req);
+                        http_response r{err.status, std::string(err.reason) + "\n"};
+                        co_await detail::refuse(*c, r);
+                        co_return;
+                    }
+                }
+                parsed = false;
+                if (auto& m = self->mount; m && req.path().starts_with(m->prefix)) {
+                    deadline.cancel();
+                    if (self->stopped) co_return;
+                    if (auto there = m->home_of(req); there && *there != loop && !c->tls_) {
+                        // The request is about something another loop owns: the connection moves there.
+                        co_await move_to(self, *there, std::move(c), std::move(rest), full);
+                        co_return;
+                    }
+                    if (!co_await m->serve(c, rest, full)) co_return;
+                    continue;
+                }
+                break;
             }
             struct hooks {
                 const state& st;
@@ -381,17 +431,9 @@ private:
                 co_return;
             }
             c->subprotocol_ = std::move(a.subprotocol);
-            // The 101 goes first in the outbox: the connection is handed over at once, and whatever
-            // the application sends follows it on the wire.
-            detail::out_frame switching;
-            switching.payload = std::move(a.head);
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
-            c->push(std::move(switching));   // before upgraded_: the 101 is not a message
-            c->upgraded_ = true;
-            c->ping_at_ = c->active_at_ = shared.loops[c->loop_].now;
-            shared.handshakes.accepted.fetch_add(1, std::memory_order_relaxed);
-            c->consume_early(rest);
+            detail::start_websocket(*c, std::move(a.head), rest);
             if (o.on_connection) {
                 o.on_connection(connection(std::move(c)));
                 co_return;
@@ -399,9 +441,31 @@ private:
             self->ready.push_back(connection(std::move(c)));
             self->wake.cancel();
         }
+
+        /// Moves a plain-TCP connection, its request read, to another loop and serves it there:
+        /// its socket is re-made on that loop's io_context, and its count under the limits goes with it.
+        static asio::awaitable<void> move_to(std::shared_ptr<state> self, std::uint32_t loop, std::shared_ptr<detail::connection_impl> c,
+                                             std::string rest, int full) {
+            std::error_code ec;
+            const auto protocol = c->sock_.local_endpoint(ec).protocol();
+            if (ec) co_return;
+            const auto fd = c->sock_.release(ec);
+            if (ec) co_return;
+            asio::io_context& there = *self->loops[loop];
+            auto moved = std::make_shared<detail::connection_impl>(asio::ip::tcp::socket(there, protocol, fd), self->settings());
+            moved->request_ = std::move(c->request_);
+            if (c->server_) {
+                c->delist();
+                moved->server_ = std::move(c->server_);   // the count moves: the old one releases nothing
+                moved->enlist(loop);
+            }
+            asio::co_spawn(there, requests(self, loop, std::move(moved), std::move(rest), full, true),
+                           self->shared->log.report("a request moved to its session's loop"));
+        }
     };
     std::shared_ptr<state> st_;
     friend class gateway;   // adds its own metrics to the server's
+    friend class engineio::server;   // mounts its endpoint
 };
 
 } // namespace gw::v0

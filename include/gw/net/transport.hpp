@@ -38,7 +38,7 @@ public:
     virtual void send_text(std::string text) = 0;
     /// Queues a message other recipients share (a broadcast), framed for this transport's kind;
     /// skipped once closing, and when droppable while above the high-water mark.
-    virtual void send_prepared(const prepared& p, bool droppable) = 0;
+    virtual void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) = 0;
     /// Bytes queued and not yet taken by the peer, as far as this side knows.
     virtual std::size_t buffered() const noexcept = 0;
     virtual bool above_high_water() const noexcept = 0;
@@ -63,6 +63,10 @@ public:
     virtual asio::awaitable<std::string> settle() = 0;
     /// The last step, after settle(): the underlying connection goes (TCP closed).
     virtual asio::awaitable<void> release() = 0;
+
+    /// The gateway made a socket for this transport, with this id, and is about to run its
+    /// on_connect hooks: Socket.IO answers the client's CONNECT here, before anything they send.
+    virtual void opened(std::string_view socket_id) { (void)socket_id; }
 
     // Where it runs and what it was opened with.
     virtual asio::any_io_executor executor() const = 0;

@@ -78,6 +78,8 @@ inline std::string_view status_text(int status) noexcept {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
     case 408: return "Request Timeout";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
@@ -89,14 +91,15 @@ inline std::string_view status_text(int status) noexcept {
     }
 }
 
-/// A complete plain-HTTP response that closes the connection.
-inline std::string format_response(const http_response& r) {
+/// A complete plain-HTTP response: one that closes the connection, unless keep_alive (the
+/// client may send its next request on it: Engine.IO's polling).
+inline std::string format_response(const http_response& r, bool keep_alive = false) {
     std::string out;
     out.reserve(128 + r.body.size());
     out.append("HTTP/1.1 ").append(std::to_string(r.status)).append(" ").append(status_text(r.status));
     out.append("\r\nContent-Type: ").append(r.content_type);
     out.append("\r\nContent-Length: ").append(std::to_string(r.body.size()));
-    out.append("\r\nConnection: close\r\n");
+    out.append(keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n");
     for (const auto& [k, v] : r.headers) out.append(k).append(": ").append(v).append("\r\n");
     out.append("\r\n").append(r.body);
     return out;

@@ -70,7 +70,58 @@ inline void write_json_string(std::string& out, std::string_view s) {
     out.append(1, '"');
 }
 
-/// Appends j as json::dump() prints it (compact, U+FFFD for invalid UTF-8), without a temporary.
+/// Appends a number as JavaScript's JSON.stringify writes it (ECMAScript's Number::toString): the
+/// shortest digits that read back the same, fixed notation for exponents from -7 to 20, else
+/// "1e-7" / "1.5e+21"; NaN and the infinities as null, as JSON has no word for them.
+inline void write_js_number(std::string& out, double v) {
+    if (!std::isfinite(v)) {
+        out += "null";
+        return;
+    }
+    if (v == 0) {
+        out += '0';   // -0 too
+        return;
+    }
+    char buf[40];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    std::string_view sci(buf, static_cast<std::size_t>(r.ptr - buf));   // [-]d[.ddd]e[+-]XX
+    if (sci.front() == '-') {
+        out += '-';
+        sci.remove_prefix(1);
+    }
+    const auto e = sci.find('e');
+    std::string digits;
+    for (char c : sci.substr(0, e))
+        if (c != '.') digits += c;
+    int exponent = 0;
+    std::from_chars(sci.data() + e + (sci[e + 1] == '+' ? 2 : 1), sci.data() + sci.size(), exponent);
+    const int k = static_cast<int>(digits.size()), n = exponent + 1;
+    if (k <= n && n <= 21) {
+        out += digits;
+        out.append(static_cast<std::size_t>(n - k), '0');
+    } else if (0 < n && n <= 21) {
+        out.append(digits, 0, static_cast<std::size_t>(n));
+        out += '.';
+        out.append(digits, static_cast<std::size_t>(n));
+    } else if (-6 < n && n <= 0) {
+        out += "0.";
+        out.append(static_cast<std::size_t>(-n), '0');
+        out += digits;
+    } else {
+        out += digits[0];
+        if (k > 1) {
+            out += '.';
+            out.append(digits, 1);
+        }
+        out += 'e';
+        out += n - 1 >= 0 ? '+' : '-';
+        out += std::to_string(std::abs(n - 1));
+    }
+}
+
+/// Appends j as json::dump() prints it (compact, U+FFFD for invalid UTF-8), without a temporary;
+/// numbers as JavaScript writes them (write_js_number), which is what a JSON.parse on the other
+/// side reads back exactly.
 inline void write_json(std::string& out, const json& j) {
     switch (j.type()) {
     case json::value_t::null: out += "null"; return;
@@ -108,7 +159,8 @@ inline void write_json(std::string& out, const json& j) {
         out += '}';
         return;
     }
-    default: break;   // floating point (its shortest round-trip form) and binary: the library's printer
+    case json::value_t::number_float: write_js_number(out, j.get<double>()); return;
+    default: break;   // binary: the library's printer
     }
     out += j.dump(-1, ' ', false, json::error_handler_t::replace);
 }

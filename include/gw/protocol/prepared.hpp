@@ -1,6 +1,7 @@
 // gw::prepared: a message encoded once (by a codec) and framed lazily, at most once per kind of
-// recipient: a plain WebSocket text frame today; a compressed frame and an Engine.IO packet are
-// kinds to come. A broadcast shares one prepared message across its sockets, workers and nodes.
+// recipient: a plain WebSocket text frame, or an Engine.IO message packet in a WebSocket frame (a
+// polling session takes the text itself); a compressed frame is a kind to come. A broadcast shares
+// one prepared message across its sockets, workers and nodes.
 #pragma once
 #include "../detail/config.hpp"
 #include "ws_frame.hpp"
@@ -19,25 +20,36 @@ public:
     const std::string& text() const noexcept { return text_; }
 
     /// The whole WebSocket frame (header and payload, unmasked: a server's), made on first call.
-    const std::shared_ptr<const std::string>& websocket_frame() const {
-        // Every recipient of a broadcast asks: after the first, one acquiring load answers.
-        if (websocket_ready_.load(std::memory_order_acquire)) return websocket_;
-        std::call_once(websocket_once_, [this] {
-            auto frame = std::make_shared<std::string>();
-            frame->resize(detail::max_frame_header);
-            frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, text_.size()));
-            frame->append(text_);
-            websocket_ = std::move(frame);
-            websocket_ready_.store(true, std::memory_order_release);
-        });
-        return websocket_;
-    }
+    const std::shared_ptr<const std::string>& websocket_frame() const { return websocket_.get(text_, {}); }
+    /// The same message as an Engine.IO message packet ('4' before the text) in a WebSocket frame.
+    const std::shared_ptr<const std::string>& engineio_frame() const { return engineio_.get(text_, "4"); }
 
 private:
+    /// One wire form: made under a once_flag; after that, one acquiring load answers every
+    /// recipient of a broadcast.
+    struct form {
+        std::once_flag once;
+        std::atomic<bool> ready{false};
+        std::shared_ptr<const std::string> bytes;
+
+        const std::shared_ptr<const std::string>& get(const std::string& text, std::string_view prefix) {
+            if (ready.load(std::memory_order_acquire)) return bytes;
+            std::call_once(once, [&] {
+                auto frame = std::make_shared<std::string>();
+                const std::size_t size = prefix.size() + text.size();
+                frame->resize(detail::max_frame_header);
+                frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, size));
+                frame->reserve(frame->size() + size);
+                frame->append(prefix);
+                frame->append(text);
+                bytes = std::move(frame);
+                ready.store(true, std::memory_order_release);
+            });
+            return bytes;
+        }
+    };
     std::string text_;
-    mutable std::once_flag websocket_once_;
-    mutable std::atomic<bool> websocket_ready_{false};
-    mutable std::shared_ptr<const std::string> websocket_;
+    mutable form websocket_, engineio_;
 };
 
 } // namespace gw::v0

@@ -56,6 +56,7 @@
 #include <iterator>       // the outbox's buffer-sequence iterator
 #include <memory>         // shared ownership of connection state
 #include <mutex>          // a server's connection lists and per-address counts
+#include <map>            // recovery's broadcasts per namespace, found by name
 #if defined(__GLIBC__)
 #include <malloc.h>       // malloc_trim: a server whose last connection went gives memory back
 #endif
@@ -197,8 +198,14 @@ struct metrics {
     std::uint64_t dropped = 0;                 ///< messages dropped: volatile emits, gw::overflow::drop
     std::uint64_t slow_consumer_closes = 0;    ///< connections closed by gw::overflow::close
     std::uint64_t ping_timeouts = 0;           ///< connections dropped for a late pong
+    // Engine.IO's (Socket.IO's connections; zero without it):
+    std::uint64_t engineio_sessions = 0;       ///< gauge: sessions open
+    std::uint64_t engineio_polling = 0;        ///< gauge: of those, on long-polling now (the rest: WebSocket)
+    std::uint64_t engineio_upgrades = 0;       ///< sessions moved from polling to a WebSocket
+    std::uint64_t engineio_ping_timeouts = 0;  ///< sessions ended for a late pong
     // The gateway's (zero for a plain server):
     std::uint64_t sockets = 0;                 ///< gauge: sockets in every namespace
+    std::uint64_t socketio_sockets = 0;        ///< gauge: of those, Socket.IO clients' (the rest: WsAdapter's)
     std::uint64_t rooms = 0;                   ///< gauge: rooms with members, per worker and namespace, id-rooms aside
     /// Handler latency (guards, pipes and handler, until the reply is queued) per event.
     struct latency {
@@ -249,7 +256,12 @@ inline std::string to_prometheus(const metrics& m) {
     one("messages_dropped_total", "counter", "Messages dropped: volatile emits and overflow::drop.", m.dropped);
     one("slow_consumer_closes_total", "counter", "Connections closed because their outbox passed its cap.", m.slow_consumer_closes);
     one("ping_timeouts_total", "counter", "Connections dropped for a late pong.", m.ping_timeouts);
+    one("engineio_sessions", "gauge", "Engine.IO sessions open.", m.engineio_sessions);
+    one("engineio_polling_sessions", "gauge", "Engine.IO sessions on long-polling.", m.engineio_polling);
+    one("engineio_upgrades_total", "counter", "Engine.IO sessions upgraded from polling to WebSocket.", m.engineio_upgrades);
+    one("engineio_ping_timeouts_total", "counter", "Engine.IO sessions ended for a late pong.", m.engineio_ping_timeouts);
     one("sockets", "gauge", "Gateway sockets in every namespace.", m.sockets);
+    one("socketio_sockets", "gauge", "Gateway sockets of Socket.IO clients.", m.socketio_sockets);
     one("rooms", "gauge", "Gateway rooms with members (per worker and namespace; id-rooms aside).", m.rooms);
     out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
     for (const auto& h : m.handlers) {
@@ -410,6 +422,38 @@ private:
 inline bool is_valid_utf8(std::string_view s) noexcept {
     utf8_validator v;
     return v.feed(s) && v.complete();
+}
+
+/// The text with each ill-formed UTF-8 sequence (each maximal part of one) replaced by U+FFFD, as
+/// a WHATWG decoder (Node's) reads bytes that are not UTF-8.
+inline std::string utf8_repaired(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 8);
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            out += s[i++];
+            continue;
+        }
+        int need = 0;
+        unsigned char lo = 0x80, hi = 0xBF;   // the range of the byte after the lead
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        std::size_t j = i + 1;
+        int got = 0;
+        while (got < need && j < s.size()) {
+            const auto d = static_cast<unsigned char>(s[j]);
+            if (d < lo || d > hi) break;
+            lo = 0x80, hi = 0xBF;
+            ++got, ++j;
+        }
+        if (need > 0 && got == need) out.append(s.substr(i, j - i));
+        else out += "\xEF\xBF\xBD";
+        i = j;
+    }
+    return out;
 }
 
 } // namespace gw::v0::detail
@@ -1564,7 +1608,8 @@ inline std::optional<packet> decode_packet(std::string_view text, bool binary) {
 
 /// Splits a polling POST body into packets, appended to out in order. Stops at the first record
 /// that is not a packet and returns false (the packets before it stay in out, to be processed as
-/// the reference server does). An empty body is malformed.
+/// the reference server does). An empty body is malformed. Text is read as UTF-8 as the reference
+/// server reads it: an ill-formed sequence becomes U+FFFD, so what is passed on is valid UTF-8.
 inline bool decode_payload(std::string_view body, std::vector<packet>& out) {
     if (body.empty()) return false;
     for (;;) {
@@ -1575,6 +1620,7 @@ inline bool decode_payload(std::string_view body, std::vector<packet>& out) {
             if (!base64_decode(record.substr(1), p.data)) return false;
             out.push_back(std::move(p));
         } else if (auto p = decode_packet(record, false)) {
+            if (!is_valid_utf8(p->data)) p->data = utf8_repaired(p->data);
             out.push_back(std::move(*p));
         } else {
             return false;
@@ -2241,6 +2287,9 @@ public:
     /// The gateway made a socket for this transport, with this id, and is about to run its
     /// on_connect hooks: Socket.IO answers the client's CONNECT here, before anything they send.
     virtual void opened(std::string_view socket_id) { (void)socket_id; }
+    /// Socket.IO with connection-state recovery: the private session id under which the socket's
+    /// state is kept when the transport drops; empty when it is not kept.
+    virtual std::string_view session_pid() const noexcept { return {}; }
 
     // Where it runs and what it was opened with.
     virtual asio::any_io_executor executor() const = 0;
@@ -2321,6 +2370,7 @@ public:
     std::uint32_t loop_ = 0;
     bool listed_ = false, upgraded_ = false, ping_outstanding_ = false;
     bool shutting_down_ = false;   // closed by the server's stop()
+    bool in_mount_ = false;        // a mounted endpoint (Engine.IO) is answering its request
     std::uint32_t ping_at_ = 0, active_at_ = 0;   // server clock: last ping sent, last message seen
     std::uint32_t messages_in_ = 0, seen_in_ = 0;   // messages received; as of the last sweep
 
@@ -3224,6 +3274,10 @@ public:
     virtual asio::awaitable<bool> serve(std::shared_ptr<connection_impl> c, std::string& rest, int full) = 0;
     /// The loop that owns what the request is about (an Engine.IO session), when that is known.
     virtual std::optional<std::uint32_t> home_of(const http_request& req) = 0;
+    /// The server shuts down: what the mount keeps open (sessions between requests) closes.
+    virtual void shut_down() = 0;
+    /// Adds the mount's counters and gauges.
+    virtual void read(gw::metrics& m) const = 0;
     /// Requests whose path starts with this are the mount's.
     std::string prefix;
 };
@@ -3454,6 +3508,7 @@ private:
 
         static void read(const state& st, gw::metrics& m) {
             st.shared->read(m);
+            if (auto mount = st.mount) mount->read(m);
             if (st.more_metrics) st.more_metrics(m);
         }
 
@@ -3479,6 +3534,7 @@ private:
             auto ex = co_await asio::this_coro::executor;
             auto timer = std::make_shared<asio::steady_timer>(ex, deadline);
             shared->when_empty([ex, timer] { asio::post(ex, [timer] { timer->cancel(); }); });
+            if (auto mount = self->mount) mount->shut_down();   // Engine.IO's sessions: a close packet each
             auto each = [&](auto act) {   // act(connection_impl&) on every connection, on its own loop
                 for (std::uint32_t i = 0; i < self->loops.size(); ++i)
                     asio::post(*self->loops[i], [shared, i, act] {
@@ -3493,6 +3549,7 @@ private:
                     });
             };
             each([log = shared->log](const std::shared_ptr<detail::connection_impl>& c) {
+                if (c->in_mount_) return;   // a request Engine.IO answers: its session's close packet is on its way
                 if (!c->upgraded_) {   // still in its handshake: nothing to say goodbye with
                     std::error_code ignored;
                     c->sock_.close(ignored);
@@ -3681,7 +3738,16 @@ private:
                         co_await move_to(self, *there, std::move(c), std::move(rest), full);
                         co_return;
                     }
-                    if (!co_await m->serve(c, rest, full)) co_return;
+                    c->in_mount_ = true;
+                    const bool more = co_await m->serve(c, rest, full);
+                    c->in_mount_ = false;
+                    if (!more) co_return;
+                    if (self->stopped) {   // shutting down: no next request on this connection
+                        std::error_code ignored;
+                        c->sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                        c->sock_.close(ignored);
+                        co_return;
+                    }
                     continue;
                 }
                 break;
@@ -3905,7 +3971,8 @@ struct eio_state {
     // accept()'s queue, on the first loop.
     std::deque<std::shared_ptr<eio_session>> ready;
     std::unique_ptr<asio::steady_timer> wake;
-    bool stopped = false;
+    std::atomic<bool> stopped{false};   // read by requests on every loop
+    std::atomic<std::uint64_t> polling{0}, upgrades{0}, ping_timeouts{0};   // metrics
 
     std::optional<std::uint32_t> current_loop() const noexcept {
         for (std::uint32_t i = 0; i < loops.size(); ++i)
@@ -3943,7 +4010,29 @@ public:
     }
 
     /// Starts the heartbeat: the first ping goes ping_interval after the handshake.
-    void begin() { arm_ping(); }
+    void begin() {
+        if (!ws_) {
+            polling_counted_ = true;
+            st_->polling.fetch_add(1, std::memory_order_relaxed);
+        }
+        arm_ping();
+    }
+
+    /// The server shuts down: a close packet after what is queued, and the session ends now
+    /// ("server shutting down"); a held poll takes the close packet.
+    void shut_down() {
+        if (ended()) return;
+        if (ws_) {
+            if (ws_->can_send()) {
+                ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
+                ws_->close_soon(close_code::going_away, "server shutting down");
+            }
+        } else {
+            queue_.push_back(queued{packet_type::close, false, {}, nullptr});
+            queued_bytes_ += 1;
+        }
+        end("server shutting down");
+    }
 
     // ---- the WebSocket transport ----
 
@@ -3983,7 +4072,10 @@ public:
         }
         {
             flag_guard pending(get_pending_);
+            if (queue_.empty() && phase_ == phase::open) watch_abort(c);
             while (queue_.empty() && phase_ == phase::open && !(probed_ && probe_) && !ws_) co_await wait();
+            std::error_code ignored;
+            c->sock_.cancel(ignored);   // the watch ends with the wait
         }
         std::string payload;
         std::size_t taken = 0;
@@ -4012,6 +4104,21 @@ public:
         co_return ok;
     }
 
+    /// While a poll is held, a client that goes away (its tab closed) ends the session at once
+    /// ("transport error") rather than at the next missed pong. Bytes that arrive instead (the
+    /// client's next request, pipelined) end the watch without a verdict.
+    void watch_abort(const std::shared_ptr<connection_impl>& c) {
+        c->sock_.async_wait(tcp::socket::wait_read, [w = weak_from_this(), wc = std::weak_ptr<connection_impl>(c)](std::error_code ec) {
+            auto s = w.lock();
+            auto conn = wc.lock();
+            if (ec || !s || !conn || !s->get_pending_) return;
+            char byte;
+            std::error_code peek;
+            conn->sock_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek);
+            if (peek && peek != asio::error::would_block && peek != asio::error::try_again) s->end("transport error");
+        });
+    }
+
     /// Answers a POST whose body has been read: its packets in order. Returns the refusal's code,
     /// or nullopt when the body was taken.
     std::optional<eio::error_code> posted(std::string_view body) {
@@ -4035,6 +4142,8 @@ public:
         if (ended()) return;
         phase_ = phase::ended;
         reason_ = std::move(reason);
+        if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
+        if (reason_ == "ping timeout") st_->ping_timeouts.fetch_add(1, std::memory_order_relaxed);
         {
             std::lock_guard hold(st_->lock);
             st_->sessions.erase(id_);
@@ -4220,6 +4329,8 @@ private:
     /// The probe said "5": the session moves to it, with what was waiting for a poll.
     void upgrade() {
         if (upgrade_timer_) upgrade_timer_->cancel();
+        if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
+        st_->upgrades.fetch_add(1, std::memory_order_relaxed);
         ws_ = std::move(probe_);
         probed_ = false;
         ws_->on_drain(drain_callback_, drain_context_);
@@ -4350,12 +4461,32 @@ private:
     void (*drain_callback_)(void*) = nullptr;
     void* drain_context_ = nullptr;
     bool get_pending_ = false, probed_ = false, awaiting_pong_ = false, pressed_ = false, drop_when_full_ = false;
+    bool polling_counted_ = false;   // in the polling gauge
 };
 
 /// The endpoint mounted on the server: classifies each request and answers it.
 class eio_mount final : public http_mount {
 public:
     explicit eio_mount(std::shared_ptr<eio_state> st) : st_(std::move(st)) { prefix = st_->opts.path; }
+
+    void shut_down() override {
+        std::vector<std::pair<std::shared_ptr<eio_session>, std::uint32_t>> all;
+        {
+            std::lock_guard hold(st_->lock);
+            for (const auto& [id, entry] : st_->sessions) all.push_back(entry);
+        }
+        for (auto& [s, loop] : all) asio::post(*st_->loops[loop], [s = s] { s->shut_down(); });
+    }
+
+    void read(gw::metrics& m) const override {
+        {
+            std::lock_guard hold(st_->lock);
+            m.engineio_sessions += st_->sessions.size();
+        }
+        m.engineio_polling += st_->polling.load(std::memory_order_relaxed);
+        m.engineio_upgrades += st_->upgrades.load(std::memory_order_relaxed);
+        m.engineio_ping_timeouts += st_->ping_timeouts.load(std::memory_order_relaxed);
+    }
 
     std::optional<std::uint32_t> home_of(const http_request& req) override {
         auto sid = req.query_param("sid");
@@ -4382,6 +4513,11 @@ public:
         if (kind.refused) co_return co_await refuse(*c, *kind.refused, is_upgrade, keep);
         const bool websocket = kind.transport == eio::transport_kind::websocket;
         if (kind.sid.empty()) {   // a handshake
+            if (st->stopped) {
+                http_response r{503, "shutting down\n"};
+                co_await detail::refuse(*c, r);
+                co_return false;
+            }
             if (full) {
                 st->shared->rejected(full, "Engine.IO handshake over the connection limit", &req);
                 http_response r{full, full == 503 ? "the server is at its connection limit\n" : "too many connections from this address\n"};
@@ -4449,7 +4585,8 @@ public:
             add_cors(req, r, false);
             r.headers.emplace_back("Cache-Control", "no-store");
             if (!co_await s->poll(c, std::move(r))) co_return false;
-            co_return keep || co_await linger(*c);
+            if (keep) co_return true;   // not `keep || co_await ...`: GCC 12 evaluates the co_await anyway
+            co_return co_await linger(*c);
         }
         if (req.method() != "POST") {
             http_response r{500, {}, "text/plain; charset=utf-8"};
@@ -4668,7 +4805,11 @@ public:
     }
     server(const server&) = delete;
     server& operator=(const server&) = delete;
-    ~server() { stop(); }
+    /// Stops, and the server's requests under options.path are no longer Engine.IO's.
+    ~server() {
+        stop();
+        if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount.reset();
+    }
 
     /// The next new session. Throws asio::error::operation_aborted once stopped.
     asio::awaitable<connection> accept() {
@@ -4684,12 +4825,11 @@ public:
         }
     }
 
-    /// Stops taking requests: the endpoint is unmounted and accept() fails; sessions go on until
-    /// they end.
+    /// Stops taking new sessions: handshakes get 503 and accept() fails; open sessions go on until
+    /// they end (the server's stop() ends them with a close packet each).
     void stop() {
         if (!st_ || st_->stopped) return;
         st_->stopped = true;
-        if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount.reset();
         st_->wake->cancel();
     }
 
@@ -4728,7 +4868,169 @@ inline void eio_mount::hand_over(const std::shared_ptr<eio_state>& st, const std
 // ==== gw/gateway/options.hpp ====
 // gw::gateway_options: what the gateway decides beside the server it runs on (gw::options).
 
+// ==== gw/gateway/recovery.hpp ====
+// The session store seam, for connection-state recovery (Socket.IO's connectionStateRecovery):
+// when a client's transport drops, its socket's id, rooms and data are kept for a window with the
+// broadcasts it could have received; a client that comes back within the window with its private
+// session id gets them back. memory_session_store keeps them in one process; a Redis store will
+// keep them where any node can restore them.
+
+#ifndef GATEWAY_NO_JSON
 namespace gw::inline v0 {
+
+/// What recovery keeps of a socket whose transport dropped.
+struct session_record {
+    std::string id;                    ///< the socket's id, which it keeps when restored
+    std::string nsp;                   ///< its namespace
+    std::vector<std::string> rooms;    ///< the rooms it was in, its id-room aside
+    json data;                         ///< what it carried (socket.data() when that holds JSON)
+    std::uint64_t offset = 0;          ///< the offset of the last broadcast it was sent
+};
+
+/// A broadcast as recovery keeps it: what was sent, and to whom.
+struct kept_broadcast {
+    std::uint64_t offset = 0;
+    std::vector<std::string> rooms, except_rooms;   ///< as the emit named them (none: everyone)
+    std::shared_ptr<const prepared> message;
+};
+
+/// Where sessions wait for their clients. Every operation completes on the caller's executor.
+class session_store {
+public:
+    virtual ~session_store() = default;
+    /// Keeps record under the private session id pid for window (a later save replaces it).
+    virtual asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) = 0;
+    /// Takes the record back, once; nullopt when it is unknown or its window has passed.
+    virtual asio::awaitable<std::optional<session_record>> restore(std::string pid) = 0;
+    /// Keeps a broadcast of namespace nsp (b's rooms and except rooms) for as long as a session
+    /// could miss it: assigns its offset (increasing within the namespace), has encode make the
+    /// message as sent with that offset in it, keeps that message and returns it. Synchronous, since
+    /// a broadcast is queued before its emit returns: a store kept elsewhere assigns offsets here and
+    /// writes behind.
+    virtual std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
+                                                   const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) = 0;
+    /// The broadcasts of record's namespace after its offset that reached a socket in its rooms
+    /// (or in its id-room), in order; nullopt when the offset is not one the store can continue
+    /// from (never assigned, or older than what it keeps): then nothing can be recovered.
+    virtual asio::awaitable<std::optional<std::vector<kept_broadcast>>> missed(session_record record) = 0;
+};
+
+namespace detail {
+
+/// Whether a kept broadcast reached a socket with this id in these rooms.
+inline bool reached(const kept_broadcast& b, const session_record& r) {
+    auto in = [&](const std::string& room) {
+        return room == r.id || std::find(r.rooms.begin(), r.rooms.end(), room) != r.rooms.end();
+    };
+    if (std::any_of(b.except_rooms.begin(), b.except_rooms.end(), in)) return false;
+    return b.rooms.empty() || std::any_of(b.rooms.begin(), b.rooms.end(), in);
+}
+
+} // namespace detail
+
+/// A session store in this process's memory: sessions expire after their window; broadcasts after
+/// the longest window saved, or Socket.IO's 2 minutes when that is longer; at most max_kept
+/// broadcasts per namespace are kept. Thread-safe.
+class memory_session_store final : public session_store {
+public:
+    explicit memory_session_store(std::size_t max_kept = 10'000) : max_kept_(max_kept) {}
+
+    asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
+        std::lock_guard hold(lock_);
+        const auto now = clock::now();
+        forget(now);
+        longest_ = std::max(longest_, window);
+        sessions_[std::move(pid)] = {now + window, std::move(record)};
+        co_return;
+    }
+    asio::awaitable<std::optional<session_record>> restore(std::string pid) override {
+        std::lock_guard hold(lock_);
+        forget(clock::now());
+        auto it = sessions_.find(pid);
+        if (it == sessions_.end()) co_return std::nullopt;
+        session_record r = std::move(it->second.record);
+        sessions_.erase(it);
+        co_return r;
+    }
+    std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
+                                           const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) override {
+        std::lock_guard hold(lock_);
+        auto it = logs_.find(nsp);
+        if (it == logs_.end()) it = logs_.emplace(std::string(nsp), log{}).first;
+        auto& log = it->second;
+        b.offset = ++log.last;
+        b.message = encode(b.offset);
+        auto message = b.message;
+        log.entries.push_back({clock::now(), std::move(b)});
+        if (log.entries.size() > max_kept_) {
+            log.entries.pop_front();
+            log.dropped = true;
+        }
+        return message;
+    }
+    asio::awaitable<std::optional<std::vector<kept_broadcast>>> missed(session_record record) override {
+        std::lock_guard hold(lock_);
+        forget(clock::now());
+        std::vector<kept_broadcast> out;
+        auto it = logs_.find(record.nsp);
+        if (it == logs_.end()) co_return record.offset == 0 ? std::optional(out) : std::nullopt;
+        const log& l = it->second;
+        // Known: assigned, and nothing after it forgotten (the oldest kept follows it at once).
+        const std::uint64_t next = l.entries.empty() ? l.last + 1 : l.entries.front().b.offset;
+        if (record.offset > l.last || (l.dropped && record.offset + 1 < next)) co_return std::nullopt;
+        for (const auto& e : l.entries)
+            if (e.b.offset > record.offset && detail::reached(e.b, record)) out.push_back(e.b);
+        co_return out;
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+    struct session {
+        clock::time_point expires;
+        session_record record;
+    };
+    struct entry {
+        clock::time_point at;
+        kept_broadcast b;
+    };
+    struct log {
+        std::uint64_t last = 0;
+        std::deque<entry> entries;
+        bool dropped = false;   // entries were forgotten: offsets before the oldest are unknown
+    };
+    /// Drops the sessions past their window and the broadcasts no session could still miss.
+    void forget(clock::time_point now) {
+        std::erase_if(sessions_, [&](const auto& kv) { return kv.second.expires <= now; });
+        for (auto& [nsp, l] : logs_)
+            while (!l.entries.empty() && l.entries.front().at + longest_ <= now) {
+                l.entries.pop_front();
+                l.dropped = true;
+            }
+    }
+
+    const std::size_t max_kept_;
+    std::mutex lock_;
+    std::chrono::milliseconds longest_{120'000};   // Socket.IO's default window
+    std::unordered_map<std::string, session> sessions_;
+    std::map<std::string, log, std::less<>> logs_;   // found by string_view
+};
+
+} // namespace gw::v0
+#endif
+
+#ifndef GATEWAY_NO_JSON
+namespace gw::inline v0 {
+
+/// Connection-state recovery (Socket.IO's connectionStateRecovery): a Socket.IO socket whose
+/// transport drops keeps its id, rooms and data for a while, and a client that comes back in time
+/// gets them back with the broadcasts it missed. Off unless enabled.
+struct recovery_options {
+    bool enabled = false;
+    std::chrono::milliseconds max_disconnection{120'000};   ///< how long a dropped socket's state waits
+    bool skip_middlewares = true;   ///< a recovered socket does not pass the handshake middleware again
+    /// Where the state waits; null: a gw::memory_session_store of the gateway's (this process only).
+    std::shared_ptr<session_store> store{};
+};
 
 /// The Socket.IO platform beside NestJS's WsAdapter one: Socket.IO clients connect to the same
 /// namespaces, handlers, hooks and rooms. Every field has the reference server's default.
@@ -4739,6 +5041,7 @@ struct socketio_options {
     /// A session that joins no namespace within this is closed.
     std::chrono::milliseconds connect_timeout{45'000};
     std::size_t max_attachments = 10;   ///< binary attachments of one packet: more close the connection
+    recovery_options recovery{};
 };
 
 /// The gateway's own limits, given beside the server's options: gw::gateway app{io, {.port = 8080},
@@ -4757,6 +5060,7 @@ struct gateway_options {
 };
 
 } // namespace gw::v0
+#endif
 
 // ==== gw/gateway/vocabulary.hpp ====
 // The gateway's words: an event, the replies a handler may give (a value, gw::response, a
@@ -4899,6 +5203,12 @@ public:
     virtual std::optional<std::string> reply(const event& request, std::string_view name, const json& data, bool spread) const {
         return encode(name.empty() ? std::string_view(request.name) : name, data, request.id, 0, spread);
     }
+    /// A broadcast kept for connection-state recovery, with its offset: Socket.IO sends the offset
+    /// as the event's last argument (the client remembers it); other formats ignore it.
+    virtual std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const {
+        (void)offset;
+        return prepare(name, data, spread);
+    }
     /// True when a message that does not decode ends the connection (Socket.IO's rule), false when
     /// the client is told with an exception event (NestJS's).
     virtual bool closes_on_error() const noexcept { return false; }
@@ -4911,8 +5221,15 @@ public:
 /// it first: the gateway's own format, and the Socket.IO format of the namespace it goes to.
 class broadcast_message {
 public:
-    broadcast_message(std::string name, json data, const codec* first, const codec* second)
-        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {}
+    /// second_made: the second codec's form when it is made already (a broadcast kept for recovery).
+    broadcast_message(std::string name, json data, const codec* first, const codec* second,
+                      std::shared_ptr<const prepared> second_made = nullptr)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {
+        if (second_made) {
+            forms_[1].made = std::move(second_made);
+            forms_[1].ready.store(true, std::memory_order_release);
+        }
+    }
 
     const std::string& name() const noexcept { return name_; }
     const json& data() const noexcept { return data_; }
@@ -5286,6 +5603,9 @@ public:
         co_await asio::co_spawn(t->executor(), std::move(hop), asio::use_awaitable);
     }
     bool connected() const noexcept { return transport_->is_open(); }
+    /// Socket.IO with connection-state recovery: true when this socket is one that had dropped and
+    /// came back within the window, with its id, rooms and data (and the events it missed).
+    bool recovered() const noexcept { return recovered_; }
 
     socket(const socket&) = delete;
     socket& operator=(const socket&) = delete;
@@ -5322,6 +5642,7 @@ private:
     /// no entry in the room map and no copy of the id.
     bool in_own_room_ = true;
     bool closed_by_server_ = false;
+    bool recovered_ = false;
     bool gone_ = false;   // out of the namespace: rooms and lookups no longer know it
     // The message-rate bucket (options.message_rate): tokens left, as of when.
     double tokens_ = -1;   // -1: full, not yet used
@@ -5704,6 +6025,7 @@ struct namespace_state {
     std::unique_ptr<adapter> members;   // its sockets and rooms: a local adapter, or one that wraps it
     std::unique_ptr<codec> sio_wire;    // Socket.IO packets of this namespace (gateway/socketio.hpp)
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
+    std::atomic<std::size_t> connected_socketio{0};   // of those, Socket.IO clients
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
@@ -5785,6 +6107,16 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
+    if (ack == 0 && !transport_->session_pid().empty()) {
+        // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
+        kept_broadcast b;
+        b.rooms.push_back(id_);
+        auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::uint64_t offset) {
+            return codec_->prepare_kept(event, data, false, std::to_string(offset));
+        });
+        send_text(kept->text());
+        return;
+    }
     send_text(codec_->encode(event, data, id, ack));
 }
 
@@ -6038,139 +6370,25 @@ inline asio::awaitable<void> target::emit(std::string_view event, const json& da
     if (spaces_.empty()) return detail::done();
     // Encoded once per wire format the namespace's sockets speak and framed once per kind of
     // transport; every recipient's outbox, on every worker, shares those bytes.
-    for (auto* ns : spaces_)
-        ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(), ns->sio_wire.get()),
+    for (auto* ns : spaces_) {
+        // With connection-state recovery, a broadcast that is not volatile is kept with an offset, so
+        // that a Socket.IO client coming back gets it; its Socket.IO form carries the offset.
+        std::shared_ptr<const prepared> kept;
+        if (const auto& store = ns->owner->socketio.recovery.store; store && !droppable_) {
+            kept_broadcast b;
+            b.rooms = rooms_;
+            b.except_rooms = except_rooms_;
+            for (const socket* s : except_sockets_) b.except_rooms.push_back(s->id());
+            kept = store->append(ns->path, std::move(b), [&](std::uint64_t offset) {
+                return ns->sio_wire->prepare_kept(event, data, false, std::to_string(offset));
+            });
+        }
+        ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(),
+                                                                         ns->sio_wire.get(), std::move(kept)),
                                spec(), droppable_);
+    }
     return detail::done();
 }
-
-} // namespace gw::v0
-#endif
-
-// ==== gw/gateway/recovery.hpp ====
-// The session store seam, for connection-state recovery (Socket.IO's connectionStateRecovery):
-// when a client's transport drops, its socket's id, rooms and data are kept for a window with the
-// broadcasts it could have received; a client that comes back within the window with its private
-// session id gets them back. memory_session_store keeps them in one process; a Redis store will
-// keep them where any node can restore them.
-
-#ifndef GATEWAY_NO_JSON
-namespace gw::inline v0 {
-
-/// What recovery keeps of a socket whose transport dropped.
-struct session_record {
-    std::string id;                    ///< the socket's id, which it keeps when restored
-    std::string nsp;                   ///< its namespace
-    std::vector<std::string> rooms;    ///< the rooms it was in, its id-room aside
-    json data;                         ///< what it carried (socket.data() when that holds JSON)
-    std::uint64_t offset = 0;          ///< the offset of the last broadcast it was sent
-};
-
-/// A broadcast as recovery keeps it: what was sent, and to whom.
-struct kept_broadcast {
-    std::uint64_t offset = 0;
-    std::vector<std::string> rooms, except_rooms;   ///< as the emit named them (none: everyone)
-    std::shared_ptr<const prepared> message;
-};
-
-/// Where sessions wait for their clients. Every operation completes on the caller's executor.
-class session_store {
-public:
-    virtual ~session_store() = default;
-    /// Keeps record under the private session id pid for window (a later save replaces it).
-    virtual asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) = 0;
-    /// Takes the record back, once; nullopt when it is unknown or its window has passed.
-    virtual asio::awaitable<std::optional<session_record>> restore(std::string pid) = 0;
-    /// Keeps a broadcast of namespace nsp for as long as a session could miss it; returns its offset
-    /// (increasing within the namespace).
-    virtual asio::awaitable<std::uint64_t> append(std::string nsp, kept_broadcast b) = 0;
-    /// The broadcasts of record's namespace after its offset that reached a socket in its rooms
-    /// (or in its id-room), in order.
-    virtual asio::awaitable<std::vector<kept_broadcast>> missed(session_record record) = 0;
-};
-
-namespace detail {
-
-/// Whether a kept broadcast reached a socket with this id in these rooms.
-inline bool reached(const kept_broadcast& b, const session_record& r) {
-    auto in = [&](const std::string& room) {
-        return room == r.id || std::find(r.rooms.begin(), r.rooms.end(), room) != r.rooms.end();
-    };
-    if (std::any_of(b.except_rooms.begin(), b.except_rooms.end(), in)) return false;
-    return b.rooms.empty() || std::any_of(b.rooms.begin(), b.rooms.end(), in);
-}
-
-} // namespace detail
-
-/// A session store in this process's memory: sessions expire after their window; broadcasts after
-/// the longest window saved, or Socket.IO's 2 minutes when that is longer; at most max_kept
-/// broadcasts per namespace are kept. Thread-safe.
-class memory_session_store final : public session_store {
-public:
-    explicit memory_session_store(std::size_t max_kept = 10'000) : max_kept_(max_kept) {}
-
-    asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
-        std::lock_guard hold(lock_);
-        const auto now = clock::now();
-        forget(now);
-        longest_ = std::max(longest_, window);
-        sessions_[std::move(pid)] = {now + window, std::move(record)};
-        co_return;
-    }
-    asio::awaitable<std::optional<session_record>> restore(std::string pid) override {
-        std::lock_guard hold(lock_);
-        forget(clock::now());
-        auto it = sessions_.find(pid);
-        if (it == sessions_.end()) co_return std::nullopt;
-        session_record r = std::move(it->second.record);
-        sessions_.erase(it);
-        co_return r;
-    }
-    asio::awaitable<std::uint64_t> append(std::string nsp, kept_broadcast b) override {
-        std::lock_guard hold(lock_);
-        auto& log = logs_[nsp];
-        b.offset = ++log.last;
-        log.entries.push_back({clock::now(), std::move(b)});
-        if (log.entries.size() > max_kept_) log.entries.pop_front();
-        co_return log.last;
-    }
-    asio::awaitable<std::vector<kept_broadcast>> missed(session_record record) override {
-        std::lock_guard hold(lock_);
-        forget(clock::now());
-        std::vector<kept_broadcast> out;
-        if (auto it = logs_.find(record.nsp); it != logs_.end())
-            for (const auto& e : it->second.entries)
-                if (e.b.offset > record.offset && detail::reached(e.b, record)) out.push_back(e.b);
-        co_return out;
-    }
-
-private:
-    using clock = std::chrono::steady_clock;
-    struct session {
-        clock::time_point expires;
-        session_record record;
-    };
-    struct entry {
-        clock::time_point at;
-        kept_broadcast b;
-    };
-    struct log {
-        std::uint64_t last = 0;
-        std::deque<entry> entries;
-    };
-    /// Drops the sessions past their window and the broadcasts no session could still miss.
-    void forget(clock::time_point now) {
-        std::erase_if(sessions_, [&](const auto& kv) { return kv.second.expires <= now; });
-        for (auto& [nsp, l] : logs_)
-            while (!l.entries.empty() && l.entries.front().at + longest_ <= now) l.entries.pop_front();
-    }
-
-    const std::size_t max_kept_;
-    std::mutex lock_;
-    std::chrono::milliseconds longest_{120'000};   // Socket.IO's default window
-    std::unordered_map<std::string, session> sessions_;
-    std::unordered_map<std::string, log> logs_;
-};
 
 } // namespace gw::v0
 #endif
@@ -6191,14 +6409,26 @@ struct dispatcher {
     /// there, then out of every room. Between the hooks the transport reads on its own and hands
     /// each message to the socket (socket::on_message), so an idle socket holds no coroutine frame.
     /// wire: the format the client speaks (the gateway's, or the namespace's Socket.IO packets).
+    /// restored: what connection-state recovery kept of it (its id, rooms and data come back).
     static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
-                                       std::size_t worker, std::shared_ptr<transport> t, const codec* wire) {
+                                       std::size_t worker, std::shared_ptr<transport> t, const codec* wire,
+                                       std::optional<session_record> restored = std::nullopt) {
         std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
         s->data_ = std::move(t->request().attachment);
         s->codec_ = wire;
         s->decoder_ = wire->make_decoder();
+        if (restored) {
+            s->id_ = std::move(restored->id);
+            s->recovered_ = true;
+            // Kept as JSON: a string comes back as the std::string it was (what middleware attaches).
+            if (restored->data.is_string()) s->data_ = restored->data.get<std::string>();
+            else if (!restored->data.is_null()) s->data_ = std::move(restored->data);
+        }
         ns->members->add_socket(*s);   // which also puts it in its id-room
+        if (restored)
+            for (const auto& room : restored->rooms) ns->join(*s, room);
         ns->connected.fetch_add(1, std::memory_order_relaxed);
+        if (wire != st->wire.get()) ns->connected_socketio.fetch_add(1, std::memory_order_relaxed);
         if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
         if (!ns->on_drain.empty())
             t->on_drain(
@@ -6288,6 +6518,7 @@ struct dispatcher {
         s->abandon_acks();
         // No longer counted as connected (as in Socket.IO), though its rooms stay visible to the hooks.
         ns->connected.fetch_sub(1, std::memory_order_relaxed);
+        if (s->codec_ != s->owner_->wire.get()) ns->connected_socketio.fetch_sub(1, std::memory_order_relaxed);
         for (auto& hook : ns->on_disconnect) {
             try {
                 co_await hook(*s, reason);
@@ -6295,10 +6526,28 @@ struct dispatcher {
                 s->ns_.owner->log.report("an on_disconnect hook")(std::current_exception());
             }
         }
+        if (auto pid = t.session_pid(); !pid.empty() && recoverable(reason)) {
+            const auto& rec = s->owner_->socketio.recovery;
+            session_record r{s->id_, ns->path, s->rooms_, nullptr, 0};
+            if (auto* j = std::any_cast<json>(&s->data_)) r.data = *j;
+            else if (auto* text = std::any_cast<std::string>(&s->data_)) r.data = *text;
+            try {
+                co_await rec.store->save(std::string(pid), std::move(r), rec.max_disconnection);
+            } catch (...) {   // a store that fails loses this recovery, not the farewell
+                s->owner_->log.report("saving a socket for recovery")(std::current_exception());
+            }
+        }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
         ns->members->remove_socket(*s);
         s->gone_ = true;
         co_await t.release();
+    }
+
+    /// Whether a socket that went for this reason may come back (Socket.IO's recoverable reasons):
+    /// its transport failed or the server closed it, as opposed to a namespace disconnect.
+    static bool recoverable(std::string_view reason) noexcept {
+        return reason == "transport close" || reason == "transport error" || reason == "ping timeout" ||
+               reason == "forced close" || reason == "forced server close" || reason == "server shutting down";
     }
 
     /// Decodes one message and runs its handler with the enhancers of every level. Never throws:
@@ -6789,6 +7038,13 @@ public:
     bool closes_on_error() const noexcept override { return true; }
     bool answers_unknown() const noexcept override { return false; }
 
+    /// The event with its offset as one more argument, which the client keeps as its last offset.
+    std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const override {
+        json args = spread && data.is_array() ? data : json::array({data});
+        args.push_back(offset);
+        return std::make_shared<const prepared>(encode(name, args, nullptr, 0, true));
+    }
+
 private:
     static void write_json_string(std::string& out, std::string_view s) { detail::write_json_string(out, s); }
     static void write_json(std::string& out, const json& j) { detail::write_json(out, j); }
@@ -6856,6 +7112,9 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
 
 private:
     void connect(const sio::packet_head& h);
+    /// A CONNECT's second half: recovery (when asked and possible), the middleware, the socket.
+    static asio::awaitable<void> join(std::shared_ptr<sio_client> self, namespace_state* ns, std::size_t worker,
+                                      std::shared_ptr<sio_socket> t, std::string pid, std::string offset);
     static void drained(void* self);
 
     std::shared_ptr<gateway_state> st_;
@@ -6876,6 +7135,9 @@ class sio_socket final : public transport {
 public:
     sio_socket(std::shared_ptr<sio_client> client, std::string nsp, http_request req, std::unique_ptr<codec> own_codec)
         : client_(std::move(client)), nsp_(std::move(nsp)), request_(std::move(req)), own_codec_(std::move(own_codec)) {}
+
+    /// With recovery on: the private session id the client gets in the CONNECT reply.
+    std::string pid;
 
     const std::string& nsp() const noexcept { return nsp_; }
     /// The codec for a namespace matched by pattern (its packets name this namespace), else null.
@@ -6946,15 +7208,20 @@ public:
     asio::any_io_executor executor() const override { return client_->engine()->executor(); }
     bool on_own_thread() const noexcept override { return client_->engine()->on_own_thread(); }
     http_request& request() noexcept override { return request_; }
-    /// The CONNECT reply: {"sid": the socket's id}.
+    /// The CONNECT reply: {"sid": the socket's id}, and its "pid" with recovery on.
     void opened(std::string_view socket_id) override {
         std::string reply;
         sio::write_head(reply, sio::packet_type::connect, nsp_);
         reply += "{\"sid\":";
         write_json_string(reply, socket_id);
+        if (!pid.empty()) {
+            reply += ",\"pid\":";
+            write_json_string(reply, pid);
+        }
         reply += '}';
         client_->send(std::move(reply));
     }
+    std::string_view session_pid() const noexcept override { return pid; }
 
     void drained_now() {
         if (drain_callback_) drain_callback_(drain_context_);
@@ -7068,25 +7335,68 @@ inline void sio_client::connect(const sio::packet_head& h) {
         return;
     }
     if (auto token = auth.find("token"); token != auth.end() && token->is_string()) req.auth_token_ = token->get<std::string>();
-    if (auto refused = ns->admit(req)) {
-        std::string message = refused->body;
-        while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) message.pop_back();
-        if (message.empty()) message = std::string(status_text(refused->status));
-        refuse(json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
-        return;
-    }
     const auto worker = st_->current();
     if (!worker) {
         fail("a session on a thread that is none of the gateway's workers");
         return;
     }
+    // What a client that comes back sends to recover: its private session id and last offset.
+    std::string pid, offset;
+    if (st_->socketio.recovery.enabled) {
+        auto p = auth.find("pid"), o = auth.find("offset");
+        if (p != auth.end() && p->is_string() && o != auth.end() && o->is_string()) {
+            pid = p->get<std::string>();
+            offset = o->get<std::string>();
+        }
+    }
     std::unique_ptr<codec> own;
     if (ns->path != nsp) own = std::make_unique<socketio_codec>(nsp, st_->socketio.max_attachments);
     auto t = std::make_shared<sio_socket>(shared_from_this(), nsp, std::move(req), std::move(own));
+    // In the session's list at once: what the client sends meanwhile waits in the socket's inbox.
     sockets_.push_back(t);
     if (timer_) timer_->cancel();
+    asio::co_spawn(engine_->executor(), join(shared_from_this(), ns, *worker, std::move(t), std::move(pid), std::move(offset)),
+                   st_->log.report("a Socket.IO CONNECT"));
+}
+
+inline asio::awaitable<void> sio_client::join(std::shared_ptr<sio_client> self, namespace_state* ns, std::size_t worker,
+                                              std::shared_ptr<sio_socket> t, std::string pid, std::string offset) {
+    const auto& rec = self->st_->socketio.recovery;
+    std::optional<session_record> restored;
+    std::vector<kept_broadcast> missed;
+    if (!pid.empty() && rec.store) {
+        std::uint64_t from = 0;
+        const char* end = offset.data() + offset.size();
+        const auto parsed = std::from_chars(offset.data(), end, from);
+        auto r = co_await rec.store->restore(pid);
+        if (r && r->nsp == ns->path && !offset.empty() && parsed.ec == std::errc{} && parsed.ptr == end) {
+            r->offset = from;
+            if (auto m = co_await rec.store->missed(*r)) {
+                restored = std::move(r);
+                missed = std::move(*m);
+            }
+        }
+    }
+    if (!t->is_open()) co_return;   // the session ended meanwhile
+    if (!restored || !rec.skip_middlewares) {
+        if (auto refused = ns->admit(t->request())) {
+            std::string message = refused->body;
+            while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) message.pop_back();
+            if (message.empty()) message = std::string(status_text(refused->status));
+            std::string out;
+            sio::write_head(out, sio::packet_type::connect_error, t->nsp());
+            write_json(out, json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
+            self->send(std::move(out));
+            self->forget(t.get());
+            t->end("refused");
+            co_return;
+        }
+    }
+    if (rec.enabled) t->pid = restored ? std::move(pid) : random_id();
+    // The events it missed go before the CONNECT reply; the client delivers them once connected.
+    for (const auto& b : missed) self->send_prepared(b.message, false);
     const codec* wire = t->own_codec() ? t->own_codec() : ns->sio_wire.get();
-    asio::co_spawn(engine_->executor(), dispatcher::serve(st_, ns, *worker, std::move(t), wire), st_->log.report("serving a Socket.IO socket"));
+    co_await dispatcher::serve(self->st_, ns, worker, std::move(t), wire, std::move(restored));
 }
 
 } // namespace detail
@@ -7228,6 +7538,7 @@ public:
             if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
         st_->socketio = own.socketio;
+        if (auto& rec = st_->socketio.recovery; rec.enabled && !rec.store) rec.store = std::make_shared<memory_session_store>();
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
         if (own.socketio.enabled) {   // Socket.IO's sessions on the same listener
@@ -7238,12 +7549,14 @@ public:
                 else t->close_soon(close_code::going_away, "shutting down");
             };
             st_->eio = std::make_unique<engineio::server>(*st_->srv, std::move(eo));
+            of("/");   // Socket.IO's main namespace always exists, as in Socket.IO and NestJS
         }
         st_->srv->st_->more_metrics = [w = std::weak_ptr<detail::gateway_state>(st_)](gw::metrics& m) {
             auto st = w.lock();
             if (!st) return;
             for (const auto& ns : st->spaces) {
                 m.sockets += ns->connected.load(std::memory_order_relaxed);
+                m.socketio_sockets += ns->connected_socketio.load(std::memory_order_relaxed);
                 m.rooms += ns->members->rooms();
                 auto add = [&](const std::string& event, const detail::handler& h) {
                     auto& l = m.handlers.emplace_back();

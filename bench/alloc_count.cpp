@@ -148,10 +148,12 @@ int main(int argc, char** argv) {
             server_thread st;
             gw::gateway app{st.io, {.host = "127.0.0.1"}};
             auto ns = app.of("/");
-            ns.on("echo", [](gw::socket&, gw::json data) { return data; });
+            ns.on("echo", [](gw::socket&, gw::event& e) {
+                return gw::response{e.id.is_null() ? "echo" : "", std::move(e.data)};
+            });
             ns.on("join", [](gw::socket& s, std::string room) {
                 s.join(room);
-                return room;
+                return gw::response{"join", std::move(room)};
             });
             ns.on("broadcast", [ns](gw::socket&, gw::json data) -> asio::awaitable<void> {
                 co_await ns.to("bench").emit("broadcast", data);

@@ -1,5 +1,6 @@
 // gateway_echo: the benchmark's events through the gateway (bench/PROTOCOL.md): echo (JSON envelope
-// in, the handler returns the data, envelope out), join and broadcast.
+// in, the handler returns the data, envelope out), join and broadcast, for NestJS WsAdapter clients
+// and Socket.IO clients (at /socket.io/, namespace "/") on the same port.
 // Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM exits 0.
 #include "gateway.hpp"
 
@@ -17,11 +18,16 @@ int main(int argc, char** argv) {
     opts.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
     opts.workers = argc == 3 ? static_cast<std::size_t>(std::atoi(argv[2])) : 1;
     gw::gateway app{io, opts};
+    // "/" is also the Socket.IO namespace "/" (the client's "40"): one set of handlers serves
+    // NestJS's envelope and Socket.IO. Replies name their event, since Socket.IO drops an unnamed
+    // reply unless the client asked for an acknowledgement; an echo that asked for one gets it.
     auto ns = app.of("/");
-    ns.on("echo", [](gw::socket&, gw::json data) { return data; });
+    ns.on("echo", [](gw::socket&, gw::event& e) {
+        return gw::response{e.id.is_null() ? "echo" : "", std::move(e.data)};
+    });
     ns.on("join", [](gw::socket& s, std::string room) {
         s.join(room);
-        return room;
+        return gw::response{"join", std::move(room)};
     });
     ns.on("broadcast", [ns](gw::socket&, gw::json data) -> asio::awaitable<void> { co_await ns.to("bench").emit("broadcast", data); });
     std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));

@@ -17,7 +17,8 @@
 //                      round (--pid), so memory that a closed connection keeps shows as growth
 //
 // --proto says what the frames carry: raw payloads, the events envelope {"event":E,"data":X},
-// or Socket.IO packets 42["E",X] over the websocket transport.
+// or Socket.IO packets 42["E",X] over the websocket transport (with --ack 1, echo asks for an
+// acknowledgement, 42<id>["E",X], and expects 43<id>[X]; --nsp names the namespace).
 //
 // Output: one line per result starting with "result ", key=value pairs.
 
@@ -74,6 +75,8 @@ struct Options {
     Proto proto = Proto::raw;
     std::string event = "echo";  // echo: the event name sent (events and socketio)
     std::string room = "bench";  // broadcast: the room the members join
+    std::string nsp = "/";       // socketio: the namespace connected to ("40" or "40/nsp,")
+    bool ack = false;            // socketio echo: ask for an acknowledgement (an ack id) instead of an event back
     std::string host = "127.0.0.1";
     std::string path;            // default "/", or Socket.IO's path with --proto socketio
     int port = 0;
@@ -99,12 +102,13 @@ struct Options {
                  "             --seconds D  --warmup W  --size BYTES  --max-pending N  --timeout S\n"
                  "  echo:      --conns 100 --inflight 10 --size 64 --seconds 5 --warmup 1\n"
                  "             [--event NAME] (implies --proto events unless --proto is given; default echo)\n"
+                 "             [--ack 1] (socketio: 42<id>[\"E\",X] acknowledged by 43<id>[X], ids counting from 0)\n"
                  "  idle:      --conns 10000 --settle 1 --timeout 60 (--pid for memory figures)\n"
                  "  broadcast: --members 1000 --window 16 | --rate R, --size 64, --timeout 10\n"
                  "             (--proto events or socketio; members join room \"bench\", --room NAME)\n"
                  "  connect:   --conns 50 --seconds 5 --warmup 1 --timeout 5\n"
                  "  churn:     --pid PID --conns 10000 --rounds 5 --settle 1 --timeout 60\n"
-                 "  socketio:  the path defaults to /socket.io/?EIO=4&transport=websocket\n");
+                 "  socketio:  the path defaults to /socket.io/?EIO=4&transport=websocket; --nsp /NAME (default /)\n");
     std::exit(code);
 }
 
@@ -128,6 +132,15 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--path") o.path = v;
         else if (a == "--event") o.event = v, event_given = true;
         else if (a == "--room") o.room = v;
+        else if (a == "--nsp") o.nsp = v;
+        else if (a == "--ack") {
+            const std::string_view b = v;
+            if (b != "0" && b != "1") {
+                std::fprintf(stderr, "--ack takes 0 or 1\n");
+                usage(2);
+            }
+            o.ack = b == "1";
+        }
         else if (a == "--proto") {
             const std::string_view p = v;
             if (p == "raw") o.proto = Proto::raw;
@@ -165,11 +178,17 @@ Options parse_options(int argc, char** argv) {
     if (o.conns < 0) o.conns = o.mode == "echo" ? 100 : o.mode == "connect" ? 50 : 10000;
     if (o.timeout < 0) o.timeout = o.mode == "idle" || o.mode == "churn" ? 60 : o.mode == "broadcast" ? 10 : 5;
     const bool json_safe = std::all_of(o.event.begin(), o.event.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }) &&
-                           std::all_of(o.room.begin(), o.room.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+                           std::all_of(o.room.begin(), o.room.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }) &&
+                           o.nsp.starts_with('/') &&
+                           std::all_of(o.nsp.begin(), o.nsp.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '/'; });
     if (o.port <= 0 || o.port > 65535 || o.conns <= 0 || o.inflight <= 0 || o.max_pending <= 0 || o.seconds <= 0 ||
         o.warmup < 0 || o.members <= 0 || o.window <= 0 || o.rate < 0 || o.timeout <= 0 || o.rounds <= 0 ||
         !json_safe) {
         std::fprintf(stderr, "bad option value\n");
+        usage(2);
+    }
+    if (o.ack && (o.mode != "echo" || o.proto != Proto::socketio)) {  // acknowledgements are Socket.IO's, and echo's
+        std::fprintf(stderr, "--ack 1 needs echo --proto socketio\n");
         usage(2);
     }
     if (o.mode == "churn" && o.pid <= 0) {  // its figures are all the server's memory
@@ -316,41 +335,57 @@ std::string frame_header(std::uint8_t opcode, std::size_t len, bool masked) {
     return h;
 }
 
-// A masked client frame; the mask key is fixed since the server is what is measured.
-std::string client_frame(std::uint8_t opcode, std::string_view payload) {
-    std::string w = frame_header(opcode, payload.size(), true);
+// The size of an unmasked server frame's header for a payload of len bytes (the shortest form).
+std::size_t server_header_size(std::uint64_t len) { return len < 126 ? 2 : len <= 0xffff ? 4 : 10; }
+
+// Appends a masked client frame to w; the mask key is fixed since the server is what is measured.
+void append_client_frame(std::string& w, std::uint8_t opcode, std::string_view payload) {
+    w += frame_header(opcode, payload.size(), true);
     w.append(reinterpret_cast<const char*>(kMask), 4);
     const std::size_t start = w.size();
     w.append(payload);
     for (std::size_t i = 0; i < payload.size(); ++i)
         w[start + i] = static_cast<char>(static_cast<std::uint8_t>(w[start + i]) ^ kMask[i & 3]);
+}
+
+std::string client_frame(std::uint8_t opcode, std::string_view payload) {
+    std::string w;
+    append_client_frame(w, opcode, payload);
     return w;
 }
 
-// What a text message carrying event E with string data X looks like in each protocol. X must
-// need no JSON escapes (the generator only uses letters, digits and ':').
-std::string envelope(Proto p, std::string_view event, std::string_view data) {
+// What Socket.IO packets of namespace nsp carry between the type (and ack id) and the rest: nothing
+// for "/", else the namespace and a comma.
+std::string sio_nsp_prefix(std::string_view nsp) { return nsp == "/" ? std::string() : std::string(nsp) + ","; }
+
+// What a text message carrying event E with string data X looks like in each protocol (Socket.IO:
+// in the namespace whose sio_nsp_prefix is nsp). X must need no JSON escapes (the generator only
+// uses letters, digits and ':').
+std::string envelope(Proto p, std::string_view nsp, std::string_view event, std::string_view data) {
     std::string s;
     switch (p) {
         case Proto::raw: s.assign(data); break;
         case Proto::events:
             s.append("{\"event\":\"").append(event).append("\",\"data\":\"").append(data).append("\"}");
             break;
-        case Proto::socketio: s.append("42[\"").append(event).append("\",\"").append(data).append("\"]"); break;
+        case Proto::socketio: s.append("42").append(nsp).append("[\"").append(event).append("\",\"").append(data).append("\"]"); break;
     }
     return s;
 }
 
 // Echo frames, built once: `variants` different payloads sent in turn, so that a reordered or
 // mixed-up echo is caught. Raw payloads are printable ASCII (valid UTF-8); event data is letters
-// and digits, so the JSON needs no escapes and the echo must be the same bytes.
+// and digits, so the JSON needs no escapes and the echo must be the same bytes. With Socket.IO
+// acknowledgements every message carries its own id, so only the parts around it are built here.
 struct FrameSet {
     std::vector<std::string> wire;        // masked frames as sent
     std::vector<std::string> payload;     // the expected echoed payloads
     std::vector<std::string> expect_hdr;  // the expected server frame header
+    std::vector<std::string> ack_args;    // --ack: what follows the id in the request, ["E","X"]
+    std::vector<std::string> ack_reply;   // --ack: what follows the id in the acknowledgement, ["X"]
 };
 
-FrameSet build_frames(std::size_t size, int variants, Proto proto, const std::string& event) {
+FrameSet build_frames(std::size_t size, int variants, Proto proto, std::string_view nsp, const std::string& event) {
     FrameSet fs;
     for (int v = 0; v < variants; ++v) {
         std::string data(size, ' ');
@@ -358,7 +393,9 @@ FrameSet build_frames(std::size_t size, int variants, Proto proto, const std::st
             const std::size_t k = i + static_cast<std::size_t>(v) * 7;
             data[i] = proto == Proto::raw ? static_cast<char>(33 + k % 94) : kAlnum[k % 62];
         }
-        std::string payload = envelope(proto, event, data);
+        fs.ack_args.push_back("[\"" + event + "\",\"" + data + "\"]");
+        fs.ack_reply.push_back("[\"" + data + "\"]");
+        std::string payload = envelope(proto, nsp, event, data);
         fs.wire.push_back(client_frame(0x1, payload));
         fs.expect_hdr.push_back(frame_header(0x1, payload.size(), false));
         fs.payload.push_back(std::move(payload));
@@ -499,7 +536,11 @@ public:
         addr_ = a;
         origin_ = Clock::now();
         sio_pong_ = client_frame(0x1, "3");
-        sio_connect_frame_ = client_frame(0x1, "40");
+        nsp_ = sio_nsp_prefix(opt_.nsp);
+        sio_connect_frame_ = client_frame(0x1, "40" + nsp_);
+        sio_connected_ = "40" + nsp_ + "{";
+        sio_event_head_ = "42" + nsp_;
+        sio_ack_head_ = "43" + nsp_;
         close_frame_ = client_frame(0x8, std::string_view("\x03\xe8", 2));  // 1000, normal closure
     }
 
@@ -782,7 +823,7 @@ private:
                     c.state = State::SioConnect;
                     return kContinue;
                 }
-                if (c.state == State::SioConnect && payload.starts_with("40")) {
+                if (c.state == State::SioConnect && payload.starts_with(sio_connected_)) {
                     c.state = State::Open;
                     result = Step::Open;
                     return kStop;
@@ -922,7 +963,7 @@ private:
         // Distinct payload variants to catch reordering/mix-ups; bounded memory.
         int variants = 16;
         while (variants > 1 && static_cast<double>(variants) * static_cast<double>(opt_.size) > 64.0 * 1024 * 1024) variants /= 2;
-        frames_ = build_frames(opt_.size, variants, opt_.proto, opt_.event);
+        frames_ = build_frames(opt_.size, variants, opt_.proto, nsp_, opt_.event);
         variants_ = static_cast<std::uint64_t>(variants);
 
         std::vector<Conn> conns(static_cast<std::size_t>(opt_.conns));
@@ -996,12 +1037,24 @@ private:
                     static_cast<unsigned long long>(lost));
         std::fflush(stdout);
         for (auto& c : conns) abort_conn(c);
-        return total_errors() == 0 ? 0 : 1;
+        return total_errors() == 0 && msgs > 0 ? 0 : 1;  // a server that never answered fails too
+    }
+
+    // A Socket.IO packet with its ack id: head, the decimal id, then tail.
+    static void build_sio_packet(std::string& out, const std::string& head, std::uint64_t id, const std::string& tail) {
+        char digits[24];
+        const auto r = std::to_chars(digits, digits + sizeof digits, id);
+        out.assign(head).append(digits, r.ptr).append(tail);
     }
 
     void queue_send(Conn& c, Clock::time_point now) {
-        const auto& f = frames_.wire[static_cast<std::size_t>(c.next_send % variants_)];
-        c.out.append(f);
+        const auto vi = static_cast<std::size_t>(c.next_send % variants_);
+        if (opt_.ack) {  // each request carries its own id: the connection's message count
+            build_sio_packet(ack_scratch_, sio_event_head_, c.next_send, frames_.ack_args[vi]);
+            append_client_frame(c.out, 0x1, ack_scratch_);
+        } else {
+            c.out.append(frames_.wire[vi]);
+        }
         ++c.next_send;
         const std::size_t P = c.sent.size();
         c.sent[(c.sent_head + c.sent_count) % P] = now;
@@ -1016,14 +1069,18 @@ private:
         --open_;
     }
 
-    // Every reply must be the next expected payload, byte for byte, in an unmasked FIN text frame.
+    // Every reply must be the next expected payload, byte for byte, in an unmasked FIN text frame
+    // (--ack: the acknowledgement of the oldest request, 43<its id>[X]).
     void process_echo(Conn& c, Clock::time_point now) {
         const int r = drain_frames(c, [&](const Frame& f, const std::uint8_t* head, std::string_view payload) {
             const auto vi = static_cast<std::size_t>(c.next_recv % variants_);
-            const std::string& want = frames_.payload[vi];
-            const std::string& whdr = frames_.expect_hdr[vi];
+            if (opt_.ack) build_sio_packet(ack_scratch_, sio_ack_head_, c.next_recv, frames_.ack_reply[vi]);
+            const std::string& want = opt_.ack ? ack_scratch_ : frames_.payload[vi];
             const bool hdr_ok = !f.masked && f.b0 == 0x81 && f.len == want.size();
-            const bool ok = hdr_ok && f.hlen == whdr.size() && std::memcmp(head, whdr.data(), f.hlen) == 0 && payload == want;
+            const bool exact_hdr = opt_.ack ? f.hlen == server_header_size(f.len)
+                                            : f.hlen == frames_.expect_hdr[vi].size() &&
+                                                  std::memcmp(head, frames_.expect_hdr[vi].data(), f.hlen) == 0;
+            const bool ok = hdr_ok && exact_hdr && payload == want;
             if (!ok || c.sent_count == 0) {
                 char why[112];
                 std::snprintf(why, sizeof why, "bad echo frame (byte0=0x%02x len=%llu, expected 0x81 len=%zu)%s", f.b0,
@@ -1334,7 +1391,7 @@ private:
     void publish(Conn& pub, Clock::time_point now) {
         const std::int64_t ns = ns_since_origin(now);
         broadcast_data(scratch_, next_pub_seq_, ns, opt_.size);
-        pub.out += client_frame(0x1, envelope(opt_.proto, "broadcast", scratch_));
+        pub.out += client_frame(0x1, envelope(opt_.proto, nsp_, "broadcast", scratch_));
         outstanding_.push_back({ns, static_cast<std::uint32_t>(members_alive_)});
         ++next_pub_seq_;
         if (recording_) ++published_;
@@ -1469,9 +1526,9 @@ private:
         std::vector<Conn> conns(K + 1);
         for (std::size_t i = 0; i < K; ++i) conns[i].member = true;
         Conn& pub = conns[K];
-        join_reply_ = envelope(opt_.proto, "join", opt_.room);
-        const std::string join_frame = client_frame(0x1, envelope(opt_.proto, "join", opt_.room));
-        const std::string probe = envelope(opt_.proto, "broadcast", "\x01");
+        join_reply_ = envelope(opt_.proto, nsp_, "join", opt_.room);
+        const std::string join_frame = client_frame(0x1, envelope(opt_.proto, nsp_, "join", opt_.room));
+        const std::string probe = envelope(opt_.proto, nsp_, "broadcast", "\x01");
         const auto cut = probe.find('\x01');
         bcast_prefix_ = probe.substr(0, cut);
         bcast_suffix_ = probe.substr(cut + 1);
@@ -1683,11 +1740,13 @@ private:
     long open_ = 0;
     int reported_ = 0;
     bool sio_namespace_ = true;  // Socket.IO: also connect to the main namespace ("40")
-    std::string sio_pong_, sio_connect_frame_, close_frame_;
+    std::string nsp_;  // Socket.IO: the namespace as packets carry it ("" for "/", else "/name,")
+    std::string sio_pong_, sio_connect_frame_, sio_connected_, sio_event_head_, sio_ack_head_, close_frame_;
     bool recording_ = false;
     std::vector<std::uint64_t> latencies_;  // nanoseconds
     // echo
     FrameSet frames_;
+    std::string ack_scratch_;  // --ack: a request or the expected acknowledgement, built per message
     std::uint64_t variants_ = 1;
     std::uint64_t counted_ = 0;
     // broadcast

@@ -10,7 +10,8 @@
 # Knobs (environment variables, defaults in brackets):
 #   SERVERS   ["gateway gateway-events websocketpp beast ws socketio nestjs"]
 #   WORKLOADS ["echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect
-#              echo-raw-1k echo-raw-16k workers allocs"]
+#              echo-raw-1k echo-raw-16k workers allocs echo-sio-64 echo-sio-ack-64
+#              broadcast-sio-window broadcast-sio-rate idle-sio"]
 #   REPS [3]  DURATION [5]  WARMUP [1]       repetitions and seconds of every timed workload
 #   CONNS [100]  INFLIGHT [10]               echo shape
 #   MEMBERS [1000]  WINDOW [16]  BCAST_RATE [50]   broadcast room size, window, fixed rate
@@ -65,9 +66,9 @@ function flush_table(   r, i, wd, line, sep) {
 }
 function header(w,   i) { R = 0
     if (w ~ /^echo/)               n = split("server|proto|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer msgs/s|gw/peer per CPU-s", H, "|")
-    else if (w == "broadcast-window") n = split("server|proto|deliveries/s|deliveries per server CPU-s|broadcasts/s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer deliveries/s|gw/peer per CPU-s", H, "|")
+    else if (w ~ /^broadcast.*window$/) n = split("server|proto|deliveries/s|deliveries per server CPU-s|broadcasts/s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer deliveries/s|gw/peer per CPU-s", H, "|")
     else if (w ~ /^broadcast/)     n = split("server|proto|broadcasts/s|p50 us|p99 us|server CPU %|deliveries per server CPU-s|errors|gw/peer per CPU-s|gw/peer p99", H, "|")
-    else if (w == "idle")          n = split("server|proto|B/conn (RSS)|anon B/conn|errors|gw/peer B/conn", H, "|")
+    else if (w ~ /^idle/)          n = split("server|proto|B/conn (RSS)|anon B/conn|errors|gw/peer B/conn", H, "|")
     else if (w == "churn")         n = split("server|proto|baseline KiB|peak KiB|after KiB|growth KiB|growth/round KiB|errors", H, "|")
     else if (w == "connect")       n = split("server|proto|conns/s|conns per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer conns/s|gw/peer per CPU-s", H, "|")
     else if (w == "workers")       n = split("workers|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors", H, "|")
@@ -80,13 +81,13 @@ function body(w, s,   r, c) { r = w SUBSEP s; R++; C[R] = C[1]; c = 0
     if (w ~ /^echo/ || w == "connect") {
         T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0)
         T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "rate"); T[R, ++c] = ratio(w, s, "eff") }
-    else if (w == "broadcast-window") {
+    else if (w ~ /^broadcast.*window$/) {
         T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "bps", 0); T[R, ++c] = cell(r, "p50", 0)
         T[R, ++c] = cell(r, "p99", 0); T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "rate"); T[R, ++c] = ratio(w, s, "eff") }
     else if (w ~ /^broadcast/) {
         T[R, ++c] = cell(r, "bps", 1); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0); T[R, ++c] = cell(r, "cpu", 1)
         T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "eff"); T[R, ++c] = ratio(w, s, "p99") }
-    else if (w == "idle") {
+    else if (w ~ /^idle/) {
         T[R, ++c] = cell(r, "mem", 0); T[R, ++c] = cell(r, "anon", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "mem") }
     else if (w == "churn") {
         T[R, ++c] = cell(r, "base", 0); T[R, ++c] = cell(r, "peak", 0); T[R, ++c] = cell(r, "after", 0); T[R, ++c] = cell(r, "growth", 0)
@@ -151,7 +152,7 @@ if [ "${QUICK:-0}" = 1 ]; then
     : "${REPS:=1}" "${DURATION:=1}" "${WARMUP:=0.5}" "${IDLE_CONNS:=2000}" "${CHURN_CONNS:=2000}" "${CHURN_ROUNDS:=3}"
 fi
 SERVERS=${SERVERS:-"gateway gateway-events websocketpp beast ws socketio nestjs"}
-WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect echo-raw-1k echo-raw-16k workers allocs"}
+WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect echo-raw-1k echo-raw-16k workers allocs echo-sio-64 echo-sio-ack-64 broadcast-sio-window broadcast-sio-rate idle-sio"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -249,29 +250,29 @@ asio_version=$(sed -n 's/^#define ASIO_VERSION [0-9]* \/\/ //p' /usr/include/asi
     echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)') gateway.hpp ${gw_version:-?}"
     echo "# compiler: $( ${compiler:-c++} --version 2>/dev/null | head -n1) [$opts]; peers built with warning_level=0, WebSocket++ as C++17"
     echo "# libraries: Asio ${asio_version:-?} (libasio-dev $(deb_version libasio-dev)), Boost $(deb_version libboost-dev), WebSocket++ $(deb_version libwebsocketpp-dev), nlohmann/json $(deb_version nlohmann-json3-dev)"
-    echo "# node $(node --version 2>/dev/null || echo none): ws $(pkg_version ws), socket.io $(pkg_version socket.io) (engine.io $(pkg_version engine.io)), @nestjs/core $(pkg_version @nestjs/core), @nestjs/websockets $(pkg_version @nestjs/websockets), @nestjs/platform-ws $(pkg_version @nestjs/platform-ws)"
+    echo "# node $(node --version 2>/dev/null || echo none): ws $(pkg_version ws), socket.io $(pkg_version socket.io) (engine.io $(pkg_version engine.io)), @nestjs/core $(pkg_version @nestjs/core), @nestjs/websockets $(pkg_version @nestjs/websockets), @nestjs/platform-ws $(pkg_version @nestjs/platform-ws), @nestjs/platform-socket.io $(pkg_version @nestjs/platform-socket.io) (its socket.io $(pkg_version @nestjs/platform-socket.io/node_modules/socket.io))"
     echo "# $PINNING; REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP"
     echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RESULTS"
 
 # ================================================================ servers
 # modes_of NAME: the modes a server has (bench/PROTOCOL.md), the first one its default.
+# gateway_echo serves NestJS's envelope and Socket.IO at once: its mode only says how it is driven.
 modes_of() {
     case "$1" in
         gateway | base) echo raw ;;
-        gateway-events | base-events) echo events ;;
+        gateway-events | base-events) echo "events socketio" ;;
         websocketpp | beast | ws) echo "raw events" ;;
         socketio) echo socketio ;;
-        nestjs) echo events ;;
+        nestjs) echo "events socketio" ;;
     esac
 }
 
-# mode_for NAME KIND: the mode NAME runs in for a raw, events or any workload ("" if none).
+# mode_for NAME KIND: the mode NAME runs in for a raw, events, socketio or any workload ("" if none).
 mode_for() {
     local m=" $(modes_of "$1") "
     case "$2" in
-        raw) [[ $m == *" raw "* ]] && echo raw ;;
-        events) if [[ $m == *" events "* ]]; then echo events; elif [[ $m == *" socketio "* ]]; then echo socketio; fi ;;
+        raw | events | socketio) [[ $m == *" $2 "* ]] && echo "$2" ;;
         any) set -- $m; echo "${1:-}" ;;
     esac
     return 0
@@ -291,12 +292,17 @@ server_cmd() {
         websocketpp | beast) CMD=("$BUILD/bench/${1}_echo"); [ "$2" = raw ] || ARGS=("$2") ;;
         ws) js=ws_echo.mjs; [ "$2" = raw ] || ARGS=("$2") ;;
         socketio) js=socketio_server.mjs ;;
-        nestjs) js=nest_server.mjs ;;
+        nestjs) js=nest_server.mjs; ARGS=("$2") ;;
         *) WHY="unknown server"; return 1 ;;
     esac
     if [ -n "$js" ]; then
         local pkg
-        case "$1" in ws) pkg=ws ;; socketio) pkg=socket.io ;; nestjs) pkg=@nestjs/platform-ws ;; esac
+        case "$1:$2" in
+            ws:*) pkg=ws ;;
+            socketio:*) pkg=socket.io ;;
+            nestjs:socketio) pkg=@nestjs/platform-socket.io ;;
+            nestjs:*) pkg=@nestjs/platform-ws ;;
+        esac
         command -v node >/dev/null || { WHY="node missing"; return 1; }
         [ -f "$ROOT/bench/peers/$js" ] || { WHY="bench/peers/$js missing"; return 1; }
         [ -d "$ROOT/node_modules/$pkg" ] || { WHY="node_modules/$pkg missing (run npm ci)"; return 1; }
@@ -386,19 +392,31 @@ workload() {
             case "$1" in *-1k) size=1024 ;; *-16k) size=16384 ;; esac
             KIND=raw; [ "$1" = echo-events-64 ] && KIND=events
             LG=(echo --conns "$CONNS" --inflight "$INFLIGHT" --size "$size" "${timed[@]}")
-            DESC="echo, $CONNS conns x $INFLIGHT in flight x $size B, $([ $KIND = raw ] && echo 'raw text frames' || echo 'event "echo" (events envelope or Socket.IO)')" ;;
-        broadcast-window)
-            KIND=events
+            DESC="echo, $CONNS conns x $INFLIGHT in flight x $size B, $([ $KIND = raw ] && echo 'raw text frames' || echo 'event "echo" in the events envelope')" ;;
+        echo-sio-64)
+            KIND=socketio
+            LG=(echo --conns "$CONNS" --inflight "$INFLIGHT" --size 64 "${timed[@]}")
+            DESC="Socket.IO echo, $CONNS conns x $INFLIGHT in flight x 64 B, 42[\"echo\",X] answered by the event 42[\"echo\",X]" ;;
+        echo-sio-ack-64)
+            KIND=socketio
+            LG=(echo --conns "$CONNS" --inflight "$INFLIGHT" --size 64 --ack 1 "${timed[@]}")
+            DESC="Socket.IO echo with acknowledgements, $CONNS conns x $INFLIGHT in flight x 64 B, 42<id>[\"echo\",X] answered by the ack 43<id>[X]" ;;
+        broadcast-window | broadcast-sio-window)
+            KIND=events; [ "$1" = broadcast-sio-window ] && KIND=socketio
             LG=(broadcast --members "$MEMBERS" --window "$WINDOW" --size 64 "${timed[@]}")
-            DESC="1 publisher -> $MEMBERS room members, 64 B, at most $WINDOW broadcasts outstanding" ;;
-        broadcast-rate)
-            KIND=events
+            DESC="$([ $KIND = socketio ] && echo 'Socket.IO, ')1 publisher -> $MEMBERS room members, 64 B, at most $WINDOW broadcasts outstanding" ;;
+        broadcast-rate | broadcast-sio-rate)
+            KIND=events; [ "$1" = broadcast-sio-rate ] && KIND=socketio
             LG=(broadcast --members "$MEMBERS" --rate "$BCAST_RATE" --size 64 "${timed[@]}")
-            DESC="1 publisher -> $MEMBERS room members, 64 B, $BCAST_RATE broadcasts/s (equal load: latency and CPU)" ;;
+            DESC="$([ $KIND = socketio ] && echo 'Socket.IO, ')1 publisher -> $MEMBERS room members, 64 B, $BCAST_RATE broadcasts/s (equal load: latency and CPU)" ;;
         idle)
             KIND=any
             LG=(idle --conns "$IDLE_CONNS")
             DESC="$IDLE_CONNS idle connections (Socket.IO: connected to the namespace), server memory growth per connection, fresh server" ;;
+        idle-sio)
+            KIND=socketio
+            LG=(idle --conns "$IDLE_CONNS")
+            DESC="$IDLE_CONNS idle Socket.IO sessions (websocket transport, connected to namespace /), server memory growth per session, fresh server" ;;
         churn)
             KIND=any
             LG=(churn --conns "$CHURN_CONNS" --rounds "$CHURN_ROUNDS")
@@ -439,6 +457,10 @@ check_server() {  # NAME MODE; sets STATUS[NAME:MODE] to ok or the reason
         if [ -z "$why" ]; then
             "$LOADGEN" echo --name probe --port "$PORT" --proto "$m" --conns 2 --inflight 2 --seconds 0.3 --warmup 0 >> "$clog" 2>&1 ||
                 why="loadgen echo probe failed (see $clog)"
+        fi
+        if [ -z "$why" ] && [ "$m" = socketio ]; then
+            "$LOADGEN" echo --name probe --port "$PORT" --proto "$m" --ack 1 --conns 2 --inflight 2 --seconds 0.3 --warmup 0 >> "$clog" 2>&1 ||
+                why="loadgen echo probe with acknowledgements failed (see $clog)"
         fi
         if [ -z "$why" ] && [ "$m" != raw ]; then
             "$LOADGEN" broadcast --name probe --port "$PORT" --proto "$m" --members 3 --window 2 --seconds 0.3 --warmup 0 --timeout 2 >> "$clog" 2>&1 ||
@@ -505,9 +527,9 @@ for w in $WORKLOADS; do
         fi
         server_cmd "$s" "$m"
         reps=$REPS
-        [ "$w" = idle ] && reps=$IDLE_REPS
+        [ "$w" = idle ] || [ "$w" = idle-sio ] && reps=$IDLE_REPS
         [ "$w" = churn ] && reps=$CHURN_REPS
-        if [ "$w" = idle ] || [ "$w" = churn ]; then  # a fresh server per repetition: memory growth from a clean start
+        if [ "$w" = idle ] || [ "$w" = idle-sio ] || [ "$w" = churn ]; then  # a fresh server per repetition: memory growth from a clean start
             for _ in $(seq 1 "$reps"); do
                 start_server "$s-$m" "${SRV_PIN[@]}" || break
                 run_loadgen "$w" "" "${CLI_PIN[@]}" -- "${LG[@]}" --name "$s" --port "$PORT" --pid "$SPID" --proto "$m"

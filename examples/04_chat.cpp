@@ -1,5 +1,9 @@
 // 04_chat: the chat of the NestJS lessons, on path /chat. Usage: 04_chat PORT [WORKERS]
 // Connect to ws://HOST:PORT/chat?token=NAME (letters and digits); NAME becomes your user id.
+// Socket.IO clients: io("http://HOST:PORT/chat", {auth: {token: NAME}}). A browser opens
+// http://HOST:PORT/ for a chat page that uses socket.io-client's own bundle, served from the file
+// $SOCKET_IO_CLIENT (default node_modules/socket.io-client/dist/socket.io.min.js; run from where
+// `npm install socket.io-client` put it).
 // WORKERS event loops (default 1) serve the clients. The protocol is in README.md, "The 04_chat example".
 #include "gateway.hpp"
 
@@ -7,8 +11,13 @@
 #include <cstdio>
 #include <cctype>
 #include <cstdlib>
+#include <fstream>     // reading socket.io-client's bundle
+#include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 
 using gw::json;
 
@@ -39,6 +48,44 @@ long number(const char* arg, long low, long high) {
     return *arg == '\0' || *end != '\0' || n < low || n > high ? -1 : n;
 }
 
+/// The page at /: a chat over socket.io-client, whose bundle this server also serves.
+constexpr std::string_view chat_page = R"html(<!doctype html>
+<meta charset="utf-8">
+<title>04_chat</title>
+<script src="/socket.io.min.js"></script>
+<p><input id="token" placeholder="your name"> <button id="connect">connect</button>
+<p><input id="room" value="lobby"> <button id="join">join room</button>
+<p><input id="text" placeholder="message"> <button id="send">send to room</button>
+<pre id="log"></pre>
+<script>
+  const $ = (id) => document.getElementById(id);
+  const log = (...parts) => {
+    $('log').textContent += parts.map((p) => typeof p === 'string' ? p : JSON.stringify(p)).join(' ') + '\n';
+  };
+  let socket = null;
+  $('connect').onclick = () => {
+    socket?.disconnect();
+    const token = $('token').value;
+    socket = io('/chat', { auth: { token } });
+    socket.on('connect', () => log('connected as', token));
+    socket.on('connect_error', (err) => log('refused:', err.message, err.data));
+    socket.on('disconnect', (reason) => log('disconnected:', reason));
+    socket.onAny((event, data) => log(event, data));
+  };
+  $('join').onclick = () => socket?.emit('joinRoom', { room: $('room').value });
+  $('send').onclick = () => socket?.emit('roomMessage', { room: $('room').value, message: $('text').value });
+</script>
+)html";
+
+/// A file's bytes, or nullopt when it cannot be read.
+std::optional<std::string> file_bytes(const char* path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) return std::nullopt;
+    return bytes;
+}
+
 int main(int argc, char** argv) {
     const long port = argc >= 2 ? number(argv[1], 0, 65535) : -1;
     const long workers = argc == 3 ? number(argv[2], 1, 256) : 1;
@@ -50,6 +97,21 @@ int main(int argc, char** argv) {
     gw::options opts{};
     opts.port = static_cast<std::uint16_t>(port);
     opts.workers = static_cast<std::size_t>(workers);
+    // socket.io-client's bundle is read once, here: no event loop ever waits on the disk, and with
+    // several workers the hook only reads a string that nothing writes.
+    const char* env = std::getenv("SOCKET_IO_CLIENT");
+    const std::string bundle_path = env && *env ? env : "node_modules/socket.io-client/dist/socket.io.min.js";
+    opts.on_http = [bundle = file_bytes(bundle_path.c_str()),
+                    missing = "socket.io-client's bundle is not at " + bundle_path +
+                              " (run `npm install socket.io-client` there, or set SOCKET_IO_CLIENT)\n"](
+                       const gw::http_request& r) -> std::optional<gw::http_response> {
+        if (r.method() != "GET") return std::nullopt;
+        if (r.path() == "/" || r.path() == "/index.html")
+            return gw::http_response{200, std::string(chat_page), "text/html; charset=utf-8"};
+        if (r.path() == "/socket.io.min.js")
+            return bundle ? gw::http_response{200, *bundle, "text/javascript; charset=utf-8"} : gw::http_response{404, missing};
+        return std::nullopt;   // anything else: 426 Upgrade Required, as before
+    };
     gw::gateway app{io, opts};
     // The hooks of sockets on different workers run on different threads: shared state is locked.
     std::mutex online_lock;

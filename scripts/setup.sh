@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev                 # JSON for the gateway's events
   libgtest-dev                       # GoogleTest
   python3 python3-websockets         # the conformance suite and a third-party client
+  python3-socketio python3-requests python3-websocket   # python-socketio and python-engineio (polling needs requests, WebSocket needs websocket-client)
   openssl                            # throwaway certificates for the interop tests
   chromium                           # a real browser's WebSocket, driven by playwright-core
   clang libclang-rt-14-dev llvm-14   # libFuzzer targets (llvm-symbolizer for their stack traces)

@@ -58,35 +58,53 @@ TEST(Recovery, ARecordIsRestoredOnceWithinItsWindow) {
     }());
 }
 
+/// Keeps a broadcast of /chat (or nsp) whose text is "OFFSET text"; returns its offset.
+std::uint64_t put(gw::memory_session_store& store, std::string text, std::vector<std::string> rooms,
+                  std::vector<std::string> except = {}, std::string_view nsp = "/chat") {
+    std::uint64_t got = 0;
+    auto m = store.append(nsp, sent({}, std::move(rooms), std::move(except)), [&](std::uint64_t offset) {
+        got = offset;
+        return std::make_shared<const gw::prepared>(text);
+    });
+    EXPECT_EQ(m->text(), text);   // what encode made is what is kept and returned
+    return got;
+}
+
+std::vector<std::string> texts(const std::optional<std::vector<gw::kept_broadcast>>& bs) {
+    EXPECT_TRUE(bs.has_value());
+    return bs ? texts(*bs) : std::vector<std::string>{};
+}
+
 TEST(Recovery, MissedBroadcastsFollowTheRoomsAndTheOffset) {
     asio::io_context io;
     gw::memory_session_store store;
     const std::vector<std::string> none, lobby{"lobby"}, games{"games"}, own{"sock-1"};
     const std::vector<std::string> for_lobby{"1 everyone", "2 lobby", "4 to sock-1"}, for_later{"4 to sock-1"},
         for_games{"1 everyone", "3 games", "5 everyone but the lobby"};
+    EXPECT_EQ(put(store, "1 everyone", none), 1u);
+    EXPECT_EQ(put(store, "2 lobby", lobby), 2u);
+    EXPECT_EQ(put(store, "3 games", games), 3u);
+    EXPECT_EQ(put(store, "4 to sock-1", own), 4u);
+    EXPECT_EQ(put(store, "5 everyone but the lobby", none, lobby), 5u);
+    EXPECT_EQ(put(store, "elsewhere", none, {}, "/other"), 1u);   // offsets are per namespace
     test::run(io, [&]() -> awaitable<void> {
-        EXPECT_EQ(co_await store.append("/chat", sent("1 everyone", none)), 1u);
-        EXPECT_EQ(co_await store.append("/chat", sent("2 lobby", lobby)), 2u);
-        EXPECT_EQ(co_await store.append("/chat", sent("3 games", games)), 3u);
-        EXPECT_EQ(co_await store.append("/chat", sent("4 to sock-1", own)), 4u);
-        EXPECT_EQ(co_await store.append("/chat", sent("5 everyone but the lobby", none, lobby)), 5u);
-        EXPECT_EQ(co_await store.append("/other", sent("elsewhere", none)), 1u);   // offsets are per namespace
-        const auto all = co_await store.missed(record("sock-1", lobby, 0));
-        EXPECT_EQ(texts(all), for_lobby);
-        const auto later = co_await store.missed(record("sock-1", lobby, 2));
-        EXPECT_EQ(texts(later), for_later);
-        const auto other = co_await store.missed(record("sock-2", games, 0));
-        EXPECT_EQ(texts(other), for_games);
+        EXPECT_EQ(texts(co_await store.missed(record("sock-1", lobby, 0))), for_lobby);
+        EXPECT_EQ(texts(co_await store.missed(record("sock-1", lobby, 2))), for_later);
+        EXPECT_EQ(texts(co_await store.missed(record("sock-2", games, 0))), for_games);
+        EXPECT_TRUE(texts(co_await store.missed(record("sock-2", games, 5))).empty());   // up to date
+        EXPECT_FALSE((co_await store.missed(record("sock-2", games, 6))).has_value());   // never assigned
     }());
 }
 
 TEST(Recovery, AtMostMaxKeptBroadcastsPerNamespace) {
     asio::io_context io;
     gw::memory_session_store store(2);
-    const std::vector<std::string> none, abc{"a", "b", "c"}, bc{"b", "c"};
+    const std::vector<std::string> none, bc{"b", "c"}, c{"c"};
+    for (const char* t : {"a", "b", "c"}) put(store, t, none);
     test::run(io, [&]() -> awaitable<void> {
-        for (const auto& t : abc) co_await store.append("/chat", sent(t, none));
-        EXPECT_EQ(texts(co_await store.missed(record("s", none, 0))), bc);
+        EXPECT_FALSE((co_await store.missed(record("s", none, 0))).has_value());   // "a" is forgotten
+        EXPECT_EQ(texts(co_await store.missed(record("s", none, 1))), bc);
+        EXPECT_EQ(texts(co_await store.missed(record("s", none, 2))), c);
     }());
 }
 

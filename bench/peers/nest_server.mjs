@@ -1,8 +1,11 @@
-// A NestJS gateway on @nestjs/platform-ws (WsAdapter), a peer for gateway.hpp's benchmark: the
-// framework gateway.hpp's hooks and handlers are modelled on (bench/PROTOCOL.md, "events").
+// A NestJS gateway, a peer for gateway.hpp's benchmark: the framework gateway.hpp's hooks and
+// handlers are modelled on (bench/PROTOCOL.md). Two modes, one per platform:
+//   events    @nestjs/platform-ws (WsAdapter): ws://127.0.0.1:PORT/, the {event, data} envelope
+//   socketio  @nestjs/platform-socket.io (IoAdapter): Socket.IO 4 at /socket.io/, websocket
+//             transport only, namespace "/"
 // Usage (from the repository root, so node_modules resolves):
-//   node bench/peers/nest_server.mjs PORT   (PORT 0 picks a free port)
-// Serves ws://127.0.0.1:PORT/ on the application's own HTTP server. Prints "listening on port N"
+//   node bench/peers/nest_server.mjs PORT [events|socketio]   (PORT 0 picks a free port)
+// Either way the gateway shares the application's own HTTP server. Prints "listening on port N"
 // once listening; exits 0 on SIGINT/SIGTERM.
 //
 // Plain JavaScript, since no TypeScript compiler is available here: each decorator is applied by
@@ -10,16 +13,16 @@
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
-import { WsAdapter } from '@nestjs/platform-ws';
+import { Ack, ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
 
 const port = Number.parseInt(process.argv[2] ?? '0', 10);
-if (!Number.isInteger(port) || port < 0 || port > 65535 || process.argv.length > 3) {
-  console.error('usage: node nest_server.mjs PORT');
+const mode = process.argv[3] ?? 'events';
+if (!Number.isInteger(port) || port < 0 || port > 65535 || process.argv.length > 4 || !['events', 'socketio'].includes(mode)) {
+  console.error('usage: node nest_server.mjs PORT [events|socketio]');
   process.exit(2);
 }
 
-class BenchGateway {
+class WsBenchGateway {
   // WsAdapter has no rooms, so the gateway keeps them: room name -> member sockets, and per
   // socket the rooms it is in so that a disconnect only visits those.
   rooms = new Map();
@@ -73,26 +76,75 @@ class BenchGateway {
   }
 }
 
+// On Socket.IO the adapter keeps the rooms, and the server the gateway is given broadcasts.
+class IoBenchGateway {
+  // Set by Nest once the gateway's Socket.IO server exists (@WebSocketServer()).
+  server;
+
+  // IoAdapter acknowledges with a handler's return value when the client asked (an ack id) and
+  // sends nothing otherwise; {event, data} is emitted instead. PROTOCOL.md wants both, so the
+  // ack is taken by hand (@Ack(): Nest then leaves it alone) and the echo emitted without one.
+  echo(data, ack) {
+    if (typeof ack === 'function') {
+      ack(data);
+      return undefined;
+    }
+    return { event: 'echo', data };
+  }
+
+  join(client, room) {
+    if (typeof room !== 'string') return undefined;
+    client.join(room);
+    return { event: 'join', data: room };
+  }
+
+  broadcast(data) {
+    // Socket.IO encodes a room broadcast once and hands the same packet to every member.
+    this.server.to('bench').emit('broadcast', data);
+  }
+}
+
 // What `@SubscribeMessage('x') m(@ConnectedSocket() c, @MessageBody() d)` compiles to.
 function subscribe(cls, event, method, params) {
   const proto = cls.prototype;
   params.forEach((decorate, index) => decorate(proto, method, index));
   SubscribeMessage(event)(proto, method, Object.getOwnPropertyDescriptor(proto, method));
 }
-subscribe(BenchGateway, 'echo', 'echo', [MessageBody()]);
-subscribe(BenchGateway, 'join', 'join', [ConnectedSocket(), MessageBody()]);
-subscribe(BenchGateway, 'broadcast', 'broadcast', [MessageBody()]);
+subscribe(WsBenchGateway, 'echo', 'echo', [MessageBody()]);
+subscribe(WsBenchGateway, 'join', 'join', [ConnectedSocket(), MessageBody()]);
+subscribe(WsBenchGateway, 'broadcast', 'broadcast', [MessageBody()]);
 // No port, so the gateway shares the application's HTTP server; no path, so WsAdapter serves "/"
 // (it matches the request's pathname exactly and destroys upgrades to any other path).
 // perMessageDeflate and maxPayload are passed through to ws, set as for the other peers.
-WebSocketGateway({ perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 })(BenchGateway);
+WebSocketGateway({ perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 })(WsBenchGateway);
 
+subscribe(IoBenchGateway, 'echo', 'echo', [MessageBody(), Ack()]);
+subscribe(IoBenchGateway, 'join', 'join', [ConnectedSocket(), MessageBody()]);
+subscribe(IoBenchGateway, 'broadcast', 'broadcast', [MessageBody()]);
+WebSocketServer()(IoBenchGateway.prototype, 'server');
+// The options go to Socket.IO's Server, set as in peers/socketio_server.mjs: websocket transport
+// only, no compression, the other peers' 64 MiB message limit, no client script served.
+WebSocketGateway({
+  path: '/socket.io/',
+  transports: ['websocket'],
+  perMessageDeflate: false,
+  maxHttpBufferSize: 64 * 1024 * 1024,
+  serveClient: false,
+})(IoBenchGateway);
+
+const BenchGateway = mode === 'events' ? WsBenchGateway : IoBenchGateway;
 class AppModule {}
 Module({ providers: [BenchGateway] })(AppModule);
 
 // abortOnError false: a failed bootstrap throws here instead of calling process.abort().
 const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
-app.useWebSocketAdapter(new WsAdapter(app));
+if (mode === 'events') {
+  const { WsAdapter } = await import('@nestjs/platform-ws');
+  app.useWebSocketAdapter(new WsAdapter(app));
+} else {
+  const { IoAdapter } = await import('@nestjs/platform-socket.io');
+  app.useWebSocketAdapter(new IoAdapter(app));
+}
 
 let stopping = false;
 async function stop() {

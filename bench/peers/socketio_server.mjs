@@ -1,8 +1,8 @@
 // Socket.IO 4 server, a peer for gateway.hpp's benchmark (bench/PROTOCOL.md, "Socket.IO").
 // Usage (from the repository root, so node_modules/socket.io resolves):
 //   node bench/peers/socketio_server.mjs PORT   (PORT 0 picks a free port)
-// WebSocket transport only, path /socket.io/; events echo, join, broadcast. Prints
-// "listening on port N" once listening; exits 0 on SIGINT/SIGTERM.
+// WebSocket transport only, path /socket.io/; events echo (acknowledged when asked), join,
+// broadcast. Prints "listening on port N" once listening; exits 0 on SIGINT/SIGTERM.
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
@@ -26,7 +26,9 @@ const io = new Server(httpServer, {
 });
 
 io.on('connection', (socket) => {
-  socket.on('echo', (x) => socket.emit('echo', x));
+  // A client that asked for an acknowledgement (an ack id) gets the data as the ack, else an
+  // "echo" event back.
+  socket.on('echo', (x, ack) => (typeof ack === 'function' ? ack(x) : socket.emit('echo', x)));
   socket.on('join', (room) => {
     // A non-string room name would be stored as a key nobody else can name; PROTOCOL.md
     // allows ignoring anything else.

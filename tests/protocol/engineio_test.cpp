@@ -475,3 +475,12 @@ TEST(EngineIoRevision, OnlyFour) {
 }
 
 } // namespace
+
+// A polling body is read as UTF-8 as the reference server reads it: what is passed on is valid.
+TEST(EngineIoPayloadText, IllFormedUtf8BecomesReplacementCharacters) {
+    std::vector<gw::detail::eio::packet> out;
+    ASSERT_TRUE(gw::detail::eio::decode_payload("4h\xE9llo\x1e" "4ok", out));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].data, "h\xEF\xBF\xBDllo");
+    EXPECT_EQ(out[1].data, "ok");
+}

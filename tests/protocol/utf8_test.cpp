@@ -356,3 +356,19 @@ TEST(Utf8, AllCodePointsEncodeValid) {
 }
 
 } // namespace
+
+// utf8_repaired: what a WHATWG decoder (Node's, reading an Engine.IO polling body) makes of bytes
+// that are not UTF-8: each maximal part of an ill-formed sequence becomes one U+FFFD.
+TEST(Utf8Repaired, IllFormedPartsBecomeReplacementCharacters) {
+    const std::string fffd = "\xEF\xBF\xBD";
+    EXPECT_EQ(gw::detail::utf8_repaired("plain \xC3\xA9\xF0\x9F\x98\x80"), "plain \xC3\xA9\xF0\x9F\x98\x80");   // valid stays
+    EXPECT_EQ(gw::detail::utf8_repaired("h\xE9llo"), "h" + fffd + "llo");        // Latin-1, as python-engineio posts it
+    EXPECT_EQ(gw::detail::utf8_repaired("a\xF0\x9F\x98"), "a" + fffd);           // a truncated sequence: one
+    EXPECT_EQ(gw::detail::utf8_repaired("\xED\xA0\x80"), fffd + fffd + fffd);    // a surrogate: three
+    EXPECT_EQ(gw::detail::utf8_repaired("\xC0\xAF"), fffd + fffd);               // overlong
+    EXPECT_EQ(gw::detail::utf8_repaired("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);   // past U+10FFFF
+    EXPECT_EQ(gw::detail::utf8_repaired("\xE2\x82"), fffd);
+    EXPECT_EQ(gw::detail::utf8_repaired(""), "");
+    for (const char* bad : {"\xFF", "\x80x", "\xE2\x28\xA1", "x\xF0\x28\x8C\x28"})
+        EXPECT_TRUE(gw::detail::is_valid_utf8(gw::detail::utf8_repaired(bad))) << bad;
+}

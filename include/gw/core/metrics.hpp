@@ -17,8 +17,14 @@ struct metrics {
     std::uint64_t dropped = 0;                 ///< messages dropped: volatile emits, gw::overflow::drop
     std::uint64_t slow_consumer_closes = 0;    ///< connections closed by gw::overflow::close
     std::uint64_t ping_timeouts = 0;           ///< connections dropped for a late pong
+    // Engine.IO's (Socket.IO's connections; zero without it):
+    std::uint64_t engineio_sessions = 0;       ///< gauge: sessions open
+    std::uint64_t engineio_polling = 0;        ///< gauge: of those, on long-polling now (the rest: WebSocket)
+    std::uint64_t engineio_upgrades = 0;       ///< sessions moved from polling to a WebSocket
+    std::uint64_t engineio_ping_timeouts = 0;  ///< sessions ended for a late pong
     // The gateway's (zero for a plain server):
     std::uint64_t sockets = 0;                 ///< gauge: sockets in every namespace
+    std::uint64_t socketio_sockets = 0;        ///< gauge: of those, Socket.IO clients' (the rest: WsAdapter's)
     std::uint64_t rooms = 0;                   ///< gauge: rooms with members, per worker and namespace, id-rooms aside
     /// Handler latency (guards, pipes and handler, until the reply is queued) per event.
     struct latency {
@@ -69,7 +75,12 @@ inline std::string to_prometheus(const metrics& m) {
     one("messages_dropped_total", "counter", "Messages dropped: volatile emits and overflow::drop.", m.dropped);
     one("slow_consumer_closes_total", "counter", "Connections closed because their outbox passed its cap.", m.slow_consumer_closes);
     one("ping_timeouts_total", "counter", "Connections dropped for a late pong.", m.ping_timeouts);
+    one("engineio_sessions", "gauge", "Engine.IO sessions open.", m.engineio_sessions);
+    one("engineio_polling_sessions", "gauge", "Engine.IO sessions on long-polling.", m.engineio_polling);
+    one("engineio_upgrades_total", "counter", "Engine.IO sessions upgraded from polling to WebSocket.", m.engineio_upgrades);
+    one("engineio_ping_timeouts_total", "counter", "Engine.IO sessions ended for a late pong.", m.engineio_ping_timeouts);
     one("sockets", "gauge", "Gateway sockets in every namespace.", m.sockets);
+    one("socketio_sockets", "gauge", "Gateway sockets of Socket.IO clients.", m.socketio_sockets);
     one("rooms", "gauge", "Gateway rooms with members (per worker and namespace; id-rooms aside).", m.rooms);
     out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
     for (const auto& h : m.handlers) {

@@ -39,6 +39,7 @@
 #include <iterator>       // the outbox's buffer-sequence iterator
 #include <memory>         // shared ownership of connection state
 #include <mutex>          // a server's connection lists and per-address counts
+#include <map>            // recovery's broadcasts per namespace, found by name
 #if defined(__GLIBC__)
 #include <malloc.h>       // malloc_trim: a server whose last connection went gives memory back
 #endif

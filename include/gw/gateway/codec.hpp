@@ -46,6 +46,12 @@ public:
     virtual std::optional<std::string> reply(const event& request, std::string_view name, const json& data, bool spread) const {
         return encode(name.empty() ? std::string_view(request.name) : name, data, request.id, 0, spread);
     }
+    /// A broadcast kept for connection-state recovery, with its offset: Socket.IO sends the offset
+    /// as the event's last argument (the client remembers it); other formats ignore it.
+    virtual std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const {
+        (void)offset;
+        return prepare(name, data, spread);
+    }
     /// True when a message that does not decode ends the connection (Socket.IO's rule), false when
     /// the client is told with an exception event (NestJS's).
     virtual bool closes_on_error() const noexcept { return false; }
@@ -58,8 +64,15 @@ public:
 /// it first: the gateway's own format, and the Socket.IO format of the namespace it goes to.
 class broadcast_message {
 public:
-    broadcast_message(std::string name, json data, const codec* first, const codec* second)
-        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {}
+    /// second_made: the second codec's form when it is made already (a broadcast kept for recovery).
+    broadcast_message(std::string name, json data, const codec* first, const codec* second,
+                      std::shared_ptr<const prepared> second_made = nullptr)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {
+        if (second_made) {
+            forms_[1].made = std::move(second_made);
+            forms_[1].ready.store(true, std::memory_order_release);
+        }
+    }
 
     const std::string& name() const noexcept { return name_; }
     const json& data() const noexcept { return data_; }

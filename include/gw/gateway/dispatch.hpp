@@ -6,6 +6,7 @@
 #include "../detail/json.hpp"
 #include "../net/transport.hpp"
 #include "local_adapter.hpp"
+#include "recovery.hpp"
 #include "handlers.hpp"
 #include "socket.hpp"
 #include "state.hpp"
@@ -21,14 +22,26 @@ struct dispatcher {
     /// there, then out of every room. Between the hooks the transport reads on its own and hands
     /// each message to the socket (socket::on_message), so an idle socket holds no coroutine frame.
     /// wire: the format the client speaks (the gateway's, or the namespace's Socket.IO packets).
+    /// restored: what connection-state recovery kept of it (its id, rooms and data come back).
     static asio::awaitable<void> serve(std::shared_ptr<detail::gateway_state> st, detail::namespace_state* ns,
-                                       std::size_t worker, std::shared_ptr<transport> t, const codec* wire) {
+                                       std::size_t worker, std::shared_ptr<transport> t, const codec* wire,
+                                       std::optional<session_record> restored = std::nullopt) {
         std::shared_ptr<socket> s = std::make_shared<made_socket>(*ns, st, worker, t);
         s->data_ = std::move(t->request().attachment);
         s->codec_ = wire;
         s->decoder_ = wire->make_decoder();
+        if (restored) {
+            s->id_ = std::move(restored->id);
+            s->recovered_ = true;
+            // Kept as JSON: a string comes back as the std::string it was (what middleware attaches).
+            if (restored->data.is_string()) s->data_ = restored->data.get<std::string>();
+            else if (!restored->data.is_null()) s->data_ = std::move(restored->data);
+        }
         ns->members->add_socket(*s);   // which also puts it in its id-room
+        if (restored)
+            for (const auto& room : restored->rooms) ns->join(*s, room);
         ns->connected.fetch_add(1, std::memory_order_relaxed);
+        if (wire != st->wire.get()) ns->connected_socketio.fetch_add(1, std::memory_order_relaxed);
         if (ns->slow_consumer) t->set_overflow(*ns->slow_consumer);
         if (!ns->on_drain.empty())
             t->on_drain(
@@ -118,6 +131,7 @@ struct dispatcher {
         s->abandon_acks();
         // No longer counted as connected (as in Socket.IO), though its rooms stay visible to the hooks.
         ns->connected.fetch_sub(1, std::memory_order_relaxed);
+        if (s->codec_ != s->owner_->wire.get()) ns->connected_socketio.fetch_sub(1, std::memory_order_relaxed);
         for (auto& hook : ns->on_disconnect) {
             try {
                 co_await hook(*s, reason);
@@ -125,10 +139,28 @@ struct dispatcher {
                 s->ns_.owner->log.report("an on_disconnect hook")(std::current_exception());
             }
         }
+        if (auto pid = t.session_pid(); !pid.empty() && recoverable(reason)) {
+            const auto& rec = s->owner_->socketio.recovery;
+            session_record r{s->id_, ns->path, s->rooms_, nullptr, 0};
+            if (auto* j = std::any_cast<json>(&s->data_)) r.data = *j;
+            else if (auto* text = std::any_cast<std::string>(&s->data_)) r.data = *text;
+            try {
+                co_await rec.store->save(std::string(pid), std::move(r), rec.max_disconnection);
+            } catch (...) {   // a store that fails loses this recovery, not the farewell
+                s->owner_->log.report("saving a socket for recovery")(std::current_exception());
+            }
+        }
         for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
         ns->members->remove_socket(*s);
         s->gone_ = true;
         co_await t.release();
+    }
+
+    /// Whether a socket that went for this reason may come back (Socket.IO's recoverable reasons):
+    /// its transport failed or the server closed it, as opposed to a namespace disconnect.
+    static bool recoverable(std::string_view reason) noexcept {
+        return reason == "transport close" || reason == "transport error" || reason == "ping timeout" ||
+               reason == "forced close" || reason == "forced server close" || reason == "server shutting down";
     }
 
     /// Decodes one message and runs its handler with the enhancers of every level. Never throws:

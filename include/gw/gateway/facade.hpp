@@ -141,6 +141,7 @@ public:
             if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
         st_->socketio = own.socketio;
+        if (auto& rec = st_->socketio.recovery; rec.enabled && !rec.store) rec.store = std::make_shared<memory_session_store>();
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
         if (own.socketio.enabled) {   // Socket.IO's sessions on the same listener
@@ -151,12 +152,14 @@ public:
                 else t->close_soon(close_code::going_away, "shutting down");
             };
             st_->eio = std::make_unique<engineio::server>(*st_->srv, std::move(eo));
+            of("/");   // Socket.IO's main namespace always exists, as in Socket.IO and NestJS
         }
         st_->srv->st_->more_metrics = [w = std::weak_ptr<detail::gateway_state>(st_)](gw::metrics& m) {
             auto st = w.lock();
             if (!st) return;
             for (const auto& ns : st->spaces) {
                 m.sockets += ns->connected.load(std::memory_order_relaxed);
+                m.socketio_sockets += ns->connected_socketio.load(std::memory_order_relaxed);
                 m.rooms += ns->members->rooms();
                 auto add = [&](const std::string& event, const detail::handler& h) {
                     auto& l = m.handlers.emplace_back();

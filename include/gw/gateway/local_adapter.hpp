@@ -231,9 +231,23 @@ inline asio::awaitable<void> target::emit(std::string_view event, const json& da
     if (spaces_.empty()) return detail::done();
     // Encoded once per wire format the namespace's sockets speak and framed once per kind of
     // transport; every recipient's outbox, on every worker, shares those bytes.
-    for (auto* ns : spaces_)
-        ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(), ns->sio_wire.get()),
+    for (auto* ns : spaces_) {
+        // With connection-state recovery, a broadcast that is not volatile is kept with an offset, so
+        // that a Socket.IO client coming back gets it; its Socket.IO form carries the offset.
+        std::shared_ptr<const prepared> kept;
+        if (const auto& store = ns->owner->socketio.recovery.store; store && !droppable_) {
+            kept_broadcast b;
+            b.rooms = rooms_;
+            b.except_rooms = except_rooms_;
+            for (const socket* s : except_sockets_) b.except_rooms.push_back(s->id());
+            kept = store->append(ns->path, std::move(b), [&](std::uint64_t offset) {
+                return ns->sio_wire->prepare_kept(event, data, false, std::to_string(offset));
+            });
+        }
+        ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(),
+                                                                         ns->sio_wire.get(), std::move(kept)),
                                spec(), droppable_);
+    }
     return detail::done();
 }
 

@@ -3,8 +3,21 @@
 #include "../detail/config.hpp"
 #include "../core/vocabulary.hpp"
 #include "../net/engineio.hpp"
+#include "recovery.hpp"
 
+#ifndef GATEWAY_NO_JSON
 namespace gw::inline v0 {
+
+/// Connection-state recovery (Socket.IO's connectionStateRecovery): a Socket.IO socket whose
+/// transport drops keeps its id, rooms and data for a while, and a client that comes back in time
+/// gets them back with the broadcasts it missed. Off unless enabled.
+struct recovery_options {
+    bool enabled = false;
+    std::chrono::milliseconds max_disconnection{120'000};   ///< how long a dropped socket's state waits
+    bool skip_middlewares = true;   ///< a recovered socket does not pass the handshake middleware again
+    /// Where the state waits; null: a gw::memory_session_store of the gateway's (this process only).
+    std::shared_ptr<session_store> store{};
+};
 
 /// The Socket.IO platform beside NestJS's WsAdapter one: Socket.IO clients connect to the same
 /// namespaces, handlers, hooks and rooms. Every field has the reference server's default.
@@ -15,6 +28,7 @@ struct socketio_options {
     /// A session that joins no namespace within this is closed.
     std::chrono::milliseconds connect_timeout{45'000};
     std::size_t max_attachments = 10;   ///< binary attachments of one packet: more close the connection
+    recovery_options recovery{};
 };
 
 /// The gateway's own limits, given beside the server's options: gw::gateway app{io, {.port = 8080},
@@ -33,3 +47,4 @@ struct gateway_options {
 };
 
 } // namespace gw::v0
+#endif

@@ -35,12 +35,17 @@ public:
     virtual asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) = 0;
     /// Takes the record back, once; nullopt when it is unknown or its window has passed.
     virtual asio::awaitable<std::optional<session_record>> restore(std::string pid) = 0;
-    /// Keeps a broadcast of namespace nsp for as long as a session could miss it; returns its offset
-    /// (increasing within the namespace).
-    virtual asio::awaitable<std::uint64_t> append(std::string nsp, kept_broadcast b) = 0;
+    /// Keeps a broadcast of namespace nsp (b's rooms and except rooms) for as long as a session
+    /// could miss it: assigns its offset (increasing within the namespace), has encode make the
+    /// message as sent with that offset in it, keeps that message and returns it. Synchronous, since
+    /// a broadcast is queued before its emit returns: a store kept elsewhere assigns offsets here and
+    /// writes behind.
+    virtual std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
+                                                   const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) = 0;
     /// The broadcasts of record's namespace after its offset that reached a socket in its rooms
-    /// (or in its id-room), in order.
-    virtual asio::awaitable<std::vector<kept_broadcast>> missed(session_record record) = 0;
+    /// (or in its id-room), in order; nullopt when the offset is not one the store can continue
+    /// from (never assigned, or older than what it keeps): then nothing can be recovered.
+    virtual asio::awaitable<std::optional<std::vector<kept_broadcast>>> missed(session_record record) = 0;
 };
 
 namespace detail {
@@ -80,21 +85,34 @@ public:
         sessions_.erase(it);
         co_return r;
     }
-    asio::awaitable<std::uint64_t> append(std::string nsp, kept_broadcast b) override {
+    std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
+                                           const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) override {
         std::lock_guard hold(lock_);
-        auto& log = logs_[nsp];
+        auto it = logs_.find(nsp);
+        if (it == logs_.end()) it = logs_.emplace(std::string(nsp), log{}).first;
+        auto& log = it->second;
         b.offset = ++log.last;
+        b.message = encode(b.offset);
+        auto message = b.message;
         log.entries.push_back({clock::now(), std::move(b)});
-        if (log.entries.size() > max_kept_) log.entries.pop_front();
-        co_return log.last;
+        if (log.entries.size() > max_kept_) {
+            log.entries.pop_front();
+            log.dropped = true;
+        }
+        return message;
     }
-    asio::awaitable<std::vector<kept_broadcast>> missed(session_record record) override {
+    asio::awaitable<std::optional<std::vector<kept_broadcast>>> missed(session_record record) override {
         std::lock_guard hold(lock_);
         forget(clock::now());
         std::vector<kept_broadcast> out;
-        if (auto it = logs_.find(record.nsp); it != logs_.end())
-            for (const auto& e : it->second.entries)
-                if (e.b.offset > record.offset && detail::reached(e.b, record)) out.push_back(e.b);
+        auto it = logs_.find(record.nsp);
+        if (it == logs_.end()) co_return record.offset == 0 ? std::optional(out) : std::nullopt;
+        const log& l = it->second;
+        // Known: assigned, and nothing after it forgotten (the oldest kept follows it at once).
+        const std::uint64_t next = l.entries.empty() ? l.last + 1 : l.entries.front().b.offset;
+        if (record.offset > l.last || (l.dropped && record.offset + 1 < next)) co_return std::nullopt;
+        for (const auto& e : l.entries)
+            if (e.b.offset > record.offset && detail::reached(e.b, record)) out.push_back(e.b);
         co_return out;
     }
 
@@ -111,19 +129,23 @@ private:
     struct log {
         std::uint64_t last = 0;
         std::deque<entry> entries;
+        bool dropped = false;   // entries were forgotten: offsets before the oldest are unknown
     };
     /// Drops the sessions past their window and the broadcasts no session could still miss.
     void forget(clock::time_point now) {
         std::erase_if(sessions_, [&](const auto& kv) { return kv.second.expires <= now; });
         for (auto& [nsp, l] : logs_)
-            while (!l.entries.empty() && l.entries.front().at + longest_ <= now) l.entries.pop_front();
+            while (!l.entries.empty() && l.entries.front().at + longest_ <= now) {
+                l.entries.pop_front();
+                l.dropped = true;
+            }
     }
 
     const std::size_t max_kept_;
     std::mutex lock_;
     std::chrono::milliseconds longest_{120'000};   // Socket.IO's default window
     std::unordered_map<std::string, session> sessions_;
-    std::unordered_map<std::string, log> logs_;
+    std::map<std::string, log, std::less<>> logs_;   // found by string_view
 };
 
 } // namespace gw::v0

@@ -128,6 +128,9 @@ public:
         co_await asio::co_spawn(t->executor(), std::move(hop), asio::use_awaitable);
     }
     bool connected() const noexcept { return transport_->is_open(); }
+    /// Socket.IO with connection-state recovery: true when this socket is one that had dropped and
+    /// came back within the window, with its id, rooms and data (and the events it missed).
+    bool recovered() const noexcept { return recovered_; }
 
     socket(const socket&) = delete;
     socket& operator=(const socket&) = delete;
@@ -164,6 +167,7 @@ private:
     /// no entry in the room map and no copy of the id.
     bool in_own_room_ = true;
     bool closed_by_server_ = false;
+    bool recovered_ = false;
     bool gone_ = false;   // out of the namespace: rooms and lookups no longer know it
     // The message-rate bucket (options.message_rate): tokens left, as of when.
     double tokens_ = -1;   // -1: full, not yet used

@@ -229,6 +229,13 @@ public:
     bool closes_on_error() const noexcept override { return true; }
     bool answers_unknown() const noexcept override { return false; }
 
+    /// The event with its offset as one more argument, which the client keeps as its last offset.
+    std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const override {
+        json args = spread && data.is_array() ? data : json::array({data});
+        args.push_back(offset);
+        return std::make_shared<const prepared>(encode(name, args, nullptr, 0, true));
+    }
+
 private:
     static void write_json_string(std::string& out, std::string_view s) { detail::write_json_string(out, s); }
     static void write_json(std::string& out, const json& j) { detail::write_json(out, j); }
@@ -296,6 +303,9 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
 
 private:
     void connect(const sio::packet_head& h);
+    /// A CONNECT's second half: recovery (when asked and possible), the middleware, the socket.
+    static asio::awaitable<void> join(std::shared_ptr<sio_client> self, namespace_state* ns, std::size_t worker,
+                                      std::shared_ptr<sio_socket> t, std::string pid, std::string offset);
     static void drained(void* self);
 
     std::shared_ptr<gateway_state> st_;
@@ -316,6 +326,9 @@ class sio_socket final : public transport {
 public:
     sio_socket(std::shared_ptr<sio_client> client, std::string nsp, http_request req, std::unique_ptr<codec> own_codec)
         : client_(std::move(client)), nsp_(std::move(nsp)), request_(std::move(req)), own_codec_(std::move(own_codec)) {}
+
+    /// With recovery on: the private session id the client gets in the CONNECT reply.
+    std::string pid;
 
     const std::string& nsp() const noexcept { return nsp_; }
     /// The codec for a namespace matched by pattern (its packets name this namespace), else null.
@@ -386,15 +399,20 @@ public:
     asio::any_io_executor executor() const override { return client_->engine()->executor(); }
     bool on_own_thread() const noexcept override { return client_->engine()->on_own_thread(); }
     http_request& request() noexcept override { return request_; }
-    /// The CONNECT reply: {"sid": the socket's id}.
+    /// The CONNECT reply: {"sid": the socket's id}, and its "pid" with recovery on.
     void opened(std::string_view socket_id) override {
         std::string reply;
         sio::write_head(reply, sio::packet_type::connect, nsp_);
         reply += "{\"sid\":";
         write_json_string(reply, socket_id);
+        if (!pid.empty()) {
+            reply += ",\"pid\":";
+            write_json_string(reply, pid);
+        }
         reply += '}';
         client_->send(std::move(reply));
     }
+    std::string_view session_pid() const noexcept override { return pid; }
 
     void drained_now() {
         if (drain_callback_) drain_callback_(drain_context_);
@@ -508,25 +526,68 @@ inline void sio_client::connect(const sio::packet_head& h) {
         return;
     }
     if (auto token = auth.find("token"); token != auth.end() && token->is_string()) req.auth_token_ = token->get<std::string>();
-    if (auto refused = ns->admit(req)) {
-        std::string message = refused->body;
-        while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) message.pop_back();
-        if (message.empty()) message = std::string(status_text(refused->status));
-        refuse(json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
-        return;
-    }
     const auto worker = st_->current();
     if (!worker) {
         fail("a session on a thread that is none of the gateway's workers");
         return;
     }
+    // What a client that comes back sends to recover: its private session id and last offset.
+    std::string pid, offset;
+    if (st_->socketio.recovery.enabled) {
+        auto p = auth.find("pid"), o = auth.find("offset");
+        if (p != auth.end() && p->is_string() && o != auth.end() && o->is_string()) {
+            pid = p->get<std::string>();
+            offset = o->get<std::string>();
+        }
+    }
     std::unique_ptr<codec> own;
     if (ns->path != nsp) own = std::make_unique<socketio_codec>(nsp, st_->socketio.max_attachments);
     auto t = std::make_shared<sio_socket>(shared_from_this(), nsp, std::move(req), std::move(own));
+    // In the session's list at once: what the client sends meanwhile waits in the socket's inbox.
     sockets_.push_back(t);
     if (timer_) timer_->cancel();
+    asio::co_spawn(engine_->executor(), join(shared_from_this(), ns, *worker, std::move(t), std::move(pid), std::move(offset)),
+                   st_->log.report("a Socket.IO CONNECT"));
+}
+
+inline asio::awaitable<void> sio_client::join(std::shared_ptr<sio_client> self, namespace_state* ns, std::size_t worker,
+                                              std::shared_ptr<sio_socket> t, std::string pid, std::string offset) {
+    const auto& rec = self->st_->socketio.recovery;
+    std::optional<session_record> restored;
+    std::vector<kept_broadcast> missed;
+    if (!pid.empty() && rec.store) {
+        std::uint64_t from = 0;
+        const char* end = offset.data() + offset.size();
+        const auto parsed = std::from_chars(offset.data(), end, from);
+        auto r = co_await rec.store->restore(pid);
+        if (r && r->nsp == ns->path && !offset.empty() && parsed.ec == std::errc{} && parsed.ptr == end) {
+            r->offset = from;
+            if (auto m = co_await rec.store->missed(*r)) {
+                restored = std::move(r);
+                missed = std::move(*m);
+            }
+        }
+    }
+    if (!t->is_open()) co_return;   // the session ended meanwhile
+    if (!restored || !rec.skip_middlewares) {
+        if (auto refused = ns->admit(t->request())) {
+            std::string message = refused->body;
+            while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) message.pop_back();
+            if (message.empty()) message = std::string(status_text(refused->status));
+            std::string out;
+            sio::write_head(out, sio::packet_type::connect_error, t->nsp());
+            write_json(out, json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
+            self->send(std::move(out));
+            self->forget(t.get());
+            t->end("refused");
+            co_return;
+        }
+    }
+    if (rec.enabled) t->pid = restored ? std::move(pid) : random_id();
+    // The events it missed go before the CONNECT reply; the client delivers them once connected.
+    for (const auto& b : missed) self->send_prepared(b.message, false);
     const codec* wire = t->own_codec() ? t->own_codec() : ns->sio_wire.get();
-    asio::co_spawn(engine_->executor(), dispatcher::serve(st_, ns, *worker, std::move(t), wire), st_->log.report("serving a Socket.IO socket"));
+    co_await dispatcher::serve(self->st_, ns, worker, std::move(t), wire, std::move(restored));
 }
 
 } // namespace detail

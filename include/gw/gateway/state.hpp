@@ -35,6 +35,7 @@ struct namespace_state {
     std::unique_ptr<adapter> members;   // its sockets and rooms: a local adapter, or one that wraps it
     std::unique_ptr<codec> sio_wire;    // Socket.IO packets of this namespace (gateway/socketio.hpp)
     std::atomic<std::size_t> connected{0};   // on every worker: changes per connection, not per message
+    std::atomic<std::size_t> connected_socketio{0};   // of those, Socket.IO clients
 
     void join(socket& s, const std::string& room);
     void leave(socket& s, const std::string& room);
@@ -116,6 +117,16 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
 }
 
 inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
+    if (ack == 0 && !transport_->session_pid().empty()) {
+        // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
+        kept_broadcast b;
+        b.rooms.push_back(id_);
+        auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::uint64_t offset) {
+            return codec_->prepare_kept(event, data, false, std::to_string(offset));
+        });
+        send_text(kept->text());
+        return;
+    }
     send_text(codec_->encode(event, data, id, ack));
 }
 

@@ -75,6 +75,7 @@ public:
     std::uint32_t loop_ = 0;
     bool listed_ = false, upgraded_ = false, ping_outstanding_ = false;
     bool shutting_down_ = false;   // closed by the server's stop()
+    bool in_mount_ = false;        // a mounted endpoint (Engine.IO) is answering its request
     std::uint32_t ping_at_ = 0, active_at_ = 0;   // server clock: last ping sent, last message seen
     std::uint32_t messages_in_ = 0, seen_in_ = 0;   // messages received; as of the last sweep
 

@@ -79,7 +79,8 @@ struct eio_state {
     // accept()'s queue, on the first loop.
     std::deque<std::shared_ptr<eio_session>> ready;
     std::unique_ptr<asio::steady_timer> wake;
-    bool stopped = false;
+    std::atomic<bool> stopped{false};   // read by requests on every loop
+    std::atomic<std::uint64_t> polling{0}, upgrades{0}, ping_timeouts{0};   // metrics
 
     std::optional<std::uint32_t> current_loop() const noexcept {
         for (std::uint32_t i = 0; i < loops.size(); ++i)
@@ -117,7 +118,29 @@ public:
     }
 
     /// Starts the heartbeat: the first ping goes ping_interval after the handshake.
-    void begin() { arm_ping(); }
+    void begin() {
+        if (!ws_) {
+            polling_counted_ = true;
+            st_->polling.fetch_add(1, std::memory_order_relaxed);
+        }
+        arm_ping();
+    }
+
+    /// The server shuts down: a close packet after what is queued, and the session ends now
+    /// ("server shutting down"); a held poll takes the close packet.
+    void shut_down() {
+        if (ended()) return;
+        if (ws_) {
+            if (ws_->can_send()) {
+                ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
+                ws_->close_soon(close_code::going_away, "server shutting down");
+            }
+        } else {
+            queue_.push_back(queued{packet_type::close, false, {}, nullptr});
+            queued_bytes_ += 1;
+        }
+        end("server shutting down");
+    }
 
     // ---- the WebSocket transport ----
 
@@ -157,7 +180,10 @@ public:
         }
         {
             flag_guard pending(get_pending_);
+            if (queue_.empty() && phase_ == phase::open) watch_abort(c);
             while (queue_.empty() && phase_ == phase::open && !(probed_ && probe_) && !ws_) co_await wait();
+            std::error_code ignored;
+            c->sock_.cancel(ignored);   // the watch ends with the wait
         }
         std::string payload;
         std::size_t taken = 0;
@@ -186,6 +212,21 @@ public:
         co_return ok;
     }
 
+    /// While a poll is held, a client that goes away (its tab closed) ends the session at once
+    /// ("transport error") rather than at the next missed pong. Bytes that arrive instead (the
+    /// client's next request, pipelined) end the watch without a verdict.
+    void watch_abort(const std::shared_ptr<connection_impl>& c) {
+        c->sock_.async_wait(tcp::socket::wait_read, [w = weak_from_this(), wc = std::weak_ptr<connection_impl>(c)](std::error_code ec) {
+            auto s = w.lock();
+            auto conn = wc.lock();
+            if (ec || !s || !conn || !s->get_pending_) return;
+            char byte;
+            std::error_code peek;
+            conn->sock_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek);
+            if (peek && peek != asio::error::would_block && peek != asio::error::try_again) s->end("transport error");
+        });
+    }
+
     /// Answers a POST whose body has been read: its packets in order. Returns the refusal's code,
     /// or nullopt when the body was taken.
     std::optional<eio::error_code> posted(std::string_view body) {
@@ -209,6 +250,8 @@ public:
         if (ended()) return;
         phase_ = phase::ended;
         reason_ = std::move(reason);
+        if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
+        if (reason_ == "ping timeout") st_->ping_timeouts.fetch_add(1, std::memory_order_relaxed);
         {
             std::lock_guard hold(st_->lock);
             st_->sessions.erase(id_);
@@ -394,6 +437,8 @@ private:
     /// The probe said "5": the session moves to it, with what was waiting for a poll.
     void upgrade() {
         if (upgrade_timer_) upgrade_timer_->cancel();
+        if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
+        st_->upgrades.fetch_add(1, std::memory_order_relaxed);
         ws_ = std::move(probe_);
         probed_ = false;
         ws_->on_drain(drain_callback_, drain_context_);
@@ -524,12 +569,32 @@ private:
     void (*drain_callback_)(void*) = nullptr;
     void* drain_context_ = nullptr;
     bool get_pending_ = false, probed_ = false, awaiting_pong_ = false, pressed_ = false, drop_when_full_ = false;
+    bool polling_counted_ = false;   // in the polling gauge
 };
 
 /// The endpoint mounted on the server: classifies each request and answers it.
 class eio_mount final : public http_mount {
 public:
     explicit eio_mount(std::shared_ptr<eio_state> st) : st_(std::move(st)) { prefix = st_->opts.path; }
+
+    void shut_down() override {
+        std::vector<std::pair<std::shared_ptr<eio_session>, std::uint32_t>> all;
+        {
+            std::lock_guard hold(st_->lock);
+            for (const auto& [id, entry] : st_->sessions) all.push_back(entry);
+        }
+        for (auto& [s, loop] : all) asio::post(*st_->loops[loop], [s = s] { s->shut_down(); });
+    }
+
+    void read(gw::metrics& m) const override {
+        {
+            std::lock_guard hold(st_->lock);
+            m.engineio_sessions += st_->sessions.size();
+        }
+        m.engineio_polling += st_->polling.load(std::memory_order_relaxed);
+        m.engineio_upgrades += st_->upgrades.load(std::memory_order_relaxed);
+        m.engineio_ping_timeouts += st_->ping_timeouts.load(std::memory_order_relaxed);
+    }
 
     std::optional<std::uint32_t> home_of(const http_request& req) override {
         auto sid = req.query_param("sid");
@@ -556,6 +621,11 @@ public:
         if (kind.refused) co_return co_await refuse(*c, *kind.refused, is_upgrade, keep);
         const bool websocket = kind.transport == eio::transport_kind::websocket;
         if (kind.sid.empty()) {   // a handshake
+            if (st->stopped) {
+                http_response r{503, "shutting down\n"};
+                co_await detail::refuse(*c, r);
+                co_return false;
+            }
             if (full) {
                 st->shared->rejected(full, "Engine.IO handshake over the connection limit", &req);
                 http_response r{full, full == 503 ? "the server is at its connection limit\n" : "too many connections from this address\n"};
@@ -623,7 +693,8 @@ public:
             add_cors(req, r, false);
             r.headers.emplace_back("Cache-Control", "no-store");
             if (!co_await s->poll(c, std::move(r))) co_return false;
-            co_return keep || co_await linger(*c);
+            if (keep) co_return true;   // not `keep || co_await ...`: GCC 12 evaluates the co_await anyway
+            co_return co_await linger(*c);
         }
         if (req.method() != "POST") {
             http_response r{500, {}, "text/plain; charset=utf-8"};
@@ -842,7 +913,11 @@ public:
     }
     server(const server&) = delete;
     server& operator=(const server&) = delete;
-    ~server() { stop(); }
+    /// Stops, and the server's requests under options.path are no longer Engine.IO's.
+    ~server() {
+        stop();
+        if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount.reset();
+    }
 
     /// The next new session. Throws asio::error::operation_aborted once stopped.
     asio::awaitable<connection> accept() {
@@ -858,12 +933,11 @@ public:
         }
     }
 
-    /// Stops taking requests: the endpoint is unmounted and accept() fails; sessions go on until
-    /// they end.
+    /// Stops taking new sessions: handshakes get 503 and accept() fails; open sessions go on until
+    /// they end (the server's stop() ends them with a close packet each).
     void stop() {
         if (!st_ || st_->stopped) return;
         st_->stopped = true;
-        if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount.reset();
         st_->wake->cancel();
     }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include "../detail/asio.hpp"
 #include "../protocol/http.hpp"
+#include "../core/metrics.hpp"
 #include "connection_impl.hpp"
 
 namespace gw::inline v0::detail {
@@ -49,6 +50,10 @@ public:
     virtual asio::awaitable<bool> serve(std::shared_ptr<connection_impl> c, std::string& rest, int full) = 0;
     /// The loop that owns what the request is about (an Engine.IO session), when that is known.
     virtual std::optional<std::uint32_t> home_of(const http_request& req) = 0;
+    /// The server shuts down: what the mount keeps open (sessions between requests) closes.
+    virtual void shut_down() = 0;
+    /// Adds the mount's counters and gauges.
+    virtual void read(gw::metrics& m) const = 0;
     /// Requests whose path starts with this are the mount's.
     std::string prefix;
 };

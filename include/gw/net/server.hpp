@@ -174,6 +174,7 @@ private:
 
         static void read(const state& st, gw::metrics& m) {
             st.shared->read(m);
+            if (auto mount = st.mount) mount->read(m);
             if (st.more_metrics) st.more_metrics(m);
         }
 
@@ -199,6 +200,7 @@ private:
             auto ex = co_await asio::this_coro::executor;
             auto timer = std::make_shared<asio::steady_timer>(ex, deadline);
             shared->when_empty([ex, timer] { asio::post(ex, [timer] { timer->cancel(); }); });
+            if (auto mount = self->mount) mount->shut_down();   // Engine.IO's sessions: a close packet each
             auto each = [&](auto act) {   // act(connection_impl&) on every connection, on its own loop
                 for (std::uint32_t i = 0; i < self->loops.size(); ++i)
                     asio::post(*self->loops[i], [shared, i, act] {
@@ -213,6 +215,7 @@ private:
                     });
             };
             each([log = shared->log](const std::shared_ptr<detail::connection_impl>& c) {
+                if (c->in_mount_) return;   // a request Engine.IO answers: its session's close packet is on its way
                 if (!c->upgraded_) {   // still in its handshake: nothing to say goodbye with
                     std::error_code ignored;
                     c->sock_.close(ignored);
@@ -401,7 +404,16 @@ private:
                         co_await move_to(self, *there, std::move(c), std::move(rest), full);
                         co_return;
                     }
-                    if (!co_await m->serve(c, rest, full)) co_return;
+                    c->in_mount_ = true;
+                    const bool more = co_await m->serve(c, rest, full);
+                    c->in_mount_ = false;
+                    if (!more) co_return;
+                    if (self->stopped) {   // shutting down: no next request on this connection
+                        std::error_code ignored;
+                        c->sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                        c->sock_.close(ignored);
+                        co_return;
+                    }
                     continue;
                 }
                 break;

@@ -67,6 +67,9 @@ public:
     /// The gateway made a socket for this transport, with this id, and is about to run its
     /// on_connect hooks: Socket.IO answers the client's CONNECT here, before anything they send.
     virtual void opened(std::string_view socket_id) { (void)socket_id; }
+    /// Socket.IO with connection-state recovery: the private session id under which the socket's
+    /// state is kept when the transport drops; empty when it is not kept.
+    virtual std::string_view session_pid() const noexcept { return {}; }
 
     // Where it runs and what it was opened with.
     virtual asio::any_io_executor executor() const = 0;

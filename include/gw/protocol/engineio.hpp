@@ -3,6 +3,7 @@
 #pragma once
 #include "../detail/config.hpp"
 #include "text.hpp"
+#include "utf8.hpp"
 
 namespace gw::inline v0::detail::eio {
 
@@ -50,7 +51,8 @@ inline std::optional<packet> decode_packet(std::string_view text, bool binary) {
 
 /// Splits a polling POST body into packets, appended to out in order. Stops at the first record
 /// that is not a packet and returns false (the packets before it stay in out, to be processed as
-/// the reference server does). An empty body is malformed.
+/// the reference server does). An empty body is malformed. Text is read as UTF-8 as the reference
+/// server reads it: an ill-formed sequence becomes U+FFFD, so what is passed on is valid UTF-8.
 inline bool decode_payload(std::string_view body, std::vector<packet>& out) {
     if (body.empty()) return false;
     for (;;) {
@@ -61,6 +63,7 @@ inline bool decode_payload(std::string_view body, std::vector<packet>& out) {
             if (!base64_decode(record.substr(1), p.data)) return false;
             out.push_back(std::move(p));
         } else if (auto p = decode_packet(record, false)) {
+            if (!is_valid_utf8(p->data)) p->data = utf8_repaired(p->data);
             out.push_back(std::move(*p));
         } else {
             return false;

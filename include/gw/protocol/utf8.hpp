@@ -57,4 +57,36 @@ inline bool is_valid_utf8(std::string_view s) noexcept {
     return v.feed(s) && v.complete();
 }
 
+/// The text with each ill-formed UTF-8 sequence (each maximal part of one) replaced by U+FFFD, as
+/// a WHATWG decoder (Node's) reads bytes that are not UTF-8.
+inline std::string utf8_repaired(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 8);
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            out += s[i++];
+            continue;
+        }
+        int need = 0;
+        unsigned char lo = 0x80, hi = 0xBF;   // the range of the byte after the lead
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        std::size_t j = i + 1;
+        int got = 0;
+        while (got < need && j < s.size()) {
+            const auto d = static_cast<unsigned char>(s[j]);
+            if (d < lo || d > hi) break;
+            lo = 0x80, hi = 0xBF;
+            ++got, ++j;
+        }
+        if (need > 0 && got == need) out.append(s.substr(i, j - i));
+        else out += "\xEF\xBF\xBD";
+        i = j;
+    }
+    return out;
+}
+
 } // namespace gw::v0::detail

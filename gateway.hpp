@@ -2237,6 +2237,9 @@ public:
     /// Reading is over (the peer closed or failed, or the connection was lost); the transport
     /// expects settle() and release() next.
     virtual void on_end() = 0;
+    /// The transport goes without an end (its server is destroyed with it open): let go of what is
+    /// held, with no callbacks, so that nothing is kept alive by a cycle.
+    virtual void abandon() {}
 
 protected:
     ~transport_sink() = default;
@@ -3276,6 +3279,8 @@ public:
     virtual std::optional<std::uint32_t> home_of(const http_request& req) = 0;
     /// The server shuts down: what the mount keeps open (sessions between requests) closes.
     virtual void shut_down() = 0;
+    /// The server is destroyed, its loops stopped: what the mount holds is let go (no callbacks).
+    virtual void forget_all() = 0;
     /// Adds the mount's counters and gauges.
     virtual void read(gw::metrics& m) const = 0;
     /// Requests whose path starts with this are the mount's.
@@ -3423,6 +3428,8 @@ public:
             w->io.stop();
             w->thread.join();
         }
+        // What a mounted endpoint holds goes while the loops it lives on still exist.
+        if (auto mount = st_->mount) mount->forget_all();
         // Destroying the loops destroys the coroutines suspended on them, and with them their
         // connections; the application's own io_context keeps what it serves.
         st_->own.clear();
@@ -4157,6 +4164,17 @@ public:
         if (auto sink = std::move(sink_)) sink->on_end();   // the sink may hold this session: let go
     }
 
+    /// The server is destroyed with this session open: let go of everything, with no callbacks.
+    void abandon() {
+        if (!ended()) phase_ = phase::ended;
+        if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
+        if (auto sink = std::move(sink_)) sink->abandon();
+        ws_.reset();
+        probe_.reset();
+        queue_.clear();
+        inbox_.clear();
+    }
+
     // ---- transport ----
     void start(std::shared_ptr<transport_sink> sink) override {
         sink_ = std::move(sink);
@@ -4476,6 +4494,16 @@ public:
             for (const auto& [id, entry] : st_->sessions) all.push_back(entry);
         }
         for (auto& [s, loop] : all) asio::post(*st_->loops[loop], [s = s] { s->shut_down(); });
+    }
+
+    void forget_all() override {
+        std::unordered_map<std::string, std::pair<std::shared_ptr<eio_session>, std::uint32_t>> all;
+        {
+            std::lock_guard hold(st_->lock);
+            all.swap(st_->sessions);
+        }
+        for (auto& [id, entry] : all) entry.first->abandon();
+        st_->ready.clear();
     }
 
     void read(gw::metrics& m) const override {
@@ -4808,6 +4836,7 @@ public:
     /// Stops, and the server's requests under options.path are no longer Engine.IO's.
     ~server() {
         stop();
+        if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount->forget_all();
         if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount.reset();
     }
 
@@ -7079,6 +7108,8 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
 
     void on_message(message&& m) override;
     void on_end() override;
+    /// Its session goes without an end (teardown): every namespace socket lets go too.
+    void abandon() override;
 
     /// Sends a packet (with its attachments, if any) on the session.
     void send(std::string packet) {
@@ -7148,6 +7179,12 @@ public:
         if (ended_) return;
         if (sink_) sink_->on_message(std::move(m));
         else inbox_.push_back(std::move(m));
+    }
+    /// Teardown: lets go of the gateway's socket (which holds this transport) with no callback.
+    void abandon() {
+        ended_ = true;
+        sink_.reset();
+        inbox_.clear();
     }
     void end(std::string reason) {
         if (ended_) return;
@@ -7304,6 +7341,12 @@ inline void sio_client::on_message(message&& m) {
         return;
     }
     (*it)->deliver(std::move(m));
+}
+
+inline void sio_client::abandon() {
+    pending_.reset();
+    auto sockets = std::move(sockets_);
+    for (auto& s : sockets) s->abandon();   // the session already let go of this client: no cycle is left
 }
 
 inline void sio_client::on_end() {
@@ -7579,8 +7622,8 @@ public:
     /// Stops listening and stops the worker threads; their sockets close with them.
     ~gateway() {
         if (!st_) return;
+        st_->srv.reset();   // stops accepting, and the worker threads (Engine.IO's sessions let go meanwhile)
         st_->eio.reset();
-        st_->srv.reset();   // stops accepting
         // Sockets still on the application's loop go on with it alone; the others' loops are gone.
         st_->loops.resize(1);
     }

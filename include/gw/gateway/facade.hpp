@@ -182,8 +182,8 @@ public:
     /// Stops listening and stops the worker threads; their sockets close with them.
     ~gateway() {
         if (!st_) return;
+        st_->srv.reset();   // stops accepting, and the worker threads (Engine.IO's sessions let go meanwhile)
         st_->eio.reset();
-        st_->srv.reset();   // stops accepting
         // Sockets still on the application's loop go on with it alone; the others' loops are gone.
         st_->loops.resize(1);
     }

@@ -270,6 +270,8 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
 
     void on_message(message&& m) override;
     void on_end() override;
+    /// Its session goes without an end (teardown): every namespace socket lets go too.
+    void abandon() override;
 
     /// Sends a packet (with its attachments, if any) on the session.
     void send(std::string packet) {
@@ -339,6 +341,12 @@ public:
         if (ended_) return;
         if (sink_) sink_->on_message(std::move(m));
         else inbox_.push_back(std::move(m));
+    }
+    /// Teardown: lets go of the gateway's socket (which holds this transport) with no callback.
+    void abandon() {
+        ended_ = true;
+        sink_.reset();
+        inbox_.clear();
     }
     void end(std::string reason) {
         if (ended_) return;
@@ -495,6 +503,12 @@ inline void sio_client::on_message(message&& m) {
         return;
     }
     (*it)->deliver(std::move(m));
+}
+
+inline void sio_client::abandon() {
+    pending_.reset();
+    auto sockets = std::move(sockets_);
+    for (auto& s : sockets) s->abandon();   // the session already let go of this client: no cycle is left
 }
 
 inline void sio_client::on_end() {

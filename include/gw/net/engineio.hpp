@@ -265,6 +265,17 @@ public:
         if (auto sink = std::move(sink_)) sink->on_end();   // the sink may hold this session: let go
     }
 
+    /// The server is destroyed with this session open: let go of everything, with no callbacks.
+    void abandon() {
+        if (!ended()) phase_ = phase::ended;
+        if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
+        if (auto sink = std::move(sink_)) sink->abandon();
+        ws_.reset();
+        probe_.reset();
+        queue_.clear();
+        inbox_.clear();
+    }
+
     // ---- transport ----
     void start(std::shared_ptr<transport_sink> sink) override {
         sink_ = std::move(sink);
@@ -584,6 +595,16 @@ public:
             for (const auto& [id, entry] : st_->sessions) all.push_back(entry);
         }
         for (auto& [s, loop] : all) asio::post(*st_->loops[loop], [s = s] { s->shut_down(); });
+    }
+
+    void forget_all() override {
+        std::unordered_map<std::string, std::pair<std::shared_ptr<eio_session>, std::uint32_t>> all;
+        {
+            std::lock_guard hold(st_->lock);
+            all.swap(st_->sessions);
+        }
+        for (auto& [id, entry] : all) entry.first->abandon();
+        st_->ready.clear();
     }
 
     void read(gw::metrics& m) const override {
@@ -916,6 +937,7 @@ public:
     /// Stops, and the server's requests under options.path are no longer Engine.IO's.
     ~server() {
         stop();
+        if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount->forget_all();
         if (auto srv = server_.lock(); srv && srv->mount && srv->mount->prefix == st_->opts.path) srv->mount.reset();
     }
 

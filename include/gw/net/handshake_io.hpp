@@ -52,6 +52,8 @@ public:
     virtual std::optional<std::uint32_t> home_of(const http_request& req) = 0;
     /// The server shuts down: what the mount keeps open (sessions between requests) closes.
     virtual void shut_down() = 0;
+    /// The server is destroyed, its loops stopped: what the mount holds is let go (no callbacks).
+    virtual void forget_all() = 0;
     /// Adds the mount's counters and gauges.
     virtual void read(gw::metrics& m) const = 0;
     /// Requests whose path starts with this are the mount's.

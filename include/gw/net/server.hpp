@@ -89,6 +89,8 @@ public:
             w->io.stop();
             w->thread.join();
         }
+        // What a mounted endpoint holds goes while the loops it lives on still exist.
+        if (auto mount = st_->mount) mount->forget_all();
         // Destroying the loops destroys the coroutines suspended on them, and with them their
         // connections; the application's own io_context keeps what it serves.
         st_->own.clear();

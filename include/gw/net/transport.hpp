@@ -17,6 +17,9 @@ public:
     /// Reading is over (the peer closed or failed, or the connection was lost); the transport
     /// expects settle() and release() next.
     virtual void on_end() = 0;
+    /// The transport goes without an end (its server is destroyed with it open): let go of what is
+    /// held, with no callbacks, so that nothing is kept alive by a cycle.
+    virtual void abandon() {}
 
 protected:
     ~transport_sink() = default;

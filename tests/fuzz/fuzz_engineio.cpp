@@ -105,6 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 model_ok = false;
                 break;
             }
+            // Text is read as UTF-8 as Node reads it: ill-formed parts become U+FFFD.
+            if (!p->binary && !gw::detail::is_valid_utf8(p->data)) p->data = gw::detail::utf8_repaired(p->data);
             want.push_back(std::move(*p));
         }
     }
@@ -126,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         require(back.size() == got.size(), "a written payload decodes to another number of packets");
         for (std::size_t i = 0; i < got.size(); ++i)
             require(same_packet(back[i], got[i]), "a packet changed on its way through a payload");
-        if (!any_binary) require(again == body, "a text-only payload was not written back as it came");
+        if (!any_binary && gw::detail::is_valid_utf8(body)) require(again == body, "a text-only payload was not written back as it came");
     }
 
     // One WebSocket message: a binary one is always a message of its bytes; a text one is one record.

@@ -51,16 +51,25 @@ std::optional<gw::event> library_decode(std::string_view text, std::string& erro
 
 /// Equal, and of the same types: json's == takes 1 and 1.0 for equal, dump() does not.
 bool same_event(const gw::event& a, const gw::event& b) {
-    return a.name == b.name && a.data == b.data && a.data.dump() == b.data.dump() && a.id == b.id &&
-           a.id.dump() == b.id.dump() && a.ack == b.ack;
+    // Printed as JavaScript prints numbers: 1.0 reads back as 1, the same number for a client.
+    auto text = [](const json& j) {
+        std::string out;
+        gw::detail::write_json(out, j);
+        return out;
+    };
+    return a.name == b.name && a.data == b.data && text(a.data) == text(b.data) && a.id == b.id && text(a.id) == text(b.id) &&
+           a.ack == b.ack;
 }
 
-/// What encode() must print: the library's own dump() of each part, in NestJS's key order.
+/// What encode() must print: the library's own dump() of each part (numbers as JavaScript writes
+/// them, which write_json does), in NestJS's key order.
 std::string dumped(const gw::event& e) {
     constexpr auto replace = json::error_handler_t::replace;
-    std::string out = "{\"event\":" + json(e.name).dump(-1, ' ', false, replace) +
-                      ",\"data\":" + e.data.dump(-1, ' ', false, replace);
-    if (!e.id.is_null()) out += ",\"id\":" + e.id.dump(-1, ' ', false, replace);
+    std::string data, id;
+    gw::detail::write_json(data, e.data);
+    gw::detail::write_json(id, e.id);
+    std::string out = "{\"event\":" + json(e.name).dump(-1, ' ', false, replace) + ",\"data\":" + data;
+    if (!e.id.is_null()) out += ",\"id\":" + id;
     if (e.ack > 0) out += ",\"ack\":" + std::to_string(e.ack);
     return out + "}";
 }

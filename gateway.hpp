@@ -2323,6 +2323,17 @@ struct flag_guard {
     flag_guard& operator=(const flag_guard&) = delete;
 };
 
+/// True when called on the thread that runs ex's event loop. An executor of another kind cannot
+/// tell, so the answer is no, and callers take the (correct, slower) hop.
+inline bool runs_here(const asio::any_io_executor& ex) noexcept {
+    using plain = asio::io_context::executor_type;
+    using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
+    if (auto* e = ex.target<plain>()) return e->running_in_this_thread();
+    if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
+    if (auto* e = ex.target<asio::strand<plain>>()) return e->running_in_this_thread();
+    return false;
+}
+
 /// How a connection behaves, fixed when it is made (a server's options, or a client's).
 struct connection_settings {
     role side = role::server;
@@ -2443,16 +2454,22 @@ public:
         co_return ec;
     }
 
-    /// True when called on the thread that runs this connection's event loop. An executor of
-    /// another kind cannot tell, so the answer is no, and callers take the (correct, slower) hop.
+    /// True when called on the thread that runs this connection's event loop (runs_here).
     bool on_own_thread() const noexcept override {
-        using plain = asio::io_context::executor_type;
-        using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
-        auto ex = const_cast<tcp::socket&>(sock_).get_executor();   // Asio's get_executor() is not const
-        if (auto* e = ex.target<plain>()) return e->running_in_this_thread();
-        if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
-        if (auto* e = ex.target<asio::strand<plain>>()) return e->running_in_this_thread();
-        return false;
+        return runs_here(const_cast<tcp::socket&>(sock_).get_executor());   // Asio's get_executor() is not const
+    }
+
+    /// Closes the socket when timer expires (not when it is cancelled): bounds a handshake, a
+    /// request's arrival, a body's. The timer's wait keeps no reference to the connection.
+    void close_when(asio::steady_timer& timer, std::chrono::steady_clock::duration after) {
+        timer.expires_after(after);
+        timer.async_wait([w = weak_from_this()](std::error_code e) {
+            if (e) return;
+            if (auto p = w.lock()) {
+                std::error_code ignored;
+                p->sock_.close(ignored);
+            }
+        });
     }
 
     // ---- reading ----
@@ -3675,14 +3692,8 @@ private:
                 c->enlist(loop);
             }
             if (o.tls) {
-                asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
-                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
-                    if (e) return;
-                    if (auto p = w.lock()) {
-                        std::error_code ignored;
-                        p->sock_.close(ignored);
-                    }
-                });
+                asio::steady_timer deadline(c->sock_.get_executor());
+                c->close_when(deadline, o.handshake_timeout);
                 c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *o.tls);
                 auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
                 if (hec) {
@@ -3703,20 +3714,10 @@ private:
             auto& shared = *self->shared;
             // Bounds each request's arrival (the handshake, or a keep-alive connection's next request).
             asio::steady_timer deadline(c->sock_.get_executor());
-            auto arm = [&] {
-                deadline.expires_after(o.handshake_timeout);
-                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
-                    if (e) return;
-                    if (auto p = w.lock()) {
-                        std::error_code ignored;
-                        p->sock_.close(ignored);
-                    }
-                });
-            };
             http_request& req = c->request_;
             for (bool first = true;; first = false) {
                 if (!parsed) {
-                    arm();
+                    c->close_when(deadline, o.handshake_timeout);
                     std::string head;
                     bool too_big = false;
                     if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {
@@ -4029,15 +4030,7 @@ public:
     /// ("server shutting down"); a held poll takes the close packet.
     void shut_down() {
         if (ended()) return;
-        if (ws_) {
-            if (ws_->can_send()) {
-                ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
-                ws_->close_soon(close_code::going_away, "server shutting down");
-            }
-        } else {
-            queue_.push_back(queued{packet_type::close, false, {}, nullptr});
-            queued_bytes_ += 1;
-        }
+        say_close(close_code::going_away, "server shutting down");
         end("server shutting down");
     }
 
@@ -4237,18 +4230,12 @@ public:
     /// poll takes it (ping_timeout bounds the wait for one).
     void close_soon(close_code, std::string_view) override {
         if (phase_ != phase::open) return;
+        say_close(close_code::normal, {});
+        phase_ = phase::closing;
         if (ws_) {
-            if (ws_->can_send()) {
-                ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
-                ws_->close_soon(close_code::normal, {});
-            }
-            phase_ = phase::closing;
             reason_ = "forced close";
             return;
         }
-        queue_.push_back(queued{packet_type::close, false, {}, nullptr});
-        queued_bytes_ += 1;
-        phase_ = phase::closing;
         wake();
         beat_.expires_after(st_->opts.ping_timeout);
         beat_.async_wait([w = weak_from_this()](std::error_code ec) {
@@ -4267,13 +4254,7 @@ public:
     }
     asio::awaitable<void> release() override { co_return; }
     asio::any_io_executor executor() const override { return ex_; }
-    bool on_own_thread() const noexcept override {
-        using plain = asio::io_context::executor_type;
-        using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
-        if (auto* e = ex_.target<plain>()) return e->running_in_this_thread();
-        if (auto* e = ex_.target<tracked>()) return e->running_in_this_thread();
-        return false;
-    }
+    bool on_own_thread() const noexcept override { return runs_here(ex_); }
     http_request& request() noexcept override { return request_; }
 
     /// The next message for engineio::connection::receive(); nullopt once the session ended.
@@ -4368,6 +4349,19 @@ private:
         if (probe_->can_send()) probe_->close_soon(close_code::normal, {});
         probe_.reset();
         probed_ = false;
+    }
+
+    /// The close packet, after what is queued: over a WebSocket with its close frame (code,
+    /// reason), over polling for the next poll to take.
+    void say_close(close_code code, std::string_view reason) {
+        if (ws_) {
+            if (!ws_->can_send()) return;
+            ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
+            ws_->close_soon(code, reason);
+            return;
+        }
+        queue_.push_back(queued{packet_type::close, false, {}, nullptr});
+        queued_bytes_ += 1;
     }
 
     /// One packet from the client, over either transport.
@@ -4647,13 +4641,8 @@ private:
             flag_guard pending(s->post_pending_);
             body = std::move(rest);
             rest.clear();
-            asio::steady_timer deadline(c->sock_.get_executor(), std::chrono::milliseconds(o.ping_interval + o.ping_timeout));
-            deadline.async_wait([w = std::weak_ptr<connection_impl>(c)](std::error_code e) {
-                if (auto p = w.lock(); p && !e) {
-                    std::error_code ignored;
-                    p->sock_.close(ignored);
-                }
-            });
+            asio::steady_timer deadline(c->sock_.get_executor());
+            c->close_when(deadline, o.ping_interval + o.ping_timeout);   // a body that trickles cannot hold the slot
             while (body.size() < length) {
                 if (co_await c->read_some()) {
                     if (!s->ended()) s->end("transport error");
@@ -7129,6 +7118,13 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
         else if (!droppable || !engine_->above_high_water()) send(p->text());
     }
 
+    /// Refuses a CONNECT to nsp with data ({message[, data]}); the session stays.
+    void connect_error(std::string_view nsp, const json& data) {
+        std::string out;
+        sio::write_head(out, sio::packet_type::connect_error, nsp);
+        write_json(out, data);
+        send(std::move(out));
+    }
     /// A namespace socket leaves the session (its DISCONNECT either way).
     void forget(const sio_socket* s) {
         std::erase_if(sockets_, [s](const auto& p) { return p.get() == s; });
@@ -7359,15 +7355,9 @@ inline void sio_client::on_end() {
 
 inline void sio_client::connect(const sio::packet_head& h) {
     std::string nsp(h.nsp);
-    auto refuse = [&](const json& data) {
-        std::string out;
-        sio::write_head(out, sio::packet_type::connect_error, nsp);
-        write_json(out, data);
-        send(std::move(out));
-    };
     namespace_state* ns = nsp.find('\0') == std::string::npos ? st_->find(nsp) : nullptr;
     if (!ns) {
-        refuse(json{{"message", "Invalid namespace"}});
+        connect_error(nsp, json{{"message", "Invalid namespace"}});
         return;
     }
     http_request req = engine_->request();
@@ -7426,10 +7416,7 @@ inline asio::awaitable<void> sio_client::join(std::shared_ptr<sio_client> self, 
             std::string message = refused->body;
             while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) message.pop_back();
             if (message.empty()) message = std::string(status_text(refused->status));
-            std::string out;
-            sio::write_head(out, sio::packet_type::connect_error, t->nsp());
-            write_json(out, json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
-            self->send(std::move(out));
+            self->connect_error(t->nsp(), json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
             self->forget(t.get());
             t->end("refused");
             co_return;

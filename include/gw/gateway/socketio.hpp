@@ -291,6 +291,13 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
         else if (!droppable || !engine_->above_high_water()) send(p->text());
     }
 
+    /// Refuses a CONNECT to nsp with data ({message[, data]}); the session stays.
+    void connect_error(std::string_view nsp, const json& data) {
+        std::string out;
+        sio::write_head(out, sio::packet_type::connect_error, nsp);
+        write_json(out, data);
+        send(std::move(out));
+    }
     /// A namespace socket leaves the session (its DISCONNECT either way).
     void forget(const sio_socket* s) {
         std::erase_if(sockets_, [s](const auto& p) { return p.get() == s; });
@@ -521,15 +528,9 @@ inline void sio_client::on_end() {
 
 inline void sio_client::connect(const sio::packet_head& h) {
     std::string nsp(h.nsp);
-    auto refuse = [&](const json& data) {
-        std::string out;
-        sio::write_head(out, sio::packet_type::connect_error, nsp);
-        write_json(out, data);
-        send(std::move(out));
-    };
     namespace_state* ns = nsp.find('\0') == std::string::npos ? st_->find(nsp) : nullptr;
     if (!ns) {
-        refuse(json{{"message", "Invalid namespace"}});
+        connect_error(nsp, json{{"message", "Invalid namespace"}});
         return;
     }
     http_request req = engine_->request();
@@ -588,10 +589,7 @@ inline asio::awaitable<void> sio_client::join(std::shared_ptr<sio_client> self, 
             std::string message = refused->body;
             while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) message.pop_back();
             if (message.empty()) message = std::string(status_text(refused->status));
-            std::string out;
-            sio::write_head(out, sio::packet_type::connect_error, t->nsp());
-            write_json(out, json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
-            self->send(std::move(out));
+            self->connect_error(t->nsp(), json{{"message", std::move(message)}, {"data", {{"status", refused->status}}}});
             self->forget(t.get());
             t->end("refused");
             co_return;

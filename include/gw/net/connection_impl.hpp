@@ -25,6 +25,17 @@ struct flag_guard {
     flag_guard& operator=(const flag_guard&) = delete;
 };
 
+/// True when called on the thread that runs ex's event loop. An executor of another kind cannot
+/// tell, so the answer is no, and callers take the (correct, slower) hop.
+inline bool runs_here(const asio::any_io_executor& ex) noexcept {
+    using plain = asio::io_context::executor_type;
+    using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
+    if (auto* e = ex.target<plain>()) return e->running_in_this_thread();
+    if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
+    if (auto* e = ex.target<asio::strand<plain>>()) return e->running_in_this_thread();
+    return false;
+}
+
 /// How a connection behaves, fixed when it is made (a server's options, or a client's).
 struct connection_settings {
     role side = role::server;
@@ -145,16 +156,22 @@ public:
         co_return ec;
     }
 
-    /// True when called on the thread that runs this connection's event loop. An executor of
-    /// another kind cannot tell, so the answer is no, and callers take the (correct, slower) hop.
+    /// True when called on the thread that runs this connection's event loop (runs_here).
     bool on_own_thread() const noexcept override {
-        using plain = asio::io_context::executor_type;
-        using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
-        auto ex = const_cast<tcp::socket&>(sock_).get_executor();   // Asio's get_executor() is not const
-        if (auto* e = ex.target<plain>()) return e->running_in_this_thread();
-        if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
-        if (auto* e = ex.target<asio::strand<plain>>()) return e->running_in_this_thread();
-        return false;
+        return runs_here(const_cast<tcp::socket&>(sock_).get_executor());   // Asio's get_executor() is not const
+    }
+
+    /// Closes the socket when timer expires (not when it is cancelled): bounds a handshake, a
+    /// request's arrival, a body's. The timer's wait keeps no reference to the connection.
+    void close_when(asio::steady_timer& timer, std::chrono::steady_clock::duration after) {
+        timer.expires_after(after);
+        timer.async_wait([w = weak_from_this()](std::error_code e) {
+            if (e) return;
+            if (auto p = w.lock()) {
+                std::error_code ignored;
+                p->sock_.close(ignored);
+            }
+        });
     }
 
     // ---- reading ----

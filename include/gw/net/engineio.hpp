@@ -130,15 +130,7 @@ public:
     /// ("server shutting down"); a held poll takes the close packet.
     void shut_down() {
         if (ended()) return;
-        if (ws_) {
-            if (ws_->can_send()) {
-                ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
-                ws_->close_soon(close_code::going_away, "server shutting down");
-            }
-        } else {
-            queue_.push_back(queued{packet_type::close, false, {}, nullptr});
-            queued_bytes_ += 1;
-        }
+        say_close(close_code::going_away, "server shutting down");
         end("server shutting down");
     }
 
@@ -338,18 +330,12 @@ public:
     /// poll takes it (ping_timeout bounds the wait for one).
     void close_soon(close_code, std::string_view) override {
         if (phase_ != phase::open) return;
+        say_close(close_code::normal, {});
+        phase_ = phase::closing;
         if (ws_) {
-            if (ws_->can_send()) {
-                ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
-                ws_->close_soon(close_code::normal, {});
-            }
-            phase_ = phase::closing;
             reason_ = "forced close";
             return;
         }
-        queue_.push_back(queued{packet_type::close, false, {}, nullptr});
-        queued_bytes_ += 1;
-        phase_ = phase::closing;
         wake();
         beat_.expires_after(st_->opts.ping_timeout);
         beat_.async_wait([w = weak_from_this()](std::error_code ec) {
@@ -368,13 +354,7 @@ public:
     }
     asio::awaitable<void> release() override { co_return; }
     asio::any_io_executor executor() const override { return ex_; }
-    bool on_own_thread() const noexcept override {
-        using plain = asio::io_context::executor_type;
-        using tracked = decltype(asio::prefer(std::declval<plain>(), asio::execution::outstanding_work.tracked));
-        if (auto* e = ex_.target<plain>()) return e->running_in_this_thread();
-        if (auto* e = ex_.target<tracked>()) return e->running_in_this_thread();
-        return false;
-    }
+    bool on_own_thread() const noexcept override { return runs_here(ex_); }
     http_request& request() noexcept override { return request_; }
 
     /// The next message for engineio::connection::receive(); nullopt once the session ended.
@@ -469,6 +449,19 @@ private:
         if (probe_->can_send()) probe_->close_soon(close_code::normal, {});
         probe_.reset();
         probed_ = false;
+    }
+
+    /// The close packet, after what is queued: over a WebSocket with its close frame (code,
+    /// reason), over polling for the next poll to take.
+    void say_close(close_code code, std::string_view reason) {
+        if (ws_) {
+            if (!ws_->can_send()) return;
+            ws_->send_frame(opcode::text, eio::encode_text(packet_type::close, {}));
+            ws_->close_soon(code, reason);
+            return;
+        }
+        queue_.push_back(queued{packet_type::close, false, {}, nullptr});
+        queued_bytes_ += 1;
     }
 
     /// One packet from the client, over either transport.
@@ -748,13 +741,8 @@ private:
             flag_guard pending(s->post_pending_);
             body = std::move(rest);
             rest.clear();
-            asio::steady_timer deadline(c->sock_.get_executor(), std::chrono::milliseconds(o.ping_interval + o.ping_timeout));
-            deadline.async_wait([w = std::weak_ptr<connection_impl>(c)](std::error_code e) {
-                if (auto p = w.lock(); p && !e) {
-                    std::error_code ignored;
-                    p->sock_.close(ignored);
-                }
-            });
+            asio::steady_timer deadline(c->sock_.get_executor());
+            c->close_when(deadline, o.ping_interval + o.ping_timeout);   // a body that trickles cannot hold the slot
             while (body.size() < length) {
                 if (co_await c->read_some()) {
                     if (!s->ended()) s->end("transport error");

@@ -336,14 +336,8 @@ private:
                 c->enlist(loop);
             }
             if (o.tls) {
-                asio::steady_timer deadline(c->sock_.get_executor(), o.handshake_timeout);
-                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
-                    if (e) return;
-                    if (auto p = w.lock()) {
-                        std::error_code ignored;
-                        p->sock_.close(ignored);
-                    }
-                });
+                asio::steady_timer deadline(c->sock_.get_executor());
+                c->close_when(deadline, o.handshake_timeout);
                 c->tls_ = std::make_unique<detail::connection_impl::tls_state>(c->sock_, *o.tls);
                 auto [hec] = co_await c->tls_->stream.async_handshake(asio::ssl::stream_base::server, as_tuple(asio::use_awaitable));
                 if (hec) {
@@ -364,20 +358,10 @@ private:
             auto& shared = *self->shared;
             // Bounds each request's arrival (the handshake, or a keep-alive connection's next request).
             asio::steady_timer deadline(c->sock_.get_executor());
-            auto arm = [&] {
-                deadline.expires_after(o.handshake_timeout);
-                deadline.async_wait([w = std::weak_ptr<detail::connection_impl>(c)](std::error_code e) {
-                    if (e) return;
-                    if (auto p = w.lock()) {
-                        std::error_code ignored;
-                        p->sock_.close(ignored);
-                    }
-                });
-            };
             http_request& req = c->request_;
             for (bool first = true;; first = false) {
                 if (!parsed) {
-                    arm();
+                    c->close_when(deadline, o.handshake_timeout);
                     std::string head;
                     bool too_big = false;
                     if (!co_await detail::read_head(*c, o.max_header_bytes, head, rest, too_big)) {

@@ -637,7 +637,10 @@ public:
     std::optional<std::string_view> header(std::string_view name) const noexcept;
     /// Calls f(name, value) for every header line, in order.
     template <class F> void for_each_header(F&& f) const {
-        for (const auto& h : fields_) f(view(h.name), view(h.value));
+        for (std::size_t i = 0; i < count_; ++i) {
+            const field h = field_at(i);
+            f(view(h.name), view(h.value));
+        }
     }
     /// True when a comma-separated header (all its lines) holds token, case-insensitively.
     bool has_token(std::string_view name, std::string_view token) const noexcept;
@@ -656,11 +659,20 @@ public:
 private:
     struct span_ { std::uint16_t off = 0, len = 0; };
     struct field { span_ name, value; };
-    std::string_view view(span_ s) const noexcept { return std::string_view(raw_).substr(s.off, s.len); }
+    std::string_view view(span_ s) const noexcept {
+        return bytes_ ? std::string_view(*bytes_).substr(s.off, s.len) : std::string_view();
+    }
+    field field_at(std::size_t i) const noexcept {
+        field f;
+        std::memcpy(&f, bytes_->data() + size_ + i * sizeof(field), sizeof(field));
+        return f;
+    }
     template <class F> void for_each_value(std::string_view name, F&& f) const;
 
-    std::string raw_;
-    std::vector<field> fields_;
+    // The head's bytes, then its table of header lines (a field each): one block, shared by every
+    // copy of the request (an Engine.IO session's and each of its namespace sockets').
+    std::shared_ptr<const std::string> bytes_;
+    std::uint16_t size_ = 0, count_ = 0;
     span_ method_, target_, path_, query_;
     int minor_ = 1;
     friend struct request_parser;
@@ -713,12 +725,22 @@ inline std::string format_response(const http_response& r, bool keep_alive = fal
 struct request_parser {
     /// Fills req from raw (which must end with "\r\n\r\n"); returns the error to answer, if any.
     static detail::http_error parse(std::string raw, request_head& req) {
-        using detail::http_error;
         if (raw.size() > 0xFFFF) return {431, "request header too large"};
-        req.raw_ = std::move(raw);
-        req.raw_.shrink_to_fit();   // kept for the connection's life: no slack from the read
-        req.fields_.clear();
-        const std::string_view all = req.raw_;
+        std::vector<request_head::field> fields;
+        const auto error = parse(raw, req, fields);
+        // Kept for the connection's life, even when refused (the log names its target): the bytes,
+        // then the table, with no slack from the read.
+        req.size_ = static_cast<std::uint16_t>(raw.size());
+        req.count_ = static_cast<std::uint16_t>(fields.size());
+        raw.append(reinterpret_cast<const char*>(fields.data()), fields.size() * sizeof(request_head::field));
+        raw.shrink_to_fit();
+        req.bytes_ = std::make_shared<const std::string>(std::move(raw));
+        return error;
+    }
+
+private:
+    static detail::http_error parse(std::string_view all, request_head& req, std::vector<request_head::field>& fields) {
+        using detail::http_error;
         auto at = [&](std::string_view part) {
             return request_head::span_{static_cast<std::uint16_t>(part.data() - all.data()),
                                        static_cast<std::uint16_t>(part.size())};
@@ -766,7 +788,7 @@ struct request_parser {
             auto value = detail::trim(line.substr(colon + 1));
             for (unsigned char c : value)
                 if ((c < 0x20 && c != '\t') || c == 0x7F) return {400, "malformed header value"};
-            req.fields_.push_back({at(name), at(value)});
+            fields.push_back({at(name), at(value)});
         }
         if (pos != all.size()) return {400, "bytes after the header block"};
         return {};
@@ -774,13 +796,13 @@ struct request_parser {
 };
 
 template <class F> void request_head::for_each_value(std::string_view name, F&& f) const {
-    for (const auto& h : fields_)
-        if (detail::iequals(view(h.name), name)) f(view(h.value));
+    for (std::size_t i = 0; i < count_; ++i)
+        if (const field h = field_at(i); detail::iequals(view(h.name), name)) f(view(h.value));
 }
 
 inline std::optional<std::string_view> request_head::header(std::string_view name) const noexcept {
-    for (const auto& h : fields_)
-        if (detail::iequals(view(h.name), name)) return view(h.value);
+    for (std::size_t i = 0; i < count_; ++i)
+        if (const field h = field_at(i); detail::iequals(view(h.name), name)) return view(h.value);
     return std::nullopt;
 }
 
@@ -1605,6 +1627,14 @@ inline std::optional<packet> decode_packet(std::string_view text, bool binary) {
     if (text.empty() || text.front() < '0' || text.front() > '6') return std::nullopt;
     return packet{static_cast<packet_type>(text.front()), false, std::string(text.substr(1))};
 }
+/// The same, taking the message's bytes: the packet's data is them, less the type (no copy).
+inline std::optional<packet> decode_packet_in_place(std::string&& text, bool binary) {
+    if (binary) return packet{packet_type::message, true, std::move(text)};
+    if (text.empty() || text.front() < '0' || text.front() > '6') return std::nullopt;
+    const auto type = static_cast<packet_type>(text.front());
+    text.erase(0, 1);
+    return packet{type, false, std::move(text)};
+}
 
 /// Splits a polling POST body into packets, appended to out in order. Stops at the first record
 /// that is not a packet and returns false (the packets before it stay in out, to be processed as
@@ -1643,6 +1673,11 @@ inline void append_to_payload(std::string& payload, packet_type type, std::strin
 }
 
 /// A packet as a WebSocket text message: its type character, then its data.
+/// The same, in data's own storage (its spare capacity, usually: no allocation).
+inline std::string encode_text_in_place(packet_type type, std::string&& data) {
+    data.insert(data.begin(), static_cast<char>(type));
+    return std::move(data);
+}
 inline std::string encode_text(packet_type type, std::string_view data) {
     std::string out;
     out.reserve(1 + data.size());
@@ -3910,6 +3945,46 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
 // client answers) and is a gw::transport, so the gateway serves it like any connection; its own
 // handle, engineio::connection, has the WebSocket core's awaitables (accept, receive, send, close).
 
+// ==== gw/detail/fifo.hpp ====
+// A first-in first-out queue that costs nothing while it is empty: std::deque allocates a map and
+// a 512-byte block at construction, which an idle session pays three times over.
+
+namespace gw::inline v0::detail {
+
+/// A queue over a vector and the index of its front: push_back, front, pop_front, iteration from
+/// front to back. Its storage goes when it empties, unless it is small (a queue that takes one
+/// item at a time keeps its one slot).
+template <class T> class fifo {
+public:
+    bool empty() const noexcept { return head_ == items_.size(); }
+    std::size_t size() const noexcept { return items_.size() - head_; }
+    T& front() noexcept { return items_[head_]; }
+    T& back() noexcept { return items_.back(); }
+    void push_back(T item) { items_.push_back(std::move(item)); }
+    void pop_front() {
+        items_[head_] = T{};   // what it holds goes now, not when the queue next empties
+        if (++head_ == items_.size()) clear();
+        else if (head_ >= 32 && head_ * 2 >= items_.size()) {   // never drained: the consumed half goes
+            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
+    }
+    void clear() noexcept {
+        head_ = 0;
+        if (items_.capacity() > keep) std::vector<T>().swap(items_);
+        else items_.clear();
+    }
+    auto begin() noexcept { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+    auto end() noexcept { return items_.end(); }
+
+private:
+    static constexpr std::size_t keep = 4;
+    std::vector<T> items_;
+    std::size_t head_ = 0;
+};
+
+} // namespace gw::inline v0::detail
+
 namespace gw::inline v0::engineio {
 
 /// Cross-origin requests (browsers' CORS): off unless enabled.
@@ -4040,7 +4115,7 @@ public:
     void attach_websocket(std::shared_ptr<connection_impl> c) {
         ws_ = std::move(c);
         ws_->on_drain(drain_callback_, drain_context_);
-        ws_->send_frame(opcode::text, eio::encode_text(packet_type::open, open_data(true)));
+        ws_->send_frame(opcode::text, eio::encode_text_in_place(packet_type::open, open_data(true)));
         ws_->read_with(ws_reader{shared_from_this(), ws_});
     }
 
@@ -4291,7 +4366,7 @@ private:
 
     void from_websocket(const std::shared_ptr<connection_impl>& c, gw::message&& m) {
         if (ended()) return;
-        auto p = eio::decode_packet(m.data, m.binary);
+        auto p = eio::decode_packet_in_place(std::move(m.data), m.binary);
         if (c == probe_) {
             if (p && p->type == packet_type::ping && p->data == "probe" && !probed_) {
                 probed_ = true;
@@ -4327,7 +4402,7 @@ private:
 
     /// The probe said "5": the session moves to it, with what was waiting for a poll.
     void upgrade() {
-        if (upgrade_timer_) upgrade_timer_->cancel();
+        upgrade_timer_.reset();   // its wait ends, aborted; the session keeps no timer it no longer needs
         if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
         st_->upgrades.fetch_add(1, std::memory_order_relaxed);
         ws_ = std::move(probe_);
@@ -4389,7 +4464,7 @@ private:
     void send_packet(packet_type type, std::string data, bool binary) {
         if (ws_) {
             if (binary) ws_->send_frame(opcode::binary, std::move(data));
-            else ws_->send_frame(opcode::text, eio::encode_text(type, data));
+            else ws_->send_frame(opcode::text, eio::encode_text_in_place(type, std::move(data)));
             return;
         }
         if (!admit(data.size() + 1)) return;
@@ -4463,10 +4538,10 @@ private:
     phase phase_ = phase::open;
     std::string reason_;
     std::shared_ptr<transport_sink> sink_;
-    std::deque<gw::message> inbox_;   // for receive(), when no sink reads
+    fifo<gw::message> inbox_;   // for receive(), when no sink reads
     std::shared_ptr<connection_impl> ws_, probe_;
     std::unique_ptr<asio::steady_timer> upgrade_timer_;
-    std::deque<queued> queue_;   // polling: packets waiting for a GET
+    fifo<queued> queue_;   // polling: packets waiting for a GET
     std::size_t queued_bytes_ = 0;
     asio::steady_timer beat_;    // the next ping, then the pong's deadline
     std::unique_ptr<asio::steady_timer> wake_;
@@ -5404,6 +5479,14 @@ struct selection_spec {
     const std::vector<const socket*>& except_sockets;
 };
 
+/// What an emit with acknowledgements to many sockets collected (gw::target::emit_with_ack): the
+/// answer of each socket that answered within the timeout, in the order they came, and how many
+/// did not (they left, or were too slow). Socket.IO's `io.timeout(t).emit(..., (err, responses))`.
+struct acks {
+    std::vector<json> replies;
+    std::size_t missing = 0;
+};
+
 /// A namespace's members as the gateway uses them. Membership calls come from the socket's own
 /// worker; broadcast, count and ids from any worker (or from a thread of none, with one worker).
 class adapter {
@@ -5425,6 +5508,10 @@ public:
     /// awaitable is returned, so it may be a temporary.
     virtual asio::awaitable<std::size_t> count(const selection_spec& which) = 0;
     virtual asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) = 0;
+    /// Emits the event to every socket the selection names, each asked to acknowledge it, and
+    /// collects their answers until each has answered or timeout has passed.
+    virtual asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
+                                                     std::chrono::milliseconds timeout) = 0;
 
     /// The socket with this id on a worker, or nullptr.
     virtual socket* find(std::size_t worker, std::string_view id) const = 0;
@@ -5479,6 +5566,10 @@ public:
     /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
     /// awaitable completes at once.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const;
+    /// Emits the event to every recipient, each asked to acknowledge it, and waits until all have
+    /// answered or timeout has passed: their answers, and how many did not answer. Each recipient
+    /// gets its own acknowledgement id, so its event is encoded for it alone.
+    asio::awaitable<acks> emit_with_ack(std::string_view event, const json& data, std::chrono::milliseconds timeout) const;
     /// How many sockets emit() would reach now, on every worker.
     asio::awaitable<std::size_t> count() const;
     /// The ids of the sockets emit() would reach now, on every worker.
@@ -6241,6 +6332,11 @@ public:
     asio::awaitable<std::size_t> count(const selection_spec& which) override { return count_of(select(which, nullptr, false)); }
     asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) override { return ids_of(select(which, nullptr, false)); }
 
+    asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
+                                             std::chrono::milliseconds timeout) override {
+        return acks_of(select(which, nullptr, false), std::move(event), std::move(data), timeout);
+    }
+
     socket* find(std::size_t worker, std::string_view id) const override {
         const auto& sockets = shards_[worker].sockets;
         auto it = sockets.find(id);
@@ -6348,6 +6444,51 @@ private:
         co_return out;
     }
 
+    /// Starts an emit_with_ack on every socket selected, each on its worker, and waits for the last
+    /// to end (answered, timed out, or its socket gone).
+    static asio::awaitable<acks> acks_of(std::shared_ptr<const selection> sel, std::string event, json data,
+                                         std::chrono::milliseconds timeout) {
+        const auto ex = co_await asio::this_coro::executor;
+        struct gathering {
+            explicit gathering(const asio::any_io_executor& ex) : done(ex, asio::steady_timer::time_point::max()) {}
+            std::mutex m;
+            acks out;
+            std::size_t waiting = 1;   // the walk itself, until every wait has started
+            asio::steady_timer done;   // cancelled on this coroutine's executor when the last wait ends
+            /// One wait ended: true when it was the last.
+            bool ended() {
+                std::lock_guard lock(m);
+                return --waiting == 0;
+            }
+        };
+        auto g = std::make_shared<gathering>(ex);
+        co_await sel->owner->visit_workers([&](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&](socket& s) {
+                                 {
+                                     std::lock_guard lock(g->m);
+                                     ++g->waiting;
+                                 }
+                                 auto ask = [self = s.shared_from_this(), event, data, timeout]() mutable {
+                                     return self->emit_with_ack(std::move(event), std::move(data), timeout);
+                                 };
+                                 asio::co_spawn(s.transport_->executor(), std::move(ask),
+                                                [g, ex](std::exception_ptr e, json reply) {
+                                                    {
+                                                        std::lock_guard lock(g->m);
+                                                        if (e) ++g->out.missing;
+                                                        else g->out.replies.push_back(std::move(reply));
+                                                    }
+                                                    if (g->ended()) asio::post(ex, [g] { g->done.cancel(); });
+                                                });
+                             });
+        });
+        // The last wait's cancel is posted to this executor, so it runs after the wait below starts.
+        if (!g->ended()) co_await g->done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        std::lock_guard lock(g->m);
+        co_return std::move(g->out);
+    }
+
     gateway_state& g_;
     std::vector<shard> shards_;              // one per worker
     std::atomic<std::size_t> rooms_{0};      // rooms with members, summed over workers
@@ -6382,6 +6523,20 @@ inline asio::awaitable<std::vector<std::string>> target::ids() const {
     std::vector<asio::awaitable<std::vector<std::string>>> parts;
     for (auto* ns : spaces_) parts.push_back(ns->members->ids(spec()));
     return detail::concat(std::move(parts));
+}
+
+inline asio::awaitable<acks> target::emit_with_ack(std::string_view event, const json& data, std::chrono::milliseconds timeout) const {
+    std::vector<asio::awaitable<acks>> parts;   // their selections are read now: the target may be a temporary
+    for (auto* ns : spaces_) parts.push_back(ns->members->broadcast_with_ack(std::string(event), data, spec(), timeout));
+    return [](std::vector<asio::awaitable<acks>> parts) -> asio::awaitable<acks> {
+        acks all;
+        for (auto& p : parts) {
+            auto more = co_await std::move(p);
+            all.missing += more.missing;
+            all.replies.insert(all.replies.end(), std::make_move_iterator(more.replies.begin()), std::make_move_iterator(more.replies.end()));
+        }
+        co_return all;
+    }(std::move(parts));
 }
 
 inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {
@@ -6964,41 +7119,48 @@ public:
             error = "wrong number of attachments";
             return std::nullopt;
         }
-        json args = json::parse(h.data, nullptr, false);
-        if (args.is_discarded() || !args.is_array()) {
-            error = "malformed JSON";
-            return std::nullopt;
-        }
-        if (sio::is_binary(h.type) && !sio::put_binary(args, parts)) {
-            error = "illegal attachments";
+        const bool is_event = h.type == sio::packet_type::event || h.type == sio::packet_type::binary_event;
+        const bool is_ack = h.type == sio::packet_type::ack || h.type == sio::packet_type::binary_ack;
+        if (!is_event && !is_ack) {
+            error = "unexpected packet type";
             return std::nullopt;
         }
         event e;
-        if (h.type == sio::packet_type::event || h.type == sio::packet_type::binary_event) {
-            if (args.empty() || !(args[0].is_string() || args[0].is_number())) {
-                error = "an event's first argument must be its name";
+        if (sio::is_binary(h.type) || !quick_arguments(h.data, is_event, e)) {
+            json args = json::parse(h.data, nullptr, false);
+            if (args.is_discarded() || !args.is_array()) {
+                error = "malformed JSON";
                 return std::nullopt;
             }
-            e.name = args[0].is_string() ? args[0].get<std::string>() : args[0].dump();
+            if (sio::is_binary(h.type) && !sio::put_binary(args, parts)) {
+                error = "illegal attachments";
+                return std::nullopt;
+            }
+            if (is_event) {
+                if (args.empty() || !(args[0].is_string() || args[0].is_number())) {
+                    error = "an event's first argument must be its name";
+                    return std::nullopt;
+                }
+                e.name = args[0].is_string() ? args[0].get<std::string>() : args[0].dump();
+                args.erase(args.begin());
+            }
+            if (args.size() == 1) {
+                e.data = std::move(args[0]);
+            } else {
+                e.data = std::move(args);
+                e.spread = true;
+            }
+        }
+        if (is_ack && h.id <= 0) return std::nullopt;   // no emit of ours waits for it (our ids start at 1): ignored
+        if (is_event) {
             if (sio::is_reserved_event(e.name)) {
                 error = "reserved event name \"" + e.name + "\"";
                 return std::nullopt;
             }
-            args.erase(args.begin());
             if (h.id >= 0) e.id = h.id;
-        } else if (h.type == sio::packet_type::ack || h.type == sio::packet_type::binary_ack) {
-            if (h.id <= 0) return std::nullopt;   // no emit of ours waits for it (our ids start at 1): ignored
+        } else {
             e.name = "ack";
             e.ack = h.id;
-        } else {
-            error = "unexpected packet type";
-            return std::nullopt;
-        }
-        if (args.size() == 1) {
-            e.data = std::move(args[0]);
-        } else {
-            e.data = std::move(args);
-            e.spread = true;
         }
         return e;
     }
@@ -7064,6 +7226,40 @@ public:
     }
 
 private:
+    /// The common case without building a document for the whole array: a text packet whose
+    /// arguments are scanned, each built on its own (simple strings and integers directly), an
+    /// event's name a string. False when the general path must decide (and say what is wrong).
+    static bool quick_arguments(std::string_view text, bool named, event& e) {
+        detail::json_scanner in(text);
+        if (!in.take('[')) return false;
+        if (named) {
+            std::string_view raw;
+            bool escaped = false;
+            if (!in.string(raw, escaped)) return false;
+            e.name = detail::json_string_text(raw, escaped);
+        }
+        std::string_view first, span;
+        std::size_t count = 0;
+        json rest;   // two arguments or more: all of them (made only then: an array allocates)
+        for (bool more = named ? in.take(',') : !in.next_is(']'); more; more = in.take(',')) {
+            if (!in.value(span)) return false;
+            if (count == 1) {
+                rest = json::array();
+                rest.push_back(detail::json_value(first));
+            }
+            if (count >= 1) rest.push_back(detail::json_value(span));
+            else first = span;
+            ++count;
+        }
+        if (!in.take(']') || !in.at_end()) return false;
+        if (count == 1) {
+            e.data = detail::json_value(first);
+        } else {
+            e.data = count == 0 ? json::array() : std::move(rest);
+            e.spread = true;
+        }
+        return true;
+    }
     static void write_json_string(std::string& out, std::string_view s) { detail::write_json_string(out, s); }
     static void write_json(std::string& out, const json& j) { detail::write_json(out, j); }
     std::string nsp_;
@@ -7266,7 +7462,7 @@ private:
     http_request request_;
     std::unique_ptr<codec> own_codec_;
     std::shared_ptr<transport_sink> sink_;
-    std::deque<message> inbox_;   // what came before the gateway started reading
+    fifo<message> inbox_;   // what came before the gateway started reading
     std::string reason_;
     bool ended_ = false;
     void (*drain_callback_)(void*) = nullptr;
@@ -7346,7 +7542,7 @@ inline void sio_client::abandon() {
 }
 
 inline void sio_client::on_end() {
-    if (timer_) timer_->cancel();
+    timer_.reset();   // its wait ends, aborted
     pending_.reset();
     auto sockets = std::move(sockets_);
     const std::string& reason = engine_->reason();
@@ -7387,7 +7583,7 @@ inline void sio_client::connect(const sio::packet_head& h) {
     auto t = std::make_shared<sio_socket>(shared_from_this(), nsp, std::move(req), std::move(own));
     // In the session's list at once: what the client sends meanwhile waits in the socket's inbox.
     sockets_.push_back(t);
-    if (timer_) timer_->cancel();
+    timer_.reset();   // its wait ends, aborted
     asio::co_spawn(engine_->executor(), join(shared_from_this(), ns, *worker, std::move(t), std::move(pid), std::move(offset)),
                    st_->log.report("a Socket.IO CONNECT"));
 }

@@ -1,7 +1,8 @@
 // Socket.IO on the gateway over loopback, seen byte by byte by a client that speaks Engine.IO over
 // our own WebSocket client: connection-state recovery (pid, offsets, the missed events before the
 // CONNECT reply, id, rooms and data back, recovered() in on_connect), both platforms in one room,
-// the metrics per platform, and a graceful stop.
+// the metrics per platform, a broadcast whose acknowledgements are collected per client, and a
+// graceful stop.
 #include <gateway.hpp>
 
 #include "support.hpp"
@@ -166,6 +167,61 @@ TEST(SocketIo, BothPlatformsShareRoomsAndMetricsCountEach) {
         if (!stopped) co_await done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         EXPECT_TRUE(stopped);
         EXPECT_EQ(app.metrics().engineio_sessions, 0u);
+    }());
+}
+
+TEST(SocketIo, ABroadcastWithAcksCollectsEachClientsAnswerOnBothPlatformsAndWorkers) {
+    asio::io_context io;
+    gw::gateway app(io, {.port = 0, .workers = 2});
+    auto chat = app.of("/chat");
+    chat.on("join", [](gw::socket& s, json room) { s.join(room.get<std::string>()); return true; });
+    // The room's members answer (or not) while the asker waits: a Socket.IO client, a NestJS
+    // client, and a Socket.IO client that never answers, on whichever worker each landed.
+    chat.on("poll", [chat](gw::socket&, json) -> awaitable<json> {
+        const gw::acks a = co_await chat.to("lobby").emit_with_ack("question", 41, 500ms);
+        co_return json{{"replies", a.replies}, {"missing", a.missing}};
+    });
+
+    test::run(io, [&]() -> awaitable<void> {
+        auto answering = co_await raw_client::open(app.port());
+        auto silent = co_await raw_client::open(app.port());
+        // A named coroutine, not a loop over {&a, &b}: GCC 12 mishandles braced lists in coroutines.
+        auto enter = [](raw_client& c) -> awaitable<void> {
+            co_await c.send("40/chat,");
+            (void)co_await c.next();
+            co_await c.send(R"(42/chat,1["join","lobby"])");
+            EXPECT_EQ(co_await c.next(), "43/chat,1[true]");
+        };
+        co_await enter(answering);
+        co_await enter(silent);
+        auto ws = co_await gw::connect("ws://127.0.0.1:" + std::to_string(app.port()) + "/chat");
+        co_await ws.send(R"({"event":"join","data":"lobby","id":1})");
+        EXPECT_EQ((co_await ws.receive())->data, R"({"event":"join","data":true,"id":1})");
+
+        co_await answering.send(R"(42/chat,2["poll"])");
+        // Each client is asked with an ack id of its own socket (the first of each).
+        EXPECT_EQ(co_await answering.next(), R"(42/chat,1["question",41])");
+        EXPECT_EQ(co_await silent.next(), R"(42/chat,1["question",41])");
+        auto asked = json::parse((co_await ws.receive())->data);
+        EXPECT_EQ(asked["event"], "question");
+        EXPECT_EQ(asked["data"], 41);
+        co_await answering.send("43/chat,1[42]");
+        json answer = json::object();
+        answer["event"] = "ack";
+        answer["ack"] = asked["ack"];
+        answer["data"] = 43;
+        co_await ws.send(answer.dump());
+        const auto reply = co_await answering.next();
+        EXPECT_TRUE(reply.starts_with("43/chat,2[")) << reply;
+        auto result = json::parse(reply.substr(reply.find('[')), nullptr, false)[0];
+        EXPECT_EQ(result["missing"], 1);
+        std::vector<int> replies;
+        for (const auto& r : result["replies"]) replies.push_back(r.get<int>());
+        std::sort(replies.begin(), replies.end());
+        EXPECT_EQ(replies.size(), 2u);
+        EXPECT_EQ(replies.front(), 42);
+        EXPECT_EQ(replies.back(), 43);
+        co_await ws.close();
     }());
 }
 

@@ -22,6 +22,14 @@ struct selection_spec {
     const std::vector<const socket*>& except_sockets;
 };
 
+/// What an emit with acknowledgements to many sockets collected (gw::target::emit_with_ack): the
+/// answer of each socket that answered within the timeout, in the order they came, and how many
+/// did not (they left, or were too slow). Socket.IO's `io.timeout(t).emit(..., (err, responses))`.
+struct acks {
+    std::vector<json> replies;
+    std::size_t missing = 0;
+};
+
 /// A namespace's members as the gateway uses them. Membership calls come from the socket's own
 /// worker; broadcast, count and ids from any worker (or from a thread of none, with one worker).
 class adapter {
@@ -43,6 +51,10 @@ public:
     /// awaitable is returned, so it may be a temporary.
     virtual asio::awaitable<std::size_t> count(const selection_spec& which) = 0;
     virtual asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) = 0;
+    /// Emits the event to every socket the selection names, each asked to acknowledge it, and
+    /// collects their answers until each has answered or timeout has passed.
+    virtual asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
+                                                     std::chrono::milliseconds timeout) = 0;
 
     /// The socket with this id on a worker, or nullptr.
     virtual socket* find(std::size_t worker, std::string_view id) const = 0;

@@ -84,6 +84,11 @@ public:
     asio::awaitable<std::size_t> count(const selection_spec& which) override { return count_of(select(which, nullptr, false)); }
     asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) override { return ids_of(select(which, nullptr, false)); }
 
+    asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
+                                             std::chrono::milliseconds timeout) override {
+        return acks_of(select(which, nullptr, false), std::move(event), std::move(data), timeout);
+    }
+
     socket* find(std::size_t worker, std::string_view id) const override {
         const auto& sockets = shards_[worker].sockets;
         auto it = sockets.find(id);
@@ -191,6 +196,51 @@ private:
         co_return out;
     }
 
+    /// Starts an emit_with_ack on every socket selected, each on its worker, and waits for the last
+    /// to end (answered, timed out, or its socket gone).
+    static asio::awaitable<acks> acks_of(std::shared_ptr<const selection> sel, std::string event, json data,
+                                         std::chrono::milliseconds timeout) {
+        const auto ex = co_await asio::this_coro::executor;
+        struct gathering {
+            explicit gathering(const asio::any_io_executor& ex) : done(ex, asio::steady_timer::time_point::max()) {}
+            std::mutex m;
+            acks out;
+            std::size_t waiting = 1;   // the walk itself, until every wait has started
+            asio::steady_timer done;   // cancelled on this coroutine's executor when the last wait ends
+            /// One wait ended: true when it was the last.
+            bool ended() {
+                std::lock_guard lock(m);
+                return --waiting == 0;
+            }
+        };
+        auto g = std::make_shared<gathering>(ex);
+        co_await sel->owner->visit_workers([&](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&](socket& s) {
+                                 {
+                                     std::lock_guard lock(g->m);
+                                     ++g->waiting;
+                                 }
+                                 auto ask = [self = s.shared_from_this(), event, data, timeout]() mutable {
+                                     return self->emit_with_ack(std::move(event), std::move(data), timeout);
+                                 };
+                                 asio::co_spawn(s.transport_->executor(), std::move(ask),
+                                                [g, ex](std::exception_ptr e, json reply) {
+                                                    {
+                                                        std::lock_guard lock(g->m);
+                                                        if (e) ++g->out.missing;
+                                                        else g->out.replies.push_back(std::move(reply));
+                                                    }
+                                                    if (g->ended()) asio::post(ex, [g] { g->done.cancel(); });
+                                                });
+                             });
+        });
+        // The last wait's cancel is posted to this executor, so it runs after the wait below starts.
+        if (!g->ended()) co_await g->done.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        std::lock_guard lock(g->m);
+        co_return std::move(g->out);
+    }
+
     gateway_state& g_;
     std::vector<shard> shards_;              // one per worker
     std::atomic<std::size_t> rooms_{0};      // rooms with members, summed over workers
@@ -225,6 +275,20 @@ inline asio::awaitable<std::vector<std::string>> target::ids() const {
     std::vector<asio::awaitable<std::vector<std::string>>> parts;
     for (auto* ns : spaces_) parts.push_back(ns->members->ids(spec()));
     return detail::concat(std::move(parts));
+}
+
+inline asio::awaitable<acks> target::emit_with_ack(std::string_view event, const json& data, std::chrono::milliseconds timeout) const {
+    std::vector<asio::awaitable<acks>> parts;   // their selections are read now: the target may be a temporary
+    for (auto* ns : spaces_) parts.push_back(ns->members->broadcast_with_ack(std::string(event), data, spec(), timeout));
+    return [](std::vector<asio::awaitable<acks>> parts) -> asio::awaitable<acks> {
+        acks all;
+        for (auto& p : parts) {
+            auto more = co_await std::move(p);
+            all.missing += more.missing;
+            all.replies.insert(all.replies.end(), std::make_move_iterator(more.replies.begin()), std::make_move_iterator(more.replies.end()));
+        }
+        co_return all;
+    }(std::move(parts));
 }
 
 inline asio::awaitable<void> target::emit(std::string_view event, const json& data) const {

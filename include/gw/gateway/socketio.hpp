@@ -137,41 +137,48 @@ public:
             error = "wrong number of attachments";
             return std::nullopt;
         }
-        json args = json::parse(h.data, nullptr, false);
-        if (args.is_discarded() || !args.is_array()) {
-            error = "malformed JSON";
-            return std::nullopt;
-        }
-        if (sio::is_binary(h.type) && !sio::put_binary(args, parts)) {
-            error = "illegal attachments";
+        const bool is_event = h.type == sio::packet_type::event || h.type == sio::packet_type::binary_event;
+        const bool is_ack = h.type == sio::packet_type::ack || h.type == sio::packet_type::binary_ack;
+        if (!is_event && !is_ack) {
+            error = "unexpected packet type";
             return std::nullopt;
         }
         event e;
-        if (h.type == sio::packet_type::event || h.type == sio::packet_type::binary_event) {
-            if (args.empty() || !(args[0].is_string() || args[0].is_number())) {
-                error = "an event's first argument must be its name";
+        if (sio::is_binary(h.type) || !quick_arguments(h.data, is_event, e)) {
+            json args = json::parse(h.data, nullptr, false);
+            if (args.is_discarded() || !args.is_array()) {
+                error = "malformed JSON";
                 return std::nullopt;
             }
-            e.name = args[0].is_string() ? args[0].get<std::string>() : args[0].dump();
+            if (sio::is_binary(h.type) && !sio::put_binary(args, parts)) {
+                error = "illegal attachments";
+                return std::nullopt;
+            }
+            if (is_event) {
+                if (args.empty() || !(args[0].is_string() || args[0].is_number())) {
+                    error = "an event's first argument must be its name";
+                    return std::nullopt;
+                }
+                e.name = args[0].is_string() ? args[0].get<std::string>() : args[0].dump();
+                args.erase(args.begin());
+            }
+            if (args.size() == 1) {
+                e.data = std::move(args[0]);
+            } else {
+                e.data = std::move(args);
+                e.spread = true;
+            }
+        }
+        if (is_ack && h.id <= 0) return std::nullopt;   // no emit of ours waits for it (our ids start at 1): ignored
+        if (is_event) {
             if (sio::is_reserved_event(e.name)) {
                 error = "reserved event name \"" + e.name + "\"";
                 return std::nullopt;
             }
-            args.erase(args.begin());
             if (h.id >= 0) e.id = h.id;
-        } else if (h.type == sio::packet_type::ack || h.type == sio::packet_type::binary_ack) {
-            if (h.id <= 0) return std::nullopt;   // no emit of ours waits for it (our ids start at 1): ignored
+        } else {
             e.name = "ack";
             e.ack = h.id;
-        } else {
-            error = "unexpected packet type";
-            return std::nullopt;
-        }
-        if (args.size() == 1) {
-            e.data = std::move(args[0]);
-        } else {
-            e.data = std::move(args);
-            e.spread = true;
         }
         return e;
     }
@@ -237,6 +244,40 @@ public:
     }
 
 private:
+    /// The common case without building a document for the whole array: a text packet whose
+    /// arguments are scanned, each built on its own (simple strings and integers directly), an
+    /// event's name a string. False when the general path must decide (and say what is wrong).
+    static bool quick_arguments(std::string_view text, bool named, event& e) {
+        detail::json_scanner in(text);
+        if (!in.take('[')) return false;
+        if (named) {
+            std::string_view raw;
+            bool escaped = false;
+            if (!in.string(raw, escaped)) return false;
+            e.name = detail::json_string_text(raw, escaped);
+        }
+        std::string_view first, span;
+        std::size_t count = 0;
+        json rest;   // two arguments or more: all of them (made only then: an array allocates)
+        for (bool more = named ? in.take(',') : !in.next_is(']'); more; more = in.take(',')) {
+            if (!in.value(span)) return false;
+            if (count == 1) {
+                rest = json::array();
+                rest.push_back(detail::json_value(first));
+            }
+            if (count >= 1) rest.push_back(detail::json_value(span));
+            else first = span;
+            ++count;
+        }
+        if (!in.take(']') || !in.at_end()) return false;
+        if (count == 1) {
+            e.data = detail::json_value(first);
+        } else {
+            e.data = count == 0 ? json::array() : std::move(rest);
+            e.spread = true;
+        }
+        return true;
+    }
     static void write_json_string(std::string& out, std::string_view s) { detail::write_json_string(out, s); }
     static void write_json(std::string& out, const json& j) { detail::write_json(out, j); }
     std::string nsp_;
@@ -439,7 +480,7 @@ private:
     http_request request_;
     std::unique_ptr<codec> own_codec_;
     std::shared_ptr<transport_sink> sink_;
-    std::deque<message> inbox_;   // what came before the gateway started reading
+    fifo<message> inbox_;   // what came before the gateway started reading
     std::string reason_;
     bool ended_ = false;
     void (*drain_callback_)(void*) = nullptr;
@@ -519,7 +560,7 @@ inline void sio_client::abandon() {
 }
 
 inline void sio_client::on_end() {
-    if (timer_) timer_->cancel();
+    timer_.reset();   // its wait ends, aborted
     pending_.reset();
     auto sockets = std::move(sockets_);
     const std::string& reason = engine_->reason();
@@ -560,7 +601,7 @@ inline void sio_client::connect(const sio::packet_head& h) {
     auto t = std::make_shared<sio_socket>(shared_from_this(), nsp, std::move(req), std::move(own));
     // In the session's list at once: what the client sends meanwhile waits in the socket's inbox.
     sockets_.push_back(t);
-    if (timer_) timer_->cancel();
+    timer_.reset();   // its wait ends, aborted
     asio::co_spawn(engine_->executor(), join(shared_from_this(), ns, *worker, std::move(t), std::move(pid), std::move(offset)),
                    st_->log.report("a Socket.IO CONNECT"));
 }

@@ -45,6 +45,10 @@ public:
     /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
     /// awaitable completes at once.
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const;
+    /// Emits the event to every recipient, each asked to acknowledge it, and waits until all have
+    /// answered or timeout has passed: their answers, and how many did not answer. Each recipient
+    /// gets its own acknowledgement id, so its event is encoded for it alone.
+    asio::awaitable<acks> emit_with_ack(std::string_view event, const json& data, std::chrono::milliseconds timeout) const;
     /// How many sockets emit() would reach now, on every worker.
     asio::awaitable<std::size_t> count() const;
     /// The ids of the sockets emit() would reach now, on every worker.

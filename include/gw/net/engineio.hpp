@@ -5,6 +5,7 @@
 // handle, engineio::connection, has the WebSocket core's awaitables (accept, receive, send, close).
 #pragma once
 #include "../detail/asio.hpp"
+#include "../detail/fifo.hpp"
 #include "../protocol/engineio.hpp"
 #include "connection_impl.hpp"
 #include "handshake_io.hpp"
@@ -140,7 +141,7 @@ public:
     void attach_websocket(std::shared_ptr<connection_impl> c) {
         ws_ = std::move(c);
         ws_->on_drain(drain_callback_, drain_context_);
-        ws_->send_frame(opcode::text, eio::encode_text(packet_type::open, open_data(true)));
+        ws_->send_frame(opcode::text, eio::encode_text_in_place(packet_type::open, open_data(true)));
         ws_->read_with(ws_reader{shared_from_this(), ws_});
     }
 
@@ -391,7 +392,7 @@ private:
 
     void from_websocket(const std::shared_ptr<connection_impl>& c, gw::message&& m) {
         if (ended()) return;
-        auto p = eio::decode_packet(m.data, m.binary);
+        auto p = eio::decode_packet_in_place(std::move(m.data), m.binary);
         if (c == probe_) {
             if (p && p->type == packet_type::ping && p->data == "probe" && !probed_) {
                 probed_ = true;
@@ -427,7 +428,7 @@ private:
 
     /// The probe said "5": the session moves to it, with what was waiting for a poll.
     void upgrade() {
-        if (upgrade_timer_) upgrade_timer_->cancel();
+        upgrade_timer_.reset();   // its wait ends, aborted; the session keeps no timer it no longer needs
         if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
         st_->upgrades.fetch_add(1, std::memory_order_relaxed);
         ws_ = std::move(probe_);
@@ -489,7 +490,7 @@ private:
     void send_packet(packet_type type, std::string data, bool binary) {
         if (ws_) {
             if (binary) ws_->send_frame(opcode::binary, std::move(data));
-            else ws_->send_frame(opcode::text, eio::encode_text(type, data));
+            else ws_->send_frame(opcode::text, eio::encode_text_in_place(type, std::move(data)));
             return;
         }
         if (!admit(data.size() + 1)) return;
@@ -563,10 +564,10 @@ private:
     phase phase_ = phase::open;
     std::string reason_;
     std::shared_ptr<transport_sink> sink_;
-    std::deque<gw::message> inbox_;   // for receive(), when no sink reads
+    fifo<gw::message> inbox_;   // for receive(), when no sink reads
     std::shared_ptr<connection_impl> ws_, probe_;
     std::unique_ptr<asio::steady_timer> upgrade_timer_;
-    std::deque<queued> queue_;   // polling: packets waiting for a GET
+    fifo<queued> queue_;   // polling: packets waiting for a GET
     std::size_t queued_bytes_ = 0;
     asio::steady_timer beat_;    // the next ping, then the pong's deadline
     std::unique_ptr<asio::steady_timer> wake_;

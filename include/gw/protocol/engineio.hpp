@@ -48,6 +48,14 @@ inline std::optional<packet> decode_packet(std::string_view text, bool binary) {
     if (text.empty() || text.front() < '0' || text.front() > '6') return std::nullopt;
     return packet{static_cast<packet_type>(text.front()), false, std::string(text.substr(1))};
 }
+/// The same, taking the message's bytes: the packet's data is them, less the type (no copy).
+inline std::optional<packet> decode_packet_in_place(std::string&& text, bool binary) {
+    if (binary) return packet{packet_type::message, true, std::move(text)};
+    if (text.empty() || text.front() < '0' || text.front() > '6') return std::nullopt;
+    const auto type = static_cast<packet_type>(text.front());
+    text.erase(0, 1);
+    return packet{type, false, std::move(text)};
+}
 
 /// Splits a polling POST body into packets, appended to out in order. Stops at the first record
 /// that is not a packet and returns false (the packets before it stay in out, to be processed as
@@ -86,6 +94,11 @@ inline void append_to_payload(std::string& payload, packet_type type, std::strin
 }
 
 /// A packet as a WebSocket text message: its type character, then its data.
+/// The same, in data's own storage (its spare capacity, usually: no allocation).
+inline std::string encode_text_in_place(packet_type type, std::string&& data) {
+    data.insert(data.begin(), static_cast<char>(type));
+    return std::move(data);
+}
 inline std::string encode_text(packet_type type, std::string_view data) {
     std::string out;
     out.reserve(1 + data.size());

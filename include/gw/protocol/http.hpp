@@ -33,7 +33,10 @@ public:
     std::optional<std::string_view> header(std::string_view name) const noexcept;
     /// Calls f(name, value) for every header line, in order.
     template <class F> void for_each_header(F&& f) const {
-        for (const auto& h : fields_) f(view(h.name), view(h.value));
+        for (std::size_t i = 0; i < count_; ++i) {
+            const field h = field_at(i);
+            f(view(h.name), view(h.value));
+        }
     }
     /// True when a comma-separated header (all its lines) holds token, case-insensitively.
     bool has_token(std::string_view name, std::string_view token) const noexcept;
@@ -52,11 +55,20 @@ public:
 private:
     struct span_ { std::uint16_t off = 0, len = 0; };
     struct field { span_ name, value; };
-    std::string_view view(span_ s) const noexcept { return std::string_view(raw_).substr(s.off, s.len); }
+    std::string_view view(span_ s) const noexcept {
+        return bytes_ ? std::string_view(*bytes_).substr(s.off, s.len) : std::string_view();
+    }
+    field field_at(std::size_t i) const noexcept {
+        field f;
+        std::memcpy(&f, bytes_->data() + size_ + i * sizeof(field), sizeof(field));
+        return f;
+    }
     template <class F> void for_each_value(std::string_view name, F&& f) const;
 
-    std::string raw_;
-    std::vector<field> fields_;
+    // The head's bytes, then its table of header lines (a field each): one block, shared by every
+    // copy of the request (an Engine.IO session's and each of its namespace sockets').
+    std::shared_ptr<const std::string> bytes_;
+    std::uint16_t size_ = 0, count_ = 0;
     span_ method_, target_, path_, query_;
     int minor_ = 1;
     friend struct request_parser;
@@ -109,12 +121,22 @@ inline std::string format_response(const http_response& r, bool keep_alive = fal
 struct request_parser {
     /// Fills req from raw (which must end with "\r\n\r\n"); returns the error to answer, if any.
     static detail::http_error parse(std::string raw, request_head& req) {
-        using detail::http_error;
         if (raw.size() > 0xFFFF) return {431, "request header too large"};
-        req.raw_ = std::move(raw);
-        req.raw_.shrink_to_fit();   // kept for the connection's life: no slack from the read
-        req.fields_.clear();
-        const std::string_view all = req.raw_;
+        std::vector<request_head::field> fields;
+        const auto error = parse(raw, req, fields);
+        // Kept for the connection's life, even when refused (the log names its target): the bytes,
+        // then the table, with no slack from the read.
+        req.size_ = static_cast<std::uint16_t>(raw.size());
+        req.count_ = static_cast<std::uint16_t>(fields.size());
+        raw.append(reinterpret_cast<const char*>(fields.data()), fields.size() * sizeof(request_head::field));
+        raw.shrink_to_fit();
+        req.bytes_ = std::make_shared<const std::string>(std::move(raw));
+        return error;
+    }
+
+private:
+    static detail::http_error parse(std::string_view all, request_head& req, std::vector<request_head::field>& fields) {
+        using detail::http_error;
         auto at = [&](std::string_view part) {
             return request_head::span_{static_cast<std::uint16_t>(part.data() - all.data()),
                                        static_cast<std::uint16_t>(part.size())};
@@ -162,7 +184,7 @@ struct request_parser {
             auto value = detail::trim(line.substr(colon + 1));
             for (unsigned char c : value)
                 if ((c < 0x20 && c != '\t') || c == 0x7F) return {400, "malformed header value"};
-            req.fields_.push_back({at(name), at(value)});
+            fields.push_back({at(name), at(value)});
         }
         if (pos != all.size()) return {400, "bytes after the header block"};
         return {};
@@ -171,13 +193,13 @@ struct request_parser {
 
 
 template <class F> void request_head::for_each_value(std::string_view name, F&& f) const {
-    for (const auto& h : fields_)
-        if (detail::iequals(view(h.name), name)) f(view(h.value));
+    for (std::size_t i = 0; i < count_; ++i)
+        if (const field h = field_at(i); detail::iequals(view(h.name), name)) f(view(h.value));
 }
 
 inline std::optional<std::string_view> request_head::header(std::string_view name) const noexcept {
-    for (const auto& h : fields_)
-        if (detail::iequals(view(h.name), name)) return view(h.value);
+    for (std::size_t i = 0; i < count_; ++i)
+        if (const field h = field_at(i); detail::iequals(view(h.name), name)) return view(h.value);
     return std::nullopt;
 }
 

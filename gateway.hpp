@@ -1860,6 +1860,13 @@ struct sio_client;
 class http_request : public detail::request_head {
 public:
     const asio::ip::tcp::endpoint& remote_endpoint() const noexcept { return remote_; }
+    /// When its head arrived (Socket.IO's handshake.issued and handshake.time).
+    std::chrono::system_clock::time_point issued() const noexcept { return issued_; }
+    /// True when it came over TLS (Socket.IO's handshake.secure).
+    bool secure() const noexcept { return secure_; }
+    /// True when it names an Origin (Socket.IO's handshake.xdomain: a browser on another site, or
+    /// any client that says where it runs).
+    bool cross_origin() const noexcept { return header("origin").has_value(); }
 
     /// What the application attaches while upgrading (the authenticated user, say); it stays with
     /// the connection as its request does.
@@ -1878,6 +1885,8 @@ public:
 
 private:
     asio::ip::tcp::endpoint remote_;
+    std::chrono::system_clock::time_point issued_{};
+    bool secure_ = false;
     std::optional<std::string> auth_token_;   // auth.token, set by the Socket.IO layer
     friend class server;
     friend struct detail::sio_client;
@@ -3765,6 +3774,8 @@ private:
                         }
                         co_return;
                     }
+                    req.issued_ = std::chrono::system_clock::now();
+                    req.secure_ = c->tls_ != nullptr;
                     if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
                         shared.rejected(err.status, "malformed: " + std::string(err.reason), &req);
                         http_response r{err.status, std::string(err.reason) + "\n"};
@@ -5477,6 +5488,9 @@ struct selection_spec {
     const std::vector<std::string>& rooms;
     const std::vector<std::string>& except_rooms;
     const std::vector<const socket*>& except_sockets;
+    /// This process's sockets only (Socket.IO's `local` flag): a cluster adapter tells no other
+    /// node. The local adapter knows no other sockets.
+    bool local = false;
 };
 
 /// What an emit with acknowledgements to many sockets collected (gw::target::emit_with_ack): the
@@ -5561,6 +5575,13 @@ public:
         droppable_ = true;
         return std::move(*this);
     }
+    /// Keeps the emit (or count, ids, emit_with_ack) to this process's sockets (Socket.IO's
+    /// `local` flag): with a cluster adapter, the other nodes are not told. One process alone
+    /// reaches the same sockets with or without it.
+    target as_local() && {
+        local_ = true;
+        return std::move(*this);
+    }
 
     /// Sends the event to every recipient: queued for those of this worker before emit() returns
     /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
@@ -5583,6 +5604,7 @@ private:
     std::vector<std::string> rooms_, except_rooms_;
     std::vector<const socket*> except_sockets_;
     bool droppable_ = false;   // as_volatile()
+    bool local_ = false;       // as_local()
     selection_spec spec() const noexcept;   // the target as adapters read it
 };
 
@@ -6511,7 +6533,7 @@ inline asio::awaitable<std::vector<std::string>> concat(std::vector<asio::awaita
 
 } // namespace detail
 
-inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_}; }
+inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_, local_}; }
 
 inline asio::awaitable<std::size_t> target::count() const {
     std::vector<asio::awaitable<std::size_t>> parts;

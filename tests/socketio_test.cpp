@@ -178,7 +178,8 @@ TEST(SocketIo, ABroadcastWithAcksCollectsEachClientsAnswerOnBothPlatformsAndWork
     // The room's members answer (or not) while the asker waits: a Socket.IO client, a NestJS
     // client, and a Socket.IO client that never answers, on whichever worker each landed.
     chat.on("poll", [chat](gw::socket&, json) -> awaitable<json> {
-        const gw::acks a = co_await chat.to("lobby").emit_with_ack("question", 41, 500ms);
+        // as_local(): this process's sockets, which in one process are all of them.
+        const gw::acks a = co_await chat.to("lobby").as_local().emit_with_ack("question", 41, 500ms);
         co_return json{{"replies", a.replies}, {"missing", a.missing}};
     });
 
@@ -223,6 +224,39 @@ TEST(SocketIo, ABroadcastWithAcksCollectsEachClientsAnswerOnBothPlatformsAndWork
         EXPECT_EQ(replies.back(), 43);
         co_await ws.close();
     }());
+}
+
+TEST(SocketIo, TheHandshakeTellsWhenWhetherSecureAndWhetherCrossOrigin) {
+    asio::io_context io;
+    gw::gateway app(io, {.port = 0});
+    std::vector<gw::http_request> seen;
+    app.of("/").on_connect([&](gw::socket& s) { seen.push_back(s.handshake()); });
+    const auto before = std::chrono::system_clock::now();
+    test::run(io, [&]() -> awaitable<void> {
+        const std::string url = "ws://127.0.0.1:" + std::to_string(app.port()) + "/socket.io/?EIO=4&transport=websocket";
+        gw::client_options from_a_page;
+        from_a_page.headers.emplace_back("Origin", "http://example.test");
+        auto plain = co_await gw::connect(url);
+        auto page = co_await gw::connect(url, from_a_page);
+        auto enter = [](gw::connection& c) -> awaitable<void> {
+            (void)co_await c.receive();   // the open packet
+            co_await c.send("40");
+            (void)co_await c.receive();   // the CONNECT reply: on_connect runs in the same turn
+        };
+        co_await enter(plain);
+        co_await enter(page);
+        co_await plain.close();
+        co_await page.close();
+    }());
+    const auto after = std::chrono::system_clock::now();
+    ASSERT_EQ(seen.size(), 2u);
+    for (const auto& r : seen) {
+        EXPECT_GE(r.issued(), before);
+        EXPECT_LE(r.issued(), after);
+        EXPECT_FALSE(r.secure());
+    }
+    EXPECT_FALSE(seen[0].cross_origin());
+    EXPECT_TRUE(seen[1].cross_origin());
 }
 
 } // namespace

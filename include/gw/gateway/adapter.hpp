@@ -20,6 +20,9 @@ struct selection_spec {
     const std::vector<std::string>& rooms;
     const std::vector<std::string>& except_rooms;
     const std::vector<const socket*>& except_sockets;
+    /// This process's sockets only (Socket.IO's `local` flag): a cluster adapter tells no other
+    /// node. The local adapter knows no other sockets.
+    bool local = false;
 };
 
 /// What an emit with acknowledgements to many sockets collected (gw::target::emit_with_ack): the

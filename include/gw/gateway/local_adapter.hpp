@@ -263,7 +263,7 @@ inline asio::awaitable<std::vector<std::string>> concat(std::vector<asio::awaita
 
 } // namespace detail
 
-inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_}; }
+inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_, local_}; }
 
 inline asio::awaitable<std::size_t> target::count() const {
     std::vector<asio::awaitable<std::size_t>> parts;

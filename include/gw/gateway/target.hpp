@@ -40,6 +40,13 @@ public:
         droppable_ = true;
         return std::move(*this);
     }
+    /// Keeps the emit (or count, ids, emit_with_ack) to this process's sockets (Socket.IO's
+    /// `local` flag): with a cluster adapter, the other nodes are not told. One process alone
+    /// reaches the same sockets with or without it.
+    target as_local() && {
+        local_ = true;
+        return std::move(*this);
+    }
 
     /// Sends the event to every recipient: queued for those of this worker before emit() returns
     /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
@@ -62,6 +69,7 @@ private:
     std::vector<std::string> rooms_, except_rooms_;
     std::vector<const socket*> except_sockets_;
     bool droppable_ = false;   // as_volatile()
+    bool local_ = false;       // as_local()
     selection_spec spec() const noexcept;   // the target as adapters read it
 };
 

@@ -18,6 +18,13 @@ struct sio_client;
 class http_request : public detail::request_head {
 public:
     const asio::ip::tcp::endpoint& remote_endpoint() const noexcept { return remote_; }
+    /// When its head arrived (Socket.IO's handshake.issued and handshake.time).
+    std::chrono::system_clock::time_point issued() const noexcept { return issued_; }
+    /// True when it came over TLS (Socket.IO's handshake.secure).
+    bool secure() const noexcept { return secure_; }
+    /// True when it names an Origin (Socket.IO's handshake.xdomain: a browser on another site, or
+    /// any client that says where it runs).
+    bool cross_origin() const noexcept { return header("origin").has_value(); }
 
     /// What the application attaches while upgrading (the authenticated user, say); it stays with
     /// the connection as its request does.
@@ -36,6 +43,8 @@ public:
 
 private:
     asio::ip::tcp::endpoint remote_;
+    std::chrono::system_clock::time_point issued_{};
+    bool secure_ = false;
     std::optional<std::string> auth_token_;   // auth.token, set by the Socket.IO layer
     friend class server;
     friend struct detail::sio_client;

@@ -374,6 +374,8 @@ private:
                         }
                         co_return;
                     }
+                    req.issued_ = std::chrono::system_clock::now();
+                    req.secure_ = c->tls_ != nullptr;
                     if (auto err = detail::request_parser::parse(std::move(head), req); err.status) {
                         shared.rejected(err.status, "malformed: " + std::string(err.reason), &req);
                         http_response r{err.status, std::string(err.reason) + "\n"};

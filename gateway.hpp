@@ -35,6 +35,7 @@
 #include <openssl/evp.h>  // base64 (EVP_EncodeBlock / EVP_DecodeBlock)
 #include <openssl/rand.h> // masking keys, handshake nonces and socket ids
 #include <openssl/sha.h>  // SHA-1 for Sec-WebSocket-Accept
+#include <unistd.h>       // close(), for an accepted descriptor no loop could take
 
 #include <algorithm>      // std::min, std::find_if
 #include <any>            // data an application attaches to a connection
@@ -3693,9 +3694,20 @@ private:
             while (!self->stopped) {
                 asio::io_context& home = *self->loops[self->next_loop];
                 self->next_loop = (self->next_loop + 1) % self->loops.size();
-                const asio::any_io_executor home_ex = home.get_executor();
-                auto [ec, sock] = co_await self->acceptor.async_accept(home_ex, as_tuple(asio::use_awaitable));
+                // Accepted into a socket of the acceptor's own loop, then handed to its home: a
+                // pending accept must not hold a socket of a worker's loop, which goes with the
+                // server while the application's loop (and that accept) may outlive it.
+                auto [ec, accepted] = co_await self->acceptor.async_accept(as_tuple(asio::use_awaitable));
                 if (self->stopped) break;
+                asio::ip::tcp::socket sock(home);
+                if (!ec) {
+                    const auto protocol = accepted.local_endpoint(ec).protocol();
+                    if (!ec) {
+                        const auto fd = accepted.release(ec);
+                        if (!ec) sock.assign(protocol, fd, ec);
+                        if (ec && fd >= 0) ::close(fd);
+                    }
+                }
                 if (ec) {
                     // Out of descriptors or memory: back off instead of spinning.
                     asio::steady_timer pause(self->io, std::chrono::milliseconds(50));

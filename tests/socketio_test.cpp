@@ -179,7 +179,7 @@ TEST(SocketIo, ABroadcastWithAcksCollectsEachClientsAnswerOnBothPlatformsAndWork
     // client, and a Socket.IO client that never answers, on whichever worker each landed.
     chat.on("poll", [chat](gw::socket&, json) -> awaitable<json> {
         // as_local(): this process's sockets, which in one process are all of them.
-        const gw::acks a = co_await chat.to("lobby").as_local().emit_with_ack("question", 41, 500ms);
+        const gw::acks a = co_await chat.to("lobby").as_local().emit_with_ack("question", 41, 3s);
         co_return json{{"replies", a.replies}, {"missing", a.missing}};
     });
 

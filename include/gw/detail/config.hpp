@@ -18,6 +18,7 @@
 #include <openssl/evp.h>  // base64 (EVP_EncodeBlock / EVP_DecodeBlock)
 #include <openssl/rand.h> // masking keys, handshake nonces and socket ids
 #include <openssl/sha.h>  // SHA-1 for Sec-WebSocket-Accept
+#include <unistd.h>       // close(), for an accepted descriptor no loop could take
 
 #include <algorithm>      // std::min, std::find_if
 #include <any>            // data an application attaches to a connection

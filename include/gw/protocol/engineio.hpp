@@ -42,19 +42,18 @@ inline bool base64_decode(std::string_view in, std::string& out) {
 }
 
 /// One packet from a WebSocket message: a text one is its type character and data; a binary
-/// one is a message. nullopt when the text is empty or its type unknown.
-inline std::optional<packet> decode_packet(std::string_view text, bool binary) {
-    if (binary) return packet{packet_type::message, true, std::string(text)};
-    if (text.empty() || text.front() < '0' || text.front() > '6') return std::nullopt;
-    return packet{static_cast<packet_type>(text.front()), false, std::string(text.substr(1))};
-}
-/// The same, taking the message's bytes: the packet's data is them, less the type (no copy).
+/// one is a message. nullopt when the text is empty or its type unknown. Takes the message's
+/// bytes: the packet's data is them, less the type (no copy).
 inline std::optional<packet> decode_packet_in_place(std::string&& text, bool binary) {
     if (binary) return packet{packet_type::message, true, std::move(text)};
     if (text.empty() || text.front() < '0' || text.front() > '6') return std::nullopt;
     const auto type = static_cast<packet_type>(text.front());
     text.erase(0, 1);
     return packet{type, false, std::move(text)};
+}
+/// The same from a view (a record of a polling payload).
+inline std::optional<packet> decode_packet(std::string_view text, bool binary) {
+    return decode_packet_in_place(std::string(text), binary);
 }
 
 /// Splits a polling POST body into packets, appended to out in order. Stops at the first record
@@ -93,12 +92,13 @@ inline void append_to_payload(std::string& payload, packet_type type, std::strin
     payload += data;
 }
 
-/// A packet as a WebSocket text message: its type character, then its data.
-/// The same, in data's own storage (its spare capacity, usually: no allocation).
+/// A packet as a WebSocket text message, in data's own storage (its spare capacity, usually: no
+/// allocation): its type character, then its data.
 inline std::string encode_text_in_place(packet_type type, std::string&& data) {
     data.insert(data.begin(), static_cast<char>(type));
     return std::move(data);
 }
+/// The same from a view.
 inline std::string encode_text(packet_type type, std::string_view data) {
     std::string out;
     out.reserve(1 + data.size());

@@ -396,10 +396,11 @@ public:
         sink_.reset();
         inbox_.clear();
     }
-    void end(std::string reason) {
+    /// Ends it for reason, a literal or the session's reason (both outlive it).
+    void end(std::string_view reason) {
         if (ended_) return;
         ended_ = true;
-        reason_ = std::move(reason);
+        reason_ = reason;
         inbox_.clear();
         if (auto sink = std::move(sink_)) sink->on_end();   // the gateway's socket holds this transport: let go
     }
@@ -450,7 +451,7 @@ public:
         close_soon(code, reason);
         co_return;
     }
-    asio::awaitable<std::string> settle() override { co_return reason_; }
+    asio::awaitable<std::string> settle() override { co_return std::string(reason_); }
     asio::awaitable<void> release() override { co_return; }
     asio::any_io_executor executor() const override { return client_->engine()->executor(); }
     bool on_own_thread() const noexcept override { return client_->engine()->on_own_thread(); }
@@ -481,7 +482,7 @@ private:
     std::unique_ptr<codec> own_codec_;
     std::shared_ptr<transport_sink> sink_;
     fifo<message> inbox_;   // what came before the gateway started reading
-    std::string reason_;
+    std::string_view reason_;
     bool ended_ = false;
     void (*drain_callback_)(void*) = nullptr;
     void* drain_context_ = nullptr;
@@ -563,7 +564,7 @@ inline void sio_client::on_end() {
     timer_.reset();   // its wait ends, aborted
     pending_.reset();
     auto sockets = std::move(sockets_);
-    const std::string& reason = engine_->reason();
+    const std::string_view reason = engine_->reason();
     for (auto& s : sockets) s->end(reason.empty() ? "transport close" : reason);
 }
 

@@ -76,7 +76,9 @@ struct eio_state {
     std::size_t high_water = 64 << 10, max_outbox = 4 << 20;   // the server's outbox settings
     bool drop_when_full = false;
     std::mutex lock;   // the table: requests for a session may arrive on any loop
-    std::unordered_map<std::string, std::pair<std::shared_ptr<eio_session>, std::uint32_t>> sessions;
+    /// Each session by its id, keyed by a view of the session's own id: an entry holds its session.
+    using session_table = std::unordered_map<std::string_view, std::pair<std::shared_ptr<eio_session>, std::uint32_t>>;
+    session_table sessions;
     // accept()'s queue, on the first loop.
     std::deque<std::shared_ptr<eio_session>> ready;
     std::unique_ptr<asio::steady_timer> wake;
@@ -101,8 +103,11 @@ class eio_session final : public transport, public std::enable_shared_from_this<
 public:
     using packet_type = eio::packet_type;
 
-    eio_session(std::shared_ptr<eio_state> st, asio::any_io_executor ex, http_request first)
-        : st_(std::move(st)), ex_(std::move(ex)), id_(eio::make_sid()), request_(std::move(first)), beat_(ex_) {}
+    /// A session opened over polling keeps a copy of its handshake's request; one opened over a
+    /// WebSocket borrows its connection's (attach_websocket), which lives as long as it does.
+    eio_session(std::shared_ptr<eio_state> st, asio::any_io_executor ex, const http_request& first, bool websocket)
+        : st_(std::move(st)), ex_(std::move(ex)), id_(eio::make_sid()),
+          own_request_(websocket ? nullptr : std::make_unique<http_request>(first)), beat_(ex_) {}
 
     const std::string& id() const noexcept { return id_; }
     bool over_websocket() const noexcept { return ws_ != nullptr; }
@@ -239,10 +244,10 @@ public:
 
     /// Ends the session (idempotent): the table forgets it, its transports close, a held GET is
     /// answered, and its reader hears of the end.
-    void end(std::string reason) {
+    void end(std::string_view reason) {
         if (ended()) return;
         phase_ = phase::ended;
-        reason_ = std::move(reason);
+        reason_ = reason;
         if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
         if (reason_ == "ping timeout") st_->ping_timeouts.fetch_add(1, std::memory_order_relaxed);
         {
@@ -263,6 +268,7 @@ public:
         if (!ended()) phase_ = phase::ended;
         if (std::exchange(polling_counted_, false)) st_->polling.fetch_sub(1, std::memory_order_relaxed);
         if (auto sink = std::move(sink_)) sink->abandon();
+        if (!own_request_ && ws_) own_request_ = std::make_unique<http_request>(ws_->request_);   // no longer borrowed
         ws_.reset();
         probe_.reset();
         queue_.clear();
@@ -351,12 +357,12 @@ public:
     asio::awaitable<std::string> settle() override {
         auto self = shared_from_this();
         while (!ended()) co_await wait();
-        co_return reason_;
+        co_return std::string(reason_);
     }
     asio::awaitable<void> release() override { co_return; }
     asio::any_io_executor executor() const override { return ex_; }
     bool on_own_thread() const noexcept override { return runs_here(ex_); }
-    http_request& request() noexcept override { return request_; }
+    http_request& request() noexcept override { return own_request_ ? *own_request_ : ws_->request_; }
 
     /// The next message for engineio::connection::receive(); nullopt once the session ended.
     asio::awaitable<std::optional<message>> receive() {
@@ -367,7 +373,7 @@ public:
         inbox_.pop_front();
         co_return m;
     }
-    const std::string& reason() const noexcept { return reason_; }
+    std::string_view reason() const noexcept { return reason_; }
     std::uint32_t dropped_ = 0;
 
 private:
@@ -507,7 +513,7 @@ private:
             ++dropped_;
             return false;
         }
-        st_->shared->log.say(log_level::warn, "closing a slow Engine.IO session: its packets passed max_outbox_bytes", request_);
+        st_->shared->log.say(log_level::warn, "closing a slow Engine.IO session: its packets passed max_outbox_bytes", request());
         queue_.clear();
         queued_bytes_ = 0;
         end("slow consumer");
@@ -560,9 +566,9 @@ private:
     std::shared_ptr<eio_state> st_;
     asio::any_io_executor ex_;
     std::string id_;
-    http_request request_;
+    std::unique_ptr<http_request> own_request_;   // polling sessions only; see the constructor
     phase phase_ = phase::open;
-    std::string reason_;
+    std::string_view reason_;   // one of the literals end() is given
     std::shared_ptr<transport_sink> sink_;
     fifo<gw::message> inbox_;   // for receive(), when no sink reads
     std::shared_ptr<connection_impl> ws_, probe_;
@@ -592,7 +598,7 @@ public:
     }
 
     void forget_all() override {
-        std::unordered_map<std::string, std::pair<std::shared_ptr<eio_session>, std::uint32_t>> all;
+        eio_state::session_table all;
         {
             std::lock_guard hold(st_->lock);
             all.swap(st_->sessions);
@@ -659,7 +665,7 @@ public:
             }
             if (!eio::supported_revision(req.query_param("EIO")))
                 co_return co_await refuse(*c, eio::error_code::unsupported_protocol_version, is_upgrade, keep);
-            auto s = std::make_shared<eio_session>(st, c->sock_.get_executor(), req);
+            auto s = std::make_shared<eio_session>(st, c->sock_.get_executor(), req, websocket);
             {
                 std::lock_guard hold(st->lock);
                 st->sessions.emplace(s->id(), std::pair{s, st->current_loop().value_or(0)});
@@ -882,7 +888,7 @@ public:
     bool is_open() const noexcept { return s_->is_open(); }
     /// Why the session ended: "transport close", "transport error", "ping timeout", "parse error",
     /// "forced close"; "" while it lasts.
-    const std::string& reason() const noexcept { return s_->reason(); }
+    std::string_view reason() const noexcept { return s_->reason(); }
     /// "websocket" or "polling": the transport it uses now.
     std::string_view transport_name() const noexcept { return s_->over_websocket() ? "websocket" : "polling"; }
     /// The handshake's request: path, query, headers, cookies, remote address.

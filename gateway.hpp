@@ -8526,6 +8526,8 @@ private:
             on_batch();
             auto ec = co_await write_all(writing_);
             writing_.clear();
+            // A burst (an outage's buffer, say) does not keep its memory once written.
+            if (writing_.capacity() > (256u << 10)) std::string().swap(writing_);
             if (ec) end("lost the connection to " + where() + ": " + ec.message());
         }
     }
@@ -8837,8 +8839,11 @@ template <class R> std::vector<std::string_view> views_of(const R& args) {
 /// A connection for commands, kept up by itself. Commands are pipelined: each is written at once
 /// (with whatever else is queued, in one write) and replies are matched in order. While Redis is
 /// away they are buffered up to options::max_buffered_bytes and sent, after AUTH and SELECT, when it
-/// is back; what does not fit is dropped and counted. Use it on its executor's thread only; close()
-/// or destroy it before its execution context.
+/// is back; what does not fit is dropped and counted. Commands written but unanswered when the
+/// connection drops are not sent again (they may have run): their callers get errc::connection_lost.
+/// As with node-redis, PUBLISHes buffered during an outage race the other nodes' resubscription
+/// after it: a subscriber that is not back yet misses them. Use it on its executor's thread only;
+/// close() or destroy it before its execution context.
 class client {
 public:
     /// Starts connecting at once to where (see gw::redis::url).

@@ -193,6 +193,40 @@ TEST(RedisSubscriber, SubscribePatternsAndShardsWithBinaryPayloads) {
     }());
 }
 
+TEST(RedisSubscriber, ARefusedSubscriptionFailsItsCallerAndSparesTheOthers) {
+    REQUIRE_REDIS_SERVER();
+    test::redis::server srv;
+    asio::io_context io;
+    redis::client admin(io.get_executor(), srv.url(), quick());
+    test::run(io, [&]() -> awaitable<void> {
+        auto r = co_await admin.command("ACL", "SETUSER", "bob", "on", ">pw", "~*", "resetchannels", "&allowed:*", "+@all");
+        EXPECT_EQ(r.str, "OK");
+    }());
+    std::vector<redis::message> got;
+    test::redis::event arrived(io);
+    auto opts = quick();
+    opts.log = {};   // the refusal is expected
+    redis::subscriber sub(io.get_executor(), srv.url("bob:pw"), [&](const redis::message& m) {
+        got.push_back(m);
+        arrived.notify();
+    }, opts);
+    test::run(io, [&]() -> awaitable<void> {
+        co_await sub.subscribe("allowed:1");
+        try {
+            co_await sub.subscribe("forbidden");
+            ADD_FAILURE() << "a forbidden channel was subscribed";
+        } catch (const std::system_error& e) {
+            EXPECT_EQ(e.code(), redis::errc::refused);
+            EXPECT_NE(std::string(e.what()).find("NOPERM"), std::string::npos) << e.what();
+        }
+        co_await sub.psubscribe("allowed:*");
+        auto r = co_await admin.command("PUBLISH", "allowed:1", "yes");
+        EXPECT_EQ(r.integer, 2);
+        co_await arrived.until([&] { return got.size() == 2; });
+        EXPECT_TRUE(sub.connected());
+    }());
+}
+
 // ==== AUTH and SELECT ====
 
 TEST(RedisClient, AuthWithRequirepass) {

@@ -14,6 +14,7 @@ enum class errc {
     closed,            ///< close() was called before the command completed
     handshake_failed,  ///< Redis refused AUTH, SELECT or the first PING (a wrong password, say)
     protocol_error,    ///< Redis sent bytes that are not RESP, or a reply nobody asked for
+    refused,           ///< Redis answered a subscription with an error (SSUBSCRIBE before Redis 7, say)
 };
 
 } // namespace gw::v0::redis
@@ -34,6 +35,7 @@ inline const std::error_category& error_category() noexcept {
             case errc::closed: return "the Redis client was closed";
             case errc::handshake_failed: return "Redis refused the connection's AUTH, SELECT or PING";
             case errc::protocol_error: return "Redis sent something that is not a valid reply";
+            case errc::refused: return "Redis refused the subscription";
             }
             return "unknown Redis client error";
         }

@@ -573,10 +573,9 @@ public:
         if (add) set.emplace(name);
         else set.erase(std::string(name));
         if (up_) {
-            const std::string_view args[] = {verb, name};
-            append_command(out_, args);
+            const std::string_view names[] = {name};
+            ask(verb, names);
             confirms_.emplace(std::pair{std::string(verb), std::string(name)}, w);
-            wake_writer();
         } else if (add) {
             confirms_.emplace(std::pair{std::string(verb), std::string(name)}, w);   // when the next link is up
         } else {
@@ -592,28 +591,64 @@ private:
         return channels_;
     }
 
+    /// Queues verb with names, and remembers it: Redis confirms each name, or refuses the command
+    /// with one error, in the order the commands went.
+    void ask(std::string_view verb, std::span<const std::string_view> names) {
+        std::vector<std::string_view> args;
+        args.reserve(names.size() + 1);
+        args.push_back(verb);
+        args.insert(args.end(), names.begin(), names.end());
+        append_command(out_, args);
+        sent_.push_back({std::string(verb), std::vector<std::string>(names.begin(), names.end())});
+        wake_writer();
+    }
+
     void on_up() override {
         // Subscriptions follow the sets, not whatever was queued before: everything is asked anew.
         out_.clear();
-        std::vector<std::string_view> args;
+        sent_.clear();
         auto all = [&](std::string_view verb, const std::set<std::string>& names) {
             if (names.empty()) return;
-            args.assign(1, verb);
-            for (const auto& n : names) args.push_back(n);
-            append_command(out_, args);
+            const std::vector<std::string_view> views(names.begin(), names.end());
+            ask(verb, views);
         };
         all("subscribe", channels_);
         all("psubscribe", patterns_);
         // One SSUBSCRIBE per channel: in a cluster, one command's channels must share a slot.
         for (const auto& n : shards_) {
-            const std::string_view one[] = {"ssubscribe", n};
-            append_command(out_, one);
+            const std::string_view one[] = {n};
+            ask("ssubscribe", one);
         }
+    }
+
+    /// Redis refused the oldest command still unconfirmed (SSUBSCRIBE on Redis 6, an ACL without
+    /// the channel, ...): its names are dropped from the sets and their callers get the error.
+    void refused(const std::string& error) {
+        log(log_level::warn, "Redis refused a subscription: " + error);
+        if (sent_.empty()) return;
+        auto cmd = std::move(sent_.front());
+        sent_.pop_front();
+        for (const auto& name : cmd.names) {
+            if (!cmd.verb.ends_with("unsubscribe")) set_of(cmd.verb).erase(name);
+            auto [from, to] = confirms_.equal_range(std::pair{cmd.verb, name});
+            std::vector<std::shared_ptr<waiter>> failed;
+            for (auto it = from; it != to; ++it) failed.push_back(std::move(it->second));
+            confirms_.erase(from, to);
+            for (auto& w : failed) w->fail(errc::refused, "Redis refused " + cmd.verb + " " + name + ": " + error);
+        }
+    }
+
+    /// One name of the oldest command is confirmed.
+    void confirmed(const std::string& verb, const std::string& name) {
+        if (sent_.empty() || sent_.front().verb != verb) return;   // unsolicited (a moved slot's sunsubscribe)
+        auto& names = sent_.front().names;
+        if (auto it = std::find(names.begin(), names.end(), name); it != names.end()) names.erase(it);
+        if (names.empty()) sent_.pop_front();
     }
 
     bool on_reply(reply&& r) override {
         if (r.is_error()) {
-            log(log_level::warn, "Redis refused a subscription: " + r.str);
+            refused(r.str);
             return true;
         }
         if (!r.is_array() || r.elements.empty()) return false;
@@ -627,6 +662,7 @@ private:
             if (patterns_.count(e[1].str))
                 deliver(message{std::move(e[2].str), std::move(e[3].str), std::move(e[1].str), false});
         } else if (e.size() == 3 && kind.ends_with("subscribe")) {
+            confirmed(kind, e[1].str);
             auto [from, to] = confirms_.equal_range(std::pair{kind, e[1].str});
             const bool awaited = from != to;
             std::vector<std::shared_ptr<waiter>> done;
@@ -635,9 +671,8 @@ private:
             for (auto& w : done) w->finish({});
             // Redis drops a sharded subscription itself when its slot moves: take it again if wanted.
             if (!awaited && kind == "sunsubscribe" && shards_.count(e[1].str)) {
-                const std::string_view args[] = {"ssubscribe", e[1].str};
-                append_command(out_, args);
-                wake_writer();
+                const std::string_view one[] = {e[1].str};
+                ask("ssubscribe", one);
             }
         }
         return true;   // "pong", and what a newer Redis may add
@@ -655,6 +690,7 @@ private:
     }
 
     void on_down() override {
+        sent_.clear();
         // An unsubscribe is done once the link is gone: the next one will not ask for it.
         for (auto it = confirms_.begin(); it != confirms_.end();) {
             if (it->first.first.ends_with("unsubscribe")) {
@@ -677,6 +713,11 @@ private:
     std::function<void(const message&)> on_message_;
     std::set<std::string> channels_, patterns_, shards_;
     std::multimap<std::pair<std::string, std::string>, std::shared_ptr<waiter>> confirms_;   // (verb, name)
+    struct sent_command {
+        std::string verb;
+        std::vector<std::string> names;   // not confirmed yet
+    };
+    std::deque<sent_command> sent_;   // on the link that is up, oldest first
 };
 
 template <class... A>

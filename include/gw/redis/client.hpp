@@ -312,8 +312,14 @@ private:
         if (cec || closed_) co_return failed("connect to", cec);
         std::error_code ignored;
         sock_.set_option(asio::ip::tcp::no_delay(true), ignored);
-        // Keepalive: a peer that vanished without a FIN is noticed even on a subscriber that only reads.
+        // Keepalive: a peer that vanished without a FIN is noticed even on a subscriber that only
+        // reads; probed after 15 s idle, every 5 s, 3 times (the system's 2 h would hide an outage).
         sock_.set_option(asio::socket_base::keep_alive(true), ignored);
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+        sock_.set_option(asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>(15), ignored);
+        sock_.set_option(asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>(5), ignored);
+        sock_.set_option(asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>(3), ignored);
+#endif
         if (url_.tls) {
             auto ctx = opts_.tls ? opts_.tls : default_tls();
             tls_ = std::make_unique<tls_stream>(sock_, *ctx);

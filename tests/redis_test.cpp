@@ -473,6 +473,40 @@ TEST(RedisClient, CloseWhileConnectingEndsEverything) {
     EXPECT_TRUE(io.stopped()) << "something of the client's was still pending after close()";
 }
 
+TEST(RedisClient, CloseWhileWaitingToReconnect) {
+    asio::io_context io;
+    test::redis::event changed(io);
+    bool down = false;
+    auto opts = quick();
+    opts.log = {};
+    opts.reconnect_min = opts.reconnect_max = 60s;   // it would wait a minute before trying again
+    opts.on_state = [&](bool up, std::string_view) {
+        down = !up;
+        changed.notify();
+    };
+    auto c = std::make_unique<redis::client>(io.get_executor(),
+                                             "redis://127.0.0.1:" + std::to_string(test::redis::free_port()), opts);
+    auto sub = std::make_unique<redis::subscriber>(
+        io.get_executor(), "redis://127.0.0.1:" + std::to_string(test::redis::free_port()), [](const redis::message&) {}, opts);
+    test::run(io, [&]() -> awaitable<void> {
+        co_await changed.until([&] { return down; });
+        auto queued = c->command("PING");
+        auto subscribing = sub->subscribe("x");
+        c.reset();   // destroying closes
+        sub.reset();
+        co_await expect_closed(std::move(queued));
+        try {
+            co_await std::move(subscribing);
+            ADD_FAILURE() << "a subscription completed after close()";
+        } catch (const std::system_error& e) {
+            EXPECT_EQ(e.code(), redis::errc::closed);
+        }
+    }());
+    io.restart();
+    io.run_for(5s);
+    EXPECT_TRUE(io.stopped()) << "something of the client's was still pending after close()";
+}
+
 TEST(RedisClient, CloseWithCommandsPendingAndDestroyAtOnce) {
     REQUIRE_REDIS_SERVER();
     test::redis::server srv;

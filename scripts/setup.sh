@@ -11,6 +11,7 @@ packages=(
   libasio-dev libssl-dev             # standalone Asio, OpenSSL (SHA-1, base64, TLS)
   nlohmann-json3-dev                 # JSON for the gateway's events
   libgtest-dev                       # GoogleTest
+  libhiredis-dev redis-server        # the Redis client's RESP reader, and a real server for its tests
   python3 python3-websockets         # the conformance suite and a third-party client
   python3-socketio python3-requests python3-websocket   # python-socketio and python-engineio (polling needs requests, WebSocket needs websocket-client)
   openssl                            # throwaway certificates for the interop tests

@@ -58,6 +58,12 @@
 #include "gateway/socketio.hpp"
 #include "gateway/facade.hpp"
 
+// Opt-in parts that need another library.
+#if defined(GATEWAY_REDIS)
+#include "protocol/redis.hpp"
+#include "redis/client.hpp"
+#endif
+
 #include "detail/epilogue.hpp"
 
 #endif // GATEWAY_HPP

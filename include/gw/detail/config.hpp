@@ -14,6 +14,8 @@
 // Build-time knobs, for optional parts only (runtime limits live in the options structs):
 // GATEWAY_NO_JSON: leave out the gateway (events, rooms, namespaces), which needs nlohmann/json
 // (Debian: nlohmann-json3-dev); the WebSocket core needs only Asio and OpenSSL.
+// GATEWAY_REDIS: add the Redis client (gw::redis::client, gw::redis::subscriber), which needs
+// hiredis for RESP (Debian: libhiredis-dev; link with -lhiredis).
 
 #include <openssl/evp.h>  // base64 (EVP_EncodeBlock / EVP_DecodeBlock)
 #include <openssl/rand.h> // masking keys, handshake nonces and socket ids

@@ -17,8 +17,8 @@ for config in normal sanitize thread; do
   dir="build-ci-$config"
   targets=()
   tests=()
-  opts=(-Dbuildtype=release -Dbench=true)   # -O3 as users build it; the benchmarks must keep building too
-  [ "$config" = sanitize ] && opts=(-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false)
+  opts=(-Dbuildtype=release -Dbench=true -Dredis=enabled)   # -O3 as users build it; the benchmarks must keep building too
+  [ "$config" = sanitize ] && opts=(-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dredis=enabled)
   if [ "$config" = thread ]; then
     # GCC warns that TSan cannot see std::atomic_thread_fence (Asio's reference counts use it);
     # the fences stand beside atomics TSan does see.

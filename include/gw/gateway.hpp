@@ -43,6 +43,7 @@
 #include "net/engineio.hpp"
 
 #include "detail/json.hpp"
+#include "protocol/socketio_redis.hpp"
 #include "gateway/options.hpp"
 #include "gateway/vocabulary.hpp"
 #include "gateway/codec.hpp"

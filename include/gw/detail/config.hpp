@@ -25,6 +25,7 @@
 #include <algorithm>      // std::min, std::find_if
 #include <any>            // data an application attaches to a connection
 #include <array>          // fixed frame headers
+#include <bit>            // std::bit_cast: msgpack floats
 #include <atomic>         // state shared by worker threads
 #include <charconv>       // numbers in and out of the envelope without locales
 #include <cmath>          // std::isfinite, for numbers written as JavaScript writes them

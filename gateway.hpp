@@ -64,6 +64,7 @@
 #if defined(__GLIBC__)
 #include <malloc.h>       // malloc_trim: a server whose last connection went gives memory back
 #endif
+#include <set>            // a cluster's rooms, gathered from every worker
 #include <optional>       // receive() returns nothing on a clean close
 #include <span>           // byte views
 #include <stdexcept>      // gw::ws_exception, gw::http_refusal
@@ -5869,10 +5870,11 @@ public:
 /// it first: the gateway's own format, and the Socket.IO format of the namespace it goes to.
 class broadcast_message {
 public:
-    /// second_made: the second codec's form when it is made already (a broadcast kept for recovery).
+    /// second_made: the second codec's form when it is made already (a broadcast kept for recovery);
+    /// spread: data is a list of arguments (gw::event::spread), as a broadcast from another node may be.
     broadcast_message(std::string name, json data, const codec* first, const codec* second,
-                      std::shared_ptr<const prepared> second_made = nullptr)
-        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {
+                      std::shared_ptr<const prepared> second_made = nullptr, bool spread = false)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second}, spread_(spread) {
         if (second_made) {
             forms_[1].made = std::move(second_made);
             forms_[1].ready.store(true, std::memory_order_release);
@@ -5881,6 +5883,7 @@ public:
 
     const std::string& name() const noexcept { return name_; }
     const json& data() const noexcept { return data_; }
+    bool spread() const noexcept { return spread_; }
 
     /// The message as recipients of codec c share it, or nullptr when c is neither of the two
     /// (the caller encodes it for its one recipient).
@@ -5890,7 +5893,7 @@ public:
             auto& f = forms_[i];
             if (!f.ready.load(std::memory_order_acquire))
                 std::call_once(f.once, [&] {
-                    f.made = c.prepare(name_, data_);
+                    f.made = c.prepare(name_, data_, spread_);
                     f.ready.store(true, std::memory_order_release);
                 });
             return &f.made;
@@ -5900,7 +5903,7 @@ public:
     /// The message for a recipient of codec c.
     void send_to(transport& t, const codec& c, bool droppable) const {
         if (auto* p = shared_for(c)) t.send_prepared(*p, droppable);
-        else t.send_prepared(c.prepare(name_, data_), droppable);
+        else t.send_prepared(c.prepare(name_, data_, spread_), droppable);
     }
 
 private:
@@ -5912,6 +5915,7 @@ private:
     std::string name_;
     json data_;
     std::array<const codec*, 2> codecs_;
+    bool spread_ = false;
     mutable std::array<form, 2> forms_;
 };
 
@@ -6045,6 +6049,16 @@ struct acks {
     std::size_t missing = 0;
 };
 
+/// A socket as any node can describe it (Socket.IO's fetchSockets): its id, its handshake as
+/// Socket.IO's socket.handshake has it, its rooms (its id-room first) and its data when that holds
+/// a gw::json (null otherwise: other types do not cross a process).
+struct socket_info {
+    std::string id;
+    json handshake;
+    std::vector<std::string> rooms;
+    json data;
+};
+
 /// A namespace's members as the gateway uses them. Membership calls come from the socket's own
 /// worker; broadcast, count and ids from any worker (or from a thread of none, with one worker).
 class adapter {
@@ -6070,6 +6084,16 @@ public:
     /// collects their answers until each has answered or timeout has passed.
     virtual asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
                                                      std::chrono::milliseconds timeout) = 0;
+
+    /// The sockets the selection names, described (cluster-wide with a cluster adapter).
+    virtual asio::awaitable<std::vector<socket_info>> fetch(const selection_spec& which) = 0;
+    /// The sockets the selection names join, or leave, rooms; or are disconnected (close: their
+    /// whole connection, with every namespace, where the platform has several).
+    virtual asio::awaitable<void> join(const selection_spec& which, std::vector<std::string> rooms) = 0;
+    virtual asio::awaitable<void> leave(const selection_spec& which, std::vector<std::string> rooms) = 0;
+    virtual asio::awaitable<void> disconnect(const selection_spec& which, bool close) = 0;
+    /// Every room with members, the sockets' id-rooms included (Socket.IO's allRooms).
+    virtual asio::awaitable<std::vector<std::string>> all_rooms(bool local) = 0;
 
     /// The socket with this id on a worker, or nullptr.
     virtual socket* find(std::size_t worker, std::string_view id) const = 0;
@@ -6139,6 +6163,15 @@ public:
     asio::awaitable<std::size_t> count() const;
     /// The ids of the sockets emit() would reach now, on every worker.
     asio::awaitable<std::vector<std::string>> ids() const;
+    /// The recipients described: id, handshake, rooms, data (Socket.IO's fetchSockets). With a
+    /// cluster adapter, every node's (see gw::redis::cluster for the timeout).
+    asio::awaitable<std::vector<socket_info>> fetch_sockets() const;
+    /// Makes every recipient join rooms, or leave them (Socket.IO's socketsJoin, socketsLeave).
+    asio::awaitable<void> sockets_join(std::vector<std::string> rooms) const;
+    asio::awaitable<void> sockets_leave(std::vector<std::string> rooms) const;
+    /// Disconnects every recipient (Socket.IO's disconnectSockets; close is passed on to Socket.IO
+    /// peers in a cluster, whose sockets then close their whole connection).
+    asio::awaitable<void> disconnect_sockets(bool close = false) const;
 
 private:
     friend class socket;
@@ -6219,11 +6252,12 @@ public:
     /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
     /// std::errc::timed_out when no answer comes within timeout (or the socket goes first).
     /// May be awaited on any thread; the wait itself runs on the socket's worker.
-    asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout) {
+    /// spread: data is a list of arguments (Socket.IO's several arguments, see gw::event::spread).
+    asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout, bool spread = false) {
         auto self = shared_from_this();   // the socket outlives the wait even if the client leaves
         if (!transport_->on_own_thread()) {
-            auto hop = [self, event = std::move(event), data = std::move(data), timeout]() mutable {
-                return self->emit_with_ack(std::move(event), std::move(data), timeout);
+            auto hop = [self, event = std::move(event), data = std::move(data), timeout, spread]() mutable {
+                return self->emit_with_ack(std::move(event), std::move(data), timeout, spread);
             };
             co_return co_await asio::co_spawn(transport_->executor(), std::move(hop), asio::use_awaitable);
         }
@@ -6231,7 +6265,7 @@ public:
         auto waiter = std::make_shared<pending_ack>(transport_->executor(), timeout);
         if (!acks_) acks_ = std::make_unique<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>>();
         acks_->emplace(n, waiter);
-        send_event(event, data, nullptr, n);
+        send_event(event, data, nullptr, n, spread);
         co_await waiter->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         acks_->erase(n);
         if (!waiter->reply) throw std::system_error(std::make_error_code(std::errc::timed_out), "no acknowledgement of " + event);
@@ -6298,7 +6332,7 @@ private:
     friend struct detail::dispatcher;
     friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
-    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
+    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0, bool spread = false);
     void send_text(std::string text);   // on the socket's thread, or posted there
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
@@ -6732,6 +6766,9 @@ struct gateway_state : std::enable_shared_from_this<gateway_state> {
     double rate = 0, burst = 0;            // options.message_rate and message_burst (resolved)
     overflow over_rate = overflow::drop;   // gateway_options::over_rate
     server_log log;   // options.log
+    /// Set by a cluster (gw::redis::cluster): wraps each namespace's local adapter, those made
+    /// before it and after it.
+    std::function<std::unique_ptr<adapter>(namespace_state&, std::unique_ptr<adapter>)> wrap_adapter;
 
     /// The worker whose loop runs on this thread; with one worker, that one whatever the thread
     /// (an application with one loop may call from outside it before it runs).
@@ -6781,18 +6818,18 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     members->remove(s, room);
 }
 
-inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
+inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack, bool spread) {
     if (ack == 0 && !transport_->session_pid().empty()) {
         // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
         kept_broadcast b;
         b.rooms.push_back(id_);
         auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::uint64_t offset) {
-            return codec_->prepare_kept(event, data, false, std::to_string(offset));
+            return codec_->prepare_kept(event, data, spread, std::to_string(offset));
         });
         send_text(kept->text());
         return;
     }
-    send_text(codec_->encode(event, data, id, ack));
+    send_text(codec_->encode(event, data, id, ack, spread));
 }
 
 inline void socket::send_text(std::string text) {
@@ -6903,6 +6940,87 @@ public:
         return acks_of(select(which, nullptr, false), std::move(event), std::move(data), timeout);
     }
 
+    asio::awaitable<std::vector<socket_info>> fetch(const selection_spec& which) override {
+        return infos_of(select(which, nullptr, false));
+    }
+    asio::awaitable<void> join(const selection_spec& which, std::vector<std::string> rooms) override {
+        return apply_to(select(which, nullptr, false), [rooms = std::move(rooms)](socket& s) {
+            for (const auto& r : rooms) s.join(r);
+        });
+    }
+    asio::awaitable<void> leave(const selection_spec& which, std::vector<std::string> rooms) override {
+        return apply_to(select(which, nullptr, false), [rooms = std::move(rooms)](socket& s) {
+            for (const auto& r : rooms) s.leave(r);
+        });
+    }
+    asio::awaitable<void> disconnect(const selection_spec& which, bool) override {
+        return apply_to(select(which, nullptr, false), [report = g_.log.report("disconnecting a socket")](socket& s) {
+            auto bye = [self = s.shared_from_this()] { return self->disconnect(); };
+            asio::co_spawn(s.transport_->executor(), std::move(bye), report);
+        });
+    }
+    asio::awaitable<std::vector<std::string>> all_rooms(bool) override { return rooms_of(this); }
+
+    /// Starts an emit_with_ack on every socket the selection names, each on its worker; on_reply
+    /// gets each answer (or nullopt for a socket that did not answer), on that socket's worker.
+    /// Completes once every wait has started, with how many sockets it asked.
+    asio::awaitable<std::size_t> ask_each(const selection_spec& which, std::string event, json data, bool spread,
+                                          std::chrono::milliseconds timeout, std::function<void(std::optional<json>)> on_reply) {
+        auto sel = select(which, nullptr, false);
+        std::size_t n = 0;
+        co_await visit_workers([&](std::size_t w) {
+            walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); }, [&](socket& s) {
+                ++n;
+                auto ask = [self = s.shared_from_this(), event, data, spread, timeout]() mutable {
+                    return self->emit_with_ack(std::move(event), std::move(data), timeout, spread);
+                };
+                asio::co_spawn(s.transport_->executor(), std::move(ask), [on_reply](std::exception_ptr e, json reply) {
+                    if (e) on_reply(std::nullopt);
+                    else on_reply(std::move(reply));
+                });
+            });
+        });
+        co_return n;
+    }
+
+    /// A socket described as any node may see it (socket_info).
+    static socket_info describe(const socket& s) {
+        socket_info out;
+        out.id = s.id_;
+        out.rooms = s.rooms();
+        if (const auto* j = std::any_cast<json>(&s.data_)) out.data = *j;
+        const http_request& r = s.transport_->request();
+        json headers = json::object();
+        r.for_each_header([&](std::string_view name, std::string_view value) {
+            std::string key(name);
+            std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            auto& h = headers[key];
+            if (h.is_string()) h = h.get<std::string>() + ", " + std::string(value);
+            else h = std::string(value);
+        });
+        json query = json::object();
+        for (std::string_view q = r.query(); !q.empty();) {
+            const auto amp = q.find('&');
+            const std::string_view pair = q.substr(0, amp);
+            q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+            const std::string name(pair.substr(0, pair.find('=')));
+            if (name.empty() || query.contains(name)) continue;
+            if (auto v = r.query_param(name)) query[name] = *v;
+        }
+        const auto issued = std::chrono::duration_cast<std::chrono::milliseconds>(r.issued().time_since_epoch()).count();
+        std::error_code ec;
+        out.handshake = json{{"headers", std::move(headers)},
+                             {"time", sio_redis::detail::iso_time(issued)},
+                             {"address", r.remote_endpoint().address().to_string(ec)},
+                             {"xdomain", r.cross_origin()},
+                             {"secure", r.secure()},
+                             {"issued", issued},
+                             {"url", std::string(r.target())},
+                             {"query", std::move(query)},
+                             {"auth", s.auth().is_object() ? s.auth() : json::object()}};
+        return out;
+    }
+
     socket* find(std::size_t worker, std::string_view id) const override {
         const auto& sockets = shards_[worker].sockets;
         auto it = sockets.find(id);
@@ -7010,6 +7128,42 @@ private:
         co_return out;
     }
 
+    static asio::awaitable<std::vector<socket_info>> infos_of(std::shared_ptr<const selection> sel) {
+        std::vector<socket_info> out;
+        co_await sel->owner->visit_workers([&sel, &out](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&out](socket& s) { out.push_back(describe(s)); });
+        });
+        co_return out;
+    }
+
+    /// Runs f on each socket selected, on its worker: the sockets are found first, so f may change
+    /// the rooms the walk reads.
+    template <class F> static asio::awaitable<void> apply_to(std::shared_ptr<const selection> sel, F f) {
+        co_await sel->owner->visit_workers([&sel, &f](std::size_t w) {
+            std::vector<std::shared_ptr<socket>> found;
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&found](socket& s) { found.push_back(s.shared_from_this()); });
+            for (auto& s : found) {
+                try {
+                    f(*s);
+                } catch (const std::exception& e) {   // too many rooms: that socket stays as it was
+                    sel->owner->g_.log.say(log_level::warn, std::string("a socket of a selection: ") + e.what());
+                }
+            }
+        });
+    }
+
+    static asio::awaitable<std::vector<std::string>> rooms_of(const local_adapter* self) {
+        std::set<std::string> all;
+        co_await self->visit_workers([self, &all](std::size_t w) {
+            for (const auto& [id, s] : self->shards_[w].sockets)
+                if (s->in_own_room_) all.emplace(id);
+            for (const auto& [room, members] : self->shards_[w].rooms) all.insert(room);
+        });
+        co_return std::vector<std::string>(all.begin(), all.end());
+    }
+
     /// Starts an emit_with_ack on every socket selected, each on its worker, and waits for the last
     /// to end (answered, timed out, or its socket gone).
     static asio::awaitable<acks> acks_of(std::shared_ptr<const selection> sel, std::string event, json data,
@@ -7075,6 +7229,10 @@ inline asio::awaitable<std::vector<std::string>> concat(std::vector<asio::awaita
     co_return out;
 }
 
+inline asio::awaitable<void> all_of(std::vector<asio::awaitable<void>> parts) {
+    for (auto& p : parts) co_await std::move(p);
+}
+
 } // namespace detail
 
 inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_, local_}; }
@@ -7089,6 +7247,37 @@ inline asio::awaitable<std::vector<std::string>> target::ids() const {
     std::vector<asio::awaitable<std::vector<std::string>>> parts;
     for (auto* ns : spaces_) parts.push_back(ns->members->ids(spec()));
     return detail::concat(std::move(parts));
+}
+
+inline asio::awaitable<std::vector<socket_info>> target::fetch_sockets() const {
+    std::vector<asio::awaitable<std::vector<socket_info>>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->fetch(spec()));
+    return [](std::vector<asio::awaitable<std::vector<socket_info>>> parts) -> asio::awaitable<std::vector<socket_info>> {
+        std::vector<socket_info> all;
+        for (auto& p : parts) {
+            auto more = co_await std::move(p);
+            all.insert(all.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+        }
+        co_return all;
+    }(std::move(parts));
+}
+
+inline asio::awaitable<void> target::sockets_join(std::vector<std::string> rooms) const {
+    std::vector<asio::awaitable<void>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->join(spec(), rooms));
+    return detail::all_of(std::move(parts));
+}
+
+inline asio::awaitable<void> target::sockets_leave(std::vector<std::string> rooms) const {
+    std::vector<asio::awaitable<void>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->leave(spec(), rooms));
+    return detail::all_of(std::move(parts));
+}
+
+inline asio::awaitable<void> target::disconnect_sockets(bool close) const {
+    std::vector<asio::awaitable<void>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->disconnect(spec(), close));
+    return detail::all_of(std::move(parts));
 }
 
 inline asio::awaitable<acks> target::emit_with_ack(std::string_view event, const json& data, std::chrono::milliseconds timeout) const {
@@ -8279,7 +8468,13 @@ public:
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return all().emit(event, data); }
     /// Everyone in a room (add rooms and exceptions to the target).
     target to(std::string room) const { return all().to(std::move(room)); }
-    /// The sockets connected now, on every worker. (A room's: co_await ns.to(room).count().)
+    /// Everyone but the members of a room.
+    target except(std::string room) const { return all().except(std::move(room)); }
+    /// Everyone in the namespace as a target: its count(), ids(), fetch_sockets(), sockets_join()...
+    /// span the cluster when there is one (as_local() keeps them to this process).
+    target sockets() const { return all(); }
+    /// The sockets connected now to this process, on every worker. (A room's, or the cluster's:
+    /// co_await ns.to(room).count(), co_await ns.sockets().count().)
     std::size_t count() const noexcept { return ns_->connected.load(std::memory_order_relaxed); }
     /// The socket with this id on the calling thread's worker (any socket when workers is 1), or
     /// nullptr. ns.to(id) reaches a socket on any worker.
@@ -8300,6 +8495,10 @@ private:
     }
     detail::namespace_state* ns_;
 };
+
+namespace redis {
+class cluster;
+} // namespace redis
 
 /// handshake middleware over gateway.hpp's WebSocket server. Listens when constructed; starts
 /// serving (on_init first) once its io_context runs.
@@ -8387,6 +8586,7 @@ public:
         ns->path = std::move(path);
         ns->owner = st_.get();
         ns->members = std::make_unique<detail::local_adapter>(*st_);
+        if (st_->wrap_adapter) ns->members = st_->wrap_adapter(*ns, std::move(ns->members));
         ns->sio_wire = std::make_unique<socketio_codec>(ns->path, st_->socketio.max_attachments);
         st_->spaces.push_back(std::move(ns));
         return namespace_ref(st_->spaces.back().get());
@@ -8443,6 +8643,7 @@ public:
     }
 
 private:
+    friend class redis::cluster;   // wraps the namespaces' adapters
     target all() const {
         target t;
         for (auto& ns : st_->spaces) t.spaces_.push_back(ns.get());
@@ -9536,6 +9737,628 @@ public:
 
 private:
     std::shared_ptr<detail::subscriber_link> link_;
+};
+
+} // namespace gw::v0::redis
+
+// ==== gw/redis/adapter.hpp ====
+// The Redis adapter: several gateway.hpp processes, and Node Socket.IO servers using
+// @socket.io/redis-adapter 8.x with the same Redis and key, serve one cluster. Each namespace's
+// local adapter is wrapped: what it does locally it still does (so a Redis outage still delivers
+// locally), and broadcasts, requests and answers go through Redis in the adapter's wire format
+// (protocol/socketio_redis.hpp). Behind GATEWAY_REDIS.
+
+namespace gw::inline v0::redis {
+
+/// How a gateway joins a cluster. Every field has a default.
+struct cluster_options {
+    /// Where Redis is; empty: the REDIS_URL environment variable, else redis://localhost:6379
+    /// (node-redis' default), so one binary runs alone or in a cluster by its environment.
+    std::string url{};
+    /// The channels' prefix: the adapter's `key` option; nodes with the same key and Redis form a cluster.
+    std::string key = "socket.io";
+    /// How long a cluster-wide request (fetch_sockets, count, ids, emit_with_ack, server-side
+    /// emits with acks) waits for the other nodes before it returns what came: the adapter's
+    /// requestsTimeout.
+    std::chrono::milliseconds requests_timeout{5'000};
+    /// The Redis links' reconnection and buffering (see gw::redis::options); its log and on_state
+    /// default to the gateway's log.
+    options link{};
+};
+
+/// What a cluster did, readable from any thread.
+struct cluster_stats {
+    bool connected = false;         ///< both Redis links are up
+    std::uint64_t published = 0;    ///< messages published (broadcasts, requests, answers)
+    std::uint64_t received = 0;     ///< messages received from other nodes and emitters
+    std::uint64_t dropped = 0;      ///< publishes that did not fit the buffer while Redis was away
+    std::uint64_t reconnects = 0;   ///< Redis connections made again after a loss
+    std::uint64_t timeouts = 0;     ///< cluster-wide requests that returned partial results
+};
+
+namespace detail {
+
+/// 6 random letters and digits: a node's uid in a namespace, as the adapter makes them.
+inline std::string node_uid() {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char raw[6];
+    RAND_bytes(raw, sizeof raw);
+    std::string out;
+    for (unsigned char c : raw) out += alphabet[c % 62];
+    return out;
+}
+
+struct space;
+
+/// The two Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
+struct cluster_link : std::enable_shared_from_this<cluster_link> {
+    cluster_link(asio::io_context& io_, const url& where, const cluster_options& o)
+        : io(io_), key(o.key), timeout(o.requests_timeout), pub(io_.get_executor(), where, o.link),
+          sub(io_.get_executor(), where, [this](const message& m) { on_message(m); }, o.link) {}
+
+    asio::io_context& io;   // the links' loop: every member below but the counters is used there only
+    std::string key;
+    std::chrono::milliseconds timeout;
+    client pub;
+    subscriber sub;
+    std::vector<std::shared_ptr<space>> spaces;
+    bool closed = false;
+    std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
+
+    /// PUBLISH from any thread: posted to the links' loop.
+    void publish(std::string channel, std::string payload) {
+        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload)] {
+            if (self->closed) return;
+            if (self->pub.send("PUBLISH", channel, payload)) self->published.fetch_add(1, std::memory_order_relaxed);
+        };
+        if (io.get_executor().running_in_this_thread()) go();
+        else asio::post(io, std::move(go));
+    }
+
+    void on_message(const message& m);
+    void close() {
+        closed = true;
+        pub.close();
+        sub.close();
+    }
+};
+
+/// What a node waits for after a request: the answers, until `expected` came or the timeout.
+struct pending_request {
+    explicit pending_request(const asio::any_io_executor& ex) : timer(ex, asio::steady_timer::time_point::max()) {}
+    std::size_t expected = 0;
+    std::vector<json> answers;
+    asio::steady_timer timer;
+    /// broadcast with acks: each node says how many clients it asked (type 8), then each answer
+    /// comes alone (type 9).
+    bool acks = false;
+    std::size_t counts = 0;   // type-8 answers so far
+    std::size_t clients = 0;  // the clients they announced
+    void check() {
+        const bool done = acks ? counts >= expected && answers.size() >= clients : answers.size() >= expected;
+        if (done) timer.cancel();
+    }
+};
+
+/// One namespace in the cluster: its channels, its uid, the requests it waits for. Shared by its
+/// adapter and the coroutines that serve it, so that none outlives what it uses.
+struct space : std::enable_shared_from_this<space> {
+    std::weak_ptr<gw::detail::gateway_state> owner;
+    gw::detail::namespace_state* ns = nullptr;   // lives as long as owner does
+    gw::detail::local_adapter* local = nullptr;  // ns's own, wrapped
+    std::shared_ptr<cluster_link> link;
+    std::string nsp, uid, request_channel, response_channel, own_response_channel;
+    std::unordered_map<std::string, std::shared_ptr<pending_request>> waiting;   // by requestId, link's loop
+    std::unordered_map<std::string, std::function<json(const json&)>> server_handlers;   // serverSideEmit's
+    bool gone = false;
+
+    void on_message(const message& m);
+    void on_broadcast(std::string_view room, const std::string& payload);
+    void on_request(json request);
+    void on_response(json response);
+    asio::awaitable<void> answer_request(json request);
+    /// Publishes request (a requestId is added) and collects the answers of the other nodes;
+    /// count_self: the node count includes this one (fetch and rooms ask every subscriber).
+    asio::awaitable<std::vector<json>> ask(json request, bool msgpack, bool acks, std::chrono::milliseconds timeout);
+    void deliver(const sio_redis::broadcast& b) const;
+};
+
+inline void cluster_link::on_message(const message& m) {
+    received.fetch_add(1, std::memory_order_relaxed);
+    for (const auto& sp : spaces) sp->on_message(m);
+}
+
+inline void space::on_message(const message& m) {
+    if (gone) return;
+    if (!m.pattern.empty()) {
+        // Posted, as requests' answers start: a join published before a broadcast is applied before it.
+        if (auto room = sio_redis::room_of(m.channel, link->key, nsp))
+            asio::post(link->io, [self = shared_from_this(), room = std::string(*room), payload = m.payload] {
+                if (!self->gone) self->on_broadcast(room, payload);
+            });
+        return;
+    }
+    if (m.channel != request_channel && m.channel != response_channel && m.channel != own_response_channel) return;
+    std::string error;
+    auto v = sio_redis::decode_message(m.payload, error);
+    if (!v || !v->is_object()) return;   // not a message of the adapter's: ignored, as the adapter does
+    if (m.channel == request_channel) on_request(std::move(*v));
+    else on_response(std::move(*v));
+}
+
+inline void space::deliver(const sio_redis::broadcast& b) const {
+    auto g = owner.lock();
+    if (!g) return;
+    // [event] sends no argument, [event, x] one: x itself; more: the list, spread.
+    const json& d = b.data;
+    std::string name = d[0].get<std::string>();
+    const bool spread = d.size() != 2;
+    json args = spread ? json(json::array()) : d[1];
+    if (spread)
+        for (std::size_t i = 1; i < d.size(); ++i) args.push_back(d[i]);
+    auto message = std::make_shared<const broadcast_message>(std::move(name), std::move(args), g->wire.get(), ns->sio_wire.get(),
+                                                             nullptr, spread);
+    const std::vector<const socket*> none;
+    local->broadcast(std::move(message), selection_spec{b.opts.rooms, b.opts.except, none, true}, b.opts.is_volatile());
+}
+
+inline void space::on_broadcast(std::string_view room, const std::string& payload) {
+    std::string error;
+    auto b = sio_redis::broadcast::decode(payload, error);
+    if (!b || b->uid == uid || b->nsp != nsp) return;
+    (void)room;   // the rooms are in opts; the channel only lets Redis route it
+    deliver(*b);
+}
+
+inline void space::on_request(json request) {
+    if (request.value("uid", std::string()) == uid) return;   // ours: applied locally already
+    auto self = shared_from_this();
+    asio::co_spawn(link->io, answer_request(std::move(request)), [self](std::exception_ptr e) {
+        if (!e) return;
+        if (auto g = self->owner.lock()) g->log.report("answering a cluster request")(e);
+    });
+}
+
+inline asio::awaitable<void> space::answer_request(json request) {
+    auto self = shared_from_this();   // lives until this answer is sent
+    auto g = owner.lock();
+    if (!g) co_return;
+    const int type = request.value("type", -1);
+    const json request_id = request.value("requestId", json());
+    sio_redis::selection opts;
+    sio_redis::selection::read(request.value("opts", json()), opts);
+    const std::vector<const socket*> none;
+    const selection_spec which{opts.rooms, opts.except, none, true};
+    auto respond = [&](json answer, bool msgpack) {
+        answer["requestId"] = request_id;
+        link->publish(response_channel, msgpack ? sio_redis::to_msgpack(answer) : answer.dump());
+    };
+    auto rooms_of = [&](const json& v) {
+        std::vector<std::string> out;
+        if (v.is_array())
+            for (const auto& r : v)
+                if (r.is_string()) out.push_back(r.get<std::string>());
+        return out;
+    };
+    using t = sio_redis::request_type;
+    switch (static_cast<t>(type)) {
+    case t::sockets: {   // legacy: ids in rooms
+        sio_redis::selection legacy;
+        legacy.rooms = rooms_of(request.value("rooms", json()));
+        const selection_spec in_rooms{legacy.rooms, legacy.except, none, true};
+        auto ids = co_await local->ids(in_rooms);
+        respond(json{{"sockets", ids}}, false);
+        break;
+    }
+    case t::all_rooms: {
+        auto rooms = co_await local->all_rooms(true);
+        respond(json{{"rooms", rooms}}, false);
+        break;
+    }
+    case t::remote_join:
+    case t::remote_leave: {
+        if (request.contains("sid")) {   // legacy form: one socket, one room, answered
+            sio_redis::selection one;
+            one.rooms.push_back(request.value("sid", std::string()));
+            const selection_spec sid{one.rooms, one.except, none, true};
+            std::vector<std::string> room{request.value("room", std::string())};
+            if (type == 2) co_await local->join(sid, std::move(room));
+            else co_await local->leave(sid, std::move(room));
+            respond(json::object(), false);
+            break;
+        }
+        auto rooms = rooms_of(request.value("rooms", json()));
+        if (type == 2) co_await local->join(which, std::move(rooms));
+        else co_await local->leave(which, std::move(rooms));
+        break;
+    }
+    case t::remote_disconnect: co_await local->disconnect(which, request.value("close", false)); break;
+    case t::remote_fetch: {
+        auto found = co_await local->fetch(which);
+        json sockets = json::array();
+        for (auto& s : found)
+            sockets.push_back(json{{"id", s.id}, {"handshake", s.handshake}, {"rooms", s.rooms}, {"data", s.data}});
+        respond(json{{"sockets", std::move(sockets)}}, false);
+        break;
+    }
+    case t::server_side_emit: {
+        const json data = request.value("data", json::array());
+        if (!data.is_array() || data.empty() || !data[0].is_string()) break;
+        auto h = server_handlers.find(data[0].get<std::string>());
+        if (h == server_handlers.end()) break;   // no listener: no answer, as a Node server gives none
+        json args = json::array();
+        for (std::size_t i = 1; i < data.size(); ++i) args.push_back(data[i]);
+        json result = h->second(args);
+        if (!request_id.is_null()) {
+            json answer{{"type", 6}, {"data", std::move(result)}};
+            answer["requestId"] = request_id;
+            link->publish(response_channel, answer.dump());   // always the shared channel
+        }
+        break;
+    }
+    case t::broadcast: {   // with acknowledgements
+        const json packet = request.value("packet", json());
+        if (!packet.is_object() || !packet.contains("data")) break;
+        const json& d = packet["data"];
+        if (!d.is_array() || d.empty() || !d[0].is_string()) break;
+        const bool spread = d.size() != 2;
+        json args = spread ? json(json::array()) : d[1];
+        if (spread)
+            for (std::size_t i = 1; i < d.size(); ++i) args.push_back(d[i]);
+        auto wait = link->timeout;
+        if (opts.flags.is_object() && opts.flags.contains("timeout") && opts.flags["timeout"].is_number())
+            wait = std::chrono::milliseconds(opts.flags["timeout"].get<std::int64_t>());
+        auto l = link;
+        const std::string channel = response_channel;
+        auto on_reply = [l, channel, request_id](std::optional<json> reply) {
+            if (!reply) return;   // no answer from that client: nothing is sent, as from a Node server
+            json answer{{"type", 9}, {"packet", std::move(*reply)}};
+            answer["requestId"] = request_id;
+            l->publish(channel, sio_redis::to_msgpack(answer));
+        };
+        const std::size_t n = co_await local->ask_each(which, d[0].get<std::string>(), std::move(args), spread, wait, on_reply);
+        respond(json{{"type", 8}, {"clientCount", n}}, false);
+        break;
+    }
+    default: break;   // responses and unknown types are not requests
+    }
+}
+
+inline void space::on_response(json response) {
+    const json id = response.value("requestId", json());
+    if (!id.is_string() && !id.is_number()) return;
+    auto it = waiting.find(id.is_string() ? id.get<std::string>() : id.dump());
+    if (it == waiting.end()) return;   // another node's, or too late
+    auto& p = *it->second;
+    const int type = response.value("type", -1);
+    if (p.acks) {
+        if (type == 8) {
+            ++p.counts;
+            p.clients += response.value("clientCount", std::size_t{0});
+        } else if (type == 9) {
+            p.answers.push_back(response.value("packet", json()));
+        }
+    } else {
+        p.answers.push_back(std::move(response));
+    }
+    p.check();
+}
+
+inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack, bool acks, std::chrono::milliseconds timeout) {
+    auto self = shared_from_this();
+    // Every node subscribed to the request channel is counted, this one too.
+    std::size_t others = 0;
+    try {
+        auto r = co_await link->pub.command("PUBSUB", "NUMSUB", request_channel);
+        if (r.is_array() && r.elements.size() == 2 && r.elements[1].integer > 1)
+            others = static_cast<std::size_t>(r.elements[1].integer - 1);
+    } catch (const std::system_error&) {   // Redis away: this node's part only
+        co_return std::vector<json>();
+    }
+    if (others == 0) co_return std::vector<json>();
+    const std::string id = node_uid() + node_uid() + node_uid();
+    request["uid"] = uid;
+    request["requestId"] = id;
+    auto p = std::make_shared<pending_request>(link->io.get_executor());
+    p->expected = others;
+    p->acks = acks;
+    waiting.emplace(id, p);
+    link->publish(request_channel, msgpack ? sio_redis::to_msgpack(request) : request.dump());
+    p->timer.expires_after(timeout);
+    co_await p->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    waiting.erase(id);
+    const bool complete = acks ? p->counts >= p->expected && p->answers.size() >= p->clients : p->answers.size() >= p->expected;
+    if (!complete) link->timeouts.fetch_add(1, std::memory_order_relaxed);
+    co_return std::move(p->answers);
+}
+
+/// A namespace's adapter in a cluster: the local one, plus Redis.
+class redis_adapter final : public adapter {
+public:
+    redis_adapter(std::unique_ptr<adapter> local, std::shared_ptr<space> sp) : local_(std::move(local)), space_(std::move(sp)) {}
+    ~redis_adapter() override {
+        auto sp = space_;
+        sp->gone = true;
+    }
+
+    void add_socket(socket& s) override { local_->add_socket(s); }
+    void remove_socket(socket& s) override { local_->remove_socket(s); }
+    void add(socket& s, const std::string& room) override { local_->add(s, room); }
+    void remove(socket& s, const std::string& room) override { local_->remove(s, room); }
+    socket* find(std::size_t worker, std::string_view id) const override { return local_->find(worker, id); }
+    std::size_t rooms() const noexcept override { return local_->rooms(); }
+
+    void broadcast(std::shared_ptr<const broadcast_message> message, const selection_spec& which, bool as_volatile) override {
+        if (!which.local) {
+            sio_redis::broadcast b;
+            b.uid = space_->uid;
+            b.nsp = space_->nsp;
+            b.data = json::array({message->name()});
+            if (message->spread() && message->data().is_array())
+                for (const auto& a : message->data()) b.data.push_back(a);
+            else b.data.push_back(message->data());
+            b.opts.rooms = which.rooms;
+            b.opts.except = which.except_rooms;
+            for (const socket* s : which.except_sockets) b.opts.except.push_back(s->id());
+            if (as_volatile) b.opts.flags["volatile"] = true;
+            space_->link->publish(b.channel(space_->link->key), b.encode());
+        }
+        local_->broadcast(std::move(message), which, as_volatile);
+    }
+
+    asio::awaitable<std::vector<socket_info>> fetch(const selection_spec& which) override {
+        return fetch_all(space_, which.local ? nullptr : request_of(which, 5), local_->fetch(which));
+    }
+    asio::awaitable<std::size_t> count(const selection_spec& which) override {
+        return count_all(fetch(which));
+    }
+    asio::awaitable<std::vector<std::string>> ids(const selection_spec& which) override {
+        return ids_all(fetch(which));
+    }
+    asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
+                                             std::chrono::milliseconds timeout) override {
+        std::shared_ptr<json> request;
+        if (!which.local) {
+            request = request_of(which, 7);
+            (*request)["opts"]["flags"] = json{{"timeout", timeout.count()}};
+            (*request)["packet"] = json{{"type", 2}, {"data", json::array({event, data})}, {"nsp", space_->nsp}};
+        }
+        return acks_all(space_, std::move(request), local_->broadcast_with_ack(std::move(event), std::move(data), which, timeout), timeout);
+    }
+    asio::awaitable<void> join(const selection_spec& which, std::vector<std::string> rooms) override {
+        if (!which.local) {
+            auto r = request_of(which, 2);
+            (*r)["rooms"] = rooms;
+            publish_request(*r);
+        }
+        return local_->join(which, std::move(rooms));
+    }
+    asio::awaitable<void> leave(const selection_spec& which, std::vector<std::string> rooms) override {
+        if (!which.local) {
+            auto r = request_of(which, 3);
+            (*r)["rooms"] = rooms;
+            publish_request(*r);
+        }
+        return local_->leave(which, std::move(rooms));
+    }
+    asio::awaitable<void> disconnect(const selection_spec& which, bool close) override {
+        if (!which.local) {
+            auto r = request_of(which, 4);
+            (*r)["close"] = close;
+            publish_request(*r);
+        }
+        return local_->disconnect(which, close);
+    }
+    asio::awaitable<std::vector<std::string>> all_rooms(bool local) override {
+        json request{{"type", 1}};
+        return rooms_all(space_, local ? nullptr : std::make_shared<json>(std::move(request)), local_->all_rooms(true));
+    }
+
+private:
+    /// A request naming the selection: {uid, type, opts: {rooms, except}}.
+    std::shared_ptr<json> request_of(const selection_spec& which, int type) const {
+        sio_redis::selection opts;
+        opts.rooms = which.rooms;
+        opts.except = which.except_rooms;
+        for (const socket* s : which.except_sockets) opts.except.push_back(s->id());
+        auto r = std::make_shared<json>(json{{"uid", space_->uid}, {"type", type}});
+        (*r)["opts"] = opts.to_json(false);
+        return r;
+    }
+    void publish_request(const json& r) const { space_->link->publish(space_->request_channel, r.dump()); }
+
+    /// Runs ask() on the links' loop, from whichever thread asks.
+    static asio::awaitable<std::vector<json>> ask_on_loop(std::shared_ptr<space> sp, json request, bool msgpack, bool acks,
+                                                          std::chrono::milliseconds timeout) {
+        auto go = [sp, request = std::move(request), msgpack, acks, timeout]() mutable {
+            return sp->ask(std::move(request), msgpack, acks, timeout);
+        };
+        co_return co_await asio::co_spawn(sp->link->io, std::move(go), asio::use_awaitable);
+    }
+
+    static asio::awaitable<std::vector<socket_info>> fetch_all(std::shared_ptr<space> sp, std::shared_ptr<json> request,
+                                                                asio::awaitable<std::vector<socket_info>> mine) {
+        auto out = co_await std::move(mine);
+        if (!request || sp->link->closed) co_return out;
+        auto answers = co_await ask_on_loop(sp, std::move(*request), false, false, sp->link->timeout);
+        for (const auto& a : answers) {
+            const json sockets = a.value("sockets", json::array());
+            if (!sockets.is_array()) continue;
+            for (const auto& s : sockets) {
+                if (!s.is_object() || !s.contains("id") || !s["id"].is_string()) continue;
+                socket_info info;
+                info.id = s["id"].get<std::string>();
+                info.handshake = s.value("handshake", json());
+                for (const auto& r : s.value("rooms", json::array()))
+                    if (r.is_string()) info.rooms.push_back(r.get<std::string>());
+                info.data = s.value("data", json());
+                out.push_back(std::move(info));
+            }
+        }
+        co_return out;
+    }
+    static asio::awaitable<std::size_t> count_all(asio::awaitable<std::vector<socket_info>> all) {
+        auto found = co_await std::move(all);
+        co_return found.size();
+    }
+    static asio::awaitable<std::vector<std::string>> ids_all(asio::awaitable<std::vector<socket_info>> all) {
+        auto found = co_await std::move(all);
+        std::vector<std::string> out;
+        for (auto& s : found) out.push_back(std::move(s.id));
+        co_return out;
+    }
+    static asio::awaitable<acks> acks_all(std::shared_ptr<space> sp, std::shared_ptr<json> request, asio::awaitable<acks> mine,
+                                          std::chrono::milliseconds timeout) {
+        // The others are asked first, so that their clients answer while this node's do.
+        std::vector<json> theirs;
+        if (request && !sp->link->closed) {
+            auto go = [sp, request, timeout]() { return sp->ask(std::move(*request), true, true, timeout); };
+            theirs = co_await asio::co_spawn(sp->link->io, std::move(go), asio::use_awaitable);
+        }
+        auto out = co_await std::move(mine);
+        for (auto& a : theirs) out.replies.push_back(std::move(a));
+        co_return out;
+    }
+    static asio::awaitable<std::vector<std::string>> rooms_all(std::shared_ptr<space> sp, std::shared_ptr<json> request,
+                                                               asio::awaitable<std::vector<std::string>> mine) {
+        auto out = co_await std::move(mine);
+        if (!request || sp->link->closed) co_return out;
+        auto answers = co_await ask_on_loop(sp, std::move(*request), false, false, sp->link->timeout);
+        std::set<std::string> all(out.begin(), out.end());
+        for (const auto& a : answers)
+            for (const auto& r : a.value("rooms", json::array()))
+                if (r.is_string()) all.insert(r.get<std::string>());
+        co_return std::vector<std::string>(all.begin(), all.end());
+    }
+
+    std::unique_ptr<adapter> local_;
+    std::shared_ptr<space> space_;
+};
+
+} // namespace detail
+
+/// Joins a gateway to a cluster: every namespace, those declared already and those declared
+/// later, gets a Redis adapter around its local one. Make it after the gateway and before its
+/// loops run; destroy it before the gateway (its namespaces then deliver locally only). Wire-
+/// compatible with @socket.io/redis-adapter 8.x (classic mode): Node Socket.IO servers with the
+/// same Redis and key are nodes of the same cluster, and @socket.io/redis-emitter reaches its
+/// clients. Namespaces declared by pattern ("/tenant-*") stay local.
+class cluster {
+public:
+    explicit cluster(gateway& g, cluster_options o = {}) : g_(g.st_) {
+        if (o.url.empty()) {
+            const char* env = std::getenv("REDIS_URL");
+            o.url = env && *env ? env : "redis://localhost:6379";
+        }
+        const url where = url::parse(o.url);
+        if (!o.link.log) o.link.log = [st = std::weak_ptr<gw::detail::gateway_state>(g_)](log_level l, std::string_view what) {
+            if (auto s = st.lock()) s->log.say(l, std::string("redis: ").append(what));
+        };
+        link_ = std::make_shared<detail::cluster_link>(g_->io, where, o);
+        auto wrap = [link = link_, owner = std::weak_ptr<gw::detail::gateway_state>(g_)](
+                        gw::detail::namespace_state& ns, std::unique_ptr<adapter> local) -> std::unique_ptr<adapter> {
+            if (ns.path.ends_with('*')) return local;
+            auto sp = std::make_shared<detail::space>();
+            sp->owner = owner;
+            sp->ns = &ns;
+            sp->local = static_cast<gw::detail::local_adapter*>(local.get());
+            sp->link = link;
+            sp->nsp = ns.path;
+            sp->uid = detail::node_uid();
+            sp->request_channel = sio_redis::request_channel(link->key, ns.path);
+            sp->response_channel = sio_redis::response_channel(link->key, ns.path);
+            sp->own_response_channel = sio_redis::response_channel(link->key, ns.path, sp->uid);
+            link->spaces.push_back(sp);
+            // The subscriptions hold from now on; ready() awaits their confirmations.
+            auto subscribe = [link, sp]() -> asio::awaitable<void> {
+                co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
+                co_await link->sub.subscribe(sp->request_channel);
+                co_await link->sub.subscribe(sp->response_channel);
+                co_await link->sub.subscribe(sp->own_response_channel);
+            };
+            asio::co_spawn(link->io, subscribe, [owner](std::exception_ptr e) {
+                if (auto g = owner.lock()) g->log.report("subscribing to the cluster's channels")(e);
+            });
+            return std::make_unique<detail::redis_adapter>(std::move(local), std::move(sp));
+        };
+        for (auto& ns : g_->spaces) ns->members = wrap(*ns, std::move(ns->members));
+        g_->wrap_adapter = std::move(wrap);
+    }
+    cluster(const cluster&) = delete;
+    cluster& operator=(const cluster&) = delete;
+    ~cluster() {
+        g_->wrap_adapter = nullptr;
+        auto link = link_;
+        asio::post(link->io, [link] { link->close(); });
+    }
+
+    /// Completes once Redis has confirmed the subscriptions of every namespace known now: the
+    /// cluster's messages reach this node from then on. While Redis is away, it waits until it is
+    /// back. Await it on the gateway's first loop.
+    asio::awaitable<void> ready() {
+        auto link = link_;
+        for (std::size_t i = 0; i < link->spaces.size(); ++i) {
+            auto sp = link->spaces[i];
+            co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
+            co_await link->sub.subscribe(sp->request_channel);
+            co_await link->sub.subscribe(sp->response_channel);
+            co_await link->sub.subscribe(sp->own_response_channel);
+        }
+    }
+
+    /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp: f gets the
+    /// arguments as a list and returns the acknowledgement (null when none is wanted). Runs on the
+    /// gateway's first loop. Set before the loops run.
+    cluster& on_server_event(std::string nsp, std::string event, std::function<json(const json& args)> f) {
+        for (auto& sp : link_->spaces)
+            if (sp->nsp == nsp) sp->server_handlers[std::move(event)] = std::move(f);
+        return *this;
+    }
+    /// Sends an event to the other nodes (Socket.IO's serverSideEmit), no acknowledgement.
+    void server_side_emit(std::string_view nsp, std::string event, json args = json::array()) {
+        for (auto& sp : link_->spaces) {
+            if (sp->nsp != nsp) continue;
+            json data = json::array({std::move(event)});
+            for (auto& a : args) data.push_back(std::move(a));
+            link_->publish(sp->request_channel, json{{"uid", sp->uid}, {"type", 6}, {"data", std::move(data)}}.dump());
+            return;
+        }
+    }
+    /// The same, waiting up to requests_timeout for every other node's acknowledgement; returns
+    /// those that came (a node without a handler for the event does not answer).
+    asio::awaitable<std::vector<json>> server_side_emit_with_ack(std::string nsp, std::string event, json args = json::array()) {
+        std::shared_ptr<detail::space> sp;
+        for (auto& s : link_->spaces)
+            if (s->nsp == nsp) sp = s;
+        if (!sp) co_return std::vector<json>();
+        json data = json::array({std::move(event)});
+        for (auto& a : args) data.push_back(std::move(a));
+        json request{{"type", 6}};
+        request["data"] = std::move(data);
+        auto go = [sp, request = std::move(request)]() mutable {
+            return sp->ask(std::move(request), false, false, sp->link->timeout);
+        };
+        auto answers = co_await asio::co_spawn(link_->io, std::move(go), asio::use_awaitable);
+        std::vector<json> out;
+        for (auto& a : answers) out.push_back(a.value("data", json()));
+        co_return out;
+    }
+
+    cluster_stats counters() const noexcept {
+        cluster_stats s;
+        const auto p = link_->pub.counters(), q = link_->sub.counters();
+        s.connected = p.connected && q.connected;
+        s.published = link_->published.load(std::memory_order_relaxed);
+        s.received = link_->received.load(std::memory_order_relaxed);
+        s.dropped = p.dropped;
+        s.reconnects = p.reconnects + q.reconnects;
+        s.timeouts = link_->timeouts.load(std::memory_order_relaxed);
+        return s;
+    }
+
+private:
+    std::shared_ptr<gw::detail::gateway_state> g_;
+    std::shared_ptr<detail::cluster_link> link_;
 };
 
 } // namespace gw::v0::redis

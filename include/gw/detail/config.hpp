@@ -47,6 +47,7 @@
 #if defined(__GLIBC__)
 #include <malloc.h>       // malloc_trim: a server whose last connection went gives memory back
 #endif
+#include <set>            // a cluster's rooms, gathered from every worker
 #include <optional>       // receive() returns nothing on a clean close
 #include <span>           // byte views
 #include <stdexcept>      // gw::ws_exception, gw::http_refusal

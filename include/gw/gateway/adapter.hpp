@@ -33,6 +33,16 @@ struct acks {
     std::size_t missing = 0;
 };
 
+/// A socket as any node can describe it (Socket.IO's fetchSockets): its id, its handshake as
+/// Socket.IO's socket.handshake has it, its rooms (its id-room first) and its data when that holds
+/// a gw::json (null otherwise: other types do not cross a process).
+struct socket_info {
+    std::string id;
+    json handshake;
+    std::vector<std::string> rooms;
+    json data;
+};
+
 /// A namespace's members as the gateway uses them. Membership calls come from the socket's own
 /// worker; broadcast, count and ids from any worker (or from a thread of none, with one worker).
 class adapter {
@@ -58,6 +68,16 @@ public:
     /// collects their answers until each has answered or timeout has passed.
     virtual asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
                                                      std::chrono::milliseconds timeout) = 0;
+
+    /// The sockets the selection names, described (cluster-wide with a cluster adapter).
+    virtual asio::awaitable<std::vector<socket_info>> fetch(const selection_spec& which) = 0;
+    /// The sockets the selection names join, or leave, rooms; or are disconnected (close: their
+    /// whole connection, with every namespace, where the platform has several).
+    virtual asio::awaitable<void> join(const selection_spec& which, std::vector<std::string> rooms) = 0;
+    virtual asio::awaitable<void> leave(const selection_spec& which, std::vector<std::string> rooms) = 0;
+    virtual asio::awaitable<void> disconnect(const selection_spec& which, bool close) = 0;
+    /// Every room with members, the sockets' id-rooms included (Socket.IO's allRooms).
+    virtual asio::awaitable<std::vector<std::string>> all_rooms(bool local) = 0;
 
     /// The socket with this id on a worker, or nullptr.
     virtual socket* find(std::size_t worker, std::string_view id) const = 0;

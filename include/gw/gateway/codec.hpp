@@ -64,10 +64,11 @@ public:
 /// it first: the gateway's own format, and the Socket.IO format of the namespace it goes to.
 class broadcast_message {
 public:
-    /// second_made: the second codec's form when it is made already (a broadcast kept for recovery).
+    /// second_made: the second codec's form when it is made already (a broadcast kept for recovery);
+    /// spread: data is a list of arguments (gw::event::spread), as a broadcast from another node may be.
     broadcast_message(std::string name, json data, const codec* first, const codec* second,
-                      std::shared_ptr<const prepared> second_made = nullptr)
-        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second} {
+                      std::shared_ptr<const prepared> second_made = nullptr, bool spread = false)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second}, spread_(spread) {
         if (second_made) {
             forms_[1].made = std::move(second_made);
             forms_[1].ready.store(true, std::memory_order_release);
@@ -76,6 +77,7 @@ public:
 
     const std::string& name() const noexcept { return name_; }
     const json& data() const noexcept { return data_; }
+    bool spread() const noexcept { return spread_; }
 
     /// The message as recipients of codec c share it, or nullptr when c is neither of the two
     /// (the caller encodes it for its one recipient).
@@ -85,7 +87,7 @@ public:
             auto& f = forms_[i];
             if (!f.ready.load(std::memory_order_acquire))
                 std::call_once(f.once, [&] {
-                    f.made = c.prepare(name_, data_);
+                    f.made = c.prepare(name_, data_, spread_);
                     f.ready.store(true, std::memory_order_release);
                 });
             return &f.made;
@@ -95,7 +97,7 @@ public:
     /// The message for a recipient of codec c.
     void send_to(transport& t, const codec& c, bool droppable) const {
         if (auto* p = shared_for(c)) t.send_prepared(*p, droppable);
-        else t.send_prepared(c.prepare(name_, data_), droppable);
+        else t.send_prepared(c.prepare(name_, data_, spread_), droppable);
     }
 
 private:
@@ -107,6 +109,7 @@ private:
     std::string name_;
     json data_;
     std::array<const codec*, 2> codecs_;
+    bool spread_ = false;
     mutable std::array<form, 2> forms_;
 };
 

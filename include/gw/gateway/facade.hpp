@@ -89,7 +89,13 @@ public:
     asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return all().emit(event, data); }
     /// Everyone in a room (add rooms and exceptions to the target).
     target to(std::string room) const { return all().to(std::move(room)); }
-    /// The sockets connected now, on every worker. (A room's: co_await ns.to(room).count().)
+    /// Everyone but the members of a room.
+    target except(std::string room) const { return all().except(std::move(room)); }
+    /// Everyone in the namespace as a target: its count(), ids(), fetch_sockets(), sockets_join()...
+    /// span the cluster when there is one (as_local() keeps them to this process).
+    target sockets() const { return all(); }
+    /// The sockets connected now to this process, on every worker. (A room's, or the cluster's:
+    /// co_await ns.to(room).count(), co_await ns.sockets().count().)
     std::size_t count() const noexcept { return ns_->connected.load(std::memory_order_relaxed); }
     /// The socket with this id on the calling thread's worker (any socket when workers is 1), or
     /// nullptr. ns.to(id) reaches a socket on any worker.
@@ -110,6 +116,10 @@ private:
     }
     detail::namespace_state* ns_;
 };
+
+namespace redis {
+class cluster;
+} // namespace redis
 
 /// handshake middleware over gateway.hpp's WebSocket server. Listens when constructed; starts
 /// serving (on_init first) once its io_context runs.
@@ -197,6 +207,7 @@ public:
         ns->path = std::move(path);
         ns->owner = st_.get();
         ns->members = std::make_unique<detail::local_adapter>(*st_);
+        if (st_->wrap_adapter) ns->members = st_->wrap_adapter(*ns, std::move(ns->members));
         ns->sio_wire = std::make_unique<socketio_codec>(ns->path, st_->socketio.max_attachments);
         st_->spaces.push_back(std::move(ns));
         return namespace_ref(st_->spaces.back().get());
@@ -253,6 +264,7 @@ public:
     }
 
 private:
+    friend class redis::cluster;   // wraps the namespaces' adapters
     target all() const {
         target t;
         for (auto& ns : st_->spaces) t.spaces_.push_back(ns.get());

@@ -5,6 +5,7 @@
 #pragma once
 #include "../detail/asio.hpp"
 #include "../detail/json.hpp"
+#include "../protocol/socketio_redis.hpp"
 #include "adapter.hpp"
 #include "socket.hpp"
 #include "state.hpp"
@@ -87,6 +88,87 @@ public:
     asio::awaitable<acks> broadcast_with_ack(std::string event, json data, const selection_spec& which,
                                              std::chrono::milliseconds timeout) override {
         return acks_of(select(which, nullptr, false), std::move(event), std::move(data), timeout);
+    }
+
+    asio::awaitable<std::vector<socket_info>> fetch(const selection_spec& which) override {
+        return infos_of(select(which, nullptr, false));
+    }
+    asio::awaitable<void> join(const selection_spec& which, std::vector<std::string> rooms) override {
+        return apply_to(select(which, nullptr, false), [rooms = std::move(rooms)](socket& s) {
+            for (const auto& r : rooms) s.join(r);
+        });
+    }
+    asio::awaitable<void> leave(const selection_spec& which, std::vector<std::string> rooms) override {
+        return apply_to(select(which, nullptr, false), [rooms = std::move(rooms)](socket& s) {
+            for (const auto& r : rooms) s.leave(r);
+        });
+    }
+    asio::awaitable<void> disconnect(const selection_spec& which, bool) override {
+        return apply_to(select(which, nullptr, false), [report = g_.log.report("disconnecting a socket")](socket& s) {
+            auto bye = [self = s.shared_from_this()] { return self->disconnect(); };
+            asio::co_spawn(s.transport_->executor(), std::move(bye), report);
+        });
+    }
+    asio::awaitable<std::vector<std::string>> all_rooms(bool) override { return rooms_of(this); }
+
+    /// Starts an emit_with_ack on every socket the selection names, each on its worker; on_reply
+    /// gets each answer (or nullopt for a socket that did not answer), on that socket's worker.
+    /// Completes once every wait has started, with how many sockets it asked.
+    asio::awaitable<std::size_t> ask_each(const selection_spec& which, std::string event, json data, bool spread,
+                                          std::chrono::milliseconds timeout, std::function<void(std::optional<json>)> on_reply) {
+        auto sel = select(which, nullptr, false);
+        std::size_t n = 0;
+        co_await visit_workers([&](std::size_t w) {
+            walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); }, [&](socket& s) {
+                ++n;
+                auto ask = [self = s.shared_from_this(), event, data, spread, timeout]() mutable {
+                    return self->emit_with_ack(std::move(event), std::move(data), timeout, spread);
+                };
+                asio::co_spawn(s.transport_->executor(), std::move(ask), [on_reply](std::exception_ptr e, json reply) {
+                    if (e) on_reply(std::nullopt);
+                    else on_reply(std::move(reply));
+                });
+            });
+        });
+        co_return n;
+    }
+
+    /// A socket described as any node may see it (socket_info).
+    static socket_info describe(const socket& s) {
+        socket_info out;
+        out.id = s.id_;
+        out.rooms = s.rooms();
+        if (const auto* j = std::any_cast<json>(&s.data_)) out.data = *j;
+        const http_request& r = s.transport_->request();
+        json headers = json::object();
+        r.for_each_header([&](std::string_view name, std::string_view value) {
+            std::string key(name);
+            std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            auto& h = headers[key];
+            if (h.is_string()) h = h.get<std::string>() + ", " + std::string(value);
+            else h = std::string(value);
+        });
+        json query = json::object();
+        for (std::string_view q = r.query(); !q.empty();) {
+            const auto amp = q.find('&');
+            const std::string_view pair = q.substr(0, amp);
+            q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+            const std::string name(pair.substr(0, pair.find('=')));
+            if (name.empty() || query.contains(name)) continue;
+            if (auto v = r.query_param(name)) query[name] = *v;
+        }
+        const auto issued = std::chrono::duration_cast<std::chrono::milliseconds>(r.issued().time_since_epoch()).count();
+        std::error_code ec;
+        out.handshake = json{{"headers", std::move(headers)},
+                             {"time", sio_redis::detail::iso_time(issued)},
+                             {"address", r.remote_endpoint().address().to_string(ec)},
+                             {"xdomain", r.cross_origin()},
+                             {"secure", r.secure()},
+                             {"issued", issued},
+                             {"url", std::string(r.target())},
+                             {"query", std::move(query)},
+                             {"auth", s.auth().is_object() ? s.auth() : json::object()}};
+        return out;
     }
 
     socket* find(std::size_t worker, std::string_view id) const override {
@@ -196,6 +278,42 @@ private:
         co_return out;
     }
 
+    static asio::awaitable<std::vector<socket_info>> infos_of(std::shared_ptr<const selection> sel) {
+        std::vector<socket_info> out;
+        co_await sel->owner->visit_workers([&sel, &out](std::size_t w) {
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&out](socket& s) { out.push_back(describe(s)); });
+        });
+        co_return out;
+    }
+
+    /// Runs f on each socket selected, on its worker: the sockets are found first, so f may change
+    /// the rooms the walk reads.
+    template <class F> static asio::awaitable<void> apply_to(std::shared_ptr<const selection> sel, F f) {
+        co_await sel->owner->visit_workers([&sel, &f](std::size_t w) {
+            std::vector<std::shared_ptr<socket>> found;
+            sel->owner->walk(w, sel->rooms, sel->except_rooms, [&](const socket* s) { return sel->excepted(w, s); },
+                             [&found](socket& s) { found.push_back(s.shared_from_this()); });
+            for (auto& s : found) {
+                try {
+                    f(*s);
+                } catch (const std::exception& e) {   // too many rooms: that socket stays as it was
+                    sel->owner->g_.log.say(log_level::warn, std::string("a socket of a selection: ") + e.what());
+                }
+            }
+        });
+    }
+
+    static asio::awaitable<std::vector<std::string>> rooms_of(const local_adapter* self) {
+        std::set<std::string> all;
+        co_await self->visit_workers([self, &all](std::size_t w) {
+            for (const auto& [id, s] : self->shards_[w].sockets)
+                if (s->in_own_room_) all.emplace(id);
+            for (const auto& [room, members] : self->shards_[w].rooms) all.insert(room);
+        });
+        co_return std::vector<std::string>(all.begin(), all.end());
+    }
+
     /// Starts an emit_with_ack on every socket selected, each on its worker, and waits for the last
     /// to end (answered, timed out, or its socket gone).
     static asio::awaitable<acks> acks_of(std::shared_ptr<const selection> sel, std::string event, json data,
@@ -261,6 +379,10 @@ inline asio::awaitable<std::vector<std::string>> concat(std::vector<asio::awaita
     co_return out;
 }
 
+inline asio::awaitable<void> all_of(std::vector<asio::awaitable<void>> parts) {
+    for (auto& p : parts) co_await std::move(p);
+}
+
 } // namespace detail
 
 inline selection_spec target::spec() const noexcept { return {rooms_, except_rooms_, except_sockets_, local_}; }
@@ -275,6 +397,37 @@ inline asio::awaitable<std::vector<std::string>> target::ids() const {
     std::vector<asio::awaitable<std::vector<std::string>>> parts;
     for (auto* ns : spaces_) parts.push_back(ns->members->ids(spec()));
     return detail::concat(std::move(parts));
+}
+
+inline asio::awaitable<std::vector<socket_info>> target::fetch_sockets() const {
+    std::vector<asio::awaitable<std::vector<socket_info>>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->fetch(spec()));
+    return [](std::vector<asio::awaitable<std::vector<socket_info>>> parts) -> asio::awaitable<std::vector<socket_info>> {
+        std::vector<socket_info> all;
+        for (auto& p : parts) {
+            auto more = co_await std::move(p);
+            all.insert(all.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+        }
+        co_return all;
+    }(std::move(parts));
+}
+
+inline asio::awaitable<void> target::sockets_join(std::vector<std::string> rooms) const {
+    std::vector<asio::awaitable<void>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->join(spec(), rooms));
+    return detail::all_of(std::move(parts));
+}
+
+inline asio::awaitable<void> target::sockets_leave(std::vector<std::string> rooms) const {
+    std::vector<asio::awaitable<void>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->leave(spec(), rooms));
+    return detail::all_of(std::move(parts));
+}
+
+inline asio::awaitable<void> target::disconnect_sockets(bool close) const {
+    std::vector<asio::awaitable<void>> parts;
+    for (auto* ns : spaces_) parts.push_back(ns->members->disconnect(spec(), close));
+    return detail::all_of(std::move(parts));
 }
 
 inline asio::awaitable<acks> target::emit_with_ack(std::string_view event, const json& data, std::chrono::milliseconds timeout) const {

@@ -69,11 +69,12 @@ public:
     /// {"event": "ack", "ack": n, "data": reply} gives reply. Throws std::system_error with
     /// std::errc::timed_out when no answer comes within timeout (or the socket goes first).
     /// May be awaited on any thread; the wait itself runs on the socket's worker.
-    asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout) {
+    /// spread: data is a list of arguments (Socket.IO's several arguments, see gw::event::spread).
+    asio::awaitable<json> emit_with_ack(std::string event, json data, std::chrono::milliseconds timeout, bool spread = false) {
         auto self = shared_from_this();   // the socket outlives the wait even if the client leaves
         if (!transport_->on_own_thread()) {
-            auto hop = [self, event = std::move(event), data = std::move(data), timeout]() mutable {
-                return self->emit_with_ack(std::move(event), std::move(data), timeout);
+            auto hop = [self, event = std::move(event), data = std::move(data), timeout, spread]() mutable {
+                return self->emit_with_ack(std::move(event), std::move(data), timeout, spread);
             };
             co_return co_await asio::co_spawn(transport_->executor(), std::move(hop), asio::use_awaitable);
         }
@@ -81,7 +82,7 @@ public:
         auto waiter = std::make_shared<pending_ack>(transport_->executor(), timeout);
         if (!acks_) acks_ = std::make_unique<std::unordered_map<std::int64_t, std::shared_ptr<pending_ack>>>();
         acks_->emplace(n, waiter);
-        send_event(event, data, nullptr, n);
+        send_event(event, data, nullptr, n, spread);
         co_await waiter->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         acks_->erase(n);
         if (!waiter->reply) throw std::system_error(std::make_error_code(std::errc::timed_out), "no acknowledgement of " + event);
@@ -148,7 +149,7 @@ private:
     friend struct detail::dispatcher;
     friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
-    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0);
+    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0, bool spread = false);
     void send_text(std::string text);   // on the socket's thread, or posted there
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);

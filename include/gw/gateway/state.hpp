@@ -67,6 +67,9 @@ struct gateway_state : std::enable_shared_from_this<gateway_state> {
     double rate = 0, burst = 0;            // options.message_rate and message_burst (resolved)
     overflow over_rate = overflow::drop;   // gateway_options::over_rate
     server_log log;   // options.log
+    /// Set by a cluster (gw::redis::cluster): wraps each namespace's local adapter, those made
+    /// before it and after it.
+    std::function<std::unique_ptr<adapter>(namespace_state&, std::unique_ptr<adapter>)> wrap_adapter;
 
     /// The worker whose loop runs on this thread; with one worker, that one whatever the thread
     /// (an application with one loop may call from outside it before it runs).
@@ -116,18 +119,18 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     members->remove(s, room);
 }
 
-inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack) {
+inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack, bool spread) {
     if (ack == 0 && !transport_->session_pid().empty()) {
         // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
         kept_broadcast b;
         b.rooms.push_back(id_);
         auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::uint64_t offset) {
-            return codec_->prepare_kept(event, data, false, std::to_string(offset));
+            return codec_->prepare_kept(event, data, spread, std::to_string(offset));
         });
         send_text(kept->text());
         return;
     }
-    send_text(codec_->encode(event, data, id, ack));
+    send_text(codec_->encode(event, data, id, ack, spread));
 }
 
 inline void socket::send_text(std::string text) {

@@ -60,6 +60,15 @@ public:
     asio::awaitable<std::size_t> count() const;
     /// The ids of the sockets emit() would reach now, on every worker.
     asio::awaitable<std::vector<std::string>> ids() const;
+    /// The recipients described: id, handshake, rooms, data (Socket.IO's fetchSockets). With a
+    /// cluster adapter, every node's (see gw::redis::cluster for the timeout).
+    asio::awaitable<std::vector<socket_info>> fetch_sockets() const;
+    /// Makes every recipient join rooms, or leave them (Socket.IO's socketsJoin, socketsLeave).
+    asio::awaitable<void> sockets_join(std::vector<std::string> rooms) const;
+    asio::awaitable<void> sockets_leave(std::vector<std::string> rooms) const;
+    /// Disconnects every recipient (Socket.IO's disconnectSockets; close is passed on to Socket.IO
+    /// peers in a cluster, whose sockets then close their whole connection).
+    asio::awaitable<void> disconnect_sockets(bool close = false) const;
 
 private:
     friend class socket;

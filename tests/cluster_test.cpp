@@ -1,0 +1,232 @@
+// Two gateways, one cluster: each joins a real redis-server the test starts (gw::redis::cluster),
+// and their WsAdapter clients share rooms, broadcasts, counts, fetches, remote joins, server-side
+// events and acknowledgements collected from both nodes. (Node Socket.IO servers in the same cluster:
+// tests/interop/mixed_cluster.mjs.)
+
+#include "gateway_support.hpp"
+#include "redis_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using asio::awaitable;
+using gw::json;
+using test::j;
+
+/// Two gateways on one loop, in one cluster, with the same handlers.
+struct two_nodes {
+    test::redis::server redis;
+    asio::io_context io;
+    gw::gateway a{io, test::local()}, b{io, test::local()};
+    std::unique_ptr<gw::redis::cluster> ca, cb;
+
+    two_nodes() {
+        for (auto* app : {&a, &b}) {
+            app->of("/").on("join", [](gw::socket& s, std::string room) {
+                s.join(room);
+                return room;
+            });
+            app->of("/").on("say", [](gw::socket& s, json d) -> awaitable<std::string> {
+                co_await s.to(d["room"].get<std::string>()).emit("said", d["text"]);
+                co_return "sent";
+            });
+            app->of("/").on("ping", [](gw::socket&) { return "pong"; });
+        }
+        gw::redis::cluster_options o;
+        o.url = redis.url();
+        o.requests_timeout = std::chrono::seconds(1);   // a silent node costs the test 1 s, not 5
+        ca = std::make_unique<gw::redis::cluster>(a, o);
+        cb = std::make_unique<gw::redis::cluster>(b, o);
+    }
+
+    awaitable<void> ready() {
+        co_await ca->ready();
+        co_await cb->ready();
+    }
+};
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+TEST(Cluster, ARoomBroadcastReachesItsMembersOnBothNodesOnce) {
+    REQUIRE_REDIS_SERVER();
+    two_nodes n;
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        auto a1 = co_await test::client::open(n.a);
+        auto a2 = co_await test::client::open(n.a);
+        auto b1 = co_await test::client::open(n.b);
+        auto b2 = co_await test::client::open(n.b);
+        EXPECT_EQ(co_await a1.ask("join", "r"), j(R"({"event":"join","data":"r"})"));
+        EXPECT_EQ(co_await a2.ask("join", "r"), j(R"({"event":"join","data":"r"})"));
+        EXPECT_EQ(co_await b1.ask("join", "r"), j(R"({"event":"join","data":"r"})"));
+        // From a node-A client: its room-mate on A and the member on B, not the sender, not b2.
+        EXPECT_EQ(co_await a1.ask("say", j(R"({"room":"r","text":"hello"})")), j(R"({"event":"say","data":"sent"})"));
+        EXPECT_EQ(co_await a2.next(), j(R"({"event":"said","data":"hello"})"));
+        EXPECT_EQ(co_await b1.next(), j(R"({"event":"said","data":"hello"})"));
+        // b2 was walked with b1: what it got before its pong would be there by now.
+        EXPECT_EQ(co_await b2.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
+        // Exactly once: the next thing b1 and a2 read is their own pong.
+        EXPECT_EQ(co_await b1.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
+        EXPECT_EQ(co_await a2.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
+        // The other way round.
+        EXPECT_EQ(co_await b1.ask("say", j(R"({"room":"r","text":"back"})")), j(R"({"event":"say","data":"sent"})"));
+        EXPECT_EQ(co_await a1.next(), j(R"({"event":"said","data":"back"})"));
+        EXPECT_EQ(co_await a2.next(), j(R"({"event":"said","data":"back"})"));
+        // A private message: a socket's id is a room on whichever node it lives.
+        auto ids = co_await n.b.to("r").as_local().ids();
+        EXPECT_EQ(ids.size(), 1u);
+        if (ids.size() == 1) {
+            co_await n.a.of("/").to(ids[0]).emit("whisper", "psst");
+            EXPECT_EQ(co_await b1.next(), j(R"({"event":"whisper","data":"psst"})"));
+        }
+        EXPECT_EQ(co_await b2.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
+    }());
+    EXPECT_GT(n.ca->counters().published, 0u);
+    EXPECT_GT(n.cb->counters().received, 0u);
+}
+
+TEST(Cluster, CountsIdsAndFetchesSpanTheNodes) {
+    REQUIRE_REDIS_SERVER();
+    two_nodes n;
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        auto a1 = co_await test::client::open(n.a);
+        auto b1 = co_await test::client::open(n.b);
+        auto b2 = co_await test::client::open(n.b);
+        co_await a1.ask("join", "r");
+        co_await b1.ask("join", "r");
+        co_await b2.ask("ping");
+        EXPECT_EQ(co_await n.a.to("r").count(), 2u);
+        EXPECT_EQ(co_await n.a.to("r").as_local().count(), 1u);
+        EXPECT_EQ(n.b.of("/").count(), 2u);
+        EXPECT_EQ(co_await n.b.of("/").sockets().count(), 3u);
+        auto others = co_await n.a.of("/").except("r").ids();
+        EXPECT_EQ(others.size(), 1u);   // b2 alone is in no room "r"
+        auto found = co_await n.a.to("r").fetch_sockets();
+        EXPECT_EQ(found.size(), 2u);
+        for (const auto& s : found) {
+            EXPECT_NE(std::find(s.rooms.begin(), s.rooms.end(), "r"), s.rooms.end());
+            EXPECT_EQ(s.rooms.front(), s.id);
+            EXPECT_EQ(s.handshake["url"], "/");
+            EXPECT_TRUE(s.handshake["headers"].contains("sec-websocket-key"));
+        }
+    }());
+}
+
+TEST(Cluster, RemoteJoinsLeavesAndDisconnects) {
+    REQUIRE_REDIS_SERVER();
+    two_nodes n;
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        auto a1 = co_await test::client::open(n.a);
+        auto b1 = co_await test::client::open(n.b);
+        auto b2 = co_await test::client::open(n.b);
+        co_await a1.ask("join", "r");
+        co_await b1.ask("join", "r");
+        co_await b2.ask("ping");
+        // Node A makes every member of "r" join "s": b1 on B too, before A's next broadcast there.
+        std::vector<std::string> s{"s"};
+        co_await n.a.to("r").sockets_join(s);
+        co_await n.a.of("/").to("s").emit("news", 1);
+        EXPECT_EQ(co_await a1.next(), j(R"({"event":"news","data":1})"));
+        EXPECT_EQ(co_await b1.next(), j(R"({"event":"news","data":1})"));
+        EXPECT_EQ(co_await b2.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
+        co_await n.a.to("s").sockets_leave(s);
+        co_await n.a.of("/").to("s").emit("news", 2);
+        co_await n.a.of("/").to("r").emit("news", 3);
+        EXPECT_EQ(co_await b1.next(), j(R"({"event":"news","data":3})"));
+        EXPECT_EQ(co_await a1.next(), j(R"({"event":"news","data":3})"));
+        // Disconnect the members of "r" from node A: b1 on B too.
+        co_await n.a.of("/").to("r").disconnect_sockets();
+        EXPECT_EQ(co_await b1.next(), json(nullptr));   // its connection ended
+        EXPECT_EQ(co_await a1.next(), json(nullptr));
+        EXPECT_EQ(co_await b2.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
+    }());
+}
+
+TEST(Cluster, ServerSideEventsAndAcknowledgementsFromEveryNode) {
+    REQUIRE_REDIS_SERVER();
+    two_nodes n;
+    int heard = 0;
+    const std::vector<std::string> expected_replies{"from a1", "from b1"};
+    n.cb->on_server_event("/", "hello", [&](const json& args) {
+        ++heard;
+        return json{{"from", "b"}, {"got", args}};
+    });
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        json args = json::array();
+        args.push_back("x");
+        args.push_back(2);
+        auto answers = co_await n.ca->server_side_emit_with_ack("/", "hello", args);
+        EXPECT_EQ(answers.size(), 1u);
+        if (!answers.empty()) {
+            EXPECT_EQ(answers[0], j(R"({"from":"b","got":["x",2]})"));
+        }
+        EXPECT_EQ(heard, 1);
+        // A node without a handler stays silent: B asks A, which has none, and gets nothing back.
+        auto none = co_await n.cb->server_side_emit_with_ack("/", "hello");
+        EXPECT_TRUE(none.empty());
+
+        // Acknowledgements from the clients of both nodes.
+        auto a1 = co_await test::client::open(n.a);
+        auto b1 = co_await test::client::open(n.b);
+        co_await a1.ask("join", "r");
+        co_await b1.ask("join", "r");
+        auto answer = [](test::client& c, std::string reply) -> awaitable<void> {
+            auto q = co_await c.next();
+            EXPECT_EQ(q["event"], "question");
+            json ack = json::object();
+            ack["event"] = "ack";
+            ack["ack"] = q["ack"];
+            ack["data"] = reply;
+            co_await c.c.send(ack.dump());
+        };
+        auto ex = co_await asio::this_coro::executor;
+        asio::co_spawn(ex, answer(a1, "from a1"), asio::detached);
+        asio::co_spawn(ex, answer(b1, "from b1"), asio::detached);
+        auto got = co_await n.a.to("r").emit_with_ack("question", 42, std::chrono::seconds(5));
+        EXPECT_EQ(got.missing, 0u);
+        std::vector<std::string> replies;
+        for (auto& r : got.replies) replies.push_back(r.get<std::string>());
+        EXPECT_EQ(sorted(replies), expected_replies);
+    }());
+}
+
+TEST(Cluster, RedisAwayLocalDeliveryGoesOnAndTheClusterComesBack) {
+    REQUIRE_REDIS_SERVER();
+    two_nodes n;
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        auto a1 = co_await test::client::open(n.a);
+        auto a2 = co_await test::client::open(n.a);
+        auto b1 = co_await test::client::open(n.b);
+        co_await a1.ask("join", "r");
+        co_await a2.ask("join", "r");
+        co_await b1.ask("join", "r");
+        n.redis.stop();
+        // Local delivery does not wait for Redis.
+        EXPECT_EQ(co_await a1.ask("say", j(R"({"room":"r","text":"alone"})")), j(R"({"event":"say","data":"sent"})"));
+        EXPECT_EQ(co_await a2.next(), j(R"({"event":"said","data":"alone"})"));
+        n.redis.start();
+        // The links come back by themselves; ready() completes once Redis confirms the subscriptions again.
+        co_await n.ready();
+        EXPECT_EQ(co_await a1.ask("say", j(R"({"room":"r","text":"again"})")), j(R"({"event":"say","data":"sent"})"));
+        EXPECT_EQ(co_await a2.next(), j(R"({"event":"said","data":"again"})"));
+        // b1 gets "again"; "alone" may have been buffered and delivered on reconnect, or not.
+        auto first = co_await b1.next();
+        if (first["data"] == "alone") first = co_await b1.next();
+        EXPECT_EQ(first, j(R"({"event":"said","data":"again"})"));
+    }());
+}
+
+} // namespace

@@ -5,6 +5,9 @@
 // $SOCKET_IO_CLIENT (default node_modules/socket.io-client/dist/socket.io.min.js; run from where
 // `npm install socket.io-client` put it).
 // WORKERS event loops (default 1) serve the clients. The protocol is in README.md, "The 04_chat example".
+// With REDIS_URL set (redis://host:port), and built with the Redis parts (GATEWAY_REDIS), it joins
+// that Redis' cluster: rooms, private messages and the online count span every instance (README,
+// "Cluster").
 #include "gateway.hpp"
 
 #include <csignal>
@@ -16,6 +19,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -164,9 +169,26 @@ int main(int argc, char** argv) {
                     json out = {{"from", user_of(s)}, {"message", d["message"]}};
                     co_await chat.to("user:" + d["toUserId"].get<std::string>()).emit("receivePrivateMessage", out);
                 });
-    chat.on("onlineCount", [&](gw::socket&) {
+#if defined(GATEWAY_REDIS)
+    // Made after the gateway, so destroyed before it.
+    std::unique_ptr<gw::redis::cluster> cluster;
+    if (const char* url = std::getenv("REDIS_URL"); url && *url) {
+        cluster = std::make_unique<gw::redis::cluster>(app, gw::redis::cluster_options{.url = url});
+        std::printf("cluster: %s\n", url);
+    }
+#endif
+    chat.on("onlineCount", [&, chat](gw::socket&) -> asio::awaitable<std::size_t> {
+#if defined(GATEWAY_REDIS)
+        if (cluster) {   // the users of every instance: each socket is in its user's room
+            std::set<std::string> users;
+            for (const auto& s : co_await chat.sockets().fetch_sockets())
+                for (const auto& r : s.rooms)
+                    if (r.starts_with("user:")) users.insert(r);
+            co_return users.size();
+        }
+#endif
         std::lock_guard hold(online_lock);
-        return online.size();
+        co_return online.size();
     });
     chat.on("secret", gw::guard([](gw::socket& s) { return user_of(s) == "admin"; }) |
                           [](gw::socket&) { return json{{"secret", "the admin password is not in this example"}}; });

@@ -213,6 +213,14 @@ struct metrics {
     std::uint64_t socketio_sockets = 0;        ///< gauge: of those, Socket.IO clients' (the rest: WsAdapter's)
     std::uint64_t rooms = 0;                   ///< gauge: rooms with members, per worker and namespace, id-rooms aside
     /// Handler latency (guards, pipes and handler, until the reply is queued) per event.
+    /// A cluster (gw::redis::cluster), when the gateway is in one.
+    bool cluster = false;
+    bool cluster_connected = false;            ///< gauge: both Redis links up
+    std::uint64_t cluster_published = 0;       ///< messages published to Redis
+    std::uint64_t cluster_received = 0;        ///< messages received from Redis
+    std::uint64_t cluster_dropped = 0;         ///< publishes dropped while Redis was away (over the buffer)
+    std::uint64_t cluster_reconnects = 0;      ///< Redis connections made again after a loss
+    std::uint64_t cluster_timeouts = 0;        ///< cluster-wide requests that returned partial results
     struct latency {
         std::string nsp, event;
         static constexpr std::array<double, 10> bounds{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};   ///< seconds
@@ -268,6 +276,14 @@ inline std::string to_prometheus(const metrics& m) {
     one("sockets", "gauge", "Gateway sockets in every namespace.", m.sockets);
     one("socketio_sockets", "gauge", "Gateway sockets of Socket.IO clients.", m.socketio_sockets);
     one("rooms", "gauge", "Gateway rooms with members (per worker and namespace; id-rooms aside).", m.rooms);
+    if (m.cluster) {
+        one("cluster_connected", "gauge", "1 when both Redis links of the cluster are up.", m.cluster_connected ? 1 : 0);
+        one("cluster_published_total", "counter", "Messages published to the cluster.", m.cluster_published);
+        one("cluster_received_total", "counter", "Messages received from the cluster.", m.cluster_received);
+        one("cluster_dropped_total", "counter", "Publishes dropped while Redis was away.", m.cluster_dropped);
+        one("cluster_reconnects_total", "counter", "Redis connections made again after a loss.", m.cluster_reconnects);
+        one("cluster_timeouts_total", "counter", "Cluster-wide requests that returned partial results.", m.cluster_timeouts);
+    }
     out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
     for (const auto& h : m.handlers) {
         const std::string labels = "nsp=\"" + label(h.nsp) + "\",event=\"" + label(h.event) + "\"";
@@ -3594,8 +3610,14 @@ private:
                 read(st, m);
                 return http_response{200, to_prometheus(m), "text/plain; version=0.0.4; charset=utf-8"};
             }
-            if (!o.health_path.empty() && req.path() == o.health_path)
-                return st.stopped ? http_response{503, "shutting down\n"} : http_response{200, "ok\n"};
+            if (!o.health_path.empty() && req.path() == o.health_path) {
+                if (st.stopped) return http_response{503, "shutting down\n"};
+                gw::metrics m;
+                read(st, m);
+                // Without Redis a node still serves its own clients: it stays in the balancer's pool.
+                if (m.cluster && !m.cluster_connected) return http_response{200, "ok; cluster: Redis unreachable, local delivery only\n"};
+                return http_response{200, "ok\n"};
+            }
             return std::nullopt;
         }
 
@@ -6769,6 +6791,8 @@ struct gateway_state : std::enable_shared_from_this<gateway_state> {
     /// Set by a cluster (gw::redis::cluster): wraps each namespace's local adapter, those made
     /// before it and after it.
     std::function<std::unique_ptr<adapter>(namespace_state&, std::unique_ptr<adapter>)> wrap_adapter;
+    /// Set by a cluster: its part of the metrics (and of /healthz).
+    std::function<void(gw::metrics&)> cluster_metrics;
 
     /// The worker whose loop runs on this thread; with one worker, that one whatever the thread
     /// (an application with one loop may call from outside it before it runs).
@@ -8546,6 +8570,7 @@ public:
         st_->srv->st_->more_metrics = [w = std::weak_ptr<detail::gateway_state>(st_)](gw::metrics& m) {
             auto st = w.lock();
             if (!st) return;
+            if (st->cluster_metrics) st->cluster_metrics(m);
             for (const auto& ns : st->spaces) {
                 m.sockets += ns->connected.load(std::memory_order_relaxed);
                 m.socketio_sockets += ns->connected_socketio.load(std::memory_order_relaxed);
@@ -9801,8 +9826,16 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     std::chrono::milliseconds timeout;
     client pub;
     subscriber sub;
-    std::vector<std::shared_ptr<space>> spaces;
-    bool closed = false;
+    /// The namespaces, owned by their adapters (a namespace's adapter lives as long as its gateway).
+    std::vector<std::weak_ptr<space>> spaces;
+    /// Those alive now.
+    std::vector<std::shared_ptr<space>> live() const {
+        std::vector<std::shared_ptr<space>> out;
+        for (const auto& w : spaces)
+            if (auto sp = w.lock()) out.push_back(std::move(sp));
+        return out;
+    }
+    std::atomic<bool> closed{false};   // read by metrics on any worker
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
 
     /// PUBLISH from any thread: posted to the links' loop.
@@ -9865,7 +9898,7 @@ struct space : std::enable_shared_from_this<space> {
 
 inline void cluster_link::on_message(const message& m) {
     received.fetch_add(1, std::memory_order_relaxed);
-    for (const auto& sp : spaces) sp->on_message(m);
+    for (const auto& sp : live()) sp->on_message(m);
 }
 
 inline void space::on_message(const message& m) {
@@ -10282,6 +10315,17 @@ public:
             return std::make_unique<detail::redis_adapter>(std::move(local), std::move(sp));
         };
         for (auto& ns : g_->spaces) ns->members = wrap(*ns, std::move(ns->members));
+        // Read on any worker for /metrics and /healthz, as long as the gateway lives: it holds the link.
+        g_->cluster_metrics = [link = link_](gw::metrics& m) {
+            m.cluster = true;
+            const auto s = stats_of(*link);
+            m.cluster_connected = s.connected;
+            m.cluster_published = s.published;
+            m.cluster_received = s.received;
+            m.cluster_dropped = s.dropped;
+            m.cluster_reconnects = s.reconnects;
+            m.cluster_timeouts = s.timeouts;
+        };
         g_->wrap_adapter = std::move(wrap);
     }
     cluster(const cluster&) = delete;
@@ -10297,8 +10341,9 @@ public:
     /// back. Await it on the gateway's first loop.
     asio::awaitable<void> ready() {
         auto link = link_;
-        for (std::size_t i = 0; i < link->spaces.size(); ++i) {
-            auto sp = link->spaces[i];
+        const auto spaces = link->live();
+        for (std::size_t i = 0; i < spaces.size(); ++i) {
+            auto sp = spaces[i];
             co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
             co_await link->sub.subscribe(sp->request_channel);
             co_await link->sub.subscribe(sp->response_channel);
@@ -10310,13 +10355,13 @@ public:
     /// arguments as a list and returns the acknowledgement (null when none is wanted). Runs on the
     /// gateway's first loop. Set before the loops run.
     cluster& on_server_event(std::string nsp, std::string event, std::function<json(const json& args)> f) {
-        for (auto& sp : link_->spaces)
+        for (auto& sp : link_->live())
             if (sp->nsp == nsp) sp->server_handlers[std::move(event)] = std::move(f);
         return *this;
     }
     /// Sends an event to the other nodes (Socket.IO's serverSideEmit), no acknowledgement.
     void server_side_emit(std::string_view nsp, std::string event, json args = json::array()) {
-        for (auto& sp : link_->spaces) {
+        for (auto& sp : link_->live()) {
             if (sp->nsp != nsp) continue;
             json data = json::array({std::move(event)});
             for (auto& a : args) data.push_back(std::move(a));
@@ -10328,7 +10373,7 @@ public:
     /// those that came (a node without a handler for the event does not answer).
     asio::awaitable<std::vector<json>> server_side_emit_with_ack(std::string nsp, std::string event, json args = json::array()) {
         std::shared_ptr<detail::space> sp;
-        for (auto& s : link_->spaces)
+        for (auto& s : link_->live())
             if (s->nsp == nsp) sp = s;
         if (!sp) co_return std::vector<json>();
         json data = json::array({std::move(event)});
@@ -10344,19 +10389,21 @@ public:
         co_return out;
     }
 
-    cluster_stats counters() const noexcept {
+    cluster_stats counters() const noexcept { return stats_of(*link_); }
+
+private:
+    static cluster_stats stats_of(const detail::cluster_link& link) noexcept {
         cluster_stats s;
-        const auto p = link_->pub.counters(), q = link_->sub.counters();
-        s.connected = p.connected && q.connected;
-        s.published = link_->published.load(std::memory_order_relaxed);
-        s.received = link_->received.load(std::memory_order_relaxed);
+        const auto p = link.pub.counters(), q = link.sub.counters();
+        s.connected = !link.closed && p.connected && q.connected;
+        s.published = link.published.load(std::memory_order_relaxed);
+        s.received = link.received.load(std::memory_order_relaxed);
         s.dropped = p.dropped;
         s.reconnects = p.reconnects + q.reconnects;
-        s.timeouts = link_->timeouts.load(std::memory_order_relaxed);
+        s.timeouts = link.timeouts.load(std::memory_order_relaxed);
         return s;
     }
 
-private:
     std::shared_ptr<gw::detail::gateway_state> g_;
     std::shared_ptr<detail::cluster_link> link_;
 };

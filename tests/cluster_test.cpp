@@ -226,6 +226,12 @@ TEST(Cluster, RedisAwayLocalDeliveryGoesOnAndTheClusterComesBack) {
         auto first = co_await b1.next();
         if (first["data"] == "alone") first = co_await b1.next();
         EXPECT_EQ(first, j(R"({"event":"said","data":"again"})"));
+        // Both links of A are up again by now: its publish reached B.
+        const auto m = n.a.metrics();
+        EXPECT_TRUE(m.cluster);
+        EXPECT_TRUE(m.cluster_connected);
+        EXPECT_GE(m.cluster_reconnects, 2u);
+        EXPECT_NE(gw::to_prometheus(m).find("gateway_cluster_connected 1"), std::string::npos);
     }());
 }
 

@@ -27,6 +27,14 @@ struct metrics {
     std::uint64_t socketio_sockets = 0;        ///< gauge: of those, Socket.IO clients' (the rest: WsAdapter's)
     std::uint64_t rooms = 0;                   ///< gauge: rooms with members, per worker and namespace, id-rooms aside
     /// Handler latency (guards, pipes and handler, until the reply is queued) per event.
+    /// A cluster (gw::redis::cluster), when the gateway is in one.
+    bool cluster = false;
+    bool cluster_connected = false;            ///< gauge: both Redis links up
+    std::uint64_t cluster_published = 0;       ///< messages published to Redis
+    std::uint64_t cluster_received = 0;        ///< messages received from Redis
+    std::uint64_t cluster_dropped = 0;         ///< publishes dropped while Redis was away (over the buffer)
+    std::uint64_t cluster_reconnects = 0;      ///< Redis connections made again after a loss
+    std::uint64_t cluster_timeouts = 0;        ///< cluster-wide requests that returned partial results
     struct latency {
         std::string nsp, event;
         static constexpr std::array<double, 10> bounds{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};   ///< seconds
@@ -82,6 +90,14 @@ inline std::string to_prometheus(const metrics& m) {
     one("sockets", "gauge", "Gateway sockets in every namespace.", m.sockets);
     one("socketio_sockets", "gauge", "Gateway sockets of Socket.IO clients.", m.socketio_sockets);
     one("rooms", "gauge", "Gateway rooms with members (per worker and namespace; id-rooms aside).", m.rooms);
+    if (m.cluster) {
+        one("cluster_connected", "gauge", "1 when both Redis links of the cluster are up.", m.cluster_connected ? 1 : 0);
+        one("cluster_published_total", "counter", "Messages published to the cluster.", m.cluster_published);
+        one("cluster_received_total", "counter", "Messages received from the cluster.", m.cluster_received);
+        one("cluster_dropped_total", "counter", "Publishes dropped while Redis was away.", m.cluster_dropped);
+        one("cluster_reconnects_total", "counter", "Redis connections made again after a loss.", m.cluster_reconnects);
+        one("cluster_timeouts_total", "counter", "Cluster-wide requests that returned partial results.", m.cluster_timeouts);
+    }
     out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
     for (const auto& h : m.handlers) {
         const std::string labels = "nsp=\"" + label(h.nsp) + "\",event=\"" + label(h.event) + "\"";

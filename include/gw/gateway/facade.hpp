@@ -167,6 +167,7 @@ public:
         st_->srv->st_->more_metrics = [w = std::weak_ptr<detail::gateway_state>(st_)](gw::metrics& m) {
             auto st = w.lock();
             if (!st) return;
+            if (st->cluster_metrics) st->cluster_metrics(m);
             for (const auto& ns : st->spaces) {
                 m.sockets += ns->connected.load(std::memory_order_relaxed);
                 m.socketio_sockets += ns->connected_socketio.load(std::memory_order_relaxed);

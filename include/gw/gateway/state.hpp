@@ -70,6 +70,8 @@ struct gateway_state : std::enable_shared_from_this<gateway_state> {
     /// Set by a cluster (gw::redis::cluster): wraps each namespace's local adapter, those made
     /// before it and after it.
     std::function<std::unique_ptr<adapter>(namespace_state&, std::unique_ptr<adapter>)> wrap_adapter;
+    /// Set by a cluster: its part of the metrics (and of /healthz).
+    std::function<void(gw::metrics&)> cluster_metrics;
 
     /// The worker whose loop runs on this thread; with one worker, that one whatever the thread
     /// (an application with one loop may call from outside it before it runs).

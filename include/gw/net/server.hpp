@@ -189,8 +189,14 @@ private:
                 read(st, m);
                 return http_response{200, to_prometheus(m), "text/plain; version=0.0.4; charset=utf-8"};
             }
-            if (!o.health_path.empty() && req.path() == o.health_path)
-                return st.stopped ? http_response{503, "shutting down\n"} : http_response{200, "ok\n"};
+            if (!o.health_path.empty() && req.path() == o.health_path) {
+                if (st.stopped) return http_response{503, "shutting down\n"};
+                gw::metrics m;
+                read(st, m);
+                // Without Redis a node still serves its own clients: it stays in the balancer's pool.
+                if (m.cluster && !m.cluster_connected) return http_response{200, "ok; cluster: Redis unreachable, local delivery only\n"};
+                return http_response{200, "ok\n"};
+            }
             return std::nullopt;
         }
 

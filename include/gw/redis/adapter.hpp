@@ -63,8 +63,16 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     std::chrono::milliseconds timeout;
     client pub;
     subscriber sub;
-    std::vector<std::shared_ptr<space>> spaces;
-    bool closed = false;
+    /// The namespaces, owned by their adapters (a namespace's adapter lives as long as its gateway).
+    std::vector<std::weak_ptr<space>> spaces;
+    /// Those alive now.
+    std::vector<std::shared_ptr<space>> live() const {
+        std::vector<std::shared_ptr<space>> out;
+        for (const auto& w : spaces)
+            if (auto sp = w.lock()) out.push_back(std::move(sp));
+        return out;
+    }
+    std::atomic<bool> closed{false};   // read by metrics on any worker
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
 
     /// PUBLISH from any thread: posted to the links' loop.
@@ -127,7 +135,7 @@ struct space : std::enable_shared_from_this<space> {
 
 inline void cluster_link::on_message(const message& m) {
     received.fetch_add(1, std::memory_order_relaxed);
-    for (const auto& sp : spaces) sp->on_message(m);
+    for (const auto& sp : live()) sp->on_message(m);
 }
 
 inline void space::on_message(const message& m) {
@@ -544,6 +552,17 @@ public:
             return std::make_unique<detail::redis_adapter>(std::move(local), std::move(sp));
         };
         for (auto& ns : g_->spaces) ns->members = wrap(*ns, std::move(ns->members));
+        // Read on any worker for /metrics and /healthz, as long as the gateway lives: it holds the link.
+        g_->cluster_metrics = [link = link_](gw::metrics& m) {
+            m.cluster = true;
+            const auto s = stats_of(*link);
+            m.cluster_connected = s.connected;
+            m.cluster_published = s.published;
+            m.cluster_received = s.received;
+            m.cluster_dropped = s.dropped;
+            m.cluster_reconnects = s.reconnects;
+            m.cluster_timeouts = s.timeouts;
+        };
         g_->wrap_adapter = std::move(wrap);
     }
     cluster(const cluster&) = delete;
@@ -559,8 +578,9 @@ public:
     /// back. Await it on the gateway's first loop.
     asio::awaitable<void> ready() {
         auto link = link_;
-        for (std::size_t i = 0; i < link->spaces.size(); ++i) {
-            auto sp = link->spaces[i];
+        const auto spaces = link->live();
+        for (std::size_t i = 0; i < spaces.size(); ++i) {
+            auto sp = spaces[i];
             co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
             co_await link->sub.subscribe(sp->request_channel);
             co_await link->sub.subscribe(sp->response_channel);
@@ -572,13 +592,13 @@ public:
     /// arguments as a list and returns the acknowledgement (null when none is wanted). Runs on the
     /// gateway's first loop. Set before the loops run.
     cluster& on_server_event(std::string nsp, std::string event, std::function<json(const json& args)> f) {
-        for (auto& sp : link_->spaces)
+        for (auto& sp : link_->live())
             if (sp->nsp == nsp) sp->server_handlers[std::move(event)] = std::move(f);
         return *this;
     }
     /// Sends an event to the other nodes (Socket.IO's serverSideEmit), no acknowledgement.
     void server_side_emit(std::string_view nsp, std::string event, json args = json::array()) {
-        for (auto& sp : link_->spaces) {
+        for (auto& sp : link_->live()) {
             if (sp->nsp != nsp) continue;
             json data = json::array({std::move(event)});
             for (auto& a : args) data.push_back(std::move(a));
@@ -590,7 +610,7 @@ public:
     /// those that came (a node without a handler for the event does not answer).
     asio::awaitable<std::vector<json>> server_side_emit_with_ack(std::string nsp, std::string event, json args = json::array()) {
         std::shared_ptr<detail::space> sp;
-        for (auto& s : link_->spaces)
+        for (auto& s : link_->live())
             if (s->nsp == nsp) sp = s;
         if (!sp) co_return std::vector<json>();
         json data = json::array({std::move(event)});
@@ -606,19 +626,21 @@ public:
         co_return out;
     }
 
-    cluster_stats counters() const noexcept {
+    cluster_stats counters() const noexcept { return stats_of(*link_); }
+
+private:
+    static cluster_stats stats_of(const detail::cluster_link& link) noexcept {
         cluster_stats s;
-        const auto p = link_->pub.counters(), q = link_->sub.counters();
-        s.connected = p.connected && q.connected;
-        s.published = link_->published.load(std::memory_order_relaxed);
-        s.received = link_->received.load(std::memory_order_relaxed);
+        const auto p = link.pub.counters(), q = link.sub.counters();
+        s.connected = !link.closed && p.connected && q.connected;
+        s.published = link.published.load(std::memory_order_relaxed);
+        s.received = link.received.load(std::memory_order_relaxed);
         s.dropped = p.dropped;
         s.reconnects = p.reconnects + q.reconnects;
-        s.timeouts = link_->timeouts.load(std::memory_order_relaxed);
+        s.timeouts = link.timeouts.load(std::memory_order_relaxed);
         return s;
     }
 
-private:
     std::shared_ptr<gw::detail::gateway_state> g_;
     std::shared_ptr<detail::cluster_link> link_;
 };

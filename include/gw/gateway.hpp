@@ -64,6 +64,7 @@
 #include "protocol/redis.hpp"
 #include "redis/client.hpp"
 #include "redis/adapter.hpp"
+#include "redis/emitter.hpp"
 #endif
 
 #include "detail/epilogue.hpp"

@@ -44,7 +44,7 @@ start_logged() {
 # free_port and the bind is retried.
 start_redis() {
     local attempt port
-    redis_pid= redis_port= redis_url=
+    redis_pid='' redis_port='' redis_url=''
     for attempt in 1 2 3; do
         port=$(free_port) || return 1
         if start_logged "redis$attempt" 'Ready to accept connections' \

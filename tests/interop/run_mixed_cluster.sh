@@ -20,7 +20,9 @@ usage() {
     echo "usage: $0 node|cpp node|cpp [CLUSTER_SERVER]" >&2
     exit 2
 }
-[ "$#" -ge 2 ] && [ "$#" -le 3 ] || usage
+if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then
+    usage
+fi
 kinds=("$1" "$2")
 cluster_bin=${3:-}
 for kind in "${kinds[@]}"; do

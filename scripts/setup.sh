@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev                 # JSON for the gateway's events
   libgtest-dev                       # GoogleTest
   libhiredis-dev redis-server        # the Redis client's RESP reader, and a real server for its tests
+  nginx-light                        # a load balancer in front of two cluster instances (nginx tests)
   python3 python3-websockets         # the conformance suite and a third-party client
   python3-socketio python3-requests python3-websocket   # python-socketio and python-engineio (polling needs requests, WebSocket needs websocket-client)
   openssl                            # throwaway certificates for the interop tests

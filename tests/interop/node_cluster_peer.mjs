@@ -1,0 +1,123 @@
+// node_cluster_peer.mjs PORT [REDIS_URL]
+//
+// A Node Socket.IO 4 server in a Redis cluster (@socket.io/redis-adapter over two node-redis 4
+// clients, createAdapter(pub, sub)): the reference node that tests/interop/cluster_server.cpp
+// mirrors, for mixed_cluster.mjs and the nginx tests. PORT 0 picks a free port; REDIS_URL comes
+// from the argument, else the environment, else redis://localhost:6379; the key is the adapter's
+// default, "socket.io".
+//
+// Namespaces "/" and "/chat" serve the same protocol:
+//   on connection   auth.room (or ?room= in the query) is joined;
+//   join ROOM       socket.join(ROOM); acked true;
+//   say {room,text}       nsp.to(room).emit('said', {room, text, from: id, nsp}); acked true;
+//   shout {room,text}     socket.to(room).emit (the sender left out), same 'said' payload; acked true;
+//   announce TEXT         socket.broadcast.emit('announced', {text, from: id, nsp}); acked true;
+//   whisper {to,text}     nsp.to(to).emit('whisper', {text, from: id, nsp}) (to: a socket id); acked true;
+//   fetch ROOM      acked with the ids of the room's sockets on every node (fetchSockets);
+//   count           acked with the number of the namespace's sockets on every node;
+//   server-emit P   nsp.serverSideEmit('ping-servers', P); acked true once published.
+// A 'ping-servers' event from another node is printed on stdout as one JSON line
+// {"serverSideEvent":"ping-servers","nsp":...,"payload":...}.
+//
+// Prints "listening on port N" once listening and subscribed (so that nothing published after that
+// line is missed); exits 0 on SIGTERM or SIGINT.
+import { createServer } from 'node:http';
+import process from 'node:process';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { createClient } from 'redis';
+import { Server } from 'socket.io';
+
+const argv = process.argv.slice(2);
+if (argv.length < 1 || argv.length > 2 || !/^[0-9]+$/.test(argv[0]) || Number(argv[0]) > 65535) {
+  process.stderr.write('usage: node node_cluster_peer.mjs PORT [REDIS_URL]   (PORT 0 picks a free port)\n');
+  process.exit(2);
+}
+const PORT = Number(argv[0]);
+const REDIS_URL = argv[1] || process.env.REDIS_URL || 'redis://localhost:6379';
+
+const pub = createClient({ url: REDIS_URL });
+const sub = pub.duplicate();
+for (const [name, client] of [['pub', pub], ['sub', sub]]) {
+  client.on('error', (err) => process.stderr.write(`node_cluster_peer: redis ${name}: ${err.message}\n`));
+}
+await Promise.all([pub.connect(), sub.connect()]);
+
+const http = createServer();
+const io = new Server(http, { adapter: createAdapter(pub, sub) });
+
+const isString = (v) => typeof v === 'string' && v.length > 0;
+const reply = (ack, value) => { if (typeof ack === 'function') ack(value); };
+
+function serve(nsp) {
+  nsp.on('connection', (socket) => {
+    const room = socket.handshake.auth?.room ?? socket.handshake.query?.room;
+    if (isString(room)) socket.join(room);
+
+    socket.on('join', (r, ack) => {
+      if (!isString(r)) return reply(ack, false);
+      socket.join(r);
+      reply(ack, true);
+    });
+    socket.on('say', (m, ack) => {
+      if (!isString(m?.room)) return reply(ack, false);
+      nsp.to(m.room).emit('said', { room: m.room, text: m.text, from: socket.id, nsp: nsp.name });
+      reply(ack, true);
+    });
+    socket.on('shout', (m, ack) => {
+      if (!isString(m?.room)) return reply(ack, false);
+      socket.to(m.room).emit('said', { room: m.room, text: m.text, from: socket.id, nsp: nsp.name });
+      reply(ack, true);
+    });
+    socket.on('announce', (text, ack) => {
+      socket.broadcast.emit('announced', { text, from: socket.id, nsp: nsp.name });
+      reply(ack, true);
+    });
+    socket.on('whisper', (m, ack) => {
+      if (!isString(m?.to)) return reply(ack, false);
+      nsp.to(m.to).emit('whisper', { text: m.text, from: socket.id, nsp: nsp.name });
+      reply(ack, true);
+    });
+    socket.on('fetch', async (r, ack) => {
+      try {
+        reply(ack, (await nsp.in(r).fetchSockets()).map((s) => s.id));
+      } catch (err) {
+        reply(ack, { error: err.message });
+      }
+    });
+    socket.on('count', async (ack) => {
+      try {
+        reply(ack, (await nsp.fetchSockets()).length);
+      } catch (err) {
+        reply(ack, { error: err.message });
+      }
+    });
+    socket.on('server-emit', (payload, ack) => {
+      nsp.serverSideEmit('ping-servers', payload);
+      reply(ack, true);
+    });
+  });
+  nsp.on('ping-servers', (payload) => {
+    process.stdout.write(`${JSON.stringify({ serverSideEvent: 'ping-servers', nsp: nsp.name, payload })}\n`);
+  });
+}
+serve(io.of('/'));
+serve(io.of('/chat'));
+
+// The adapters sent their (P)SUBSCRIBEs on `sub` as they were made; Redis answers one connection's
+// commands in order, so once this subscription is confirmed theirs are in place too.
+await sub.subscribe(`node_cluster_peer#ready#${process.pid}`, () => {});
+
+http.listen(PORT, '127.0.0.1', () => {
+  process.stdout.write(`listening on port ${http.address().port}\n`);
+});
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  await new Promise((resolve) => { io.close(() => resolve()); });
+  await Promise.allSettled([pub.quit(), sub.quit()]);
+  process.exit(0);
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

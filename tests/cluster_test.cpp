@@ -26,7 +26,7 @@ struct two_nodes {
     gw::gateway a{io, test::local()}, b{io, test::local()};
     std::unique_ptr<gw::redis::cluster> ca, cb;
 
-    two_nodes() {
+    explicit two_nodes(gw::redis::cluster_mode mode = gw::redis::cluster_mode::classic) {
         for (auto* app : {&a, &b}) {
             app->of("/").on("join", [](gw::socket& s, std::string room) {
                 s.join(room);
@@ -41,6 +41,7 @@ struct two_nodes {
         gw::redis::cluster_options o;
         o.url = redis.url();
         o.requests_timeout = std::chrono::seconds(1);   // a silent node costs the test 1 s, not 5
+        o.mode = mode;
         ca = std::make_unique<gw::redis::cluster>(a, o);
         cb = std::make_unique<gw::redis::cluster>(b, o);
     }
@@ -56,9 +57,13 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
     return v;
 }
 
-TEST(Cluster, ARoomBroadcastReachesItsMembersOnBothNodesOnce) {
+/// Each test runs in both modes: classic (PUBLISH, PSUBSCRIBE) and sharded (Redis 7's SPUBLISH,
+/// SSUBSCRIBE, the ClusterAdapter's messages).
+class Cluster : public ::testing::TestWithParam<gw::redis::cluster_mode> {};
+
+TEST_P(Cluster, ARoomBroadcastReachesItsMembersOnBothNodesOnce) {
     REQUIRE_REDIS_SERVER();
-    two_nodes n;
+    two_nodes n(GetParam());
     test::run(n.io, [&]() -> awaitable<void> {
         co_await n.ready();
         auto a1 = co_await test::client::open(n.a);
@@ -94,9 +99,9 @@ TEST(Cluster, ARoomBroadcastReachesItsMembersOnBothNodesOnce) {
     EXPECT_GT(n.cb->counters().received, 0u);
 }
 
-TEST(Cluster, CountsIdsAndFetchesSpanTheNodes) {
+TEST_P(Cluster, CountsIdsAndFetchesSpanTheNodes) {
     REQUIRE_REDIS_SERVER();
-    two_nodes n;
+    two_nodes n(GetParam());
     test::run(n.io, [&]() -> awaitable<void> {
         co_await n.ready();
         auto a1 = co_await test::client::open(n.a);
@@ -122,9 +127,9 @@ TEST(Cluster, CountsIdsAndFetchesSpanTheNodes) {
     }());
 }
 
-TEST(Cluster, RemoteJoinsLeavesAndDisconnects) {
+TEST_P(Cluster, RemoteJoinsLeavesAndDisconnects) {
     REQUIRE_REDIS_SERVER();
-    two_nodes n;
+    two_nodes n(GetParam());
     test::run(n.io, [&]() -> awaitable<void> {
         co_await n.ready();
         auto a1 = co_await test::client::open(n.a);
@@ -136,7 +141,10 @@ TEST(Cluster, RemoteJoinsLeavesAndDisconnects) {
         // Node A makes every member of "r" join "s": b1 on B too, before A's next broadcast there.
         std::vector<std::string> s{"s"};
         co_await n.a.to("r").sockets_join(s);
-        co_await n.a.of("/").to("s").emit("news", 1);
+        // Sharded, a one-room broadcast goes to the room's channel, which B subscribes to once b1
+        // has joined there: a second room sends it on the namespace's channel, ordered after the join.
+        const std::string also = GetParam() == gw::redis::cluster_mode::sharded ? "nobody" : "s";
+        co_await n.a.of("/").to("s").to(also).emit("news", 1);
         EXPECT_EQ(co_await a1.next(), j(R"({"event":"news","data":1})"));
         EXPECT_EQ(co_await b1.next(), j(R"({"event":"news","data":1})"));
         EXPECT_EQ(co_await b2.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
@@ -153,9 +161,9 @@ TEST(Cluster, RemoteJoinsLeavesAndDisconnects) {
     }());
 }
 
-TEST(Cluster, ServerSideEventsAndAcknowledgementsFromEveryNode) {
+TEST_P(Cluster, ServerSideEventsAndAcknowledgementsFromEveryNode) {
     REQUIRE_REDIS_SERVER();
-    two_nodes n;
+    two_nodes n(GetParam());
     int heard = 0;
     const std::vector<std::string> expected_replies{"from a1", "from b1"};
     n.cb->on_server_event("/", "hello", [&](const json& args) {
@@ -202,9 +210,9 @@ TEST(Cluster, ServerSideEventsAndAcknowledgementsFromEveryNode) {
     }());
 }
 
-TEST(Cluster, RedisAwayLocalDeliveryGoesOnAndTheClusterComesBack) {
+TEST_P(Cluster, RedisAwayLocalDeliveryGoesOnAndTheClusterComesBack) {
     REQUIRE_REDIS_SERVER();
-    two_nodes n;
+    two_nodes n(GetParam());
     test::run(n.io, [&]() -> awaitable<void> {
         co_await n.ready();
         auto a1 = co_await test::client::open(n.a);
@@ -234,5 +242,8 @@ TEST(Cluster, RedisAwayLocalDeliveryGoesOnAndTheClusterComesBack) {
         EXPECT_NE(gw::to_prometheus(m).find("gateway_cluster_connected 1"), std::string::npos);
     }());
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, Cluster, ::testing::Values(gw::redis::cluster_mode::classic, gw::redis::cluster_mode::sharded),
+                         [](const auto& info) { return info.param == gw::redis::cluster_mode::classic ? "classic" : "sharded"; });
 
 } // namespace

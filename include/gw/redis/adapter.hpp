@@ -12,6 +12,17 @@
 
 namespace gw::inline v0::redis {
 
+/// How the nodes talk through Redis.
+enum class cluster_mode {
+    /// @socket.io/redis-adapter's createAdapter: PUBLISH and PSUBSCRIBE, msgpack broadcasts,
+    /// requests on their own channels. Any Redis.
+    classic,
+    /// Its createShardedAdapter (Redis 7): SPUBLISH and SSUBSCRIBE, the ClusterAdapter's messages
+    /// on the namespace's channel, and a channel per room subscribed while the room has members
+    /// here (its "dynamic" subscription mode).
+    sharded,
+};
+
 /// How a gateway joins a cluster. Every field has a default.
 struct cluster_options {
     /// Where Redis is; empty: the REDIS_URL environment variable, else redis://localhost:6379
@@ -19,6 +30,8 @@ struct cluster_options {
     std::string url{};
     /// The channels' prefix: the adapter's `key` option; nodes with the same key and Redis form a cluster.
     std::string key = "socket.io";
+    /// classic, as createAdapter's default; sharded for Redis 7's sharded pub/sub.
+    cluster_mode mode = cluster_mode::classic;
     /// How long a cluster-wide request (fetch_sockets, count, ids, emit_with_ack, server-side
     /// emits with acks) waits for the other nodes before it returns what came: the adapter's
     /// requestsTimeout.
@@ -50,16 +63,30 @@ inline std::string node_uid() {
     return out;
 }
 
+/// 16 hex digits: a node's uid in the sharded adapter's format.
+inline std::string hex_uid() {
+    unsigned char raw[8];
+    RAND_bytes(raw, sizeof raw);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : raw) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
 struct space;
 
 /// The two Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
 struct cluster_link : std::enable_shared_from_this<cluster_link> {
     cluster_link(asio::io_context& io_, const url& where, const cluster_options& o)
-        : io(io_), key(o.key), timeout(o.requests_timeout), pub(io_.get_executor(), where, o.link),
+        : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout), pub(io_.get_executor(), where, o.link),
           sub(io_.get_executor(), where, [this](const message& m) { on_message(m); }, o.link) {}
 
     asio::io_context& io;   // the links' loop: every member below but the counters is used there only
     std::string key;
+    cluster_mode mode;
     std::chrono::milliseconds timeout;
     client pub;
     subscriber sub;
@@ -75,11 +102,12 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     std::atomic<bool> closed{false};   // read by metrics on any worker
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
 
-    /// PUBLISH from any thread: posted to the links' loop.
-    void publish(std::string channel, std::string payload) {
-        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload)] {
+    /// PUBLISH (SPUBLISH when sharded) from any thread: posted to the links' loop.
+    void publish(std::string channel, std::string payload, bool sharded = false) {
+        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded] {
             if (self->closed) return;
-            if (self->pub.send("PUBLISH", channel, payload)) self->published.fetch_add(1, std::memory_order_relaxed);
+            if (self->pub.send(sharded ? "SPUBLISH" : "PUBLISH", channel, payload))
+                self->published.fetch_add(1, std::memory_order_relaxed);
         };
         if (io.get_executor().running_in_this_thread()) go();
         else asio::post(io, std::move(go));
@@ -117,7 +145,12 @@ struct space : std::enable_shared_from_this<space> {
     gw::detail::namespace_state* ns = nullptr;   // lives as long as owner does
     gw::detail::local_adapter* local = nullptr;  // ns's own, wrapped
     std::shared_ptr<cluster_link> link;
-    std::string nsp, uid, request_channel, response_channel, own_response_channel;
+    std::string nsp, uid;
+    /// classic: requests, shared answers, answers to this node. sharded: the namespace's channel
+    /// (everything but answers) in request_channel, answers to this node in own_response_channel.
+    std::string request_channel, response_channel, own_response_channel;
+    bool sharded = false;
+    std::unordered_map<std::string, std::size_t> room_members;   // sharded: members here, per room (link's loop)
     std::unordered_map<std::string, std::shared_ptr<pending_request>> waiting;   // by requestId, link's loop
     std::unordered_map<std::string, std::function<json(const json&)>> server_handlers;   // serverSideEmit's
     bool gone = false;
@@ -131,6 +164,21 @@ struct space : std::enable_shared_from_this<space> {
     /// count_self: the node count includes this one (fetch and rooms ask every subscriber).
     asio::awaitable<std::vector<json>> ask(json request, bool msgpack, bool acks, std::chrono::milliseconds timeout);
     void deliver(const sio_redis::broadcast& b) const;
+
+    // The sharded mode: ClusterAdapter messages {uid, nsp, type, data}.
+    void on_cluster_message(json m);
+    asio::awaitable<void> answer_cluster(json m);
+    void on_cluster_response(const json& m);
+    /// A message of this node in the ClusterAdapter's format.
+    json cluster_message(int type, json data) const {
+        json m{{"uid", uid}, {"nsp", nsp}, {"type", type}};
+        m["data"] = std::move(data);
+        return m;
+    }
+    /// Publishes a ClusterAdapter message to the namespace's channel, or to a room's.
+    void publish_cluster(const json& m, const std::string& channel) const { link->publish(channel, sio_redis::encode_cluster(m), true); }
+    /// A room with its first member here, or its last gone: its channel subscribed or not.
+    void room_changed(const std::string& room, bool joined);
 };
 
 inline void cluster_link::on_message(const message& m) {
@@ -140,6 +188,15 @@ inline void cluster_link::on_message(const message& m) {
 
 inline void space::on_message(const message& m) {
     if (gone) return;
+    if (m.sharded) {
+        if (m.channel != request_channel && m.channel != own_response_channel &&
+            !(m.channel.starts_with(request_channel) && m.channel.size() > request_channel.size()))
+            return;
+        std::string error;
+        auto v = sio_redis::decode_message(m.payload, error);
+        if (v && v->is_object()) on_cluster_message(std::move(*v));
+        return;
+    }
     if (!m.pattern.empty()) {
         // Posted, as requests' answers start: a join published before a broadcast is applied before it.
         if (auto room = sio_redis::room_of(m.channel, link->key, nsp))
@@ -314,12 +371,147 @@ inline void space::on_response(json response) {
     p.check();
 }
 
+inline void space::on_cluster_message(json m) {
+    if (m.value("uid", std::string()) == uid || m.value("nsp", std::string()) != nsp) return;   // ours, or another namespace's
+    const int type = m.value("type", -1);
+    if (type == 8 || type == 10 || type == 11 || type == 12) {
+        on_cluster_response(m);
+        return;
+    }
+    // Started in order on the link's loop, as the classic requests are: a join published before a
+    // broadcast is applied before it.
+    auto self = shared_from_this();
+    asio::co_spawn(link->io, answer_cluster(std::move(m)), [self](std::exception_ptr e) {
+        if (!e) return;
+        if (auto g = self->owner.lock()) g->log.report("answering a cluster message")(e);
+    });
+}
+
+inline asio::awaitable<void> space::answer_cluster(json m) {
+    auto self = shared_from_this();
+    auto g = owner.lock();
+    if (!g) co_return;
+    const int type = m.value("type", -1);
+    const std::string from = m.value("uid", std::string());
+    json data = m.value("data", json::object());
+    if (!data.is_object()) co_return;
+    const json request_id = data.value("requestId", json());
+    sio_redis::selection opts;
+    sio_redis::selection::read(data.value("opts", json()), opts);
+    const std::vector<const socket*> none;
+    const selection_spec which{opts.rooms, opts.except, none, true};
+    const std::string reply_to = sio_redis::room_channel(link->key, nsp, from);
+    auto respond = [&](int reply_type, json body) {
+        body["requestId"] = request_id;
+        publish_cluster(cluster_message(reply_type, std::move(body)), reply_to);
+    };
+    auto strings = [](const json& v) {
+        std::vector<std::string> out;
+        if (v.is_array())
+            for (const auto& r : v)
+                if (r.is_string()) out.push_back(r.get<std::string>());
+        return out;
+    };
+    using t = sio_redis::cluster_type;
+    switch (static_cast<t>(type)) {
+    case t::broadcast: {
+        const json packet = data.value("packet", json());
+        if (!packet.is_object()) break;
+        const json d = packet.value("data", json());
+        if (!d.is_array() || d.empty() || !d[0].is_string()) break;
+        if (request_id.is_null()) {
+            sio_redis::broadcast b;
+            b.uid = from;
+            b.nsp = nsp;
+            b.data = d;
+            b.opts = opts;
+            deliver(b);
+            break;
+        }
+        const bool spread = d.size() != 2;
+        json args = spread ? json(json::array()) : d[1];
+        if (spread)
+            for (std::size_t i = 1; i < d.size(); ++i) args.push_back(d[i]);
+        auto wait = link->timeout;
+        if (opts.flags.is_object() && opts.flags.contains("timeout") && opts.flags["timeout"].is_number())
+            wait = std::chrono::milliseconds(opts.flags["timeout"].get<std::int64_t>());
+        auto on_reply = [self, reply_to, request_id](std::optional<json> reply) {
+            if (!reply) return;
+            json body{{"packet", std::move(*reply)}};
+            body["requestId"] = request_id;
+            self->publish_cluster(self->cluster_message(12, std::move(body)), reply_to);
+        };
+        const std::size_t n = co_await local->ask_each(which, d[0].get<std::string>(), std::move(args), spread, wait, on_reply);
+        respond(11, json{{"clientCount", n}});
+        break;
+    }
+    case t::sockets_join: co_await local->join(which, strings(data.value("rooms", json()))); break;
+    case t::sockets_leave: co_await local->leave(which, strings(data.value("rooms", json()))); break;
+    case t::disconnect_sockets: co_await local->disconnect(which, data.value("close", false)); break;
+    case t::fetch_sockets: {
+        auto found = co_await local->fetch(which);
+        json sockets = json::array();
+        for (auto& s : found)
+            sockets.push_back(json{{"id", s.id}, {"handshake", s.handshake}, {"rooms", s.rooms}, {"data", s.data}});
+        respond(8, json{{"sockets", std::move(sockets)}});
+        break;
+    }
+    case t::server_side_emit: {
+        const json packet = data.value("packet", json());
+        if (!packet.is_array() || packet.empty() || !packet[0].is_string()) break;
+        auto h = server_handlers.find(packet[0].get<std::string>());
+        if (h == server_handlers.end()) break;
+        json args = json::array();
+        for (std::size_t i = 1; i < packet.size(); ++i) args.push_back(packet[i]);
+        json result = h->second(args);
+        if (!request_id.is_null()) respond(10, json{{"packet", std::move(result)}});
+        break;
+    }
+    default: break;   // heartbeats and the adapter's close: the Redis adapters send none
+    }
+}
+
+inline void space::on_cluster_response(const json& m) {
+    const json data = m.value("data", json());
+    if (!data.is_object()) return;
+    const json id = data.value("requestId", json());
+    if (!id.is_string()) return;
+    auto it = waiting.find(id.get<std::string>());
+    if (it == waiting.end()) return;
+    auto& p = *it->second;
+    switch (m.value("type", -1)) {
+    case 8: p.answers.push_back(data); break;   // {requestId, sockets}, as the classic answer reads
+    case 10: p.answers.push_back(json{{"data", data.value("packet", json())}}); break;
+    case 11:
+        ++p.counts;
+        p.clients += data.value("clientCount", std::size_t{0});
+        break;
+    case 12: p.answers.push_back(data.value("packet", json())); break;
+    default: return;
+    }
+    p.check();
+}
+
+inline void space::room_changed(const std::string& room, bool joined) {
+    auto& n = room_members[room];
+    if (joined ? ++n != 1 : (n == 0 || --n != 0)) return;
+    if (!joined) room_members.erase(room);
+    const std::string channel = sio_redis::room_channel(link->key, nsp, room);
+    auto change = [l = link, channel, joined]() -> asio::awaitable<void> {
+        if (joined) co_await l->sub.ssubscribe(channel);
+        else co_await l->sub.sunsubscribe(channel);
+    };
+    asio::co_spawn(link->io, std::move(change), [self = shared_from_this()](std::exception_ptr e) {
+        if (auto g = self->owner.lock()) g->log.report("a room's cluster channel")(e);
+    });
+}
+
 inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack, bool acks, std::chrono::milliseconds timeout) {
     auto self = shared_from_this();
     // Every node subscribed to the request channel is counted, this one too.
     std::size_t others = 0;
     try {
-        auto r = co_await link->pub.command("PUBSUB", "NUMSUB", request_channel);
+        auto r = co_await link->pub.command("PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", request_channel);
         if (r.is_array() && r.elements.size() == 2 && r.elements[1].integer > 1)
             others = static_cast<std::size_t>(r.elements[1].integer - 1);
     } catch (const std::system_error&) {   // Redis away: this node's part only
@@ -328,12 +520,18 @@ inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack,
     if (others == 0) co_return std::vector<json>();
     const std::string id = node_uid() + node_uid() + node_uid();
     request["uid"] = uid;
-    request["requestId"] = id;
+    if (sharded) {
+        request["nsp"] = nsp;
+        request["data"]["requestId"] = id;
+    } else {
+        request["requestId"] = id;
+    }
     auto p = std::make_shared<pending_request>(link->io.get_executor());
     p->expected = others;
     p->acks = acks;
     waiting.emplace(id, p);
-    link->publish(request_channel, msgpack ? sio_redis::to_msgpack(request) : request.dump());
+    if (sharded) publish_cluster(request, request_channel);
+    else link->publish(request_channel, msgpack ? sio_redis::to_msgpack(request) : request.dump());
     p->timer.expires_after(timeout);
     co_await p->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     waiting.erase(id);
@@ -353,8 +551,14 @@ public:
 
     void add_socket(socket& s) override { local_->add_socket(s); }
     void remove_socket(socket& s) override { local_->remove_socket(s); }
-    void add(socket& s, const std::string& room) override { local_->add(s, room); }
-    void remove(socket& s, const std::string& room) override { local_->remove(s, room); }
+    void add(socket& s, const std::string& room) override {
+        local_->add(s, room);
+        if (space_->sharded) room_changed(room, true);
+    }
+    void remove(socket& s, const std::string& room) override {
+        local_->remove(s, room);
+        if (space_->sharded) room_changed(room, false);
+    }
     socket* find(std::size_t worker, std::string_view id) const override { return local_->find(worker, id); }
     std::size_t rooms() const noexcept override { return local_->rooms(); }
 
@@ -367,17 +571,29 @@ public:
             if (message->spread() && message->data().is_array())
                 for (const auto& a : message->data()) b.data.push_back(a);
             else b.data.push_back(message->data());
-            b.opts.rooms = which.rooms;
-            b.opts.except = which.except_rooms;
-            for (const socket* s : which.except_sockets) b.opts.except.push_back(s->id());
+            b.opts = selection_of(which);
             if (as_volatile) b.opts.flags["volatile"] = true;
-            space_->link->publish(b.channel(space_->link->key), b.encode());
+            const auto& key = space_->link->key;
+            if (!space_->sharded) {
+                space_->link->publish(b.channel(key), b.encode());
+            } else {
+                json packet{{"type", 2}, {"nsp", b.nsp}};
+                packet["data"] = std::move(b.data);
+                json data = json::object();
+                data["opts"] = b.opts.to_json();
+                data["packet"] = std::move(packet);
+                // One room that is not a socket's id (20 characters): the room's channel, which only
+                // the nodes with members subscribe to.
+                const bool one_room = b.opts.rooms.size() == 1 && b.opts.rooms.front().size() != 20;
+                space_->publish_cluster(space_->cluster_message(3, std::move(data)),
+                                        one_room ? sio_redis::room_channel(key, b.nsp, b.opts.rooms.front()) : space_->request_channel);
+            }
         }
         local_->broadcast(std::move(message), which, as_volatile);
     }
 
     asio::awaitable<std::vector<socket_info>> fetch(const selection_spec& which) override {
-        return fetch_all(space_, which.local ? nullptr : request_of(which, 5), local_->fetch(which));
+        return fetch_all(space_, which.local ? nullptr : request_of(which, space_->sharded ? 7 : 5), local_->fetch(which));
     }
     asio::awaitable<std::size_t> count(const selection_spec& which) override {
         return count_all(fetch(which));
@@ -389,53 +605,78 @@ public:
                                              std::chrono::milliseconds timeout) override {
         std::shared_ptr<json> request;
         if (!which.local) {
-            request = request_of(which, 7);
-            (*request)["opts"]["flags"] = json{{"timeout", timeout.count()}};
-            (*request)["packet"] = json{{"type", 2}, {"data", json::array({event, data})}, {"nsp", space_->nsp}};
+            request = request_of(which, space_->sharded ? 3 : 7);
+            json& body = space_->sharded ? (*request)["data"] : *request;
+            body["opts"]["flags"] = json{{"timeout", timeout.count()}};
+            body["packet"] = json{{"type", 2}, {"data", json::array({event, data})}, {"nsp", space_->nsp}};
         }
         return acks_all(space_, std::move(request), local_->broadcast_with_ack(std::move(event), std::move(data), which, timeout), timeout);
     }
     asio::awaitable<void> join(const selection_spec& which, std::vector<std::string> rooms) override {
         if (!which.local) {
-            auto r = request_of(which, 2);
-            (*r)["rooms"] = rooms;
+            auto r = request_of(which, space_->sharded ? 4 : 2);
+            (space_->sharded ? (*r)["data"] : *r)["rooms"] = rooms;
             publish_request(*r);
         }
         return local_->join(which, std::move(rooms));
     }
     asio::awaitable<void> leave(const selection_spec& which, std::vector<std::string> rooms) override {
         if (!which.local) {
-            auto r = request_of(which, 3);
-            (*r)["rooms"] = rooms;
+            auto r = request_of(which, space_->sharded ? 5 : 3);
+            (space_->sharded ? (*r)["data"] : *r)["rooms"] = rooms;
             publish_request(*r);
         }
         return local_->leave(which, std::move(rooms));
     }
     asio::awaitable<void> disconnect(const selection_spec& which, bool close) override {
         if (!which.local) {
-            auto r = request_of(which, 4);
-            (*r)["close"] = close;
+            auto r = request_of(which, space_->sharded ? 6 : 4);
+            (space_->sharded ? (*r)["data"] : *r)["close"] = close;
             publish_request(*r);
         }
         return local_->disconnect(which, close);
     }
     asio::awaitable<std::vector<std::string>> all_rooms(bool local) override {
+        // The sharded adapter has no such request: there, this node's rooms.
+        const bool ask = !local && !space_->sharded;
         json request{{"type", 1}};
-        return rooms_all(space_, local ? nullptr : std::make_shared<json>(std::move(request)), local_->all_rooms(true));
+        return rooms_all(space_, ask ? std::make_shared<json>(std::move(request)) : nullptr, local_->all_rooms(true));
     }
 
 private:
-    /// A request naming the selection: {uid, type, opts: {rooms, except}}.
-    std::shared_ptr<json> request_of(const selection_spec& which, int type) const {
+    static sio_redis::selection selection_of(const selection_spec& which) {
         sio_redis::selection opts;
         opts.rooms = which.rooms;
         opts.except = which.except_rooms;
         for (const socket* s : which.except_sockets) opts.except.push_back(s->id());
+        return opts;
+    }
+    /// A request naming the selection: {uid, type, opts: {rooms, except}}; sharded, the
+    /// ClusterAdapter's {uid, nsp, type, data: {opts: {rooms, except, flags}}}.
+    std::shared_ptr<json> request_of(const selection_spec& which, int type) const {
+        const auto opts = selection_of(which);
+        if (space_->sharded) {
+            json data = json::object();
+            data["opts"] = opts.to_json();
+            return std::make_shared<json>(space_->cluster_message(type, std::move(data)));
+        }
         auto r = std::make_shared<json>(json{{"uid", space_->uid}, {"type", type}});
         (*r)["opts"] = opts.to_json(false);
         return r;
     }
-    void publish_request(const json& r) const { space_->link->publish(space_->request_channel, r.dump()); }
+    void publish_request(const json& r) const {
+        if (space_->sharded) space_->publish_cluster(r, space_->request_channel);
+        else space_->link->publish(space_->request_channel, r.dump());
+    }
+    /// Sharded: a room's first member here, or its last gone (from the socket's worker).
+    void room_changed(const std::string& room, bool joined) const {
+        auto go = [sp = space_, room, joined] {
+            if (!sp->gone) sp->room_changed(room, joined);
+        };
+        auto& io = space_->link->io;
+        if (io.get_executor().running_in_this_thread()) go();
+        else asio::post(io, std::move(go));
+    }
 
     /// Runs ask() on the links' loop, from whichever thread asks.
     static asio::awaitable<std::vector<json>> ask_on_loop(std::shared_ptr<space> sp, json request, bool msgpack, bool acks,
@@ -534,19 +775,20 @@ public:
             sp->local = static_cast<gw::detail::local_adapter*>(local.get());
             sp->link = link;
             sp->nsp = ns.path;
-            sp->uid = detail::node_uid();
-            sp->request_channel = sio_redis::request_channel(link->key, ns.path);
-            sp->response_channel = sio_redis::response_channel(link->key, ns.path);
-            sp->own_response_channel = sio_redis::response_channel(link->key, ns.path, sp->uid);
+            sp->sharded = link->mode == cluster_mode::sharded;
+            if (sp->sharded) {   // the ClusterAdapter's uid: 16 hex digits
+                sp->uid = detail::hex_uid();
+                sp->request_channel = sio_redis::broadcast_channel(link->key, ns.path);
+                sp->own_response_channel = sio_redis::room_channel(link->key, ns.path, sp->uid);
+            } else {
+                sp->uid = detail::node_uid();
+                sp->request_channel = sio_redis::request_channel(link->key, ns.path);
+                sp->response_channel = sio_redis::response_channel(link->key, ns.path);
+                sp->own_response_channel = sio_redis::response_channel(link->key, ns.path, sp->uid);
+            }
             link->spaces.push_back(sp);
             // The subscriptions hold from now on; ready() awaits their confirmations.
-            auto subscribe = [link, sp]() -> asio::awaitable<void> {
-                co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
-                co_await link->sub.subscribe(sp->request_channel);
-                co_await link->sub.subscribe(sp->response_channel);
-                co_await link->sub.subscribe(sp->own_response_channel);
-            };
-            asio::co_spawn(link->io, subscribe, [owner](std::exception_ptr e) {
+            asio::co_spawn(link->io, subscribe(link, sp), [owner](std::exception_ptr e) {
                 if (auto g = owner.lock()) g->log.report("subscribing to the cluster's channels")(e);
             });
             return std::make_unique<detail::redis_adapter>(std::move(local), std::move(sp));
@@ -579,13 +821,7 @@ public:
     asio::awaitable<void> ready() {
         auto link = link_;
         const auto spaces = link->live();
-        for (std::size_t i = 0; i < spaces.size(); ++i) {
-            auto sp = spaces[i];
-            co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
-            co_await link->sub.subscribe(sp->request_channel);
-            co_await link->sub.subscribe(sp->response_channel);
-            co_await link->sub.subscribe(sp->own_response_channel);
-        }
+        for (std::size_t i = 0; i < spaces.size(); ++i) co_await subscribe(link, spaces[i]);
     }
 
     /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp: f gets the
@@ -602,7 +838,8 @@ public:
             if (sp->nsp != nsp) continue;
             json data = json::array({std::move(event)});
             for (auto& a : args) data.push_back(std::move(a));
-            link_->publish(sp->request_channel, json{{"uid", sp->uid}, {"type", 6}, {"data", std::move(data)}}.dump());
+            if (sp->sharded) sp->publish_cluster(sp->cluster_message(9, json{{"packet", std::move(data)}}), sp->request_channel);
+            else link_->publish(sp->request_channel, json{{"uid", sp->uid}, {"type", 6}, {"data", std::move(data)}}.dump());
             return;
         }
     }
@@ -615,8 +852,9 @@ public:
         if (!sp) co_return std::vector<json>();
         json data = json::array({std::move(event)});
         for (auto& a : args) data.push_back(std::move(a));
-        json request{{"type", 6}};
-        request["data"] = std::move(data);
+        json request{{"type", sp->sharded ? 9 : 6}};
+        if (sp->sharded) request["data"] = json{{"packet", std::move(data)}};
+        else request["data"] = std::move(data);
         auto go = [sp, request = std::move(request)]() mutable {
             return sp->ask(std::move(request), false, false, sp->link->timeout);
         };
@@ -629,6 +867,19 @@ public:
     cluster_stats counters() const noexcept { return stats_of(*link_); }
 
 private:
+    /// The channels of a namespace, subscribed (again: Redis confirms a repeated subscription).
+    static asio::awaitable<void> subscribe(std::shared_ptr<detail::cluster_link> link, std::shared_ptr<detail::space> sp) {
+        if (sp->sharded) {
+            co_await link->sub.ssubscribe(sp->request_channel);
+            co_await link->sub.ssubscribe(sp->own_response_channel);
+            co_return;
+        }
+        co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
+        co_await link->sub.subscribe(sp->request_channel);
+        co_await link->sub.subscribe(sp->response_channel);
+        co_await link->sub.subscribe(sp->own_response_channel);
+    }
+
     static cluster_stats stats_of(const detail::cluster_link& link) noexcept {
         cluster_stats s;
         const auto p = link.pub.counters(), q = link.sub.counters();

@@ -89,7 +89,11 @@ int main(int argc, char** argv) {
     try {
         asio::io_context io{1};
         gw::gateway app{io, {.port = static_cast<std::uint16_t>(port)}};
-        gw::redis::cluster cluster(app, gw::redis::cluster_options{});   // url: REDIS_URL
+        // url: REDIS_URL; CLUSTER_MODE=sharded: Redis 7's sharded pub/sub, as the Node peer's.
+        gw::redis::cluster_options co;
+        if (const char* mode = std::getenv("CLUSTER_MODE"); mode && std::string_view(mode) == "sharded")
+            co.mode = gw::redis::cluster_mode::sharded;
+        gw::redis::cluster cluster(app, co);
         serve(app.of("/"));
         serve(app.of("/chat"));
         std::exception_ptr failed;

@@ -1,4 +1,4 @@
-// node_cluster_peer.mjs PORT [REDIS_URL]
+// node_cluster_peer.mjs PORT [REDIS_URL]   (CLUSTER_MODE=sharded: the sharded adapter)
 //
 // A Node Socket.IO 4 server in a Redis cluster (@socket.io/redis-adapter over two node-redis 4
 // clients, createAdapter(pub, sub)): the reference node that tests/interop/cluster_server.cpp
@@ -23,7 +23,7 @@
 // line is missed); exits 0 on SIGTERM or SIGINT.
 import { createServer } from 'node:http';
 import process from 'node:process';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
 
@@ -43,7 +43,9 @@ for (const [name, client] of [['pub', pub], ['sub', sub]]) {
 await Promise.all([pub.connect(), sub.connect()]);
 
 const http = createServer();
-const io = new Server(http, { adapter: createAdapter(pub, sub) });
+// CLUSTER_MODE=sharded: createShardedAdapter (Redis 7's SPUBLISH and SSUBSCRIBE) instead.
+const sharded = process.env.CLUSTER_MODE === 'sharded';
+const io = new Server(http, { adapter: sharded ? createShardedAdapter(pub, sub) : createAdapter(pub, sub) });
 
 const isString = (v) => typeof v === 'string' && v.length > 0;
 const reply = (ack, value) => { if (typeof ack === 'function') ack(value); };

@@ -9839,6 +9839,40 @@ inline std::string hex_uid() {
     return out;
 }
 
+/// The strings of a JSON list (rooms): anything else in it is skipped.
+inline std::vector<std::string> strings_of(const json& v) {
+    std::vector<std::string> out;
+    if (v.is_array())
+        for (const auto& r : v)
+            if (r.is_string()) out.push_back(r.get<std::string>());
+    return out;
+}
+
+/// An event's arguments from [event, ...args], as a broadcast_message carries them: [event, x] is
+/// x itself; no argument or several are the list, spread.
+inline json arguments_of(const json& packet_data, bool& spread) {
+    spread = packet_data.size() != 2;
+    if (!spread) return packet_data[1];
+    json args = json::array();
+    for (std::size_t i = 1; i < packet_data.size(); ++i) args.push_back(packet_data[i]);
+    return args;
+}
+
+/// Sockets as the adapters answer a fetch: [{id, handshake, rooms, data}].
+inline json sockets_json(const std::vector<socket_info>& found) {
+    json sockets = json::array();
+    for (const auto& s : found)
+        sockets.push_back(json{{"id", s.id}, {"handshake", s.handshake}, {"rooms", s.rooms}, {"data", s.data}});
+    return sockets;
+}
+
+/// How long a broadcast's recipients may take to acknowledge: its flags.timeout, else the default.
+inline std::chrono::milliseconds ack_timeout(const sio_redis::selection& opts, std::chrono::milliseconds fallback) {
+    if (opts.flags.is_object() && opts.flags.contains("timeout") && opts.flags["timeout"].is_number())
+        return std::chrono::milliseconds(opts.flags["timeout"].get<std::int64_t>());
+    return fallback;
+}
+
 struct space;
 
 /// The two Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
@@ -9980,12 +10014,9 @@ inline void space::deliver(const sio_redis::broadcast& b) const {
     auto g = owner.lock();
     if (!g) return;
     // [event] sends no argument, [event, x] one: x itself; more: the list, spread.
-    const json& d = b.data;
-    std::string name = d[0].get<std::string>();
-    const bool spread = d.size() != 2;
-    json args = spread ? json(json::array()) : d[1];
-    if (spread)
-        for (std::size_t i = 1; i < d.size(); ++i) args.push_back(d[i]);
+    bool spread = false;
+    json args = arguments_of(b.data, spread);
+    std::string name = b.data[0].get<std::string>();
     auto message = std::make_shared<const broadcast_message>(std::move(name), std::move(args), g->wire.get(), ns->sio_wire.get(),
                                                              nullptr, spread);
     const std::vector<const socket*> none;
@@ -10023,18 +10054,11 @@ inline asio::awaitable<void> space::answer_request(json request) {
         answer["requestId"] = request_id;
         link->publish(response_channel, msgpack ? sio_redis::to_msgpack(answer) : answer.dump());
     };
-    auto rooms_of = [&](const json& v) {
-        std::vector<std::string> out;
-        if (v.is_array())
-            for (const auto& r : v)
-                if (r.is_string()) out.push_back(r.get<std::string>());
-        return out;
-    };
     using t = sio_redis::request_type;
     switch (static_cast<t>(type)) {
     case t::sockets: {   // legacy: ids in rooms
         sio_redis::selection legacy;
-        legacy.rooms = rooms_of(request.value("rooms", json()));
+        legacy.rooms = strings_of(request.value("rooms", json()));
         const selection_spec in_rooms{legacy.rooms, legacy.except, none, true};
         auto ids = co_await local->ids(in_rooms);
         respond(json{{"sockets", ids}}, false);
@@ -10057,7 +10081,7 @@ inline asio::awaitable<void> space::answer_request(json request) {
             respond(json::object(), false);
             break;
         }
-        auto rooms = rooms_of(request.value("rooms", json()));
+        auto rooms = strings_of(request.value("rooms", json()));
         if (type == 2) co_await local->join(which, std::move(rooms));
         else co_await local->leave(which, std::move(rooms));
         break;
@@ -10065,10 +10089,7 @@ inline asio::awaitable<void> space::answer_request(json request) {
     case t::remote_disconnect: co_await local->disconnect(which, request.value("close", false)); break;
     case t::remote_fetch: {
         auto found = co_await local->fetch(which);
-        json sockets = json::array();
-        for (auto& s : found)
-            sockets.push_back(json{{"id", s.id}, {"handshake", s.handshake}, {"rooms", s.rooms}, {"data", s.data}});
-        respond(json{{"sockets", std::move(sockets)}}, false);
+        respond(json{{"sockets", sockets_json(found)}}, false);
         break;
     }
     case t::server_side_emit: {
@@ -10091,13 +10112,9 @@ inline asio::awaitable<void> space::answer_request(json request) {
         if (!packet.is_object() || !packet.contains("data")) break;
         const json& d = packet["data"];
         if (!d.is_array() || d.empty() || !d[0].is_string()) break;
-        const bool spread = d.size() != 2;
-        json args = spread ? json(json::array()) : d[1];
-        if (spread)
-            for (std::size_t i = 1; i < d.size(); ++i) args.push_back(d[i]);
-        auto wait = link->timeout;
-        if (opts.flags.is_object() && opts.flags.contains("timeout") && opts.flags["timeout"].is_number())
-            wait = std::chrono::milliseconds(opts.flags["timeout"].get<std::int64_t>());
+        bool spread = false;
+        json args = arguments_of(d, spread);
+        const auto wait = ack_timeout(opts, link->timeout);
         auto l = link;
         const std::string channel = response_channel;
         auto on_reply = [l, channel, request_id](std::optional<json> reply) {
@@ -10168,13 +10185,6 @@ inline asio::awaitable<void> space::answer_cluster(json m) {
         body["requestId"] = request_id;
         publish_cluster(cluster_message(reply_type, std::move(body)), reply_to);
     };
-    auto strings = [](const json& v) {
-        std::vector<std::string> out;
-        if (v.is_array())
-            for (const auto& r : v)
-                if (r.is_string()) out.push_back(r.get<std::string>());
-        return out;
-    };
     using t = sio_redis::cluster_type;
     switch (static_cast<t>(type)) {
     case t::broadcast: {
@@ -10191,13 +10201,9 @@ inline asio::awaitable<void> space::answer_cluster(json m) {
             deliver(b);
             break;
         }
-        const bool spread = d.size() != 2;
-        json args = spread ? json(json::array()) : d[1];
-        if (spread)
-            for (std::size_t i = 1; i < d.size(); ++i) args.push_back(d[i]);
-        auto wait = link->timeout;
-        if (opts.flags.is_object() && opts.flags.contains("timeout") && opts.flags["timeout"].is_number())
-            wait = std::chrono::milliseconds(opts.flags["timeout"].get<std::int64_t>());
+        bool spread = false;
+        json args = arguments_of(d, spread);
+        const auto wait = ack_timeout(opts, link->timeout);
         auto on_reply = [self, reply_to, request_id](std::optional<json> reply) {
             if (!reply) return;
             json body{{"packet", std::move(*reply)}};
@@ -10208,15 +10214,12 @@ inline asio::awaitable<void> space::answer_cluster(json m) {
         respond(11, json{{"clientCount", n}});
         break;
     }
-    case t::sockets_join: co_await local->join(which, strings(data.value("rooms", json()))); break;
-    case t::sockets_leave: co_await local->leave(which, strings(data.value("rooms", json()))); break;
+    case t::sockets_join: co_await local->join(which, strings_of(data.value("rooms", json()))); break;
+    case t::sockets_leave: co_await local->leave(which, strings_of(data.value("rooms", json()))); break;
     case t::disconnect_sockets: co_await local->disconnect(which, data.value("close", false)); break;
     case t::fetch_sockets: {
         auto found = co_await local->fetch(which);
-        json sockets = json::array();
-        for (auto& s : found)
-            sockets.push_back(json{{"id", s.id}, {"handshake", s.handshake}, {"rooms", s.rooms}, {"data", s.data}});
-        respond(8, json{{"sockets", std::move(sockets)}});
+        respond(8, json{{"sockets", sockets_json(found)}});
         break;
     }
     case t::server_side_emit: {

@@ -2,11 +2,16 @@
 // in, the handler returns the data, envelope out), join and broadcast, for NestJS WsAdapter clients
 // and Socket.IO clients (at /socket.io/, namespace "/") on the same port.
 // Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM exits 0.
+// With REDIS_URL set (redis://host:port), and built with the Redis parts (GATEWAY_REDIS), it joins
+// that Redis' cluster (gw::redis::cluster, wire-compatible with @socket.io/redis-adapter), so a
+// broadcast to room "bench" reaches its members on every instance (bench/cluster.sh); it prints
+// "listening" only once Redis has confirmed the cluster's subscriptions.
 #include "gateway.hpp"
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 int main(int argc, char** argv) {
     if (argc < 2 || argc > 3) {
@@ -30,8 +35,35 @@ int main(int argc, char** argv) {
         return gw::response{"join", std::move(room)};
     });
     ns.on("broadcast", [ns](gw::socket&, gw::json data) -> asio::awaitable<void> { co_await ns.to("bench").emit("broadcast", data); });
-    std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));
-    std::fflush(stdout);
+    auto say_listening = [&] {
+        std::printf("listening on port %u\n", static_cast<unsigned>(app.port()));
+        std::fflush(stdout);
+    };
+#if defined(GATEWAY_REDIS)
+    // Made after the gateway, so destroyed before it.
+    std::unique_ptr<gw::redis::cluster> cluster;
+    if (const char* url = std::getenv("REDIS_URL"); url && *url) {
+        cluster = std::make_unique<gw::redis::cluster>(app, gw::redis::cluster_options{.url = url});
+        std::printf("cluster: %s\n", url);
+        // A benchmark that starts broadcasting as soon as it reads "listening" must not lose the
+        // first broadcasts to subscriptions still on their way.
+        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+            co_await cluster->ready();
+            say_listening();
+        }, [](std::exception_ptr e) {
+            if (e) {
+                std::fprintf(stderr, "cluster: not ready\n");
+                std::exit(1);
+            }
+        });
+    } else {
+        say_listening();
+    }
+#else
+    if (const char* url = std::getenv("REDIS_URL"); url && *url)
+        std::fprintf(stderr, "REDIS_URL ignored: built without the Redis parts (hiredis)\n");
+    say_listening();
+#endif
     asio::signal_set signals{io, SIGINT, SIGTERM};
     // A graceful exit: every connection gets 1001 after what was queued for it (at most 10 s).
     signals.async_wait([&](std::error_code, int) {

@@ -145,6 +145,9 @@ if [ "${1:-}" = "--table" ]; then
 fi
 
 # ================================================================ knobs
+# gateway_echo and the socketio peer join a Redis cluster when REDIS_URL is set (bench/cluster.sh
+# measures that): the matrix measures single servers.
+unset REDIS_URL
 BUILD=${1:-${BUILD:-build-bench}}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 

@@ -3,6 +3,9 @@
 //   node bench/peers/socketio_server.mjs PORT   (PORT 0 picks a free port)
 // WebSocket transport only, path /socket.io/; events echo (acknowledged when asked), join,
 // broadcast. Prints "listening on port N" once listening; exits 0 on SIGINT/SIGTERM.
+// With REDIS_URL set (redis://host:port) it joins that Redis' cluster with
+// @socket.io/redis-adapter on two node-redis clients (createAdapter(pub, sub)), as its README
+// shows, so a broadcast to room "bench" reaches its members on every instance (bench/cluster.sh).
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
@@ -40,6 +43,26 @@ io.on('connection', (socket) => {
   socket.on('broadcast', (x) => io.to('bench').emit('broadcast', x));
 });
 
+// The adapter before listening: a client must not join a room of the in-memory adapter.
+const redisClients = [];
+if (process.env.REDIS_URL) {
+  const { createClient } = await import('redis');
+  const { createAdapter } = await import('@socket.io/redis-adapter');
+  const pub = createClient({ url: process.env.REDIS_URL });
+  const sub = pub.duplicate();
+  for (const c of [pub, sub]) c.on('error', (err) => console.error(`redis: ${err.message}`));
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub));
+  redisClients.push(pub, sub);
+  // The adapter subscribes as it is made, without a promise to await. Redis answers a
+  // connection's commands in order, so once a subscription sent after them is confirmed, theirs
+  // are too: broadcasts sent after "listening" reach this node.
+  const marker = `bench-ready#${process.pid}`;
+  await sub.subscribe(marker, () => {});
+  await sub.unsubscribe(marker);
+  console.log(`cluster: ${process.env.REDIS_URL}`);
+}
+
 httpServer.on('error', (err) => {
   console.error(`server error: ${err.message}`);
   process.exit(1);
@@ -56,6 +79,8 @@ function stop() {
   // io.close() disconnects every socket and then waits for the HTTP server to drain; a client
   // holding a half-closed TCP connection could make that wait unbounded, hence the deadline.
   setTimeout(() => process.exit(0), 1000).unref();
-  io.close(() => process.exit(0));
+  io.close(() => {
+    Promise.allSettled(redisClients.map((c) => c.disconnect())).then(() => process.exit(0));
+  });
 }
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, stop);

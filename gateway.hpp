@@ -9897,6 +9897,8 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
         return out;
     }
     std::atomic<bool> closed{false};   // read by metrics on any worker
+    /// serverSideEmit's handlers by (namespace, event): set before the loops run, read on the link's loop.
+    std::map<std::pair<std::string, std::string>, std::function<json(const json&)>> server_handlers;
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
 
     /// PUBLISH (SPUBLISH when sharded) from any thread: posted to the links' loop.
@@ -9949,7 +9951,6 @@ struct space : std::enable_shared_from_this<space> {
     bool sharded = false;
     std::unordered_map<std::string, std::size_t> room_members;   // sharded: members here, per room (link's loop)
     std::unordered_map<std::string, std::shared_ptr<pending_request>> waiting;   // by requestId, link's loop
-    std::unordered_map<std::string, std::function<json(const json&)>> server_handlers;   // serverSideEmit's
     bool gone = false;
 
     void on_message(const message& m);
@@ -10095,8 +10096,8 @@ inline asio::awaitable<void> space::answer_request(json request) {
     case t::server_side_emit: {
         const json data = request.value("data", json::array());
         if (!data.is_array() || data.empty() || !data[0].is_string()) break;
-        auto h = server_handlers.find(data[0].get<std::string>());
-        if (h == server_handlers.end()) break;   // no listener: no answer, as a Node server gives none
+        auto h = link->server_handlers.find({nsp, data[0].get<std::string>()});
+        if (h == link->server_handlers.end()) break;   // no listener: no answer, as a Node server gives none
         json args = json::array();
         for (std::size_t i = 1; i < data.size(); ++i) args.push_back(data[i]);
         json result = h->second(args);
@@ -10225,8 +10226,8 @@ inline asio::awaitable<void> space::answer_cluster(json m) {
     case t::server_side_emit: {
         const json packet = data.value("packet", json());
         if (!packet.is_array() || packet.empty() || !packet[0].is_string()) break;
-        auto h = server_handlers.find(packet[0].get<std::string>());
-        if (h == server_handlers.end()) break;
+        auto h = link->server_handlers.find({nsp, packet[0].get<std::string>()});
+        if (h == link->server_handlers.end()) break;
         json args = json::array();
         for (std::size_t i = 1; i < packet.size(); ++i) args.push_back(packet[i]);
         json result = h->second(args);
@@ -10590,12 +10591,12 @@ public:
         for (std::size_t i = 0; i < spaces.size(); ++i) co_await subscribe(link, spaces[i]);
     }
 
-    /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp: f gets the
-    /// arguments as a list and returns the acknowledgement (null when none is wanted). Runs on the
-    /// gateway's first loop. Set before the loops run.
+    /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp (declared before
+    /// or after): f gets the arguments as a list and returns the acknowledgement (ignored when none
+    /// is wanted). Runs on the gateway's first loop. Set before the loops run.
     cluster& on_server_event(std::string nsp, std::string event, std::function<json(const json& args)> f) {
-        for (auto& sp : link_->live())
-            if (sp->nsp == nsp) sp->server_handlers[std::move(event)] = std::move(f);
+        if (nsp.empty() || nsp.front() != '/') nsp.insert(nsp.begin(), '/');
+        link_->server_handlers[{std::move(nsp), std::move(event)}] = std::move(f);
         return *this;
     }
     /// Sends an event to the other nodes (Socket.IO's serverSideEmit), no acknowledgement.

@@ -28,7 +28,22 @@ std::string text_field(const json& m, const char* name) {
     return m.is_object() && m.contains(name) && m[name].is_string() ? m[name].get<std::string>() : std::string();
 }
 
-void serve(gw::namespace_ref ns) {
+void serve(gw::namespace_ref ns, gw::redis::cluster& cluster) {
+    // serverSideEmit, as the Node peer does it: sent on request, printed when another node sends it.
+    ns.on("server-emit", [ns, &cluster](gw::socket&, json payload) {
+        json args = json::array();
+        args.push_back(std::move(payload));
+        cluster.server_side_emit(ns.path(), "ping-servers", std::move(args));
+        return true;
+    });
+    cluster.on_server_event(ns.path(), "ping-servers", [nsp = ns.path()](const json& args) {
+        // In the Node peer's key order (a json object would sort them).
+        const std::string line = R"({"serverSideEvent":"ping-servers","nsp":)" + json(nsp).dump() +
+                                 R"(,"payload":)" + (args.empty() ? json() : args[0]).dump() + "}";
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+        return json();
+    });
     ns.on_connect([](gw::socket& s) {
         std::string room = text_field(s.auth(), "room");
         if (room.empty()) room = s.handshake().query_param("room").value_or("");
@@ -94,8 +109,8 @@ int main(int argc, char** argv) {
         if (const char* mode = std::getenv("CLUSTER_MODE"); mode && std::string_view(mode) == "sharded")
             co.mode = gw::redis::cluster_mode::sharded;
         gw::redis::cluster cluster(app, co);
-        serve(app.of("/"));
-        serve(app.of("/chat"));
+        serve(app.of("/"), cluster);
+        serve(app.of("/chat"), cluster);
         std::exception_ptr failed;
         // Listening is announced once subscribed, so that nothing published after the line is missed.
         asio::co_spawn(

@@ -335,14 +335,18 @@ for (const asker of ['a1', 'b1', 'ca']) {
   });
 }
 
-scenario('serverSideEmit reaches the other node (checked by the driver in its stdout)', async () => {
-  if (A.kind !== 'node' || B.kind !== 'node') return skip('needs two node peers (our node has no server-side events)');
+scenario('serverSideEmit reaches the other node, both ways (checked by the driver in their stdout)', async () => {
   const token = `token-${process.pid}-${Date.now()}`;
   if ((await c.a1.request('server-emit', { token })) !== true) throw new Error('server-emit not acked true');
   // A fetchSockets goes on the same request channel after it: once answered, B has printed the event.
-  const n = await c.a1.request('count');
+  let n = await c.a1.request('count');
   if (n !== members['/'].length) throw new Error(`count gave ${show(n)}`);
   process.stdout.write(`server-event-token ${token}\n`);
+  const back = `back-${token}`;
+  if ((await c.b1.request('server-emit', { token: back })) !== true) throw new Error('server-emit on B not acked true');
+  n = await c.b1.request('count');
+  if (n !== members['/'].length) throw new Error(`count on B gave ${show(n)}`);
+  process.stdout.write(`server-event-token-back ${back}\n`);
 });
 
 scenario('nothing left over: every client\'s inbox is empty after a last fence', async () => {

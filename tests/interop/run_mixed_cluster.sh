@@ -118,5 +118,15 @@ if [ -n "$token" ]; then
         fail "serverSideEmit: node B did not print the event with $token"
     fi
 fi
+back=$(sed -n 's/^server-event-token-back //p' "$tmp/client.out")
+if [ -n "$back" ]; then
+    if grep -q "\"serverSideEvent\":\"ping-servers\".*\"$back\"" "$tmp/a.out"; then
+        echo "PASS serverSideEmit: node A printed the event node B sent, with $back"
+    else
+        fail "serverSideEmit: node A did not print the event with $back"
+    fi
+else
+    fail "serverSideEmit: the client did not send the second event"
+fi
 
 finish "$label" "${names[@]}"

@@ -117,9 +117,9 @@ public:
         return status_;
     }
 
-    /// SIGTERM, then wait().
-    int terminate() {
-        if (pid_ > 0) ::kill(pid_, SIGTERM);
+    /// SIGTERM (or sig: SIGKILL for a crash), then wait().
+    int terminate(int sig = SIGTERM) {
+        if (pid_ > 0) ::kill(pid_, sig);
         return wait();
     }
 

@@ -233,7 +233,7 @@ inline void space::on_message(const message& m) {
         return;
     }
     if (!m.pattern.empty()) {
-        // Posted, as requests' answers start: a join published before a broadcast is applied before it.
+        // Posted, as requests are (below): both kinds run in the order Redis delivered them.
         if (auto room = sio_redis::room_of(m.channel, link->key, nsp))
             asio::post(link->io, [self = shared_from_this(), room = std::string(*room), payload = m.payload] {
                 if (!self->gone) self->on_broadcast(room, payload);
@@ -244,8 +244,15 @@ inline void space::on_message(const message& m) {
     std::string error;
     auto v = sio_redis::decode_message(m.payload, error);
     if (!v || !v->is_object()) return;   // not a message of the adapter's: ignored, as the adapter does
-    if (m.channel == request_channel) on_request(std::move(*v));
-    else on_response(std::move(*v));
+    if (m.channel == request_channel) {
+        // Posted behind the broadcasts that came before it: co_spawn alone may start the answer at
+        // once (Asio 1.22 dispatches), and a leave or disconnect would overtake an earlier event.
+        asio::post(link->io, [self = shared_from_this(), request = std::move(*v)]() mutable {
+            if (!self->gone) self->on_request(std::move(request));
+        });
+    } else {
+        on_response(std::move(*v));
+    }
 }
 
 inline void space::deliver(const sio_redis::broadcast& b) const {

@@ -9950,12 +9950,22 @@ struct space : std::enable_shared_from_this<space> {
     std::string request_channel, response_channel, own_response_channel;
     bool sharded = false;
     std::unordered_map<std::string, std::size_t> room_members;   // sharded: members here, per room (link's loop)
+    /// What the cluster sent, handled one after the other on the link's loop: a join, a leave or a
+    /// disconnect is applied on every worker before the next broadcast is delivered on any.
+    struct inbound {
+        enum class kind : std::uint8_t { broadcast, request, cluster } what;
+        std::string payload;   // a broadcast's bytes
+        json message;          // a request, or a sharded message
+    };
+    std::deque<inbound> inbox;
+    bool draining = false;
+    void enqueue(inbound in);
+    asio::awaitable<void> drain();
     std::unordered_map<std::string, std::shared_ptr<pending_request>> waiting;   // by requestId, link's loop
     bool gone = false;
 
     void on_message(const message& m);
-    void on_broadcast(std::string_view room, const std::string& payload);
-    void on_request(json request);
+    void on_broadcast(const std::string& payload);
     void on_response(json response);
     asio::awaitable<void> answer_request(json request);
     /// Publishes request (a requestId is added) and collects the answers of the other nodes;
@@ -9996,26 +10006,49 @@ inline void space::on_message(const message& m) {
         return;
     }
     if (!m.pattern.empty()) {
-        // Posted, as requests are (below): both kinds run in the order Redis delivered them.
-        if (auto room = sio_redis::room_of(m.channel, link->key, nsp))
-            asio::post(link->io, [self = shared_from_this(), room = std::string(*room), payload = m.payload] {
-                if (!self->gone) self->on_broadcast(room, payload);
-            });
+        if (sio_redis::room_of(m.channel, link->key, nsp)) enqueue({inbound::kind::broadcast, m.payload, json()});
         return;
     }
     if (m.channel != request_channel && m.channel != response_channel && m.channel != own_response_channel) return;
     std::string error;
     auto v = sio_redis::decode_message(m.payload, error);
     if (!v || !v->is_object()) return;   // not a message of the adapter's: ignored, as the adapter does
-    if (m.channel == request_channel) {
-        // Posted behind the broadcasts that came before it: co_spawn alone may start the answer at
-        // once (Asio 1.22 dispatches), and a leave or disconnect would overtake an earlier event.
-        asio::post(link->io, [self = shared_from_this(), request = std::move(*v)]() mutable {
-            if (!self->gone) self->on_request(std::move(request));
-        });
-    } else {
-        on_response(std::move(*v));
+    // Requests wait their turn behind the broadcasts Redis delivered before them; answers to this
+    // node's own requests are taken at once.
+    if (m.channel == request_channel) enqueue({inbound::kind::request, std::string(), std::move(*v)});
+    else on_response(std::move(*v));
+}
+
+inline void space::enqueue(inbound in) {
+    inbox.push_back(std::move(in));
+    if (draining) return;
+    draining = true;
+    auto self = shared_from_this();
+    asio::co_spawn(link->io, drain(), [self](std::exception_ptr e) {
+        if (!e) return;   // drain() let go of the queue itself
+        self->draining = false;
+        if (auto g = self->owner.lock()) g->log.report("handling a cluster message")(e);
+    });
+}
+
+inline asio::awaitable<void> space::drain() {
+    auto self = shared_from_this();
+    while (!inbox.empty() && !gone) {
+        inbound in = std::move(inbox.front());
+        inbox.pop_front();
+        try {
+            switch (in.what) {
+            case inbound::kind::broadcast: on_broadcast(in.payload); break;
+            case inbound::kind::request:
+                if (in.message.value("uid", std::string()) != uid) co_await answer_request(std::move(in.message));
+                break;   // this node's own: applied locally already
+            case inbound::kind::cluster: co_await answer_cluster(std::move(in.message)); break;
+            }
+        } catch (const std::exception& e) {   // one bad message does not stop the ones behind it
+            if (auto g = owner.lock()) g->log.say(log_level::error, std::string("a cluster message: ") + e.what());
+        }
     }
+    draining = false;
 }
 
 inline void space::deliver(const sio_redis::broadcast& b) const {
@@ -10031,21 +10064,11 @@ inline void space::deliver(const sio_redis::broadcast& b) const {
     local->broadcast(std::move(message), selection_spec{b.opts.rooms, b.opts.except, none, true}, b.opts.is_volatile());
 }
 
-inline void space::on_broadcast(std::string_view room, const std::string& payload) {
+inline void space::on_broadcast(const std::string& payload) {
     std::string error;
     auto b = sio_redis::broadcast::decode(payload, error);
     if (!b || b->uid == uid || b->nsp != nsp) return;
-    (void)room;   // the rooms are in opts; the channel only lets Redis route it
     deliver(*b);
-}
-
-inline void space::on_request(json request) {
-    if (request.value("uid", std::string()) == uid) return;   // ours: applied locally already
-    auto self = shared_from_this();
-    asio::co_spawn(link->io, answer_request(std::move(request)), [self](std::exception_ptr e) {
-        if (!e) return;
-        if (auto g = self->owner.lock()) g->log.report("answering a cluster request")(e);
-    });
 }
 
 inline asio::awaitable<void> space::answer_request(json request) {
@@ -10166,13 +10189,7 @@ inline void space::on_cluster_message(json m) {
         on_cluster_response(m);
         return;
     }
-    // Started in order on the link's loop, as the classic requests are: a join published before a
-    // broadcast is applied before it.
-    auto self = shared_from_this();
-    asio::co_spawn(link->io, answer_cluster(std::move(m)), [self](std::exception_ptr e) {
-        if (!e) return;
-        if (auto g = self->owner.lock()) g->log.report("answering a cluster message")(e);
-    });
+    enqueue({inbound::kind::cluster, std::string(), std::move(m)});
 }
 
 inline asio::awaitable<void> space::answer_cluster(json m) {

@@ -19,14 +19,23 @@ using asio::awaitable;
 using gw::json;
 using test::j;
 
+gw::options with_workers(std::size_t n) {
+    auto o = test::local();
+    o.workers = n;
+    return o;
+}
+
 /// Two gateways on one loop, in one cluster, with the same handlers.
 struct two_nodes {
     test::redis::server redis;
     asio::io_context io;
-    gw::gateway a{io, test::local()}, b{io, test::local()};
+    gw::gateway a{io, test::local()};
+    gw::gateway b;
     std::unique_ptr<gw::redis::cluster> ca, cb;
 
-    explicit two_nodes(gw::redis::cluster_mode mode = gw::redis::cluster_mode::classic) {
+    /// b_workers: node B's event loops (its clients spread over them).
+    explicit two_nodes(gw::redis::cluster_mode mode = gw::redis::cluster_mode::classic, std::size_t b_workers = 1)
+        : b(io, with_workers(b_workers)) {
         for (auto* app : {&a, &b}) {
             app->of("/").on("join", [](gw::socket& s, std::string room) {
                 s.join(room);
@@ -158,6 +167,30 @@ TEST_P(Cluster, RemoteJoinsLeavesAndDisconnects) {
         EXPECT_EQ(co_await b1.next(), json(nullptr));   // its connection ended
         EXPECT_EQ(co_await a1.next(), json(nullptr));
         EXPECT_EQ(co_await b2.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
+    }());
+}
+
+TEST_P(Cluster, AJoinFromAnotherNodeIsAppliedOnEveryWorkerBeforeTheNextBroadcast) {
+    REQUIRE_REDIS_SERVER();
+    two_nodes n(GetParam(), 3);   // B's clients land on three event loops in turn
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        std::vector<test::client> bs;
+        for (int i = 0; i < 6; ++i) {
+            bs.push_back(co_await test::client::open(n.b));
+            co_await bs.back().ask("join", "r");
+        }
+        std::vector<std::string> s{"s"};
+        for (int round = 0; round < 20; ++round) {
+            co_await n.a.to("r").sockets_join(s);
+            co_await n.a.of("/").to("s").to("nobody").emit("news", round);
+            co_await n.a.to("s").sockets_leave(s);
+            for (auto& c : bs) {
+                auto got = co_await c.next();
+                EXPECT_EQ(got["data"], round) << got.dump();
+            }
+        }
+        for (auto& c : bs) EXPECT_EQ(co_await c.ask("ping"), j(R"({"event":"ping","data":"pong"})"));
     }());
 }
 

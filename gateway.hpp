@@ -5533,6 +5533,133 @@ inline std::string encode_cluster(const json& message) {
     return has_binary(message) ? to_msgpack(message) : message.dump();
 }
 
+// ==== The streams adapter (@socket.io/redis-streams-adapter 0.3.x) ====
+
+/// A ClusterAdapter message as a stream entry's fields, in the streams adapter's order: uid, nsp,
+/// type (decimal text), and data when there is some: JSON text, or base64 of msgpack when it holds
+/// binary.
+inline std::vector<std::string> stream_fields(const json& message) {
+    std::vector<std::string> f;
+    f.push_back("uid");
+    f.push_back(message.value("uid", std::string()));
+    f.push_back("nsp");
+    f.push_back(message.value("nsp", std::string("/")));
+    f.push_back("type");
+    f.push_back(std::to_string(message.value("type", 0)));
+    if (auto d = message.find("data"); d != message.end() && !d->is_null()) {
+        f.push_back("data");
+        if (has_binary(*d)) {
+            const std::string packed = to_msgpack(*d);
+            f.push_back(gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()}));
+        } else {
+            f.push_back(d->dump());
+        }
+    }
+    return f;
+}
+
+/// A stream entry's fields (name, value, name, value...) back to the message {uid, nsp, type,
+/// data}; nullopt, with error set, when they are not the adapter's (no nsp, a type that is not a
+/// number, data that is neither JSON nor base64 msgpack).
+inline std::optional<json> from_stream_fields(const std::vector<std::string>& fields, std::string& error) {
+    json m = json::object();
+    std::string_view data;
+    bool has_data = false, has_nsp = false, has_type = false;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        const std::string& name = fields[i];
+        const std::string& value = fields[i + 1];
+        if (name == "uid") m["uid"] = value;
+        else if (name == "nsp") {
+            m["nsp"] = value;
+            has_nsp = true;
+        } else if (name == "type") {
+            int t = 0;
+            const auto r = std::from_chars(value.data(), value.data() + value.size(), t);
+            if (r.ec != std::errc{} || r.ptr != value.data() + value.size()) {
+                error = "type is not a number";
+                return std::nullopt;
+            }
+            m["type"] = t;
+            has_type = true;
+        } else if (name == "data") {
+            data = value;
+            has_data = true;
+        }
+    }
+    if (!has_nsp || !has_type) {
+        error = "no nsp or type";
+        return std::nullopt;
+    }
+    if (has_data) {
+        if (!data.empty() && data.front() == '{') {
+            json v = json::parse(data, nullptr, false);
+            if (v.is_discarded()) {
+                error = "malformed JSON";
+                return std::nullopt;
+            }
+            m["data"] = std::move(v);
+        } else {
+            std::string packed;
+            if (!gw::detail::eio::base64_decode(data, packed)) {
+                error = "data is neither JSON nor base64";
+                return std::nullopt;
+            }
+            auto v = from_msgpack(packed, error);
+            if (!v) return std::nullopt;
+            m["data"] = std::move(*v);
+        }
+    }
+    return m;
+}
+
+/// True when text is a stream entry id ("1700000000000-0"): the only offsets the streams adapter
+/// restores from.
+inline bool is_stream_id(std::string_view text) {
+    const auto dash = text.find('-');
+    if (dash == 0 || dash == std::string_view::npos || dash + 1 == text.size()) return false;
+    for (std::size_t i = 0; i < text.size(); ++i)
+        if (i != dash && (text[i] < '0' || text[i] > '9')) return false;
+    return true;
+}
+
+/// A session kept for connection-state recovery as the streams adapter keeps it under
+/// `sio:session:<pid>`: base64 of msgpack {sid, pid, rooms (its id-room among them), data}. nsp is
+/// ours (the adapter ignores members it does not know).
+struct stored_session {
+    std::string sid, pid, nsp;
+    std::vector<std::string> rooms;   ///< without the id-room
+    json data;
+
+    std::string encode() const {
+        json v = json::object();
+        v["sid"] = sid;
+        v["pid"] = pid;
+        json r = json::array({sid});
+        for (const auto& room : rooms) r.push_back(room);
+        v["rooms"] = std::move(r);
+        v["data"] = data;
+        v["nsp"] = nsp;
+        const std::string packed = to_msgpack(v);
+        return gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()});
+    }
+    /// nullopt when text is not such a session (no sid).
+    static std::optional<stored_session> decode(std::string_view text) {
+        std::string packed, error;
+        if (!gw::detail::eio::base64_decode(text, packed)) return std::nullopt;
+        auto v = from_msgpack(packed, error);
+        if (!v || !v->is_object() || !v->contains("sid") || !(*v)["sid"].is_string()) return std::nullopt;
+        stored_session s;
+        s.sid = (*v)["sid"].get<std::string>();
+        s.pid = v->value("pid", std::string());
+        s.nsp = v->value("nsp", std::string());
+        if (auto r = v->find("rooms"); r != v->end() && r->is_array())
+            for (const auto& room : *r)
+                if (room.is_string() && room.get<std::string>() != s.sid) s.rooms.push_back(room.get<std::string>());
+        s.data = v->value("data", json());
+        return s;
+    }
+};
+
 } // namespace gw::v0::sio_redis
 #endif
 
@@ -5555,12 +5682,12 @@ struct session_record {
     std::string nsp;                   ///< its namespace
     std::vector<std::string> rooms;    ///< the rooms it was in, its id-room aside
     json data;                         ///< what it carried (socket.data() when that holds JSON)
-    std::uint64_t offset = 0;          ///< the offset of the last broadcast it was sent
+    std::string offset{};              ///< the offset of the last broadcast it was sent, as the client gave it
 };
 
 /// A broadcast as recovery keeps it: what was sent, and to whom.
 struct kept_broadcast {
-    std::uint64_t offset = 0;
+    std::string offset{};   ///< opaque to clients: a counter here, a stream entry id in Redis
     std::vector<std::string> rooms, except_rooms;   ///< as the emit named them (none: everyone)
     std::shared_ptr<const prepared> message;
 };
@@ -5576,10 +5703,11 @@ public:
     /// Keeps a broadcast of namespace nsp (b's rooms and except rooms) for as long as a session
     /// could miss it: assigns its offset (increasing within the namespace), has encode make the
     /// message as sent with that offset in it, keeps that message and returns it. Synchronous, since
-    /// a broadcast is queued before its emit returns: a store kept elsewhere assigns offsets here and
-    /// writes behind.
+    /// a broadcast is queued before its emit returns. A store whose broadcasts travel through the
+    /// cluster (gw::redis's streams mode, where the offset is the Redis stream entry the broadcast
+    /// becomes) keeps nothing here and returns nullptr: the namespace's adapter then keeps it.
     virtual std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
-                                                   const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) = 0;
+                                                   const std::function<std::shared_ptr<const prepared>(std::string_view)>& encode) = 0;
     /// The broadcasts of record's namespace after its offset that reached a socket in its rooms
     /// (or in its id-room), in order; nullopt when the offset is not one the store can continue
     /// from (never assigned, or older than what it keeps): then nothing can be recovered.
@@ -5624,15 +5752,16 @@ public:
         co_return r;
     }
     std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
-                                           const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) override {
+                                           const std::function<std::shared_ptr<const prepared>(std::string_view)>& encode) override {
         std::lock_guard hold(lock_);
         auto it = logs_.find(nsp);
         if (it == logs_.end()) it = logs_.emplace(std::string(nsp), log{}).first;
         auto& log = it->second;
-        b.offset = ++log.last;
+        const std::uint64_t n = ++log.last;
+        b.offset = std::to_string(n);
         b.message = encode(b.offset);
         auto message = b.message;
-        log.entries.push_back({clock::now(), std::move(b)});
+        log.entries.push_back({clock::now(), n, std::move(b)});
         if (log.entries.size() > max_kept_) {
             log.entries.pop_front();
             log.dropped = true;
@@ -5640,17 +5769,21 @@ public:
         return message;
     }
     asio::awaitable<std::optional<std::vector<kept_broadcast>>> missed(session_record record) override {
+        std::uint64_t from = 0;   // the offsets here are decimal counters
+        const char* end = record.offset.data() + record.offset.size();
+        if (const auto r = std::from_chars(record.offset.data(), end, from); r.ec != std::errc{} || r.ptr != end || record.offset.empty())
+            co_return std::nullopt;
         std::lock_guard hold(lock_);
         forget(clock::now());
         std::vector<kept_broadcast> out;
         auto it = logs_.find(record.nsp);
-        if (it == logs_.end()) co_return record.offset == 0 ? std::optional(out) : std::nullopt;
+        if (it == logs_.end()) co_return from == 0 ? std::optional(out) : std::nullopt;
         const log& l = it->second;
         // Known: assigned, and nothing after it forgotten (the oldest kept follows it at once).
-        const std::uint64_t next = l.entries.empty() ? l.last + 1 : l.entries.front().b.offset;
-        if (record.offset > l.last || (l.dropped && record.offset + 1 < next)) co_return std::nullopt;
+        const std::uint64_t next = l.entries.empty() ? l.last + 1 : l.entries.front().n;
+        if (from > l.last || (l.dropped && from + 1 < next)) co_return std::nullopt;
         for (const auto& e : l.entries)
-            if (e.b.offset > record.offset && detail::reached(e.b, record)) out.push_back(e.b);
+            if (e.n > from && detail::reached(e.b, record)) out.push_back(e.b);
         co_return out;
     }
 
@@ -5662,6 +5795,7 @@ private:
     };
     struct entry {
         clock::time_point at;
+        std::uint64_t n;   // b.offset as a number
         kept_broadcast b;
     };
     struct log {
@@ -6779,6 +6913,7 @@ struct gateway_state : std::enable_shared_from_this<gateway_state> {
     std::unique_ptr<server> srv;   // made once the routing hook can point back here
     std::unique_ptr<engineio::server> eio;   // Socket.IO's sessions (socketio.hpp), when enabled
     socketio_options socketio;
+    bool default_store = false;   // socketio.recovery.store is the memory store the gateway made itself
     std::vector<asio::io_context*> loops;   // the server's workers; loop 0 is io
     std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
     std::vector<std::unique_ptr<namespace_state>> spaces;
@@ -6847,10 +6982,20 @@ inline void socket::send_event(std::string_view event, const json& data, const j
         // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
         kept_broadcast b;
         b.rooms.push_back(id_);
-        auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::uint64_t offset) {
-            return codec_->prepare_kept(event, data, spread, std::to_string(offset));
+        auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::string_view offset) {
+            return codec_->prepare_kept(event, data, spread, offset);
         });
-        send_text(kept->text());
+        if (kept) {
+            send_text(kept->text());
+            return;
+        }
+        // A store kept in the cluster: the emit is a broadcast to its id-room, which the
+        // namespace's adapter keeps there and delivers with the offset it got.
+        const std::vector<std::string> own{id_}, none;
+        const std::vector<const socket*> nobody;
+        ns_.members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns_.owner->wire.get(),
+                                                                         ns_.sio_wire.get(), nullptr, spread),
+                               selection_spec{own, none, nobody}, false);
         return;
     }
     send_text(codec_->encode(event, data, id, ack, spread));
@@ -7331,8 +7476,8 @@ inline asio::awaitable<void> target::emit(std::string_view event, const json& da
             b.rooms = rooms_;
             b.except_rooms = except_rooms_;
             for (const socket* s : except_sockets_) b.except_rooms.push_back(s->id());
-            kept = store->append(ns->path, std::move(b), [&](std::uint64_t offset) {
-                return ns->sio_wire->prepare_kept(event, data, false, std::to_string(offset));
+            kept = store->append(ns->path, std::move(b), [&](std::string_view offset) {
+                return ns->sio_wire->prepare_kept(event, data, false, offset);
             });
         }
         ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(),
@@ -7480,9 +7625,7 @@ struct dispatcher {
         }
         if (auto pid = t.session_pid(); !pid.empty() && recoverable(reason)) {
             const auto& rec = s->owner_->socketio.recovery;
-            session_record r{s->id_, ns->path, s->rooms_, nullptr, 0};
-            if (auto* j = std::any_cast<json>(&s->data_)) r.data = *j;
-            else if (auto* text = std::any_cast<std::string>(&s->data_)) r.data = *text;
+            session_record r = record_of(*s);
             try {
                 co_await rec.store->save(std::string(pid), std::move(r), rec.max_disconnection);
             } catch (...) {   // a store that fails loses this recovery, not the farewell
@@ -7494,6 +7637,17 @@ struct dispatcher {
         s->gone_ = true;
         co_await t.release();
     }
+
+    /// What connection-state recovery keeps of a socket: its id, namespace, rooms and data (when
+    /// that holds JSON, or a string as middleware attaches).
+    static session_record record_of(const socket& s) {
+        session_record r{s.id_, s.ns_.path, s.rooms_, nullptr, {}};
+        if (auto* j = std::any_cast<json>(&s.data_)) r.data = *j;
+        else if (auto* text = std::any_cast<std::string>(&s.data_)) r.data = *text;
+        return r;
+    }
+    /// The private session id of a Socket.IO socket under connection-state recovery, else empty.
+    static std::string_view pid_of(const socket& s) noexcept { return s.transport_->session_pid(); }
 
     /// Whether a socket that went for this reason may come back (Socket.IO's recoverable reasons):
     /// its transport failed or the server closed it, as opposed to a namespace disconnect.
@@ -8374,12 +8528,12 @@ inline asio::awaitable<void> sio_client::join(std::shared_ptr<sio_client> self, 
     std::optional<session_record> restored;
     std::vector<kept_broadcast> missed;
     if (!pid.empty() && rec.store) {
-        std::uint64_t from = 0;
-        const char* end = offset.data() + offset.size();
-        const auto parsed = std::from_chars(offset.data(), end, from);
         auto r = co_await rec.store->restore(pid);
-        if (r && r->nsp == ns->path && !offset.empty() && parsed.ec == std::errc{} && parsed.ptr == end) {
-            r->offset = from;
+        // A record without a namespace (kept by Node's streams adapter, which stores none) is the
+        // one of the namespace the client reconnects to, as the private session id was.
+        if (r && r->nsp.empty()) r->nsp = ns->path;
+        if (r && r->nsp == ns->path && !offset.empty()) {
+            r->offset = std::move(offset);
             if (auto m = co_await rec.store->missed(*r)) {
                 restored = std::move(r);
                 missed = std::move(*m);
@@ -8554,7 +8708,10 @@ public:
             if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
         st_->socketio = own.socketio;
-        if (auto& rec = st_->socketio.recovery; rec.enabled && !rec.store) rec.store = std::make_shared<memory_session_store>();
+        if (auto& rec = st_->socketio.recovery; rec.enabled && !rec.store) {
+            rec.store = std::make_shared<memory_session_store>();
+            st_->default_store = true;   // a cluster in streams mode may keep sessions in Redis instead
+        }
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
         if (own.socketio.enabled) {   // Socket.IO's sessions on the same listener
@@ -9768,7 +9925,8 @@ private:
 
 // ==== gw/redis/adapter.hpp ====
 // The Redis adapter: several gateway.hpp processes, and Node Socket.IO servers using
-// @socket.io/redis-adapter 8.x with the same Redis and key, serve one cluster. Each namespace's
+// @socket.io/redis-adapter 8.x (or @socket.io/redis-streams-adapter 0.3.x, in streams mode) with the
+// same Redis and key, serve one cluster. Each namespace's
 // local adapter is wrapped: what it does locally it still does (so a Redis outage still delivers
 // locally), and broadcasts, requests and answers go through Redis in the adapter's wire format
 // (protocol/socketio_redis.hpp). Behind GATEWAY_REDIS.
@@ -9784,6 +9942,11 @@ enum class cluster_mode {
     /// on the namespace's channel, and a channel per room subscribed while the room has members
     /// here (its "dynamic" subscription mode).
     sharded,
+    /// @socket.io/redis-streams-adapter's createAdapter (0.3.x): broadcasts, joins, leaves and
+    /// disconnects are entries of a capped Redis stream that every node reads; requests and answers
+    /// go by pub/sub. A broadcast's offset is its entry id, and sessions wait in Redis, so that
+    /// connection-state recovery works on any node, after the death of the one a client was on.
+    streams,
 };
 
 /// How a gateway joins a cluster. Every field has a default.
@@ -9793,8 +9956,17 @@ struct cluster_options {
     std::string url{};
     /// The channels' prefix: the adapter's `key` option; nodes with the same key and Redis form a cluster.
     std::string key = "socket.io";
-    /// classic, as createAdapter's default; sharded for Redis 7's sharded pub/sub.
+    /// classic, as createAdapter's default; sharded for Redis 7's sharded pub/sub; streams for
+    /// recovery across nodes.
     cluster_mode mode = cluster_mode::classic;
+    /// streams: the stream's name and the length it is capped at (XADD MAXLEN ~), the streams
+    /// adapter's streamName and maxLen: a client can recover what the last 10000 entries hold.
+    std::string stream = "socket.io";
+    std::size_t stream_max_len = 10'000;
+    /// streams: the sessions' keys (the streams adapter's sessionKeyPrefix): a dropped socket's under
+    /// PREFIX<pid>; the live sockets of a node under PREFIXnode:<uid>, refreshed while it lives, so
+    /// that they can be recovered after it dies.
+    std::string session_prefix = "sio:session:";
     /// How long a cluster-wide request (fetch_sockets, count, ids, emit_with_ack, server-side
     /// emits with acks) waits for the other nodes before it returns what came: the adapter's
     /// requestsTimeout.
@@ -9879,7 +10051,18 @@ struct space;
 struct cluster_link : std::enable_shared_from_this<cluster_link> {
     cluster_link(asio::io_context& io_, const url& where, const cluster_options& o)
         : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout), pub(io_.get_executor(), where, o.link),
-          sub(io_.get_executor(), where, [this](const message& m) { on_message(m); }, o.link) {}
+          sub(io_.get_executor(), where, [this](const message& m) { on_message(m); }, o.link),
+          stream(o.stream), max_len(std::to_string(o.stream_max_len)), session_prefix(o.session_prefix),
+          read_started(io_, asio::steady_timer::time_point::max()), beat(io_),
+          reader_up(std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max())) {
+        if (mode != cluster_mode::streams) return;
+        options ro = o.link;
+        ro.on_state = [told = o.link.on_state, up_timer = reader_up](bool up, std::string_view why) {
+            if (told) told(up, why);
+            if (up) up_timer->cancel();   // ready() waits for the reader too
+        };
+        reader = std::make_unique<client>(io_.get_executor(), where, std::move(ro));
+    }
 
     asio::io_context& io;   // the links' loop: every member below but the counters is used there only
     std::string key;
@@ -9901,6 +10084,27 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     std::map<std::pair<std::string, std::string>, std::function<json(const json&)>> server_handlers;
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
 
+    // The streams mode.
+    std::unique_ptr<client> reader;   // the blocking XREAD, on a connection of its own
+    std::string stream, max_len, session_prefix;
+    std::string node = hex_uid();     // this process: the hash of its live sessions is PREFIXnode:<node>
+    std::string last_read;            // the entry read last (known once reading has started)
+    bool reading = false;
+    asio::steady_timer read_started;  // cancelled once reading has started: ready() waits for it
+    /// Sessions are kept in Redis (the gateway recovers connections, and left the store to the
+    /// cluster), for this long after a socket drops.
+    bool keeps_sessions = false;
+    std::chrono::milliseconds window{120'000};
+    asio::steady_timer beat;          // refreshes the live sessions' expiry
+    std::shared_ptr<asio::steady_timer> reader_up;   // cancelled each time the reader's connection is up
+    std::string live_key() const { return session_prefix + "node:" + node; }
+    std::string nodes_key() const { return session_prefix + "nodes"; }
+    /// The live sessions' hash outlives its last refresh by the recovery window.
+    std::string live_ttl() const { return std::to_string((window + 2 * beat_every).count()); }
+    static constexpr std::chrono::milliseconds beat_every{10'000};
+    /// An entry of the stream (not of this node's: the namespace skips those) for its namespace.
+    void on_entry(std::string id, json m);
+
     /// PUBLISH (SPUBLISH when sharded) from any thread: posted to the links' loop.
     void publish(std::string channel, std::string payload, bool sharded = false) {
         auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded] {
@@ -9917,6 +10121,10 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
         closed = true;
         pub.close();
         sub.close();
+        if (reader) reader->close();
+        beat.cancel();
+        read_started.cancel();
+        reader_up->cancel();
     }
 };
 
@@ -9948,14 +10156,17 @@ struct space : std::enable_shared_from_this<space> {
     /// classic: requests, shared answers, answers to this node. sharded: the namespace's channel
     /// (everything but answers) in request_channel, answers to this node in own_response_channel.
     std::string request_channel, response_channel, own_response_channel;
-    bool sharded = false;
+    bool sharded = false, streams = false;
+    /// The messages are the ClusterAdapter's {uid, nsp, type, data} (sharded and streams modes).
+    bool clustered() const noexcept { return sharded || streams; }
     std::unordered_map<std::string, std::size_t> room_members;   // sharded: members here, per room (link's loop)
     /// What the cluster sent, handled one after the other on the link's loop: a join, a leave or a
     /// disconnect is applied on every worker before the next broadcast is delivered on any.
     struct inbound {
         enum class kind : std::uint8_t { broadcast, request, cluster } what;
         std::string payload;   // a broadcast's bytes
-        json message;          // a request, or a sharded message
+        json message;          // a request, or a ClusterAdapter message
+        std::string offset{};  // streams: the entry it was
     };
     std::deque<inbound> inbox;
     bool draining = false;
@@ -9971,11 +10182,20 @@ struct space : std::enable_shared_from_this<space> {
     /// Publishes request (a requestId is added) and collects the answers of the other nodes;
     /// count_self: the node count includes this one (fetch and rooms ask every subscriber).
     asio::awaitable<std::vector<json>> ask(json request, bool msgpack, bool acks, std::chrono::milliseconds timeout);
-    void deliver(const sio_redis::broadcast& b) const;
+    /// A broadcast of another node to this node's sockets; with its offset (streams) when
+    /// connection-state recovery keeps it.
+    void deliver(const sio_redis::broadcast& b, const std::string& offset = {}) const;
+    /// A broadcast of this node's, to its own sockets, once the stream gave it an offset (none:
+    /// Redis was away).
+    void deliver_own(std::shared_ptr<const broadcast_message> message, const sio_redis::selection& opts, bool as_volatile,
+                     const std::string& offset) const;
+    /// A broadcast of the stream (entry id) as recovery replays it to the session r, or nullopt when
+    /// it did not reach r's socket (not its rooms, volatile, with an acknowledgement).
+    std::optional<kept_broadcast> missed_one(const json& m, const std::string& id, const session_record& r) const;
 
-    // The sharded mode: ClusterAdapter messages {uid, nsp, type, data}.
+    // The sharded and streams modes: ClusterAdapter messages {uid, nsp, type, data}.
     void on_cluster_message(json m);
-    asio::awaitable<void> answer_cluster(json m);
+    asio::awaitable<void> answer_cluster(json m, std::string offset);
     void on_cluster_response(const json& m);
     /// A message of this node in the ClusterAdapter's format.
     json cluster_message(int type, json data) const {
@@ -9983,8 +10203,15 @@ struct space : std::enable_shared_from_this<space> {
         m["data"] = std::move(data);
         return m;
     }
-    /// Publishes a ClusterAdapter message to the namespace's channel, or to a room's.
-    void publish_cluster(const json& m, const std::string& channel) const { link->publish(channel, sio_redis::encode_cluster(m), true); }
+    /// Publishes a ClusterAdapter message to the namespace's channel, or to a room's: SPUBLISH,
+    /// JSON unless it holds binary (sharded); PUBLISH, msgpack (streams).
+    void publish_cluster(const json& m, const std::string& channel) const {
+        if (streams) link->publish(channel, sio_redis::to_msgpack(m));
+        else link->publish(channel, sio_redis::encode_cluster(m), true);
+    }
+    /// Streams: appends a ClusterAdapter message to the stream; then(entry id, or empty when Redis
+    /// did not take it) runs on the links' loop once Redis answered. From any thread.
+    void append(const json& m, std::function<void(std::string)> then = nullptr) const;
     /// A room with its first member here, or its last gone: its channel subscribed or not.
     void room_changed(const std::string& room, bool joined);
 };
@@ -9996,7 +10223,7 @@ inline void cluster_link::on_message(const message& m) {
 
 inline void space::on_message(const message& m) {
     if (gone) return;
-    if (m.sharded) {
+    if (m.sharded || streams) {
         if (m.channel != request_channel && m.channel != own_response_channel &&
             !(m.channel.starts_with(request_channel) && m.channel.size() > request_channel.size()))
             return;
@@ -10042,7 +10269,7 @@ inline asio::awaitable<void> space::drain() {
             case inbound::kind::request:
                 if (in.message.value("uid", std::string()) != uid) co_await answer_request(std::move(in.message));
                 break;   // this node's own: applied locally already
-            case inbound::kind::cluster: co_await answer_cluster(std::move(in.message)); break;
+            case inbound::kind::cluster: co_await answer_cluster(std::move(in.message), std::move(in.offset)); break;
             }
         } catch (const std::exception& e) {   // one bad message does not stop the ones behind it
             if (auto g = owner.lock()) g->log.say(log_level::error, std::string("a cluster message: ") + e.what());
@@ -10051,17 +10278,86 @@ inline asio::awaitable<void> space::drain() {
     draining = false;
 }
 
-inline void space::deliver(const sio_redis::broadcast& b) const {
+inline void space::deliver(const sio_redis::broadcast& b, const std::string& offset) const {
     auto g = owner.lock();
     if (!g) return;
     // [event] sends no argument, [event, x] one: x itself; more: the list, spread.
     bool spread = false;
     json args = arguments_of(b.data, spread);
     std::string name = b.data[0].get<std::string>();
+    // Connection-state recovery: its Socket.IO form carries the entry id as its last argument.
+    std::shared_ptr<const prepared> kept;
+    if (!offset.empty() && link->keeps_sessions && !b.opts.is_volatile()) kept = ns->sio_wire->prepare_kept(name, args, spread, offset);
     auto message = std::make_shared<const broadcast_message>(std::move(name), std::move(args), g->wire.get(), ns->sio_wire.get(),
-                                                             nullptr, spread);
+                                                             std::move(kept), spread);
     const std::vector<const socket*> none;
     local->broadcast(std::move(message), selection_spec{b.opts.rooms, b.opts.except, none, true}, b.opts.is_volatile());
+}
+
+inline void space::deliver_own(std::shared_ptr<const broadcast_message> message, const sio_redis::selection& opts,
+                               bool as_volatile, const std::string& offset) const {
+    auto g = owner.lock();
+    if (!g || gone) return;
+    if (!offset.empty() && link->keeps_sessions && !as_volatile) {
+        auto kept = ns->sio_wire->prepare_kept(message->name(), message->data(), message->spread(), offset);
+        message = std::make_shared<const broadcast_message>(message->name(), message->data(), g->wire.get(), ns->sio_wire.get(),
+                                                            std::move(kept), message->spread());
+    }
+    const std::vector<const socket*> none;
+    local->broadcast(std::move(message), selection_spec{opts.rooms, opts.except, none, true}, as_volatile);
+}
+
+inline std::optional<kept_broadcast> space::missed_one(const json& m, const std::string& id, const session_record& r) const {
+    const json data = m.value("data", json());
+    if (!data.is_object() || data.contains("requestId")) return std::nullopt;
+    const json packet = data.value("packet", json());
+    if (!packet.is_object() || packet.value("type", 2) != 2 || packet.contains("id")) return std::nullopt;
+    const json d = packet.value("data", json());
+    if (!d.is_array() || d.empty() || !d[0].is_string()) return std::nullopt;
+    sio_redis::selection opts;
+    if (!sio_redis::selection::read(data.value("opts", json()), opts) || opts.is_volatile()) return std::nullopt;
+    kept_broadcast b;
+    b.offset = id;
+    b.rooms = std::move(opts.rooms);
+    b.except_rooms = std::move(opts.except);
+    if (!gw::detail::reached(b, r)) return std::nullopt;
+    bool spread = false;
+    json args = arguments_of(d, spread);
+    b.message = ns->sio_wire->prepare_kept(d[0].get<std::string>(), args, spread, id);
+    return b;
+}
+
+inline void space::append(const json& m, std::function<void(std::string)> then) const {
+    std::vector<std::string> args;
+    args.push_back("XADD");
+    args.push_back(link->stream);
+    args.push_back("MAXLEN");
+    args.push_back("~");
+    args.push_back(link->max_len);
+    args.push_back("*");
+    for (auto& f : sio_redis::stream_fields(m)) args.push_back(std::move(f));
+    auto go = [l = link, args = std::move(args), then = std::move(then)]() -> asio::awaitable<void> {
+        std::string id;
+        try {
+            auto r = co_await l->pub.command(args);
+            if (r.is_string()) {
+                id = std::move(r.str);
+                l->published.fetch_add(1, std::memory_order_relaxed);
+            }
+        } catch (const std::system_error&) {   // Redis away, or the command dropped: no offset
+        }
+        if (then) then(std::move(id));
+    };
+    asio::co_spawn(link->io, std::move(go), [o = owner](std::exception_ptr e) {
+        if (auto g = o.lock()) g->log.report("a broadcast to the cluster's stream")(e);
+    });
+}
+
+inline void cluster_link::on_entry(std::string id, json m) {
+    received.fetch_add(1, std::memory_order_relaxed);
+    const std::string nsp = m.value("nsp", std::string()), from = m.value("uid", std::string());
+    for (const auto& sp : live())
+        if (sp->nsp == nsp && sp->uid != from && !sp->gone) sp->enqueue({space::inbound::kind::cluster, std::string(), m, id});
 }
 
 inline void space::on_broadcast(const std::string& payload) {
@@ -10192,7 +10488,7 @@ inline void space::on_cluster_message(json m) {
     enqueue({inbound::kind::cluster, std::string(), std::move(m)});
 }
 
-inline asio::awaitable<void> space::answer_cluster(json m) {
+inline asio::awaitable<void> space::answer_cluster(json m, std::string offset) {
     auto self = shared_from_this();
     auto g = owner.lock();
     if (!g) co_return;
@@ -10223,7 +10519,7 @@ inline asio::awaitable<void> space::answer_cluster(json m) {
             b.nsp = nsp;
             b.data = d;
             b.opts = opts;
-            deliver(b);
+            deliver(b, offset);
             break;
         }
         bool spread = false;
@@ -10311,7 +10607,7 @@ inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack,
     if (others == 0) co_return std::vector<json>();
     const std::string id = node_uid() + node_uid() + node_uid();
     request["uid"] = uid;
-    if (sharded) {
+    if (clustered()) {
         request["nsp"] = nsp;
         request["data"]["requestId"] = id;
     } else {
@@ -10321,7 +10617,7 @@ inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack,
     p->expected = others;
     p->acks = acks;
     waiting.emplace(id, p);
-    if (sharded) publish_cluster(request, request_channel);
+    if (clustered()) publish_cluster(request, request_channel);
     else link->publish(request_channel, msgpack ? sio_redis::to_msgpack(request) : request.dump());
     p->timer.expires_after(timeout);
     co_await p->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
@@ -10330,6 +10626,159 @@ inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack,
     if (!complete) link->timeouts.fetch_add(1, std::memory_order_relaxed);
     co_return std::move(p->answers);
 }
+
+/// Reads the stream from the links' loop until the link closes: each entry to its namespace, in
+/// order. Starts after the stream's last entry at the time (ready() waits for that), and goes on
+/// after an outage from the last entry it read, so that what came meanwhile is not lost (as far as
+/// the stream's cap allows).
+inline asio::awaitable<void> read_stream(std::shared_ptr<cluster_link> l) {
+    asio::steady_timer pause(l->io);
+    auto back_off = [&]() -> asio::awaitable<void> {   // after an error Redis answered: not in a tight loop
+        pause.expires_after(std::chrono::milliseconds(200));
+        co_await pause.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    };
+    while (!l->closed && l->last_read.empty()) {
+        bool failed = false;
+        try {
+            auto r = co_await l->reader->command("XREVRANGE", l->stream, "+", "-", "COUNT", "1");
+            if (r.is_array() && r.elements.empty()) l->last_read = "0-0";
+            else if (r.is_array() && r.elements[0].is_array() && !r.elements[0].elements.empty())
+                l->last_read = r.elements[0].elements[0].str;
+            else failed = true;
+        } catch (const std::system_error&) {
+            failed = true;
+        }
+        if (failed && !l->closed) co_await back_off();
+    }
+    l->reading = true;
+    l->read_started.cancel();
+    while (!l->closed) {
+        bool failed = false;
+        try {
+            auto r = co_await l->reader->command("XREAD", "BLOCK", "5000", "COUNT", "100", "STREAMS", l->stream, l->last_read);
+            if (r.is_error()) failed = true;
+            // [[stream, [[id, [field, value, ...]], ...]]], or nil when nothing came within the block
+            if (r.is_array())
+                for (auto& st : r.elements) {
+                    if (!st.is_array() || st.elements.size() != 2) continue;
+                    for (auto& e : st.elements[1].elements) {
+                        if (!e.is_array() || e.elements.size() != 2 || !e.elements[0].is_string()) continue;
+                        l->last_read = e.elements[0].str;
+                        std::vector<std::string> fields;
+                        for (auto& f : e.elements[1].elements) fields.push_back(std::move(f.str));
+                        std::string error;
+                        if (auto m = sio_redis::from_stream_fields(fields, error)) l->on_entry(l->last_read, std::move(*m));
+                    }
+                }
+        } catch (const std::system_error&) {   // the connection dropped: read again once it is back
+            if (l->closed) break;
+        }
+        if (failed && !l->closed) co_await back_off();
+    }
+}
+
+/// Streams: keeps this node's hash of live sessions alive (and known) while the node lives.
+inline asio::awaitable<void> keep_beating(std::shared_ptr<cluster_link> l) {
+    while (!l->closed) {
+        l->pub.send("SADD", l->nodes_key(), l->node);
+        l->pub.send("PEXPIRE", l->live_key(), l->live_ttl());
+        l->beat.expires_after(cluster_link::beat_every);
+        co_await l->beat.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+}
+
+/// Connection-state recovery's session store in Redis, with the streams mode: a dropped socket's
+/// session under PREFIX<pid> for the window (as the streams adapter keeps it), its missed broadcasts
+/// read back from the stream after its offset. A socket of a node that died is found in that node's
+/// hash of live sessions until the hash expires.
+class stream_store final : public session_store {
+public:
+    explicit stream_store(std::shared_ptr<cluster_link> l) : link_(std::move(l)) {}
+
+    asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
+        sio_redis::stored_session kept{record.id, pid, record.nsp, record.rooms, record.data};
+        auto go = [l = link_, key = link_->session_prefix + pid, value = kept.encode(), ms = std::to_string(window.count())]() -> asio::awaitable<void> {
+            auto r = co_await l->pub.command("SET", key, value, "PX", ms);
+            if (r.is_error()) throw std::runtime_error("Redis refused to keep a session: " + r.str);
+        };
+        co_await asio::co_spawn(link_->io, std::move(go), asio::use_awaitable);
+    }
+
+    asio::awaitable<std::optional<session_record>> restore(std::string pid) override {
+        auto go = [l = link_, pid = std::move(pid)]() -> asio::awaitable<std::optional<session_record>> {
+            // Its own key (it dropped, and its node kept it), else a live hash: its node died. Taken
+            // once, atomically; the hashes of nodes gone for longer than the window are forgotten.
+            static constexpr std::string_view script =
+                "local v = redis.call('GET', KEYS[1]) "
+                "if v then redis.call('DEL', KEYS[1]) return v end "
+                "for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
+                "  local h = ARGV[2] .. n "
+                "  if redis.call('EXISTS', h) == 0 then redis.call('SREM', KEYS[2], n) "
+                "  else v = redis.call('HGET', h, ARGV[1]) "
+                "    if v then redis.call('HDEL', h, ARGV[1]) return v end end "
+                "end "
+                "return false";
+            std::optional<session_record> out;
+            reply r;
+            try {
+                r = co_await l->pub.command("EVAL", script, "2", l->session_prefix + pid, l->nodes_key(), pid,
+                                            l->session_prefix + "node:");
+            } catch (const std::system_error&) {   // Redis away: nothing to recover from
+                co_return out;
+            }
+            if (!r.is_string()) co_return out;
+            auto s = sio_redis::stored_session::decode(r.str);
+            if (!s) co_return out;
+            out = session_record{std::move(s->sid), std::move(s->nsp), std::move(s->rooms), std::move(s->data), {}};
+            co_return out;
+        };
+        co_return co_await asio::co_spawn(link_->io, std::move(go), asio::use_awaitable);
+    }
+
+    std::shared_ptr<const prepared> append(std::string_view, kept_broadcast,
+                                           const std::function<std::shared_ptr<const prepared>(std::string_view)>&) override {
+        return nullptr;   // the stream keeps the broadcasts: the adapter appends them
+    }
+
+    asio::awaitable<std::optional<std::vector<kept_broadcast>>> missed(session_record record) override {
+        auto go = [l = link_, record = std::move(record)]() -> asio::awaitable<std::optional<std::vector<kept_broadcast>>> {
+            std::optional<std::vector<kept_broadcast>> out;
+            if (!sio_redis::is_stream_id(record.offset)) co_return out;
+            std::shared_ptr<space> sp;
+            for (auto& s : l->live())
+                if (s->nsp == record.nsp) sp = s;
+            if (!sp) co_return out;
+            try {
+                // The offset must still be in the stream: else what followed it may be gone too.
+                auto at = co_await l->pub.command("XRANGE", l->stream, record.offset, record.offset);
+                if (!at.is_array() || at.elements.empty()) co_return out;
+                std::vector<kept_broadcast> found;
+                std::string from = record.offset;
+                for (int round = 0; round < 100; ++round) {   // the streams adapter's bound: 100 x 100 entries
+                    auto r = co_await l->pub.command("XRANGE", l->stream, "(" + from, "+", "COUNT", "100");
+                    if (!r.is_array() || r.elements.empty()) break;
+                    for (auto& e : r.elements) {
+                        if (!e.is_array() || e.elements.size() != 2) continue;
+                        from = e.elements[0].str;
+                        std::vector<std::string> fields;
+                        for (auto& f : e.elements[1].elements) fields.push_back(std::move(f.str));
+                        std::string error;
+                        auto m = sio_redis::from_stream_fields(fields, error);
+                        if (!m || m->value("nsp", std::string()) != record.nsp || m->value("type", 0) != 3) continue;
+                        if (auto b = sp->missed_one(*m, from, record)) found.push_back(std::move(*b));
+                    }
+                }
+                out = std::move(found);
+            } catch (const std::system_error&) {   // Redis away: nothing can be recovered
+            }
+            co_return out;
+        };
+        co_return co_await asio::co_spawn(link_->io, std::move(go), asio::use_awaitable);
+    }
+
+private:
+    std::shared_ptr<cluster_link> link_;
+};
 
 /// A namespace's adapter in a cluster: the local one, plus Redis.
 class redis_adapter final : public adapter {
@@ -10340,15 +10789,23 @@ public:
         sp->gone = true;
     }
 
-    void add_socket(socket& s) override { local_->add_socket(s); }
-    void remove_socket(socket& s) override { local_->remove_socket(s); }
+    void add_socket(socket& s) override {
+        local_->add_socket(s);
+        keep_live(s);
+    }
+    void remove_socket(socket& s) override {
+        local_->remove_socket(s);
+        if (space_->link->keeps_sessions) forget_live(gw::detail::dispatcher::pid_of(s));
+    }
     void add(socket& s, const std::string& room) override {
         local_->add(s, room);
         if (space_->sharded) room_changed(room, true);
+        keep_live(s);
     }
     void remove(socket& s, const std::string& room) override {
         local_->remove(s, room);
         if (space_->sharded) room_changed(room, false);
+        keep_live(s);
     }
     socket* find(std::size_t worker, std::string_view id) const override { return local_->find(worker, id); }
     std::size_t rooms() const noexcept override { return local_->rooms(); }
@@ -10365,7 +10822,7 @@ public:
             b.opts = selection_of(which);
             if (as_volatile) b.opts.flags["volatile"] = true;
             const auto& key = space_->link->key;
-            if (!space_->sharded) {
+            if (!space_->clustered()) {
                 space_->link->publish(b.channel(key), b.encode());
             } else {
                 json packet{{"type", 2}, {"nsp", b.nsp}};
@@ -10373,6 +10830,20 @@ public:
                 json data = json::object();
                 data["opts"] = b.opts.to_json();
                 data["packet"] = std::move(packet);
+                if (space_->streams) {
+                    // An entry of the stream; this node's sockets get it once Redis has given it its
+                    // id, their offset (the streams adapter's order), or at once while Redis is away.
+                    const auto m = space_->cluster_message(3, std::move(data));
+                    if (!space_->link->pub.connected()) {
+                        space_->append(m);
+                        local_->broadcast(std::move(message), which, as_volatile);
+                        return;
+                    }
+                    space_->append(m, [sp = space_, message = std::move(message), opts = std::move(b.opts), as_volatile](std::string id) {
+                        sp->deliver_own(message, opts, as_volatile, id);
+                    });
+                    return;
+                }
                 // One room that is not a socket's id (20 characters): the room's channel, which only
                 // the nodes with members subscribe to.
                 const bool one_room = b.opts.rooms.size() == 1 && b.opts.rooms.front().size() != 20;
@@ -10384,7 +10855,7 @@ public:
     }
 
     asio::awaitable<std::vector<socket_info>> fetch(const selection_spec& which) override {
-        return fetch_all(space_, which.local ? nullptr : request_of(which, space_->sharded ? 7 : 5), local_->fetch(which));
+        return fetch_all(space_, which.local ? nullptr : request_of(which, space_->clustered() ? 7 : 5), local_->fetch(which));
     }
     asio::awaitable<std::size_t> count(const selection_spec& which) override {
         return count_all(fetch(which));
@@ -10396,8 +10867,8 @@ public:
                                              std::chrono::milliseconds timeout) override {
         std::shared_ptr<json> request;
         if (!which.local) {
-            request = request_of(which, space_->sharded ? 3 : 7);
-            json& body = space_->sharded ? (*request)["data"] : *request;
+            request = request_of(which, space_->clustered() ? 3 : 7);
+            json& body = space_->clustered() ? (*request)["data"] : *request;
             body["opts"]["flags"] = json{{"timeout", timeout.count()}};
             body["packet"] = json{{"type", 2}, {"data", json::array({event, data})}, {"nsp", space_->nsp}};
         }
@@ -10405,31 +10876,31 @@ public:
     }
     asio::awaitable<void> join(const selection_spec& which, std::vector<std::string> rooms) override {
         if (!which.local) {
-            auto r = request_of(which, space_->sharded ? 4 : 2);
-            (space_->sharded ? (*r)["data"] : *r)["rooms"] = rooms;
+            auto r = request_of(which, space_->clustered() ? 4 : 2);
+            (space_->clustered() ? (*r)["data"] : *r)["rooms"] = rooms;
             publish_request(*r);
         }
         return local_->join(which, std::move(rooms));
     }
     asio::awaitable<void> leave(const selection_spec& which, std::vector<std::string> rooms) override {
         if (!which.local) {
-            auto r = request_of(which, space_->sharded ? 5 : 3);
-            (space_->sharded ? (*r)["data"] : *r)["rooms"] = rooms;
+            auto r = request_of(which, space_->clustered() ? 5 : 3);
+            (space_->clustered() ? (*r)["data"] : *r)["rooms"] = rooms;
             publish_request(*r);
         }
         return local_->leave(which, std::move(rooms));
     }
     asio::awaitable<void> disconnect(const selection_spec& which, bool close) override {
         if (!which.local) {
-            auto r = request_of(which, space_->sharded ? 6 : 4);
-            (space_->sharded ? (*r)["data"] : *r)["close"] = close;
+            auto r = request_of(which, space_->clustered() ? 6 : 4);
+            (space_->clustered() ? (*r)["data"] : *r)["close"] = close;
             publish_request(*r);
         }
         return local_->disconnect(which, close);
     }
     asio::awaitable<std::vector<std::string>> all_rooms(bool local) override {
-        // The sharded adapter has no such request: there, this node's rooms.
-        const bool ask = !local && !space_->sharded;
+        // The ClusterAdapter has no such request: there, this node's rooms.
+        const bool ask = !local && !space_->clustered();
         json request{{"type", 1}};
         return rooms_all(space_, ask ? std::make_shared<json>(std::move(request)) : nullptr, local_->all_rooms(true));
     }
@@ -10446,7 +10917,7 @@ private:
     /// ClusterAdapter's {uid, nsp, type, data: {opts: {rooms, except, flags}}}.
     std::shared_ptr<json> request_of(const selection_spec& which, int type) const {
         const auto opts = selection_of(which);
-        if (space_->sharded) {
+        if (space_->clustered()) {
             json data = json::object();
             data["opts"] = opts.to_json();
             return std::make_shared<json>(space_->cluster_message(type, std::move(data)));
@@ -10456,8 +10927,37 @@ private:
         return r;
     }
     void publish_request(const json& r) const {
-        if (space_->sharded) space_->publish_cluster(r, space_->request_channel);
+        if (space_->streams) space_->append(r);   // joins, leaves and disconnects are entries of the stream
+        else if (space_->sharded) space_->publish_cluster(r, space_->request_channel);
         else space_->link->publish(space_->request_channel, r.dump());
+    }
+    /// Streams, with sessions kept in Redis: a socket's session as it is now, in its node's hash of
+    /// live sessions, so that its client can recover on another node if this one dies. Written when
+    /// it connects and when its rooms change; its data as of then.
+    void keep_live(const socket& s) const {
+        const auto& l = space_->link;
+        if (!l->keeps_sessions) return;
+        const auto pid = gw::detail::dispatcher::pid_of(s);
+        if (pid.empty()) return;
+        const session_record r = gw::detail::dispatcher::record_of(s);
+        sio_redis::stored_session kept{r.id, std::string(pid), r.nsp, r.rooms, r.data};
+        auto go = [l, pid = std::string(pid), value = kept.encode()] {
+            if (l->closed) return;
+            const std::string key = l->live_key();
+            l->pub.send("HSET", key, pid, value);
+            l->pub.send("PEXPIRE", key, l->live_ttl());
+        };
+        if (l->io.get_executor().running_in_this_thread()) go();
+        else asio::post(l->io, std::move(go));
+    }
+    /// The socket left: no longer live (a recoverable one waits under its own key meanwhile).
+    void forget_live(std::string_view pid) const {
+        if (pid.empty()) return;
+        auto go = [l = space_->link, pid = std::string(pid)] {
+            if (!l->closed) l->pub.send("HDEL", l->live_key(), pid);
+        };
+        if (space_->link->io.get_executor().running_in_this_thread()) go();
+        else asio::post(space_->link->io, std::move(go));
     }
     /// Sharded: a room's first member here, or its last gone (from the socket's worker).
     void room_changed(const std::string& room, bool joined) const {
@@ -10567,7 +11067,8 @@ public:
             sp->link = link;
             sp->nsp = ns.path;
             sp->sharded = link->mode == cluster_mode::sharded;
-            if (sp->sharded) {   // the ClusterAdapter's uid: 16 hex digits
+            sp->streams = link->mode == cluster_mode::streams;
+            if (sp->clustered()) {   // the ClusterAdapter's uid: 16 hex digits
                 sp->uid = detail::hex_uid();
                 sp->request_channel = sio_redis::broadcast_channel(link->key, ns.path);
                 sp->own_response_channel = sio_redis::room_channel(link->key, ns.path, sp->uid);
@@ -10585,6 +11086,17 @@ public:
             return std::make_unique<detail::redis_adapter>(std::move(local), std::move(sp));
         };
         for (auto& ns : g_->spaces) ns->members = wrap(*ns, std::move(ns->members));
+        if (link_->reader) {
+            // Streams: sessions in Redis, unless the application chose a store of its own.
+            if (auto& rec = g_->socketio.recovery; rec.enabled && g_->default_store) {
+                rec.store = std::make_shared<detail::stream_store>(link_);
+                g_->default_store = false;
+                link_->keeps_sessions = true;
+                link_->window = rec.max_disconnection;
+                asio::co_spawn(link_->io, detail::keep_beating(link_), g_->log.report("refreshing the live sessions in Redis"));
+            }
+            asio::co_spawn(link_->io, detail::read_stream(link_), g_->log.report("reading the cluster's stream"));
+        }
         // Read on any worker for /metrics and /healthz, as long as the gateway lives: it holds the link.
         g_->cluster_metrics = [link = link_](gw::metrics& m) {
             m.cluster = true;
@@ -10613,6 +11125,9 @@ public:
         auto link = link_;
         const auto spaces = link->live();
         for (std::size_t i = 0; i < spaces.size(); ++i) co_await subscribe(link, spaces[i]);
+        if (link->reader && !link->reading) co_await link->read_started.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        if (link->reader && !link->reader->connected() && !link->closed)
+            co_await link->reader_up->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }
 
     /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp (declared before
@@ -10629,7 +11144,7 @@ public:
             if (sp->nsp != nsp) continue;
             json data = json::array({std::move(event)});
             for (auto& a : args) data.push_back(std::move(a));
-            if (sp->sharded) sp->publish_cluster(sp->cluster_message(9, json{{"packet", std::move(data)}}), sp->request_channel);
+            if (sp->clustered()) sp->publish_cluster(sp->cluster_message(9, json{{"packet", std::move(data)}}), sp->request_channel);
             else link_->publish(sp->request_channel, json{{"uid", sp->uid}, {"type", 6}, {"data", std::move(data)}}.dump());
             return;
         }
@@ -10643,8 +11158,8 @@ public:
         if (!sp) co_return std::vector<json>();
         json data = json::array({std::move(event)});
         for (auto& a : args) data.push_back(std::move(a));
-        json request{{"type", sp->sharded ? 9 : 6}};
-        if (sp->sharded) request["data"] = json{{"packet", std::move(data)}};
+        json request{{"type", sp->clustered() ? 9 : 6}};
+        if (sp->clustered()) request["data"] = json{{"packet", std::move(data)}};
         else request["data"] = std::move(data);
         auto go = [sp, request = std::move(request)]() mutable {
             return sp->ask(std::move(request), false, false, sp->link->timeout);
@@ -10665,6 +11180,11 @@ private:
             co_await link->sub.ssubscribe(sp->own_response_channel);
             co_return;
         }
+        if (sp->streams) {
+            co_await link->sub.subscribe(sp->request_channel);
+            co_await link->sub.subscribe(sp->own_response_channel);
+            co_return;
+        }
         co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
         co_await link->sub.subscribe(sp->request_channel);
         co_await link->sub.subscribe(sp->response_channel);
@@ -10674,7 +11194,7 @@ private:
     static cluster_stats stats_of(const detail::cluster_link& link) noexcept {
         cluster_stats s;
         const auto p = link.pub.counters(), q = link.sub.counters();
-        s.connected = !link.closed && p.connected && q.connected;
+        s.connected = !link.closed && p.connected && q.connected && (!link.reader || link.reader->connected());
         s.published = link.published.load(std::memory_order_relaxed);
         s.received = link.received.load(std::memory_order_relaxed);
         s.dropped = p.dropped;

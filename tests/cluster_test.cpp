@@ -66,8 +66,8 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
     return v;
 }
 
-/// Each test runs in both modes: classic (PUBLISH, PSUBSCRIBE) and sharded (Redis 7's SPUBLISH,
-/// SSUBSCRIBE, the ClusterAdapter's messages).
+/// Each test runs in every mode: classic (PUBLISH, PSUBSCRIBE), sharded (Redis 7's SPUBLISH,
+/// SSUBSCRIBE, the ClusterAdapter's messages) and streams (a Redis stream and pub/sub).
 class Cluster : public ::testing::TestWithParam<gw::redis::cluster_mode> {};
 
 TEST_P(Cluster, ARoomBroadcastReachesItsMembersOnBothNodesOnce) {
@@ -276,7 +276,15 @@ TEST_P(Cluster, RedisAwayLocalDeliveryGoesOnAndTheClusterComesBack) {
     }());
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, Cluster, ::testing::Values(gw::redis::cluster_mode::classic, gw::redis::cluster_mode::sharded),
-                         [](const auto& info) { return info.param == gw::redis::cluster_mode::classic ? "classic" : "sharded"; });
+INSTANTIATE_TEST_SUITE_P(Modes, Cluster,
+                         ::testing::Values(gw::redis::cluster_mode::classic, gw::redis::cluster_mode::sharded,
+                                           gw::redis::cluster_mode::streams),
+                         [](const auto& info) {
+                             switch (info.param) {
+                             case gw::redis::cluster_mode::classic: return "classic";
+                             case gw::redis::cluster_mode::sharded: return "sharded";
+                             default: return "streams";
+                             }
+                         });
 
 } // namespace

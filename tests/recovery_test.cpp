@@ -18,7 +18,7 @@ gw::session_record record(std::string id, std::vector<std::string> rooms, std::u
     r.nsp = "/chat";
     r.rooms = std::move(rooms);
     r.data = gw::json{{"user", "ada"}};
-    r.offset = offset;
+    r.offset = std::to_string(offset);   // the memory store's offsets are decimal counters
     return r;
 }
 
@@ -49,7 +49,7 @@ TEST(Recovery, ARecordIsRestoredOnceWithinItsWindow) {
             EXPECT_EQ(r->id, std::string("sock-1"));
             EXPECT_EQ(r->rooms, lobby);
             EXPECT_EQ(r->data["user"], std::string("ada"));
-            EXPECT_EQ(r->offset, 4u);
+            EXPECT_EQ(r->offset, std::string("4"));
         }
         EXPECT_FALSE((co_await store.restore("pid-1")).has_value());   // once
         EXPECT_FALSE((co_await store.restore("never")).has_value());
@@ -62,8 +62,8 @@ TEST(Recovery, ARecordIsRestoredOnceWithinItsWindow) {
 std::uint64_t put(gw::memory_session_store& store, std::string text, std::vector<std::string> rooms,
                   std::vector<std::string> except = {}, std::string_view nsp = "/chat") {
     std::uint64_t got = 0;
-    auto m = store.append(nsp, sent({}, std::move(rooms), std::move(except)), [&](std::uint64_t offset) {
-        got = offset;
+    auto m = store.append(nsp, sent({}, std::move(rooms), std::move(except)), [&](std::string_view offset) {
+        got = std::stoull(std::string(offset));
         return std::make_shared<const gw::prepared>(text);
     });
     EXPECT_EQ(m->text(), text);   // what encode made is what is kept and returned
@@ -93,6 +93,9 @@ TEST(Recovery, MissedBroadcastsFollowTheRoomsAndTheOffset) {
         EXPECT_EQ(texts(co_await store.missed(record("sock-2", games, 0))), for_games);
         EXPECT_TRUE(texts(co_await store.missed(record("sock-2", games, 5))).empty());   // up to date
         EXPECT_FALSE((co_await store.missed(record("sock-2", games, 6))).has_value());   // never assigned
+        auto not_ours = record("sock-2", games);
+        not_ours.offset = "1700000000000-0";   // a Redis stream's: not an offset this store assigned
+        EXPECT_FALSE((co_await store.missed(std::move(not_ours))).has_value());
     }());
 }
 

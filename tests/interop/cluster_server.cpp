@@ -8,7 +8,10 @@
 //   announce TEXT         s.broadcast().emit("announced", {text, from: id, nsp}); replies true;
 //   whisper {to,text}     ns.to(to).emit("whisper", {text, from: id, nsp}) (to: a socket id); replies true;
 //   fetch ROOM      replies with the ids of the room's sockets on every node;
-//   count           replies with the number of the namespace's sockets on every node.
+//   count           replies with the number of the namespace's sockets on every node;
+//   whoami          replies {id, port, recovered, data}: data is {user} from auth.user at its first connection.
+// CLUSTER_MODE=sharded: the sharded mode; CLUSTER_MODE=streams: the streams mode, with
+// connection-state recovery on (the sessions in Redis), as node_cluster_peer.mjs with the streams adapter.
 // (Node's serverSideEmit has no counterpart here.) PORT 0 picks a free port. Prints "listening on
 // port N" once the cluster's subscriptions are confirmed; exits 0 on SIGINT or SIGTERM.
 #include "gateway.hpp"
@@ -28,7 +31,7 @@ std::string text_field(const json& m, const char* name) {
     return m.is_object() && m.contains(name) && m[name].is_string() ? m[name].get<std::string>() : std::string();
 }
 
-void serve(gw::namespace_ref ns, gw::redis::cluster& cluster) {
+void serve(gw::namespace_ref ns, gw::redis::cluster& cluster, unsigned port) {
     // serverSideEmit, as the Node peer does it: sent on request, printed when another node sends it.
     ns.on("server-emit", [ns, &cluster](gw::socket&, json payload) {
         json args = json::array();
@@ -45,6 +48,7 @@ void serve(gw::namespace_ref ns, gw::redis::cluster& cluster) {
         return json();
     });
     ns.on_connect([](gw::socket& s) {
+        if (const std::string user = text_field(s.auth(), "user"); !user.empty() && !s.recovered()) s.data() = json{{"user", user}};
         std::string room = text_field(s.auth(), "room");
         if (room.empty()) room = s.handshake().query_param("room").value_or("");
         if (!room.empty()) s.join(room);
@@ -80,6 +84,10 @@ void serve(gw::namespace_ref ns, gw::redis::cluster& cluster) {
         co_await ns.to(to).emit("whisper", out);
         co_return true;
     });
+    ns.on("whoami", [port](gw::socket& s) {
+        const auto* data = std::any_cast<json>(&s.data());
+        return json{{"id", s.id()}, {"port", port}, {"recovered", s.recovered()}, {"data", data ? *data : json()}};
+    });
     ns.on("fetch", [ns](gw::socket&, std::string room) -> asio::awaitable<json> {
         co_return json(co_await ns.to(room).ids());
     });
@@ -103,14 +111,18 @@ int main(int argc, char** argv) {
     }
     try {
         asio::io_context io{1};
-        gw::gateway app{io, {.port = static_cast<std::uint16_t>(port)}};
-        // url: REDIS_URL; CLUSTER_MODE=sharded: Redis 7's sharded pub/sub, as the Node peer's.
+        // url: REDIS_URL; CLUSTER_MODE=sharded: Redis 7's sharded pub/sub, as the Node peer's;
+        // CLUSTER_MODE=streams: a Redis stream, and recovery across nodes.
         gw::redis::cluster_options co;
-        if (const char* mode = std::getenv("CLUSTER_MODE"); mode && std::string_view(mode) == "sharded")
-            co.mode = gw::redis::cluster_mode::sharded;
+        const std::string_view mode = std::getenv("CLUSTER_MODE") ? std::getenv("CLUSTER_MODE") : "";
+        if (mode == "sharded") co.mode = gw::redis::cluster_mode::sharded;
+        if (mode == "streams") co.mode = gw::redis::cluster_mode::streams;
+        gw::gateway_options own;
+        own.socketio.recovery.enabled = mode == "streams";
+        gw::gateway app{io, {.port = static_cast<std::uint16_t>(port)}, own};
         gw::redis::cluster cluster(app, co);
-        serve(app.of("/"), cluster);
-        serve(app.of("/chat"), cluster);
+        serve(app.of("/"), cluster, app.port());
+        serve(app.of("/chat"), cluster, app.port());
         std::exception_ptr failed;
         // Listening is announced once subscribed, so that nothing published after the line is missed.
         asio::co_spawn(

@@ -1,4 +1,5 @@
-// node_cluster_peer.mjs PORT [REDIS_URL]   (CLUSTER_MODE=sharded: the sharded adapter)
+// node_cluster_peer.mjs PORT [REDIS_URL]   (CLUSTER_MODE=sharded: the sharded adapter;
+//                                          CLUSTER_MODE=streams: @socket.io/redis-streams-adapter, with recovery)
 //
 // A Node Socket.IO 4 server in a Redis cluster (@socket.io/redis-adapter over two node-redis 4
 // clients, createAdapter(pub, sub)): the reference node that tests/interop/cluster_server.cpp
@@ -15,7 +16,8 @@
 //   whisper {to,text}     nsp.to(to).emit('whisper', {text, from: id, nsp}) (to: a socket id); acked true;
 //   fetch ROOM      acked with the ids of the room's sockets on every node (fetchSockets);
 //   count           acked with the number of the namespace's sockets on every node;
-//   server-emit P   nsp.serverSideEmit('ping-servers', P); acked true once published.
+//   server-emit P   nsp.serverSideEmit('ping-servers', P); acked true once published;
+//   whoami          acked {id, port, recovered, data}: data is {user} from auth.user at its first connection.
 // A 'ping-servers' event from another node is printed on stdout as one JSON line
 // {"serverSideEvent":"ping-servers","nsp":...,"payload":...}.
 //
@@ -24,6 +26,7 @@
 import { createServer } from 'node:http';
 import process from 'node:process';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import { createAdapter as createStreamsAdapter } from '@socket.io/redis-streams-adapter';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
 
@@ -44,8 +47,13 @@ await Promise.all([pub.connect(), sub.connect()]);
 
 const http = createServer();
 // CLUSTER_MODE=sharded: createShardedAdapter (Redis 7's SPUBLISH and SSUBSCRIBE) instead.
+// CLUSTER_MODE=streams: the streams adapter (one client; it duplicates it itself), with
+// connection-state recovery, whose sessions it keeps in Redis.
 const sharded = process.env.CLUSTER_MODE === 'sharded';
-const io = new Server(http, { adapter: sharded ? createShardedAdapter(pub, sub) : createAdapter(pub, sub) });
+const streams = process.env.CLUSTER_MODE === 'streams';
+const io = new Server(http, streams
+  ? { adapter: createStreamsAdapter(pub), connectionStateRecovery: {} }
+  : { adapter: sharded ? createShardedAdapter(pub, sub) : createAdapter(pub, sub) });
 
 const isString = (v) => typeof v === 'string' && v.length > 0;
 const reply = (ack, value) => { if (typeof ack === 'function') ack(value); };
@@ -54,6 +62,10 @@ function serve(nsp) {
   nsp.on('connection', (socket) => {
     const room = socket.handshake.auth?.room ?? socket.handshake.query?.room;
     if (isString(room)) socket.join(room);
+    if (isString(socket.handshake.auth?.user) && !socket.recovered) socket.data = { user: socket.handshake.auth.user };
+    socket.on('whoami', (ack) => {
+      reply(ack, { id: socket.id, port: http.address().port, recovered: socket.recovered, data: socket.data ?? null });
+    });
 
     socket.on('join', (r, ack) => {
       if (!isString(r)) return reply(ack, false);

@@ -204,4 +204,73 @@ TEST(Selection, ReadsWhatAnyWriterSends) {
     EXPECT_EQ(s.to_json(false), (json{{"rooms", json::array({"a", "3"})}, {"except", json::array()}}));
 }
 
+TEST(Streams, AnEntrysFieldsAsTheStreamsAdapterWritesThem) {
+    json m{{"uid", "0123456789abcdef"}, {"nsp", "/chat"}, {"type", 3}};
+    m["data"] = json{{"packet", json{{"type", 2}, {"data", json::array({"hi", 1})}}}};
+    const std::vector<std::string> want{"uid", "0123456789abcdef", "nsp", "/chat", "type", "3",
+                                        "data", R"({"packet":{"data":["hi",1],"type":2}})"};
+    EXPECT_EQ(sr::stream_fields(m), want);
+    // No data: no field (the adapter writes none); binary: base64 of msgpack.
+    EXPECT_EQ(sr::stream_fields(json{{"uid", "u"}, {"nsp", "/"}, {"type", 6}}).size(), 6u);
+    json bin{{"uid", "u"}, {"nsp", "/"}, {"type", 3}};
+    bin["data"] = json{{"x", json::binary({1, 2})}};
+    EXPECT_EQ(sr::stream_fields(bin).back(), "gaF4xAIBAg==");
+}
+
+TEST(Streams, EntriesAreReadBackAndBadOnesRefused) {
+    std::string error;
+    const std::vector<std::string> text{"uid", "u", "nsp", "/", "type", "4", "data", R"({"rooms":["a"]})"};
+    auto m = sr::from_stream_fields(text, error);
+    ASSERT_TRUE(m) << error;
+    EXPECT_EQ((*m)["type"], 4);
+    EXPECT_EQ((*m)["data"]["rooms"][0], "a");
+    const std::vector<std::string> packed{"uid", "u", "nsp", "/", "type", "3", "data", "gaF4xAIBAg=="};
+    m = sr::from_stream_fields(packed, error);
+    ASSERT_TRUE(m) << error;
+    EXPECT_EQ((*m)["data"]["x"], json::binary({1, 2}));
+    const std::vector<std::string> no_nsp{"uid", "u", "type", "3"}, bad_type{"nsp", "/", "type", "three"},
+        bad_data{"nsp", "/", "type", "3", "data", "not base64!"};
+    EXPECT_FALSE(sr::from_stream_fields(no_nsp, error));
+    EXPECT_FALSE(sr::from_stream_fields(bad_type, error));
+    EXPECT_FALSE(sr::from_stream_fields(bad_data, error));
+}
+
+TEST(Streams, OnlyEntryIdsAreOffsets) {
+    EXPECT_TRUE(sr::is_stream_id("1700000000000-0"));
+    EXPECT_TRUE(sr::is_stream_id("0-1"));
+    EXPECT_FALSE(sr::is_stream_id("12"));
+    EXPECT_FALSE(sr::is_stream_id("-1"));
+    EXPECT_FALSE(sr::is_stream_id("1-"));
+    EXPECT_FALSE(sr::is_stream_id("1-2-3"));
+    EXPECT_FALSE(sr::is_stream_id("PZ5xnFq"));
+    EXPECT_FALSE(sr::is_stream_id(""));
+}
+
+TEST(Streams, ASessionAsNodeKeepsItAndAsWeDo) {
+    // msgpack {sid: "s1", pid: "p1", rooms: ["s1", "lobby"], data: {user: "ada"}}, base64, as the
+    // streams adapter writes it under sio:session:p1.
+    auto node = sr::stored_session::decode("hKNzaWSiczGjcGlkonAxpXJvb21zkqJzMaVsb2JieaRkYXRhgaR1c2Vyo2FkYQ==");
+    ASSERT_TRUE(node);
+    EXPECT_EQ(node->sid, "s1");
+    EXPECT_EQ(node->pid, "p1");
+    EXPECT_EQ(node->rooms, std::vector<std::string>{"lobby"});   // the id-room aside
+    EXPECT_EQ(node->data["user"], "ada");
+    EXPECT_TRUE(node->nsp.empty());
+    sr::stored_session ours{"s2", "p2", "/chat", {"a", "b"}, json{{"n", 1}}};
+    auto back = sr::stored_session::decode(ours.encode());
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->sid, "s2");
+    EXPECT_EQ(back->nsp, "/chat");
+    EXPECT_EQ(back->rooms, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(back->data, (json{{"n", 1}}));
+    std::string packed;
+    ASSERT_TRUE(gw::detail::eio::base64_decode(ours.encode(), packed));
+    std::string error;
+    auto v = sr::from_msgpack(packed, error);
+    ASSERT_TRUE(v);
+    EXPECT_EQ((*v)["rooms"], json::array({"s2", "a", "b"}));   // with its id-room, as the adapter restores them
+    EXPECT_FALSE(sr::stored_session::decode("gaF4xAIBAg=="));   // no sid
+    EXPECT_FALSE(sr::stored_session::decode("%%%"));
+}
+
 } // namespace

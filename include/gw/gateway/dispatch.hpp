@@ -141,9 +141,7 @@ struct dispatcher {
         }
         if (auto pid = t.session_pid(); !pid.empty() && recoverable(reason)) {
             const auto& rec = s->owner_->socketio.recovery;
-            session_record r{s->id_, ns->path, s->rooms_, nullptr, 0};
-            if (auto* j = std::any_cast<json>(&s->data_)) r.data = *j;
-            else if (auto* text = std::any_cast<std::string>(&s->data_)) r.data = *text;
+            session_record r = record_of(*s);
             try {
                 co_await rec.store->save(std::string(pid), std::move(r), rec.max_disconnection);
             } catch (...) {   // a store that fails loses this recovery, not the farewell
@@ -155,6 +153,17 @@ struct dispatcher {
         s->gone_ = true;
         co_await t.release();
     }
+
+    /// What connection-state recovery keeps of a socket: its id, namespace, rooms and data (when
+    /// that holds JSON, or a string as middleware attaches).
+    static session_record record_of(const socket& s) {
+        session_record r{s.id_, s.ns_.path, s.rooms_, nullptr, {}};
+        if (auto* j = std::any_cast<json>(&s.data_)) r.data = *j;
+        else if (auto* text = std::any_cast<std::string>(&s.data_)) r.data = *text;
+        return r;
+    }
+    /// The private session id of a Socket.IO socket under connection-state recovery, else empty.
+    static std::string_view pid_of(const socket& s) noexcept { return s.transport_->session_pid(); }
 
     /// Whether a socket that went for this reason may come back (Socket.IO's recoverable reasons):
     /// its transport failed or the server closed it, as opposed to a namespace disconnect.

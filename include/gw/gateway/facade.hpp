@@ -151,7 +151,10 @@ public:
             if (auto st = w.lock()) start(st, detail::access::transport_of(c));
         };
         st_->socketio = own.socketio;
-        if (auto& rec = st_->socketio.recovery; rec.enabled && !rec.store) rec.store = std::make_shared<memory_session_store>();
+        if (auto& rec = st_->socketio.recovery; rec.enabled && !rec.store) {
+            rec.store = std::make_shared<memory_session_store>();
+            st_->default_store = true;   // a cluster in streams mode may keep sessions in Redis instead
+        }
         st_->srv = std::make_unique<server>(io, std::move(opts));
         st_->loops = st_->srv->loops();
         if (own.socketio.enabled) {   // Socket.IO's sessions on the same listener

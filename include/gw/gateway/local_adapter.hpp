@@ -457,8 +457,8 @@ inline asio::awaitable<void> target::emit(std::string_view event, const json& da
             b.rooms = rooms_;
             b.except_rooms = except_rooms_;
             for (const socket* s : except_sockets_) b.except_rooms.push_back(s->id());
-            kept = store->append(ns->path, std::move(b), [&](std::uint64_t offset) {
-                return ns->sio_wire->prepare_kept(event, data, false, std::to_string(offset));
+            kept = store->append(ns->path, std::move(b), [&](std::string_view offset) {
+                return ns->sio_wire->prepare_kept(event, data, false, offset);
             });
         }
         ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(),

@@ -17,12 +17,12 @@ struct session_record {
     std::string nsp;                   ///< its namespace
     std::vector<std::string> rooms;    ///< the rooms it was in, its id-room aside
     json data;                         ///< what it carried (socket.data() when that holds JSON)
-    std::uint64_t offset = 0;          ///< the offset of the last broadcast it was sent
+    std::string offset{};              ///< the offset of the last broadcast it was sent, as the client gave it
 };
 
 /// A broadcast as recovery keeps it: what was sent, and to whom.
 struct kept_broadcast {
-    std::uint64_t offset = 0;
+    std::string offset{};   ///< opaque to clients: a counter here, a stream entry id in Redis
     std::vector<std::string> rooms, except_rooms;   ///< as the emit named them (none: everyone)
     std::shared_ptr<const prepared> message;
 };
@@ -38,10 +38,11 @@ public:
     /// Keeps a broadcast of namespace nsp (b's rooms and except rooms) for as long as a session
     /// could miss it: assigns its offset (increasing within the namespace), has encode make the
     /// message as sent with that offset in it, keeps that message and returns it. Synchronous, since
-    /// a broadcast is queued before its emit returns: a store kept elsewhere assigns offsets here and
-    /// writes behind.
+    /// a broadcast is queued before its emit returns. A store whose broadcasts travel through the
+    /// cluster (gw::redis's streams mode, where the offset is the Redis stream entry the broadcast
+    /// becomes) keeps nothing here and returns nullptr: the namespace's adapter then keeps it.
     virtual std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
-                                                   const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) = 0;
+                                                   const std::function<std::shared_ptr<const prepared>(std::string_view)>& encode) = 0;
     /// The broadcasts of record's namespace after its offset that reached a socket in its rooms
     /// (or in its id-room), in order; nullopt when the offset is not one the store can continue
     /// from (never assigned, or older than what it keeps): then nothing can be recovered.
@@ -86,15 +87,16 @@ public:
         co_return r;
     }
     std::shared_ptr<const prepared> append(std::string_view nsp, kept_broadcast b,
-                                           const std::function<std::shared_ptr<const prepared>(std::uint64_t)>& encode) override {
+                                           const std::function<std::shared_ptr<const prepared>(std::string_view)>& encode) override {
         std::lock_guard hold(lock_);
         auto it = logs_.find(nsp);
         if (it == logs_.end()) it = logs_.emplace(std::string(nsp), log{}).first;
         auto& log = it->second;
-        b.offset = ++log.last;
+        const std::uint64_t n = ++log.last;
+        b.offset = std::to_string(n);
         b.message = encode(b.offset);
         auto message = b.message;
-        log.entries.push_back({clock::now(), std::move(b)});
+        log.entries.push_back({clock::now(), n, std::move(b)});
         if (log.entries.size() > max_kept_) {
             log.entries.pop_front();
             log.dropped = true;
@@ -102,17 +104,21 @@ public:
         return message;
     }
     asio::awaitable<std::optional<std::vector<kept_broadcast>>> missed(session_record record) override {
+        std::uint64_t from = 0;   // the offsets here are decimal counters
+        const char* end = record.offset.data() + record.offset.size();
+        if (const auto r = std::from_chars(record.offset.data(), end, from); r.ec != std::errc{} || r.ptr != end || record.offset.empty())
+            co_return std::nullopt;
         std::lock_guard hold(lock_);
         forget(clock::now());
         std::vector<kept_broadcast> out;
         auto it = logs_.find(record.nsp);
-        if (it == logs_.end()) co_return record.offset == 0 ? std::optional(out) : std::nullopt;
+        if (it == logs_.end()) co_return from == 0 ? std::optional(out) : std::nullopt;
         const log& l = it->second;
         // Known: assigned, and nothing after it forgotten (the oldest kept follows it at once).
-        const std::uint64_t next = l.entries.empty() ? l.last + 1 : l.entries.front().b.offset;
-        if (record.offset > l.last || (l.dropped && record.offset + 1 < next)) co_return std::nullopt;
+        const std::uint64_t next = l.entries.empty() ? l.last + 1 : l.entries.front().n;
+        if (from > l.last || (l.dropped && from + 1 < next)) co_return std::nullopt;
         for (const auto& e : l.entries)
-            if (e.b.offset > record.offset && detail::reached(e.b, record)) out.push_back(e.b);
+            if (e.n > from && detail::reached(e.b, record)) out.push_back(e.b);
         co_return out;
     }
 
@@ -124,6 +130,7 @@ private:
     };
     struct entry {
         clock::time_point at;
+        std::uint64_t n;   // b.offset as a number
         kept_broadcast b;
     };
     struct log {

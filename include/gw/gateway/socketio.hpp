@@ -613,12 +613,12 @@ inline asio::awaitable<void> sio_client::join(std::shared_ptr<sio_client> self, 
     std::optional<session_record> restored;
     std::vector<kept_broadcast> missed;
     if (!pid.empty() && rec.store) {
-        std::uint64_t from = 0;
-        const char* end = offset.data() + offset.size();
-        const auto parsed = std::from_chars(offset.data(), end, from);
         auto r = co_await rec.store->restore(pid);
-        if (r && r->nsp == ns->path && !offset.empty() && parsed.ec == std::errc{} && parsed.ptr == end) {
-            r->offset = from;
+        // A record without a namespace (kept by Node's streams adapter, which stores none) is the
+        // one of the namespace the client reconnects to, as the private session id was.
+        if (r && r->nsp.empty()) r->nsp = ns->path;
+        if (r && r->nsp == ns->path && !offset.empty()) {
+            r->offset = std::move(offset);
             if (auto m = co_await rec.store->missed(*r)) {
                 restored = std::move(r);
                 missed = std::move(*m);

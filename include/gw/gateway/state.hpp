@@ -58,6 +58,7 @@ struct gateway_state : std::enable_shared_from_this<gateway_state> {
     std::unique_ptr<server> srv;   // made once the routing hook can point back here
     std::unique_ptr<engineio::server> eio;   // Socket.IO's sessions (socketio.hpp), when enabled
     socketio_options socketio;
+    bool default_store = false;   // socketio.recovery.store is the memory store the gateway made itself
     std::vector<asio::io_context*> loops;   // the server's workers; loop 0 is io
     std::unique_ptr<codec> wire = std::make_unique<nest_codec>();
     std::vector<std::unique_ptr<namespace_state>> spaces;
@@ -126,10 +127,20 @@ inline void socket::send_event(std::string_view event, const json& data, const j
         // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
         kept_broadcast b;
         b.rooms.push_back(id_);
-        auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::uint64_t offset) {
-            return codec_->prepare_kept(event, data, spread, std::to_string(offset));
+        auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::string_view offset) {
+            return codec_->prepare_kept(event, data, spread, offset);
         });
-        send_text(kept->text());
+        if (kept) {
+            send_text(kept->text());
+            return;
+        }
+        // A store kept in the cluster: the emit is a broadcast to its id-room, which the
+        // namespace's adapter keeps there and delivers with the offset it got.
+        const std::vector<std::string> own{id_}, none;
+        const std::vector<const socket*> nobody;
+        ns_.members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns_.owner->wire.get(),
+                                                                         ns_.sio_wire.get(), nullptr, spread),
+                               selection_spec{own, none, nobody}, false);
         return;
     }
     send_text(codec_->encode(event, data, id, ack, spread));

@@ -4,6 +4,8 @@
 // redis/adapter.hpp.
 #pragma once
 #include "../detail/json.hpp"
+#include "engineio.hpp"
+#include "text.hpp"
 
 #ifndef GATEWAY_NO_JSON
 namespace gw::inline v0::sio_redis {
@@ -518,6 +520,134 @@ enum class cluster_type : int {
 inline std::string encode_cluster(const json& message) {
     return has_binary(message) ? to_msgpack(message) : message.dump();
 }
+
+
+// ==== The streams adapter (@socket.io/redis-streams-adapter 0.3.x) ====
+
+/// A ClusterAdapter message as a stream entry's fields, in the streams adapter's order: uid, nsp,
+/// type (decimal text), and data when there is some: JSON text, or base64 of msgpack when it holds
+/// binary.
+inline std::vector<std::string> stream_fields(const json& message) {
+    std::vector<std::string> f;
+    f.push_back("uid");
+    f.push_back(message.value("uid", std::string()));
+    f.push_back("nsp");
+    f.push_back(message.value("nsp", std::string("/")));
+    f.push_back("type");
+    f.push_back(std::to_string(message.value("type", 0)));
+    if (auto d = message.find("data"); d != message.end() && !d->is_null()) {
+        f.push_back("data");
+        if (has_binary(*d)) {
+            const std::string packed = to_msgpack(*d);
+            f.push_back(gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()}));
+        } else {
+            f.push_back(d->dump());
+        }
+    }
+    return f;
+}
+
+/// A stream entry's fields (name, value, name, value...) back to the message {uid, nsp, type,
+/// data}; nullopt, with error set, when they are not the adapter's (no nsp, a type that is not a
+/// number, data that is neither JSON nor base64 msgpack).
+inline std::optional<json> from_stream_fields(const std::vector<std::string>& fields, std::string& error) {
+    json m = json::object();
+    std::string_view data;
+    bool has_data = false, has_nsp = false, has_type = false;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        const std::string& name = fields[i];
+        const std::string& value = fields[i + 1];
+        if (name == "uid") m["uid"] = value;
+        else if (name == "nsp") {
+            m["nsp"] = value;
+            has_nsp = true;
+        } else if (name == "type") {
+            int t = 0;
+            const auto r = std::from_chars(value.data(), value.data() + value.size(), t);
+            if (r.ec != std::errc{} || r.ptr != value.data() + value.size()) {
+                error = "type is not a number";
+                return std::nullopt;
+            }
+            m["type"] = t;
+            has_type = true;
+        } else if (name == "data") {
+            data = value;
+            has_data = true;
+        }
+    }
+    if (!has_nsp || !has_type) {
+        error = "no nsp or type";
+        return std::nullopt;
+    }
+    if (has_data) {
+        if (!data.empty() && data.front() == '{') {
+            json v = json::parse(data, nullptr, false);
+            if (v.is_discarded()) {
+                error = "malformed JSON";
+                return std::nullopt;
+            }
+            m["data"] = std::move(v);
+        } else {
+            std::string packed;
+            if (!gw::detail::eio::base64_decode(data, packed)) {
+                error = "data is neither JSON nor base64";
+                return std::nullopt;
+            }
+            auto v = from_msgpack(packed, error);
+            if (!v) return std::nullopt;
+            m["data"] = std::move(*v);
+        }
+    }
+    return m;
+}
+
+/// True when text is a stream entry id ("1700000000000-0"): the only offsets the streams adapter
+/// restores from.
+inline bool is_stream_id(std::string_view text) {
+    const auto dash = text.find('-');
+    if (dash == 0 || dash == std::string_view::npos || dash + 1 == text.size()) return false;
+    for (std::size_t i = 0; i < text.size(); ++i)
+        if (i != dash && (text[i] < '0' || text[i] > '9')) return false;
+    return true;
+}
+
+/// A session kept for connection-state recovery as the streams adapter keeps it under
+/// `sio:session:<pid>`: base64 of msgpack {sid, pid, rooms (its id-room among them), data}. nsp is
+/// ours (the adapter ignores members it does not know).
+struct stored_session {
+    std::string sid, pid, nsp;
+    std::vector<std::string> rooms;   ///< without the id-room
+    json data;
+
+    std::string encode() const {
+        json v = json::object();
+        v["sid"] = sid;
+        v["pid"] = pid;
+        json r = json::array({sid});
+        for (const auto& room : rooms) r.push_back(room);
+        v["rooms"] = std::move(r);
+        v["data"] = data;
+        v["nsp"] = nsp;
+        const std::string packed = to_msgpack(v);
+        return gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()});
+    }
+    /// nullopt when text is not such a session (no sid).
+    static std::optional<stored_session> decode(std::string_view text) {
+        std::string packed, error;
+        if (!gw::detail::eio::base64_decode(text, packed)) return std::nullopt;
+        auto v = from_msgpack(packed, error);
+        if (!v || !v->is_object() || !v->contains("sid") || !(*v)["sid"].is_string()) return std::nullopt;
+        stored_session s;
+        s.sid = (*v)["sid"].get<std::string>();
+        s.pid = v->value("pid", std::string());
+        s.nsp = v->value("nsp", std::string());
+        if (auto r = v->find("rooms"); r != v->end() && r->is_array())
+            for (const auto& room : *r)
+                if (room.is_string() && room.get<std::string>() != s.sid) s.rooms.push_back(room.get<std::string>());
+        s.data = v->value("data", json());
+        return s;
+    }
+};
 
 } // namespace gw::v0::sio_redis
 #endif

@@ -4156,6 +4156,9 @@ public:
     /// Runs the request at the session's owner and returns its answer; nullopt when none came
     /// within the deadline (the owner is gone) or no node owns the sid. Called on any loop.
     virtual asio::awaitable<std::optional<eio_remote_answer>> forward(eio_remote_request r) = 0;
+    /// The client of a forwarded GET went away while the owner held it: the owner ends the session
+    /// ("transport error"), as it would for its own poll. Called on any loop.
+    virtual void abort(std::string sid) = 0;
 };
 
 /// What an Engine.IO endpoint shares with its sessions: settings, the session table, the server's.
@@ -4307,6 +4310,11 @@ public:
         a.body = take_payload();
         a.content_type = "text/plain; charset=UTF-8";
         co_return a;
+    }
+
+    /// The client of a GET forwarded here went away while it was held (see eio_remote::abort).
+    void abort_forwarded_poll() {
+        if (get_pending_ && !ended()) end("transport error");
     }
 
     /// What a poll takes now: up to max_packets_per_poll packets as a payload, or the one packet
@@ -4892,13 +4900,36 @@ private:
             if (auto type = req.header("Content-Type"); type && trim(*type).starts_with("application/octet-stream")) fr.octet_stream = true;
         }
         auto remote = st_->remote;
+        // A held GET: a client that goes away meanwhile ends the session at its owner at once, as a
+        // local poll's does (watch_abort), rather than at its missed pong.
+        auto answered = std::make_shared<bool>(false);
+        const bool held = fr.method == "GET";
+        if (held) watch_forwarded(c, remote, fr.sid, answered);
         auto a = co_await remote->forward(std::move(fr));
+        if (held) {
+            *answered = true;
+            std::error_code ignored;
+            c->sock_.cancel(ignored);   // the watch ends with the wait
+        }
         if (!a) co_return co_await refuse(*c, eio::error_code::session_unknown, false, keep);
         if (a->status >= 400) st_->shared->rejected(a->status, "Engine.IO: answered by the session's node", &req);
         http_response r{a->status, std::move(a->body), a->content_type};
         if (a->status == 200) r.headers.emplace_back("Cache-Control", "no-store");
         add_cors(req, r, false);
         co_return co_await answer(*c, r, keep);
+    }
+
+    static void watch_forwarded(const std::shared_ptr<connection_impl>& c, std::shared_ptr<eio_remote> remote, std::string sid,
+                                std::shared_ptr<bool> answered) {
+        c->sock_.async_wait(tcp::socket::wait_read, [wc = std::weak_ptr<connection_impl>(c), remote = std::move(remote), sid = std::move(sid),
+                                                     answered = std::move(answered)](std::error_code ec) mutable {
+            auto conn = wc.lock();
+            if (ec || !conn || *answered) return;
+            char byte;
+            std::error_code peek;
+            conn->sock_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek);
+            if (peek && peek != asio::error::would_block && peek != asio::error::try_again) remote->abort(std::move(sid));
+        });
     }
 
     /// Reads a body of length bytes (what came with the head first); what follows it stays in
@@ -10015,6 +10046,7 @@ inline std::string node_tag() {
 // raw, so a payload is carried byte for byte without escaping.
 //   request: "q" \n origin-tag \n id \n method \n sid \n ("o": octet-stream | "-") \n body
 //   answer:  "a" \n id \n status \n ("k": the session was there | "u") \n content-type \n body
+//   abort:   "x" \n sid          (the client of a forwarded GET went away while the owner held it)
 
 inline std::string encode_forward_request(std::string_view origin, std::uint64_t id, const eio_remote_request& r) {
     std::string out;
@@ -10099,6 +10131,13 @@ public:
         co_return a;
     }
 
+    void abort(std::string sid) override {
+        if (closed_) return;
+        const auto tag = gw::detail::eio::node_tag_of(sid);
+        if (tag.empty()) return;
+        send_(forward_channel(key_, tag), "x\n" + sid);   // posted to io by the cluster's publish
+    }
+
     /// A message on this node's channel (on io).
     void on_message(const message& m) {
         if (closed_ || m.payload.empty()) return;
@@ -10126,6 +10165,10 @@ public:
             if (a.known) p.answer = std::move(a);
             else ++p.unknowns;
             p.timer.cancel();
+        } else if (m.payload[0] == 'x' && m.payload.size() == 22 && m.payload[1] == '\n') {
+            auto st = st_.lock();
+            auto s = st ? st->find(m.payload.substr(2)) : nullptr;
+            if (s) asio::post(s->executor(), [s] { s->abort_forwarded_poll(); });
         }
     }
 
@@ -10189,7 +10232,8 @@ private:
     void take_request(std::string origin, std::uint64_t id, eio_remote_request r) {
         auto st = st_.lock();
         if (!st || !st->find(r.sid)) {   // not here (ended, or a node that shares our tag asked): say so at once
-            send_(forward_channel(key_, origin), encode_forward_answer(id, gw::detail::eio_error_answer(gw::detail::eio::error_code::session_unknown, false)));
+            const auto unknown = gw::detail::eio_error_answer(gw::detail::eio::error_code::session_unknown, false);
+            send_(forward_channel(key_, origin), encode_forward_answer(id, unknown));
             return;
         }
         if (serving_ >= max_) {

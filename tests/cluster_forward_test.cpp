@@ -186,7 +186,7 @@ TEST(ClusterForward, PollingRequestsAtTheOtherNodeAreServedByTheSessionsNode) {
     }());
 }
 
-TEST(ClusterForward, UnknownSessionsAWebSocketProbeAndAGoneOwner) {
+TEST(ClusterForward, UnknownSessionsAWebSocketProbeAnAbortedPollAndAGoneOwner) {
     REQUIRE_REDIS_SERVER();
     two_nodes n;
     const std::uint16_t pa = n.a->port(), pb = n.b->port();
@@ -217,6 +217,28 @@ TEST(ClusterForward, UnknownSessionsAWebSocketProbeAndAGoneOwner) {
         // A's session still works through B.
         r = co_await http(pb, "POST", polling(sid), "40");
         EXPECT_EQ(r.body, "ok");
+        r = co_await http(pb, "GET", polling(sid));
+        EXPECT_TRUE(r.body.starts_with("40{")) << r.body;
+
+        // A client that goes away while its poll is held at A through B: A ends the session at once
+        // (as for its own held poll), not at the missed pong 45 s later.
+        EXPECT_EQ(n.a->metrics().engineio_sessions, 1u);
+        {
+            const auto served = n.a->metrics().cluster_forwards_served;
+            tcp::socket s(n.io);
+            co_await s.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), pb), asio::use_awaitable);
+            const std::string get = "GET " + polling(sid) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+            co_await asio::async_write(s, asio::buffer(get), asio::use_awaitable);
+            while (n.a->metrics().cluster_forwards_served == served) {
+                asio::steady_timer t(n.io, 10ms);
+                co_await t.async_wait(asio::use_awaitable);
+            }
+            s.close();
+        }
+        while (n.a->metrics().engineio_sessions != 0) {
+            asio::steady_timer t(n.io, 10ms);
+            co_await t.async_wait(asio::use_awaitable);
+        }
 
         // A leaves the cluster: once Redis has nobody on its channel, B says so at once.
         const std::string a_channel = "socket.io-forward#" + sid.substr(0, 4) + "#";

@@ -93,6 +93,9 @@ public:
     /// Runs the request at the session's owner and returns its answer; nullopt when none came
     /// within the deadline (the owner is gone) or no node owns the sid. Called on any loop.
     virtual asio::awaitable<std::optional<eio_remote_answer>> forward(eio_remote_request r) = 0;
+    /// The client of a forwarded GET went away while the owner held it: the owner ends the session
+    /// ("transport error"), as it would for its own poll. Called on any loop.
+    virtual void abort(std::string sid) = 0;
 };
 
 /// What an Engine.IO endpoint shares with its sessions: settings, the session table, the server's.
@@ -244,6 +247,11 @@ public:
         a.body = take_payload();
         a.content_type = "text/plain; charset=UTF-8";
         co_return a;
+    }
+
+    /// The client of a GET forwarded here went away while it was held (see eio_remote::abort).
+    void abort_forwarded_poll() {
+        if (get_pending_ && !ended()) end("transport error");
     }
 
     /// What a poll takes now: up to max_packets_per_poll packets as a payload, or the one packet
@@ -829,13 +837,36 @@ private:
             if (auto type = req.header("Content-Type"); type && trim(*type).starts_with("application/octet-stream")) fr.octet_stream = true;
         }
         auto remote = st_->remote;
+        // A held GET: a client that goes away meanwhile ends the session at its owner at once, as a
+        // local poll's does (watch_abort), rather than at its missed pong.
+        auto answered = std::make_shared<bool>(false);
+        const bool held = fr.method == "GET";
+        if (held) watch_forwarded(c, remote, fr.sid, answered);
         auto a = co_await remote->forward(std::move(fr));
+        if (held) {
+            *answered = true;
+            std::error_code ignored;
+            c->sock_.cancel(ignored);   // the watch ends with the wait
+        }
         if (!a) co_return co_await refuse(*c, eio::error_code::session_unknown, false, keep);
         if (a->status >= 400) st_->shared->rejected(a->status, "Engine.IO: answered by the session's node", &req);
         http_response r{a->status, std::move(a->body), a->content_type};
         if (a->status == 200) r.headers.emplace_back("Cache-Control", "no-store");
         add_cors(req, r, false);
         co_return co_await answer(*c, r, keep);
+    }
+
+    static void watch_forwarded(const std::shared_ptr<connection_impl>& c, std::shared_ptr<eio_remote> remote, std::string sid,
+                                std::shared_ptr<bool> answered) {
+        c->sock_.async_wait(tcp::socket::wait_read, [wc = std::weak_ptr<connection_impl>(c), remote = std::move(remote), sid = std::move(sid),
+                                                     answered = std::move(answered)](std::error_code ec) mutable {
+            auto conn = wc.lock();
+            if (ec || !conn || *answered) return;
+            char byte;
+            std::error_code peek;
+            conn->sock_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek);
+            if (peek && peek != asio::error::would_block && peek != asio::error::try_again) remote->abort(std::move(sid));
+        });
     }
 
     /// Reads a body of length bytes (what came with the head first); what follows it stays in

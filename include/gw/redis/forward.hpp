@@ -39,6 +39,7 @@ inline std::string node_tag() {
 // raw, so a payload is carried byte for byte without escaping.
 //   request: "q" \n origin-tag \n id \n method \n sid \n ("o": octet-stream | "-") \n body
 //   answer:  "a" \n id \n status \n ("k": the session was there | "u") \n content-type \n body
+//   abort:   "x" \n sid          (the client of a forwarded GET went away while the owner held it)
 
 inline std::string encode_forward_request(std::string_view origin, std::uint64_t id, const eio_remote_request& r) {
     std::string out;
@@ -123,6 +124,13 @@ public:
         co_return a;
     }
 
+    void abort(std::string sid) override {
+        if (closed_) return;
+        const auto tag = gw::detail::eio::node_tag_of(sid);
+        if (tag.empty()) return;
+        send_(forward_channel(key_, tag), "x\n" + sid);   // posted to io by the cluster's publish
+    }
+
     /// A message on this node's channel (on io).
     void on_message(const message& m) {
         if (closed_ || m.payload.empty()) return;
@@ -150,6 +158,10 @@ public:
             if (a.known) p.answer = std::move(a);
             else ++p.unknowns;
             p.timer.cancel();
+        } else if (m.payload[0] == 'x' && m.payload.size() == 22 && m.payload[1] == '\n') {
+            auto st = st_.lock();
+            auto s = st ? st->find(m.payload.substr(2)) : nullptr;
+            if (s) asio::post(s->executor(), [s] { s->abort_forwarded_poll(); });
         }
     }
 
@@ -213,7 +225,8 @@ private:
     void take_request(std::string origin, std::uint64_t id, eio_remote_request r) {
         auto st = st_.lock();
         if (!st || !st->find(r.sid)) {   // not here (ended, or a node that shares our tag asked): say so at once
-            send_(forward_channel(key_, origin), encode_forward_answer(id, gw::detail::eio_error_answer(gw::detail::eio::error_code::session_unknown, false)));
+            const auto unknown = gw::detail::eio_error_answer(gw::detail::eio::error_code::session_unknown, false);
+            send_(forward_channel(key_, origin), encode_forward_answer(id, unknown));
             return;
         }
         if (serving_ >= max_) {

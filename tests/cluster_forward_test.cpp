@@ -66,7 +66,7 @@ struct two_nodes {
     std::unique_ptr<gw::gateway> a, b;
     std::unique_ptr<gw::redis::cluster> ca, cb;
 
-    two_nodes() {
+    explicit two_nodes(gw::redis::cluster_mode mode = gw::redis::cluster_mode::classic) {
         gw::gateway_options own;
         own.socketio.engine.cors.enabled = true;
         a = std::make_unique<gw::gateway>(io, test::local(), own);
@@ -84,7 +84,8 @@ struct two_nodes {
         gw::redis::cluster_options o;
         o.url = redis.url();
         o.requests_timeout = 1s;
-        o.forward_timeout = 2s;   // a silent owner costs the test 2 s, not ping_interval + ping_timeout
+        o.forward_timeout = 2s;
+        o.mode = mode;   // forwarding uses plain PUBLISH and SUBSCRIBE in either mode   // a silent owner costs the test 2 s, not ping_interval + ping_timeout
         ca = std::make_unique<gw::redis::cluster>(*a, o);
         cb = std::make_unique<gw::redis::cluster>(*b, o);
     }
@@ -95,9 +96,12 @@ struct two_nodes {
     }
 };
 
-TEST(ClusterForward, PollingRequestsAtTheOtherNodeAreServedByTheSessionsNode) {
+/// The main walk runs in both adapter modes: the sharded one's links subscribe with SSUBSCRIBE too.
+class ClusterForwardModes : public ::testing::TestWithParam<gw::redis::cluster_mode> {};
+
+TEST_P(ClusterForwardModes, PollingRequestsAtTheOtherNodeAreServedByTheSessionsNode) {
     REQUIRE_REDIS_SERVER();
-    two_nodes n;
+    two_nodes n(GetParam());
     const std::uint16_t pa = n.a->port(), pb = n.b->port();
     test::run(n.io, [&]() -> awaitable<void> {
         co_await n.ready();
@@ -185,6 +189,10 @@ TEST(ClusterForward, PollingRequestsAtTheOtherNodeAreServedByTheSessionsNode) {
         EXPECT_NE(gw::to_prometheus(mb).find("gateway_cluster_forwarded_total"), std::string::npos);
     }());
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, ClusterForwardModes,
+                         ::testing::Values(gw::redis::cluster_mode::classic, gw::redis::cluster_mode::sharded),
+                         [](const auto& info) { return info.param == gw::redis::cluster_mode::classic ? "classic" : "sharded"; });
 
 TEST(ClusterForward, UnknownSessionsAWebSocketProbeAnAbortedPollAndAGoneOwner) {
     REQUIRE_REDIS_SERVER();

@@ -226,8 +226,8 @@ public:
     }
 
     /// A GET that reached another node of the cluster, run here as if it had come directly: held
-    /// until there are packets, answered with them. No connection to watch: a client that goes
-    /// away meanwhile is noticed by its missed pong.
+    /// until there are packets, answered with them. The connection is the other node's to watch: a
+    /// client that goes away meanwhile comes back as abort_forwarded_poll().
     asio::awaitable<eio_remote_answer> poll_forwarded() {
         auto self = shared_from_this();
         eio_remote_answer a;
@@ -856,6 +856,8 @@ private:
         co_return co_await answer(*c, r, keep);
     }
 
+    /// watch_abort for a GET held at another node: a client that goes away asks the owner to end
+    /// the session; bytes that arrive instead (a pipelined request) end the watch without a verdict.
     static void watch_forwarded(const std::shared_ptr<connection_impl>& c, std::shared_ptr<eio_remote> remote, std::string sid,
                                 std::shared_ptr<bool> answered) {
         c->sock_.async_wait(tcp::socket::wait_read, [wc = std::weak_ptr<connection_impl>(c), remote = std::move(remote), sid = std::move(sid),

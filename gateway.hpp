@@ -221,6 +221,10 @@ struct metrics {
     std::uint64_t cluster_dropped = 0;         ///< publishes dropped while Redis was away (over the buffer)
     std::uint64_t cluster_reconnects = 0;      ///< Redis connections made again after a loss
     std::uint64_t cluster_timeouts = 0;        ///< cluster-wide requests that returned partial results
+    std::uint64_t cluster_forwarded = 0;       ///< Engine.IO polling requests sent to their session's node
+    std::uint64_t cluster_forwards_served = 0; ///< polling requests of other nodes run here
+    std::uint64_t cluster_forwards_unanswered = 0;   ///< forwarded, no node had the session in time (400)
+    std::uint64_t cluster_forwards_refused = 0;      ///< forwarded requests over max_forwarded (503)
     struct latency {
         std::string nsp, event;
         static constexpr std::array<double, 10> bounds{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};   ///< seconds
@@ -283,6 +287,11 @@ inline std::string to_prometheus(const metrics& m) {
         one("cluster_dropped_total", "counter", "Publishes dropped while Redis was away.", m.cluster_dropped);
         one("cluster_reconnects_total", "counter", "Redis connections made again after a loss.", m.cluster_reconnects);
         one("cluster_timeouts_total", "counter", "Cluster-wide requests that returned partial results.", m.cluster_timeouts);
+        one("cluster_forwarded_total", "counter", "Engine.IO polling requests forwarded to their session's node.", m.cluster_forwarded);
+        one("cluster_forwards_served_total", "counter", "Engine.IO polling requests of other nodes served here.", m.cluster_forwards_served);
+        one("cluster_forwards_unanswered_total", "counter", "Forwarded polling requests no node answered for (400).",
+            m.cluster_forwards_unanswered);
+        one("cluster_forwards_refused_total", "counter", "Forwarded polling requests over max_forwarded (503).", m.cluster_forwards_refused);
     }
     out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
     for (const auto& h : m.handlers) {
@@ -1715,6 +1724,37 @@ inline std::string make_sid() {
     std::string id = base64_encode(raw);
     for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
     return id;
+}
+
+/// Only URL-safe base64's characters: what make_sid makes.
+inline bool is_sid_text(std::string_view text) noexcept {
+    for (char c : text)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+    return true;
+}
+
+/// A node tag: 4 of those characters, so that a sid made with one stays URL-safe.
+inline bool is_node_tag(std::string_view tag) noexcept { return tag.size() == 4 && is_sid_text(tag); }
+
+/// A session id that names its node, for a cluster where any node may receive the session's
+/// requests: the node's 4-character tag, then 12 random bytes in URL-safe base64. Still 20
+/// characters, as clients expect, and still 96 random bits (as many as the reference's ids, whose
+/// last 3 bytes are a counter).
+inline std::string make_sid(std::string_view tag) {
+    if (!is_node_tag(tag)) return make_sid();
+    std::array<unsigned char, 12> raw;
+    random_bytes(raw.data(), raw.size());
+    std::string id(tag);
+    id += base64_encode(raw);
+    for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    return id;
+}
+
+/// The node tag of a sid made by make_sid(tag); "" when the sid cannot be one (its length, its
+/// characters), so that what a cluster carries onwards is a plain 20-character id.
+inline std::string_view node_tag_of(std::string_view sid) noexcept {
+    if (sid.size() != 20 || !is_sid_text(sid)) return {};
+    return sid.substr(0, 4);
 }
 
 /// Why a request is refused (the "code" of the error body).
@@ -4091,6 +4131,36 @@ namespace gw::inline v0::detail {
 class eio_session;
 struct eio_access;
 
+/// A polling request for a session of another node, as a cluster carries it to the owner.
+struct eio_remote_request {
+    std::string method;   // "GET", "POST" or what else the client sent
+    std::string sid;
+    std::string body;     // a POST's, read whole (at most max_payload bytes)
+    bool octet_stream = false;   // the POST said Content-Type: application/octet-stream
+};
+
+/// The owner's answer, written by the node that received the request.
+struct eio_remote_answer {
+    int status = 400;
+    std::string content_type;
+    std::string body;
+    bool known = false;   // the owner had the session (else: a node that shares the tag, or it ended)
+};
+
+/// The seam between Engine.IO and a cluster: set by one (gw::redis::cluster) before the loops run,
+/// it reaches the node that owns a session this node does not have. Engine.IO itself knows nothing
+/// of Redis.
+class eio_remote {
+public:
+    virtual ~eio_remote() = default;
+    /// Runs the request at the session's owner and returns its answer; nullopt when none came
+    /// within the deadline (the owner is gone) or no node owns the sid. Called on any loop.
+    virtual asio::awaitable<std::optional<eio_remote_answer>> forward(eio_remote_request r) = 0;
+    /// The client of a forwarded GET went away while the owner held it: the owner ends the session
+    /// ("transport error"), as it would for its own poll. Called on any loop.
+    virtual void abort(std::string sid) = 0;
+};
+
 /// What an Engine.IO endpoint shares with its sessions: settings, the session table, the server's.
 struct eio_state {
     engineio::options opts;
@@ -4107,6 +4177,11 @@ struct eio_state {
     std::unique_ptr<asio::steady_timer> wake;
     std::atomic<bool> stopped{false};   // read by requests on every loop
     std::atomic<std::uint64_t> polling{0}, upgrades{0}, ping_timeouts{0};   // metrics
+    /// In a cluster: the 4 characters that start this node's sids, and the way to the other nodes
+    /// for requests whose sid names another node. Both set before the loops run, read-only after;
+    /// unset (no cluster), a sid not found here is unknown, as before.
+    std::string node_tag;
+    std::shared_ptr<eio_remote> remote;
 
     std::optional<std::uint32_t> current_loop() const noexcept {
         for (std::uint32_t i = 0; i < loops.size(); ++i)
@@ -4129,7 +4204,7 @@ public:
     /// A session opened over polling keeps a copy of its handshake's request; one opened over a
     /// WebSocket borrows its connection's (attach_websocket), which lives as long as it does.
     eio_session(std::shared_ptr<eio_state> st, asio::any_io_executor ex, const http_request& first, bool websocket)
-        : st_(std::move(st)), ex_(std::move(ex)), id_(eio::make_sid()),
+        : st_(std::move(st)), ex_(std::move(ex)), id_(eio::make_sid(st_->node_tag)),
           own_request_(websocket ? nullptr : std::make_unique<http_request>(first)), beat_(ex_) {}
 
     const std::string& id() const noexcept { return id_; }
@@ -4206,6 +4281,45 @@ public:
             std::error_code ignored;
             c->sock_.cancel(ignored);   // the watch ends with the wait
         }
+        r.body = take_payload();
+        r.content_type = "text/plain; charset=UTF-8";
+        const bool ok = co_await respond(*c, r);
+        if (!ok && !ended()) end("transport error");
+        co_return ok;
+    }
+
+    /// A GET that reached another node of the cluster, run here as if it had come directly: held
+    /// until there are packets, answered with them. The connection is the other node's to watch: a
+    /// client that goes away meanwhile comes back as abort_forwarded_poll().
+    asio::awaitable<eio_remote_answer> poll_forwarded() {
+        auto self = shared_from_this();
+        eio_remote_answer a;
+        a.known = true;
+        if (get_pending_) {
+            end("transport error");
+            a.status = 400;
+            a.body = eio::error_body(eio::error_code::bad_request);
+            a.content_type = "application/json";
+            co_return a;
+        }
+        {
+            flag_guard pending(get_pending_);
+            while (queue_.empty() && phase_ == phase::open && !(probed_ && probe_) && !ws_) co_await wait();
+        }
+        a.status = 200;
+        a.body = take_payload();
+        a.content_type = "text/plain; charset=UTF-8";
+        co_return a;
+    }
+
+    /// The client of a GET forwarded here went away while it was held (see eio_remote::abort).
+    void abort_forwarded_poll() {
+        if (get_pending_ && !ended()) end("transport error");
+    }
+
+    /// What a poll takes now: up to max_packets_per_poll packets as a payload, or the one packet
+    /// that says why there is nothing.
+    std::string take_payload() {
         std::string payload;
         std::size_t taken = 0;
         bool closes = false;
@@ -4226,11 +4340,7 @@ public:
         }
         check_drained();
         if (closes && !ended()) end("forced close");   // the close packet reached the client
-        r.body = std::move(payload);
-        r.content_type = "text/plain; charset=UTF-8";
-        const bool ok = co_await respond(*c, r);
-        if (!ok && !ended()) end("transport error");
-        co_return ok;
+        return payload;
     }
 
     /// While a poll is held, a client that goes away (its tab closed) ends the session at once
@@ -4719,7 +4829,12 @@ public:
             co_return co_await answer(*c, r, keep);
         }
         auto s = st->find(kind.sid);
-        if (!s) co_return co_await refuse(*c, eio::error_code::session_unknown, is_upgrade, keep);
+        if (!s) {
+            // In a cluster, a polling request for another node's session is run there (a WebSocket
+            // probe is not: it must reach the owner, and the client goes on polling meanwhile).
+            if (st->remote && !websocket && !is_upgrade && elsewhere(kind.sid)) co_return co_await forward(c, kind.sid, rest, keep);
+            co_return co_await refuse(*c, eio::error_code::session_unknown, is_upgrade, keep);
+        }
         if (!s->on_own_thread()) {   // TLS connections stay where they are (see engineio::server)
             st->shared->log.say(log_level::warn, "an Engine.IO request reached another loop than its session's", req);
             co_return co_await refuse(*c, eio::error_code::bad_request, is_upgrade, keep);
@@ -4748,15 +4863,103 @@ public:
     }
 
 private:
-    /// A POST: its body read (up to max_payload), then its packets.
-    asio::awaitable<bool> post(std::shared_ptr<connection_impl> c, std::shared_ptr<eio_session> s, std::string& rest, bool keep) {
-        http_request& req = c->request_;
-        const auto& o = st_->opts;
+    /// A sid that names another node of the cluster (not this one's, not a stranger's).
+    bool elsewhere(std::string_view sid) const {
+        const auto tag = eio::node_tag_of(sid);
+        return !tag.empty() && tag != st_->node_tag;
+    }
+
+    /// The Content-Length of a POST when it is one Engine.IO takes (no chunks).
+    static std::optional<std::size_t> body_length(const http_request& req) {
         std::size_t length = 0;
         const auto header = req.header("Content-Length");
         if (!header || req.header("Transfer-Encoding") ||
             std::from_chars(header->data(), header->data() + header->size(), length).ec != std::errc{})
-            co_return co_await refuse(*c, eio::error_code::bad_request, false, false);
+            return std::nullopt;
+        return length;
+    }
+
+    /// A polling request for a session of another node: its body read here (the same limits as a
+    /// local POST), the request run at the owner through the cluster, and the owner's answer
+    /// written with this node's CORS headers. No answer in time: the session is unknown.
+    asio::awaitable<bool> forward(std::shared_ptr<connection_impl> c, std::string sid, std::string& rest, bool keep) {
+        http_request& req = c->request_;
+        const auto& o = st_->opts;
+        eio_remote_request fr;
+        fr.method = std::string(req.method());
+        fr.sid = std::move(sid);
+        if (fr.method == "POST") {
+            const auto length = body_length(req);
+            if (!length) co_return co_await refuse(*c, eio::error_code::bad_request, false, false);
+            if (*length > o.max_payload) {
+                http_response r{413, {}, "text/plain; charset=utf-8"};
+                add_cors(req, r, false);
+                co_return co_await answer(*c, r, false);
+            }
+            if (!co_await read_body(*c, rest, *length, fr.body)) co_return false;
+            if (auto type = req.header("Content-Type"); type && trim(*type).starts_with("application/octet-stream")) fr.octet_stream = true;
+        }
+        auto remote = st_->remote;
+        // A held GET: a client that goes away meanwhile ends the session at its owner at once, as a
+        // local poll's does (watch_abort), rather than at its missed pong.
+        auto answered = std::make_shared<bool>(false);
+        const bool held = fr.method == "GET";
+        if (held) watch_forwarded(c, remote, fr.sid, answered);
+        auto a = co_await remote->forward(std::move(fr));
+        if (held) {
+            *answered = true;
+            std::error_code ignored;
+            c->sock_.cancel(ignored);   // the watch ends with the wait
+        }
+        if (!a) co_return co_await refuse(*c, eio::error_code::session_unknown, false, keep);
+        if (a->status >= 400) st_->shared->rejected(a->status, "Engine.IO: answered by the session's node", &req);
+        http_response r{a->status, std::move(a->body), a->content_type};
+        if (a->status == 200) r.headers.emplace_back("Cache-Control", "no-store");
+        add_cors(req, r, false);
+        co_return co_await answer(*c, r, keep);
+    }
+
+    /// watch_abort for a GET held at another node: a client that goes away asks the owner to end
+    /// the session; bytes that arrive instead (a pipelined request) end the watch without a verdict.
+    static void watch_forwarded(const std::shared_ptr<connection_impl>& c, std::shared_ptr<eio_remote> remote, std::string sid,
+                                std::shared_ptr<bool> answered) {
+        c->sock_.async_wait(tcp::socket::wait_read, [wc = std::weak_ptr<connection_impl>(c), remote = std::move(remote), sid = std::move(sid),
+                                                     answered = std::move(answered)](std::error_code ec) mutable {
+            auto conn = wc.lock();
+            if (ec || !conn || *answered) return;
+            char byte;
+            std::error_code peek;
+            conn->sock_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek);
+            if (peek && peek != asio::error::would_block && peek != asio::error::try_again) remote->abort(std::move(sid));
+        });
+    }
+
+    /// Reads a body of length bytes (what came with the head first); what follows it stays in
+    /// rest. False when the connection failed or the body trickled past ping_interval + ping_timeout.
+    asio::awaitable<bool> read_body(connection_impl& c, std::string& rest, std::size_t length, std::string& body) {
+        const auto& o = st_->opts;
+        body = std::move(rest);
+        rest.clear();
+        asio::steady_timer deadline(c.sock_.get_executor());
+        c.close_when(deadline, o.ping_interval + o.ping_timeout);   // a body that trickles cannot hold the slot
+        while (body.size() < length) {
+            if (co_await c.read_some()) co_return false;
+            body.append(reinterpret_cast<const char*>(c.data_.data()), c.data_.size());
+        }
+        if (body.size() > length) {
+            rest = body.substr(length);
+            body.resize(length);
+        }
+        co_return true;
+    }
+
+    /// A POST: its body read (up to max_payload), then its packets.
+    asio::awaitable<bool> post(std::shared_ptr<connection_impl> c, std::shared_ptr<eio_session> s, std::string& rest, bool keep) {
+        http_request& req = c->request_;
+        const auto& o = st_->opts;
+        const auto length_read = body_length(req);
+        if (!length_read) co_return co_await refuse(*c, eio::error_code::bad_request, false, false);
+        const std::size_t length = *length_read;
         if (length > o.max_payload) {   // the body is not read: the connection closes after the answer
             http_response r{413, {}, "text/plain; charset=utf-8"};
             add_cors(req, r, false);
@@ -4767,23 +4970,14 @@ private:
             co_return co_await refuse(*c, eio::error_code::bad_request, false, keep);
         }
         std::string body;
+        bool whole = false;
         {
             flag_guard pending(s->post_pending_);
-            body = std::move(rest);
-            rest.clear();
-            asio::steady_timer deadline(c->sock_.get_executor());
-            c->close_when(deadline, o.ping_interval + o.ping_timeout);   // a body that trickles cannot hold the slot
-            while (body.size() < length) {
-                if (co_await c->read_some()) {
-                    if (!s->ended()) s->end("transport error");
-                    co_return false;
-                }
-                body.append(reinterpret_cast<const char*>(c->data_.data()), c->data_.size());
-            }
-            if (body.size() > length) {
-                rest = body.substr(length);
-                body.resize(length);
-            }
+            whole = co_await read_body(*c, rest, length, body);
+        }
+        if (!whole) {
+            if (!s->ended()) s->end("transport error");
+            co_return false;
         }
         if (auto type = req.header("Content-Type"); type && trim(*type).starts_with("application/octet-stream")) {
             s->end("transport error");
@@ -4991,16 +5185,67 @@ public:
 private:
     std::shared_ptr<detail::eio_state> st_;
     std::weak_ptr<gw::server::state> server_;
+    friend struct detail::eio_access;
 };
 
 } // namespace gw::v0::engineio
 
 namespace gw::inline v0::detail {
 
-/// Lets the gateway reach a session behind its handle; not for applications.
+/// Lets the gateway reach a session behind its handle, and a cluster an endpoint's state; not for
+/// applications.
 struct eio_access {
     static std::shared_ptr<eio_session> session(const engineio::connection& c) { return c.s_; }
+    static const std::shared_ptr<eio_state>& state(const engineio::server& s) { return s.st_; }
 };
+
+/// An error answer to a forwarded request, as the reference server gives it.
+inline eio_remote_answer eio_error_answer(eio::error_code code, bool known) {
+    eio_remote_answer a;
+    a.status = eio::error_status(code);
+    a.body = eio::error_body(code);
+    a.content_type = "application/json";
+    a.known = known;
+    return a;
+}
+
+/// The owner's side of a forwarded request, on the session's loop: what serve() does with a local
+/// GET or POST, with the body already read.
+inline asio::awaitable<eio_remote_answer> eio_run_forwarded(std::shared_ptr<eio_state> st, std::shared_ptr<eio_session> s,
+                                                            eio_remote_request r) {
+    if (s->ended()) co_return eio_error_answer(eio::error_code::session_unknown, false);
+    if (s->over_websocket()) co_return eio_error_answer(eio::error_code::bad_request, true);
+    if (r.method == "GET") co_return co_await s->poll_forwarded();
+    eio_remote_answer a;
+    a.known = true;
+    a.content_type = "text/plain; charset=utf-8";
+    if (r.method != "POST") {
+        a.status = 500;
+        co_return a;
+    }
+    if (r.body.size() > st->opts.max_payload) {   // the receiving node has a larger limit than ours
+        a.status = 413;
+        co_return a;
+    }
+    if (s->post_pending_ || r.octet_stream) {
+        s->end("transport error");
+        co_return eio_error_answer(eio::error_code::bad_request, true);
+    }
+    if (auto refused = s->posted(r.body)) co_return eio_error_answer(*refused, true);
+    a.status = 200;
+    a.body = "ok";
+    a.content_type = "text/html";
+    co_return a;
+}
+
+/// Runs a polling request that reached another node of the cluster against this node's session,
+/// exactly as if it had come here. Call it on any loop; it completes there.
+inline asio::awaitable<eio_remote_answer> eio_serve_forwarded(std::shared_ptr<eio_state> st, eio_remote_request r) {
+    auto s = st->find(r.sid);
+    if (!s || st->stopped) co_return eio_error_answer(eio::error_code::session_unknown, false);
+    const auto ex = s->executor();
+    co_return co_await asio::co_spawn(ex, eio_run_forwarded(std::move(st), std::move(s), std::move(r)), asio::use_awaitable);
+}
 
 inline void eio_mount::hand_over(const std::shared_ptr<eio_state>& st, const std::shared_ptr<eio_session>& s) {
     if (st->opts.on_connection) {
@@ -9923,6 +10168,281 @@ private:
 
 } // namespace gw::v0::redis
 
+// ==== gw/redis/forward.hpp ====
+// Engine.IO long-polling without sticky sessions: in a cluster, each node's sids start with its
+// 4-character tag, and a polling request that reaches a node which does not hold its session is
+// carried over Redis to the node that does (its channel <key>-forward#<tag>#), run there against
+// the session as if it had come directly, and the answer carried back. A round-robin balancer then
+// serves polling clients too. The cluster (redis/adapter.hpp) installs it behind Engine.IO's seam
+// (detail::eio_remote), so Engine.IO itself knows nothing of Redis. Behind GATEWAY_REDIS.
+
+namespace gw::inline v0::redis::detail {
+
+using gw::detail::eio_remote_answer;
+using gw::detail::eio_remote_request;
+
+/// A node's channel for forwarding: requests for its sessions, and answers to its own requests.
+inline std::string forward_channel(std::string_view key, std::string_view tag) {
+    std::string out(key);
+    out += "-forward#";
+    out += tag;
+    out += '#';
+    return out;
+}
+
+/// 4 random characters of URL-safe base64: a node's tag, the start of its sids. 2^24 of them: two
+/// nodes rarely share one, and when they do both answer, and the one holding the session wins.
+inline std::string node_tag() {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[4];
+    RAND_bytes(raw, sizeof raw);
+    std::string out;
+    for (unsigned char c : raw) out += alphabet[c & 63];
+    return out;
+}
+
+// The messages, our own (only gateway.hpp nodes forward): header fields on lines, the body last and
+// raw, so a payload is carried byte for byte without escaping.
+//   request: "q" \n origin-tag \n id \n method \n sid \n ("o": octet-stream | "-") \n body
+//   answer:  "a" \n id \n status \n ("k": the session was there | "u") \n content-type \n body
+//   abort:   "x" \n sid          (the client of a forwarded GET went away while the owner held it)
+
+inline std::string encode_forward_request(std::string_view origin, std::uint64_t id, const eio_remote_request& r) {
+    std::string out;
+    out.reserve(48 + r.body.size());
+    out.append("q\n").append(origin).append("\n").append(std::to_string(id)).append("\n");
+    out.append(r.method).append("\n").append(r.sid).append("\n").append(r.octet_stream ? "o" : "-").append("\n");
+    out += r.body;
+    return out;
+}
+
+inline std::string encode_forward_answer(std::uint64_t id, const eio_remote_answer& a) {
+    std::string out;
+    out.reserve(48 + a.body.size());
+    out.append("a\n").append(std::to_string(id)).append("\n").append(std::to_string(a.status)).append("\n");
+    out.append(a.known ? "k" : "u").append("\n").append(a.content_type).append("\n");
+    out += a.body;
+    return out;
+}
+
+/// Splits the first n lines off text into fields; the rest is the body. False when there are fewer.
+inline bool split_fields(std::string_view text, std::size_t n, std::vector<std::string_view>& fields, std::string_view& body) {
+    fields.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto nl = text.find('\n');
+        if (nl == std::string_view::npos) return false;
+        fields.push_back(text.substr(0, nl));
+        text.remove_prefix(nl + 1);
+    }
+    body = text;
+    return true;
+}
+
+template <class T> bool number_of(std::string_view text, T& out) {
+    return !text.empty() && std::from_chars(text.data(), text.data() + text.size(), out).ec == std::errc{} &&
+           std::to_string(out).size() == text.size();
+}
+
+/// Forwarding for one gateway's Engine.IO endpoint. Its Redis work and its table run on the links'
+/// loop (io); forward() is called on any loop and hops there.
+class forwarder final : public gw::detail::eio_remote, public std::enable_shared_from_this<forwarder> {
+public:
+    /// PUBLISH that says how many subscribers got the message (-1: it failed); on io.
+    using counted_publish = std::function<asio::awaitable<long long>(std::string channel, std::string payload)>;
+    /// PUBLISH whose reply nobody waits for; from any thread.
+    using plain_publish = std::function<void(std::string channel, std::string payload)>;
+
+    forwarder(asio::io_context& io, std::string key, std::string tag, std::weak_ptr<gw::detail::eio_state> st,
+              std::chrono::milliseconds timeout, std::size_t max_in_flight, counted_publish publish, plain_publish send,
+              std::function<void(log_level, std::string_view)> log)
+        : io_(io), key_(std::move(key)), tag_(std::move(tag)), channel_(forward_channel(key_, tag_)), st_(std::move(st)),
+          timeout_(timeout), max_(std::max<std::size_t>(max_in_flight, 1)), publish_(std::move(publish)), send_(std::move(send)),
+          log_(std::move(log)) {
+        unsigned char raw[8];
+        RAND_bytes(raw, sizeof raw);   // ids from a random start: nodes that share a tag share a channel
+        for (unsigned char c : raw) next_id_ = next_id_ << 8 | c;
+    }
+
+    const std::string& channel() const noexcept { return channel_; }
+    const std::string& tag() const noexcept { return tag_; }
+
+    /// Counters, readable from any thread.
+    std::atomic<std::uint64_t> forwarded{0};    // requests sent to their session's node
+    std::atomic<std::uint64_t> served{0};       // requests of other nodes run here
+    std::atomic<std::uint64_t> unanswered{0};   // forwarded, and no node had the session (or none answered in time)
+    std::atomic<std::uint64_t> refused{0};      // over max_in_flight, here or at the owner: answered 503
+
+    asio::awaitable<std::optional<eio_remote_answer>> forward(eio_remote_request r) override {
+        if (closed_) co_return std::nullopt;
+        if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= max_) {
+            in_flight_.fetch_sub(1, std::memory_order_relaxed);
+            refused.fetch_add(1, std::memory_order_relaxed);
+            co_return busy();
+        }
+        struct release {
+            std::atomic<std::size_t>& n;
+            ~release() { n.fetch_sub(1, std::memory_order_relaxed); }
+        } hold{in_flight_};
+        forwarded.fetch_add(1, std::memory_order_relaxed);
+        auto self = shared_from_this();
+        auto a = co_await asio::co_spawn(io_, exchange(self, std::move(r)), asio::use_awaitable);
+        if (!a) unanswered.fetch_add(1, std::memory_order_relaxed);
+        co_return a;
+    }
+
+    void abort(std::string sid) override {
+        if (closed_) return;
+        const auto tag = gw::detail::eio::node_tag_of(sid);
+        if (tag.empty()) return;
+        send_(forward_channel(key_, tag), "x\n" + sid);   // posted to io by the cluster's publish
+    }
+
+    /// A message on this node's channel (on io).
+    void on_message(const message& m) {
+        if (closed_ || m.payload.empty()) return;
+        std::vector<std::string_view> f;
+        std::string_view body;
+        if (m.payload[0] == 'q' && split_fields(m.payload, 6, f, body)) {
+            std::uint64_t id = 0;
+            if (!number_of(f[2], id) || !gw::detail::eio::is_node_tag(f[1])) return;
+            eio_remote_request r;
+            r.method = std::string(f[3]);
+            r.sid = std::string(f[4]);
+            r.octet_stream = f[5] == "o";
+            r.body = std::string(body);
+            take_request(std::string(f[1]), id, std::move(r));
+        } else if (m.payload[0] == 'a' && split_fields(m.payload, 5, f, body)) {
+            std::uint64_t id = 0;
+            eio_remote_answer a;
+            if (!number_of(f[1], id) || !number_of(f[2], a.status)) return;
+            auto it = waiting_.find(id);
+            if (it == waiting_.end()) return;   // late (its deadline passed), or another node's that shares the tag
+            a.known = f[3] == "k";
+            a.content_type = std::string(f[4]);
+            a.body = std::string(body);
+            auto& p = *it->second;
+            if (a.known) p.answer = std::move(a);
+            else ++p.unknowns;
+            p.timer.cancel();
+        } else if (m.payload[0] == 'x' && m.payload.size() == 22 && m.payload[1] == '\n') {
+            auto st = st_.lock();
+            auto s = st ? st->find(m.payload.substr(2)) : nullptr;
+            if (s) asio::post(s->executor(), [s] { s->abort_forwarded_poll(); });
+        }
+    }
+
+    /// The cluster goes (on io): requests waiting for answers end now, unanswered.
+    void close() {
+        closed_ = true;
+        for (auto& [id, p] : waiting_) p->timer.cancel();
+    }
+
+private:
+    /// A forwarded request waiting for its answer.
+    struct pending {
+        explicit pending(const asio::any_io_executor& ex) : timer(ex) {}
+        asio::steady_timer timer;
+        std::optional<long long> receivers;   // the PUBLISH's count, once known (-1: it failed)
+        std::size_t unknowns = 0;             // answers "not here" so far
+        std::optional<eio_remote_answer> answer;
+        bool done() const noexcept {
+            return answer.has_value() || (receivers && *receivers >= 0 && unknowns >= static_cast<std::size_t>(*receivers));
+        }
+    };
+
+    static eio_remote_answer busy() {
+        eio_remote_answer a;
+        a.status = 503;
+        a.content_type = "text/plain; charset=utf-8";
+        a.body = "too many forwarded requests\n";
+        a.known = true;
+        return a;
+    }
+
+    /// On io: publishes the request to the owner's channel and waits for its answer.
+    static asio::awaitable<std::optional<eio_remote_answer>> exchange(std::shared_ptr<forwarder> self, eio_remote_request r) {
+        if (self->closed_) co_return std::nullopt;
+        const std::uint64_t id = self->next_id_++;
+        auto p = std::make_shared<pending>(self->io_.get_executor());
+        self->waiting_.emplace(id, p);
+        std::string channel = forward_channel(self->key_, gw::detail::eio::node_tag_of(r.sid));
+        std::string payload = encode_forward_request(self->tag_, id, r);
+        // The count of subscribers says how many nodes answer: none (the owner is gone), and the
+        // session is unknown at once, without waiting for the deadline.
+        asio::co_spawn(self->io_, count(self, p, std::move(channel), std::move(payload)), [self](std::exception_ptr e) {
+            if (e) self->report(e, "publishing a forwarded request");
+        });
+        const auto deadline = std::chrono::steady_clock::now() + self->timeout_;
+        p->timer.expires_at(deadline);
+        while (!p->done() && !self->closed_ && std::chrono::steady_clock::now() < deadline)
+            co_await p->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        self->waiting_.erase(id);
+        co_return std::move(p->answer);
+    }
+
+    static asio::awaitable<void> count(std::shared_ptr<forwarder> self, std::shared_ptr<pending> p, std::string channel,
+                                       std::string payload) {
+        const long long n = co_await self->publish_(std::move(channel), std::move(payload));
+        p->receivers = n;
+        p->timer.cancel();
+    }
+
+    /// A request of another node (on io): run against the session here, answered on its channel.
+    void take_request(std::string origin, std::uint64_t id, eio_remote_request r) {
+        auto st = st_.lock();
+        if (!st || !st->find(r.sid)) {   // not here (ended, or a node that shares our tag asked): say so at once
+            const auto unknown = gw::detail::eio_error_answer(gw::detail::eio::error_code::session_unknown, false);
+            send_(forward_channel(key_, origin), encode_forward_answer(id, unknown));
+            return;
+        }
+        if (serving_ >= max_) {
+            refused.fetch_add(1, std::memory_order_relaxed);
+            send_(forward_channel(key_, origin), encode_forward_answer(id, busy()));
+            return;
+        }
+        ++serving_;
+        served.fetch_add(1, std::memory_order_relaxed);
+        auto self = shared_from_this();
+        asio::co_spawn(io_, serve(self, std::move(st), std::move(origin), id, std::move(r)), [self](std::exception_ptr e) {
+            --self->serving_;
+            if (e) self->report(e, "serving a forwarded request");
+        });
+    }
+
+    static asio::awaitable<void> serve(std::shared_ptr<forwarder> self, std::shared_ptr<gw::detail::eio_state> st, std::string origin,
+                                       std::uint64_t id, eio_remote_request r) {
+        auto a = co_await gw::detail::eio_serve_forwarded(std::move(st), std::move(r));
+        self->send_(forward_channel(self->key_, origin), encode_forward_answer(id, a));
+    }
+
+    void report(std::exception_ptr e, std::string_view what) const {
+        if (!log_) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            log_(log_level::error, std::string(what) + ": " + x.what());
+        } catch (...) {
+            log_(log_level::error, std::string(what) + ": an exception");
+        }
+    }
+
+    asio::io_context& io_;
+    std::string key_, tag_, channel_;
+    std::weak_ptr<gw::detail::eio_state> st_;
+    std::chrono::milliseconds timeout_;
+    std::size_t max_;
+    counted_publish publish_;
+    plain_publish send_;
+    std::function<void(log_level, std::string_view)> log_;
+    std::atomic<bool> closed_{false};                  // read by forward() on any loop
+    std::atomic<std::size_t> in_flight_{0};            // forwarded, not answered yet (any loop)
+    std::size_t serving_ = 0;                          // others' requests running here (io)
+    std::uint64_t next_id_ = 0;                        // io
+    std::unordered_map<std::uint64_t, std::shared_ptr<pending>> waiting_;   // by id (io)
+};
+
+} // namespace gw::v0::redis::detail
+
 // ==== gw/redis/adapter.hpp ====
 // The Redis adapter: several gateway.hpp processes, and Node Socket.IO servers using
 // @socket.io/redis-adapter 8.x (or @socket.io/redis-streams-adapter 0.3.x, in streams mode) with the
@@ -9971,6 +10491,18 @@ struct cluster_options {
     /// emits with acks) waits for the other nodes before it returns what came: the adapter's
     /// requestsTimeout.
     std::chrono::milliseconds requests_timeout{5'000};
+    /// Engine.IO long-polling without sticky sessions: a polling request that reaches a node which
+    /// does not hold its session is run at the node that does, through Redis (each node's sids
+    /// start with its tag). Off: such a request gets 400 "Session ID unknown", as without a cluster.
+    bool forward_polling = true;
+    /// How long a forwarded request waits for the session's node; 0: the Engine.IO options'
+    /// ping_interval + ping_timeout (a held poll is answered by the next ping at the latest, and a
+    /// node silent that long has lost its sessions anyway). No answer in time: 400 "Session ID unknown".
+    std::chrono::milliseconds forward_timeout{0};
+    /// Forwarded requests in flight at once per node, each way (sent, and served for others); more
+    /// are answered 503. Each is a held poll of a client on the wrong node, so about the number of
+    /// polling clients over the node count.
+    std::size_t max_forwarded = 10'000;
     /// The Redis links' reconnection and buffering (see gw::redis::options); its log and on_state
     /// default to the gateway's log.
     options link{};
@@ -9984,6 +10516,10 @@ struct cluster_stats {
     std::uint64_t dropped = 0;      ///< publishes that did not fit the buffer while Redis was away
     std::uint64_t reconnects = 0;   ///< Redis connections made again after a loss
     std::uint64_t timeouts = 0;     ///< cluster-wide requests that returned partial results
+    std::uint64_t forwarded = 0;          ///< polling requests sent to their session's node
+    std::uint64_t forwards_served = 0;    ///< polling requests of other nodes run here
+    std::uint64_t forwards_unanswered = 0;   ///< forwarded, and no node had the session in time: 400
+    std::uint64_t forwards_refused = 0;   ///< over max_forwarded (here or at the owner): 503
 };
 
 namespace detail {
@@ -10083,6 +10619,8 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     /// serverSideEmit's handlers by (namespace, event): set before the loops run, read on the link's loop.
     std::map<std::pair<std::string, std::string>, std::function<json(const json&)>> server_handlers;
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
+    /// Engine.IO polling forwarding (options.forward_polling, Socket.IO enabled); else null.
+    std::shared_ptr<forwarder> forward;
 
     // The streams mode.
     std::unique_ptr<client> reader;   // the blocking XREAD, on a connection of its own
@@ -10119,6 +10657,7 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     void on_message(const message& m);
     void close() {
         closed = true;
+        if (forward) forward->close();
         pub.close();
         sub.close();
         if (reader) reader->close();
@@ -10218,6 +10757,10 @@ struct space : std::enable_shared_from_this<space> {
 
 inline void cluster_link::on_message(const message& m) {
     received.fetch_add(1, std::memory_order_relaxed);
+    if (forward && m.pattern.empty() && m.channel == forward->channel()) {
+        forward->on_message(m);
+        return;
+    }
     for (const auto& sp : live()) sp->on_message(m);
 }
 
@@ -11097,6 +11640,7 @@ public:
             }
             asio::co_spawn(link_->io, detail::read_stream(link_), g_->log.report("reading the cluster's stream"));
         }
+        if (o.forward_polling && g_->eio) install_forwarding(o);
         // Read on any worker for /metrics and /healthz, as long as the gateway lives: it holds the link.
         g_->cluster_metrics = [link = link_](gw::metrics& m) {
             m.cluster = true;
@@ -11107,6 +11651,10 @@ public:
             m.cluster_dropped = s.dropped;
             m.cluster_reconnects = s.reconnects;
             m.cluster_timeouts = s.timeouts;
+            m.cluster_forwarded = s.forwarded;
+            m.cluster_forwards_served = s.forwards_served;
+            m.cluster_forwards_unanswered = s.forwards_unanswered;
+            m.cluster_forwards_refused = s.forwards_refused;
         };
         g_->wrap_adapter = std::move(wrap);
     }
@@ -11128,6 +11676,7 @@ public:
         if (link->reader && !link->reading) co_await link->read_started.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         if (link->reader && !link->reader->connected() && !link->closed)
             co_await link->reader_up->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        if (link->forward) co_await link->sub.subscribe(link->forward->channel());
     }
 
     /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp (declared before
@@ -11172,7 +11721,49 @@ public:
 
     cluster_stats counters() const noexcept { return stats_of(*link_); }
 
+    /// This node's tag: its Engine.IO sids start with it ("" without forwarding).
+    std::string node_tag() const { return link_->forward ? link_->forward->tag() : std::string(); }
+
 private:
+    /// Engine.IO's sids start with this node's tag from now on, and its requests for other nodes'
+    /// sessions go through Redis to them (redis/forward.hpp).
+    void install_forwarding(const cluster_options& o) {
+        const auto& st = gw::detail::eio_access::state(*g_->eio);
+        auto timeout = o.forward_timeout.count() > 0 ? o.forward_timeout : st->opts.ping_interval + st->opts.ping_timeout;
+        std::weak_ptr<detail::cluster_link> w = link_;
+        auto counted = [w](std::string channel, std::string payload) { return publish_counted(w, std::move(channel), std::move(payload)); };
+        auto plain = [w](std::string channel, std::string payload) {
+            if (auto link = w.lock()) link->publish(std::move(channel), std::move(payload));
+        };
+        auto log = [g = std::weak_ptr<gw::detail::gateway_state>(g_)](log_level l, std::string_view what) {
+            if (auto s = g.lock()) s->log.say(l, std::string("cluster forwarding: ").append(what));
+        };
+        auto f = std::make_shared<detail::forwarder>(link_->io, link_->key, detail::node_tag(), st, timeout, o.max_forwarded,
+                                                     std::move(counted), std::move(plain), std::move(log));
+        link_->forward = f;
+        st->node_tag = f->tag();
+        st->remote = f;
+        asio::co_spawn(link_->io, subscribe_forward(link_), [owner = std::weak_ptr<gw::detail::gateway_state>(g_)](std::exception_ptr e) {
+            if (auto g = owner.lock()) g->log.report("subscribing to the cluster's forwarding channel")(e);
+        });
+    }
+    static asio::awaitable<void> subscribe_forward(std::shared_ptr<detail::cluster_link> link) {
+        co_await link->sub.subscribe(link->forward->channel());
+    }
+    /// PUBLISH on the links' loop, with Redis' count of the subscribers that got it (-1: failed).
+    static asio::awaitable<long long> publish_counted(std::weak_ptr<detail::cluster_link> w, std::string channel, std::string payload) {
+        auto link = w.lock();
+        if (!link || link->closed) co_return -1;
+        long long n = -1;
+        try {
+            auto r = co_await link->pub.command("PUBLISH", channel, payload);
+            link->published.fetch_add(1, std::memory_order_relaxed);
+            if (r.type == reply::kind::integer) n = r.integer;
+        } catch (const std::system_error&) {   // Redis away, or the cluster closing: the deadline decides
+        }
+        co_return n;
+    }
+
     /// The channels of a namespace, subscribed (again: Redis confirms a repeated subscription).
     static asio::awaitable<void> subscribe(std::shared_ptr<detail::cluster_link> link, std::shared_ptr<detail::space> sp) {
         if (sp->sharded) {
@@ -11200,6 +11791,12 @@ private:
         s.dropped = p.dropped;
         s.reconnects = p.reconnects + q.reconnects;
         s.timeouts = link.timeouts.load(std::memory_order_relaxed);
+        if (const auto& f = link.forward) {
+            s.forwarded = f->forwarded.load(std::memory_order_relaxed);
+            s.forwards_served = f->served.load(std::memory_order_relaxed);
+            s.forwards_unanswered = f->unanswered.load(std::memory_order_relaxed);
+            s.forwards_refused = f->refused.load(std::memory_order_relaxed);
+        }
         return s;
     }
 

@@ -9,6 +9,9 @@
 //                   octets), so that they land on different instances;
 //             websocket: transports ["websocket"], everybody from 127.0.0.1 (round-robin, no
 //                   stickiness: a WebSocket needs none).
+//             polling: transports ["polling"], everybody from 127.0.0.1 (round-robin, no
+//                   stickiness): each request lands on either instance, and the one without the
+//                   session forwards it to the other through the cluster.
 // Each Socket.IO client adds ?client=NAME to its Engine.IO requests, so that the driver can tell
 // from nginx's access log which instance served each of them; it prints "client NAME ADDRESS".
 //
@@ -22,14 +25,14 @@ import { WebSocket } from 'ws';
 
 function usage(msg) {
   if (msg) process.stderr.write(`nginx_cluster.mjs: ${msg}\n`);
-  process.stderr.write('usage: node nginx_cluster.mjs chat|peer ip_hash|websocket PORT\n');
+  process.stderr.write('usage: node nginx_cluster.mjs chat|peer ip_hash|websocket|polling PORT\n');
   process.exit(2);
 }
 const argv = process.argv.slice(2);
 if (argv.length !== 3) usage();
 const [PROTOCOL, VARIANT] = argv;
 if (!['chat', 'peer'].includes(PROTOCOL)) usage(`bad protocol '${PROTOCOL}'`);
-if (!['ip_hash', 'websocket'].includes(VARIANT)) usage(`bad variant '${VARIANT}'`);
+if (!['ip_hash', 'websocket', 'polling'].includes(VARIANT)) usage(`bad variant '${VARIANT}'`);
 if (!/^[0-9]+$/.test(argv[2])) usage(`bad port '${argv[2]}'`);
 const PORT = Number(argv[2]);
 const TIMEOUT_MS = Number(process.env.CLUSTER_TIMEOUT_MS) || 5000;
@@ -98,7 +101,7 @@ class SioClient extends Inbox {
     // through ws, which takes localAddress (and the agent) itself.
     this.sock = io(url, {
       reconnection: false,
-      transports: VARIANT === 'websocket' ? ['websocket'] : ['polling', 'websocket'],
+      transports: { websocket: ['websocket'], polling: ['polling'] }[VARIANT] ?? ['polling', 'websocket'],
       agent: new http.Agent({ keepAlive: true, localAddress }),
       localAddress,
       query: { client: name },
@@ -192,6 +195,23 @@ if (VARIANT === 'ip_hash') {
   scenario('both upgrade to WebSocket through nginx', async () => {
     for (const cl of [c.alice, c.bob]) {
       if (cl.transport() !== 'websocket') await withTimeout(new Promise((r) => cl.sock.io.engine.once('upgrade', r)), `${cl.name}'s upgrade`);
+    }
+  });
+}
+
+if (VARIANT === 'polling') {
+  scenario('both stay on polling, and an ack comes back through either instance', async () => {
+    for (const cl of [c.alice, c.bob]) {
+      if (cl.transport() !== 'polling') throw new Error(`${cl.name} uses ${cl.transport()}`);
+      // Several round trips: with two instances in turn, some requests are forwarded.
+      for (let i = 0; i < 4; i++) {
+        if (PROTOCOL === 'chat') {
+          const n = await cl.sock.timeout(TIMEOUT_MS).emitWithAck('onlineCount');
+          if (typeof n !== 'number') throw new Error(`${cl.name}: onlineCount acked ${show(n)}`);
+        } else {
+          if ((await cl.sock.timeout(TIMEOUT_MS).emitWithAck('join', `warm-up ${i}`)) !== true) throw new Error(`${cl.name}: join not acked`);
+        }
+      }
     }
   });
 }

@@ -7,28 +7,36 @@
 #   VARIANT   ip_hash:   the example as it is (ip_hash); clients with socket.io-client's default
 #                        transports (polling, then the upgrade) from 127.0.0.1 and 127.0.1.1;
 #             websocket: the example without ip_hash (round-robin); WebSocket-only clients.
+#             polling:   the example without ip_hash (round-robin, no stickiness at all);
+#                        polling-only clients, whose requests land on either instance: the
+#                        instance without the session forwards them to the other through Redis
+#                        (gateway.hpp's cluster does; Node's adapter does not: `node` fails it).
+#                        python-socketio clients chat through it too, when python3-socketio is there.
 #   INSTANCE  the chat server (04_chat; contract: `INSTANCE PORT` with REDIS_URL in the
 #             environment, "listening on port N", exit 0 on SIGTERM), or `node`: two
 #             node_cluster_peer.mjs instances stand in (checks the harness and nginx alone).
 #
-# After the run, nginx's access log must show each Socket.IO client served by one instance only
-# (every request of it: the handshake, the polls, the upgrade), never a 4xx/5xx answer, the two
-# clients on different instances, and (ip_hash) each client's requests from its own address.
+# After the run, nginx's access log must show never a 4xx/5xx answer and, for ip_hash and
+# websocket, each Socket.IO client served by one instance only (every request of it: the
+# handshake, the polls, the upgrade), the two clients on different instances, and (ip_hash) each
+# client's requests from its own address; for polling, each client's requests spread over both
+# instances (so that some were forwarded).
 #
-# Environment: NODE (default: node), NGINX (default: nginx, else /usr/sbin/nginx),
-# CLUSTER_TIMEOUT_MS (passed on to the client).
+# Environment: NODE (default: node), NGINX (default: nginx, else /usr/sbin/nginx), PYTHON (the
+# polling variant's python-socketio clients; default: /usr/bin/python3), CLUSTER_TIMEOUT_MS
+# (passed on to the clients).
 # Exit status: 0 all good, 1 something failed, 2 usage, 77 (meson's "skip") when node, nginx,
 # redis-server or the npm packages are missing.
 set -u
 
 usage() {
-    echo "usage: $0 ip_hash|websocket INSTANCE|node" >&2
+    echo "usage: $0 ip_hash|websocket|polling INSTANCE|node" >&2
     exit 2
 }
 [ "$#" -eq 2 ] || usage
 variant=$1
 case $variant in
-    ip_hash | websocket) ;;
+    ip_hash | websocket | polling) ;;
     *) usage ;;
 esac
 instance=$2
@@ -50,6 +58,7 @@ script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd) || exit 1
 root=$(cd -- "$script_dir/../.." && pwd) || exit 1
 
 node=${NODE:-node}
+python=${PYTHON:-/usr/bin/python3}
 nginx=${NGINX:-}
 if [ -z "$nginx" ]; then
     nginx=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })
@@ -107,7 +116,7 @@ sed -e "s/server 127\.0\.0\.1:3001;/server 127.0.0.1:${ports[0]};/" \
     -e "s/server 127\.0\.0\.1:3002;/server 127.0.0.1:${ports[1]};/" \
     -e "s/^\(\s*\)listen 8080;/\1listen 127.0.0.1:@NGINX_PORT@;/" \
     "$root/examples/cluster/nginx.conf" >"$conf/site.conf.in"
-if [ "$variant" = websocket ]; then
+if [ "$variant" != ip_hash ]; then
     sed -i -e '/^\s*ip_hash;/d' "$conf/site.conf.in"
 fi
 for want in "127.0.0.1:${ports[0]};" "127.0.0.1:${ports[1]};" "@NGINX_PORT@"; do
@@ -124,7 +133,7 @@ pid $conf/nginx.pid;
 error_log stderr notice;
 events { worker_connections 256; }
 http {
-    log_format upstreams '\$remote_addr \$upstream_addr \$status "\$request_uri"';
+    log_format upstreams '\$remote_addr \$upstream_addr \$status "\$request_uri" \$request_method';
     access_log $conf/logs/access.log upstreams;
     client_body_temp_path $conf/temp/client;
     proxy_temp_path $conf/temp/proxy;
@@ -163,6 +172,19 @@ if [ -n "$nginx_pid" ]; then
     rc=$?
     cat -- "$tmp/client.out"
     [ "$rc" -eq 0 ] || fail "nginx_cluster.mjs exited with status $rc"
+    if [ "$variant" = polling ] && [ "$protocol" = chat ]; then
+        # python-socketio over polling through the same nginx, when Debian's python3-socketio is there.
+        echo "=== nginx_cluster_py.py $nginx_port"
+        timeout -k 5 60 "$python" tests/interop/nginx_cluster_py.py "$nginx_port" </dev/null >"$tmp/py.out" 2>&1
+        rc=$?
+        cat -- "$tmp/py.out"
+        if [ "$rc" -eq 2 ]; then
+            echo "(python-socketio not available to $python: its part skipped)"
+        else
+            [ "$rc" -eq 0 ] || fail "nginx_cluster_py.py exited with status $rc"
+            grep '^client ' "$tmp/py.out" >>"$tmp/client.out"
+        fi
+    fi
 
     # A graceful stop: nginx finishes (and logs) the connections the clients closed, then exits 0.
     kill -QUIT "$nginx_pid"
@@ -183,7 +205,19 @@ if [ -n "$nginx_pid" ]; then
             continue
         fi
         upstreams=$(awk '{print $2}' <<<"$lines" | sort -u)
-        if [ "$(wc -l <<<"$upstreams")" -ne 1 ]; then
+        if [ "$variant" = polling ] && [[ $name == carol || $name == erin ]] &&
+            tail -n1 <<<"$lines" | grep -qE ' 400 .* GET$'; then
+            # python-engineio 4.3.4 may send one more GET as it disconnects, racing its own close
+            # packet: that GET reaches the owner through the other instance, after the close, and is
+            # refused as unknown (with a sticky balancer it loses the same race, just more rarely).
+            # Its client is gone by then: the last request may be that one.
+            lines=$(sed '$d' <<<"$lines")
+        fi
+        if [ "$variant" = polling ]; then
+            if [ "$(wc -l <<<"$upstreams")" -ne 2 ]; then
+                fail "access log: $name's requests did not spread over both instances: $(tr '\n' ' ' <<<"$upstreams")"
+            fi
+        elif [ "$(wc -l <<<"$upstreams")" -ne 1 ]; then
             fail "access log: $name's requests went to more than one instance: $(tr '\n' ' ' <<<"$upstreams")"
         fi
         if awk '$3 >= 400 { bad = 1 } END { exit !bad }' <<<"$lines"; then
@@ -192,10 +226,14 @@ if [ -n "$nginx_pid" ]; then
         if [ "$variant" = ip_hash ] && awk -v a="$address" '$1 != a { bad = 1 } END { exit !bad }' <<<"$lines"; then
             fail "access log: requests of $name from another address than $address"
         fi
+        if [ "$variant" = polling ]; then
+            echo "access log: $name ($address): $(wc -l <<<"$lines") requests, to $(tr '\n' ' ' <<<"$upstreams")"
+            continue
+        fi
         served[$name]=$(head -n1 <<<"$upstreams")
         echo "access log: $name ($address): $(wc -l <<<"$lines") requests, all to ${served[$name]}"
     done < <(grep '^client ' "$tmp/client.out")
-    if [ -n "${served[alice]:-}" ] && [ "${served[alice]}" = "${served[bob]:-}" ]; then
+    if [ "$variant" != polling ] && [ -n "${served[alice]:-}" ] && [ "${served[alice]}" = "${served[bob]:-}" ]; then
         fail "access log: alice and bob were both served by ${served[alice]}: the test crossed no instances"
     fi
 fi

@@ -35,6 +35,10 @@ struct metrics {
     std::uint64_t cluster_dropped = 0;         ///< publishes dropped while Redis was away (over the buffer)
     std::uint64_t cluster_reconnects = 0;      ///< Redis connections made again after a loss
     std::uint64_t cluster_timeouts = 0;        ///< cluster-wide requests that returned partial results
+    std::uint64_t cluster_forwarded = 0;       ///< Engine.IO polling requests sent to their session's node
+    std::uint64_t cluster_forwards_served = 0; ///< polling requests of other nodes run here
+    std::uint64_t cluster_forwards_unanswered = 0;   ///< forwarded, no node had the session in time (400)
+    std::uint64_t cluster_forwards_refused = 0;      ///< forwarded requests over max_forwarded (503)
     struct latency {
         std::string nsp, event;
         static constexpr std::array<double, 10> bounds{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};   ///< seconds
@@ -97,6 +101,11 @@ inline std::string to_prometheus(const metrics& m) {
         one("cluster_dropped_total", "counter", "Publishes dropped while Redis was away.", m.cluster_dropped);
         one("cluster_reconnects_total", "counter", "Redis connections made again after a loss.", m.cluster_reconnects);
         one("cluster_timeouts_total", "counter", "Cluster-wide requests that returned partial results.", m.cluster_timeouts);
+        one("cluster_forwarded_total", "counter", "Engine.IO polling requests forwarded to their session's node.", m.cluster_forwarded);
+        one("cluster_forwards_served_total", "counter", "Engine.IO polling requests of other nodes served here.", m.cluster_forwards_served);
+        one("cluster_forwards_unanswered_total", "counter", "Forwarded polling requests no node answered for (400).",
+            m.cluster_forwards_unanswered);
+        one("cluster_forwards_refused_total", "counter", "Forwarded polling requests over max_forwarded (503).", m.cluster_forwards_refused);
     }
     out.append("# HELP gateway_handler_seconds Handler latency per event.\n# TYPE gateway_handler_seconds histogram\n");
     for (const auto& h : m.handlers) {

@@ -68,6 +68,36 @@ namespace gw::inline v0::detail {
 class eio_session;
 struct eio_access;
 
+/// A polling request for a session of another node, as a cluster carries it to the owner.
+struct eio_remote_request {
+    std::string method;   // "GET", "POST" or what else the client sent
+    std::string sid;
+    std::string body;     // a POST's, read whole (at most max_payload bytes)
+    bool octet_stream = false;   // the POST said Content-Type: application/octet-stream
+};
+
+/// The owner's answer, written by the node that received the request.
+struct eio_remote_answer {
+    int status = 400;
+    std::string content_type;
+    std::string body;
+    bool known = false;   // the owner had the session (else: a node that shares the tag, or it ended)
+};
+
+/// The seam between Engine.IO and a cluster: set by one (gw::redis::cluster) before the loops run,
+/// it reaches the node that owns a session this node does not have. Engine.IO itself knows nothing
+/// of Redis.
+class eio_remote {
+public:
+    virtual ~eio_remote() = default;
+    /// Runs the request at the session's owner and returns its answer; nullopt when none came
+    /// within the deadline (the owner is gone) or no node owns the sid. Called on any loop.
+    virtual asio::awaitable<std::optional<eio_remote_answer>> forward(eio_remote_request r) = 0;
+    /// The client of a forwarded GET went away while the owner held it: the owner ends the session
+    /// ("transport error"), as it would for its own poll. Called on any loop.
+    virtual void abort(std::string sid) = 0;
+};
+
 /// What an Engine.IO endpoint shares with its sessions: settings, the session table, the server's.
 struct eio_state {
     engineio::options opts;
@@ -84,6 +114,11 @@ struct eio_state {
     std::unique_ptr<asio::steady_timer> wake;
     std::atomic<bool> stopped{false};   // read by requests on every loop
     std::atomic<std::uint64_t> polling{0}, upgrades{0}, ping_timeouts{0};   // metrics
+    /// In a cluster: the 4 characters that start this node's sids, and the way to the other nodes
+    /// for requests whose sid names another node. Both set before the loops run, read-only after;
+    /// unset (no cluster), a sid not found here is unknown, as before.
+    std::string node_tag;
+    std::shared_ptr<eio_remote> remote;
 
     std::optional<std::uint32_t> current_loop() const noexcept {
         for (std::uint32_t i = 0; i < loops.size(); ++i)
@@ -106,7 +141,7 @@ public:
     /// A session opened over polling keeps a copy of its handshake's request; one opened over a
     /// WebSocket borrows its connection's (attach_websocket), which lives as long as it does.
     eio_session(std::shared_ptr<eio_state> st, asio::any_io_executor ex, const http_request& first, bool websocket)
-        : st_(std::move(st)), ex_(std::move(ex)), id_(eio::make_sid()),
+        : st_(std::move(st)), ex_(std::move(ex)), id_(eio::make_sid(st_->node_tag)),
           own_request_(websocket ? nullptr : std::make_unique<http_request>(first)), beat_(ex_) {}
 
     const std::string& id() const noexcept { return id_; }
@@ -183,6 +218,45 @@ public:
             std::error_code ignored;
             c->sock_.cancel(ignored);   // the watch ends with the wait
         }
+        r.body = take_payload();
+        r.content_type = "text/plain; charset=UTF-8";
+        const bool ok = co_await respond(*c, r);
+        if (!ok && !ended()) end("transport error");
+        co_return ok;
+    }
+
+    /// A GET that reached another node of the cluster, run here as if it had come directly: held
+    /// until there are packets, answered with them. The connection is the other node's to watch: a
+    /// client that goes away meanwhile comes back as abort_forwarded_poll().
+    asio::awaitable<eio_remote_answer> poll_forwarded() {
+        auto self = shared_from_this();
+        eio_remote_answer a;
+        a.known = true;
+        if (get_pending_) {
+            end("transport error");
+            a.status = 400;
+            a.body = eio::error_body(eio::error_code::bad_request);
+            a.content_type = "application/json";
+            co_return a;
+        }
+        {
+            flag_guard pending(get_pending_);
+            while (queue_.empty() && phase_ == phase::open && !(probed_ && probe_) && !ws_) co_await wait();
+        }
+        a.status = 200;
+        a.body = take_payload();
+        a.content_type = "text/plain; charset=UTF-8";
+        co_return a;
+    }
+
+    /// The client of a GET forwarded here went away while it was held (see eio_remote::abort).
+    void abort_forwarded_poll() {
+        if (get_pending_ && !ended()) end("transport error");
+    }
+
+    /// What a poll takes now: up to max_packets_per_poll packets as a payload, or the one packet
+    /// that says why there is nothing.
+    std::string take_payload() {
         std::string payload;
         std::size_t taken = 0;
         bool closes = false;
@@ -203,11 +277,7 @@ public:
         }
         check_drained();
         if (closes && !ended()) end("forced close");   // the close packet reached the client
-        r.body = std::move(payload);
-        r.content_type = "text/plain; charset=UTF-8";
-        const bool ok = co_await respond(*c, r);
-        if (!ok && !ended()) end("transport error");
-        co_return ok;
+        return payload;
     }
 
     /// While a poll is held, a client that goes away (its tab closed) ends the session at once
@@ -696,7 +766,12 @@ public:
             co_return co_await answer(*c, r, keep);
         }
         auto s = st->find(kind.sid);
-        if (!s) co_return co_await refuse(*c, eio::error_code::session_unknown, is_upgrade, keep);
+        if (!s) {
+            // In a cluster, a polling request for another node's session is run there (a WebSocket
+            // probe is not: it must reach the owner, and the client goes on polling meanwhile).
+            if (st->remote && !websocket && !is_upgrade && elsewhere(kind.sid)) co_return co_await forward(c, kind.sid, rest, keep);
+            co_return co_await refuse(*c, eio::error_code::session_unknown, is_upgrade, keep);
+        }
         if (!s->on_own_thread()) {   // TLS connections stay where they are (see engineio::server)
             st->shared->log.say(log_level::warn, "an Engine.IO request reached another loop than its session's", req);
             co_return co_await refuse(*c, eio::error_code::bad_request, is_upgrade, keep);
@@ -725,15 +800,103 @@ public:
     }
 
 private:
-    /// A POST: its body read (up to max_payload), then its packets.
-    asio::awaitable<bool> post(std::shared_ptr<connection_impl> c, std::shared_ptr<eio_session> s, std::string& rest, bool keep) {
-        http_request& req = c->request_;
-        const auto& o = st_->opts;
+    /// A sid that names another node of the cluster (not this one's, not a stranger's).
+    bool elsewhere(std::string_view sid) const {
+        const auto tag = eio::node_tag_of(sid);
+        return !tag.empty() && tag != st_->node_tag;
+    }
+
+    /// The Content-Length of a POST when it is one Engine.IO takes (no chunks).
+    static std::optional<std::size_t> body_length(const http_request& req) {
         std::size_t length = 0;
         const auto header = req.header("Content-Length");
         if (!header || req.header("Transfer-Encoding") ||
             std::from_chars(header->data(), header->data() + header->size(), length).ec != std::errc{})
-            co_return co_await refuse(*c, eio::error_code::bad_request, false, false);
+            return std::nullopt;
+        return length;
+    }
+
+    /// A polling request for a session of another node: its body read here (the same limits as a
+    /// local POST), the request run at the owner through the cluster, and the owner's answer
+    /// written with this node's CORS headers. No answer in time: the session is unknown.
+    asio::awaitable<bool> forward(std::shared_ptr<connection_impl> c, std::string sid, std::string& rest, bool keep) {
+        http_request& req = c->request_;
+        const auto& o = st_->opts;
+        eio_remote_request fr;
+        fr.method = std::string(req.method());
+        fr.sid = std::move(sid);
+        if (fr.method == "POST") {
+            const auto length = body_length(req);
+            if (!length) co_return co_await refuse(*c, eio::error_code::bad_request, false, false);
+            if (*length > o.max_payload) {
+                http_response r{413, {}, "text/plain; charset=utf-8"};
+                add_cors(req, r, false);
+                co_return co_await answer(*c, r, false);
+            }
+            if (!co_await read_body(*c, rest, *length, fr.body)) co_return false;
+            if (auto type = req.header("Content-Type"); type && trim(*type).starts_with("application/octet-stream")) fr.octet_stream = true;
+        }
+        auto remote = st_->remote;
+        // A held GET: a client that goes away meanwhile ends the session at its owner at once, as a
+        // local poll's does (watch_abort), rather than at its missed pong.
+        auto answered = std::make_shared<bool>(false);
+        const bool held = fr.method == "GET";
+        if (held) watch_forwarded(c, remote, fr.sid, answered);
+        auto a = co_await remote->forward(std::move(fr));
+        if (held) {
+            *answered = true;
+            std::error_code ignored;
+            c->sock_.cancel(ignored);   // the watch ends with the wait
+        }
+        if (!a) co_return co_await refuse(*c, eio::error_code::session_unknown, false, keep);
+        if (a->status >= 400) st_->shared->rejected(a->status, "Engine.IO: answered by the session's node", &req);
+        http_response r{a->status, std::move(a->body), a->content_type};
+        if (a->status == 200) r.headers.emplace_back("Cache-Control", "no-store");
+        add_cors(req, r, false);
+        co_return co_await answer(*c, r, keep);
+    }
+
+    /// watch_abort for a GET held at another node: a client that goes away asks the owner to end
+    /// the session; bytes that arrive instead (a pipelined request) end the watch without a verdict.
+    static void watch_forwarded(const std::shared_ptr<connection_impl>& c, std::shared_ptr<eio_remote> remote, std::string sid,
+                                std::shared_ptr<bool> answered) {
+        c->sock_.async_wait(tcp::socket::wait_read, [wc = std::weak_ptr<connection_impl>(c), remote = std::move(remote), sid = std::move(sid),
+                                                     answered = std::move(answered)](std::error_code ec) mutable {
+            auto conn = wc.lock();
+            if (ec || !conn || *answered) return;
+            char byte;
+            std::error_code peek;
+            conn->sock_.receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek);
+            if (peek && peek != asio::error::would_block && peek != asio::error::try_again) remote->abort(std::move(sid));
+        });
+    }
+
+    /// Reads a body of length bytes (what came with the head first); what follows it stays in
+    /// rest. False when the connection failed or the body trickled past ping_interval + ping_timeout.
+    asio::awaitable<bool> read_body(connection_impl& c, std::string& rest, std::size_t length, std::string& body) {
+        const auto& o = st_->opts;
+        body = std::move(rest);
+        rest.clear();
+        asio::steady_timer deadline(c.sock_.get_executor());
+        c.close_when(deadline, o.ping_interval + o.ping_timeout);   // a body that trickles cannot hold the slot
+        while (body.size() < length) {
+            if (co_await c.read_some()) co_return false;
+            body.append(reinterpret_cast<const char*>(c.data_.data()), c.data_.size());
+        }
+        if (body.size() > length) {
+            rest = body.substr(length);
+            body.resize(length);
+        }
+        co_return true;
+    }
+
+    /// A POST: its body read (up to max_payload), then its packets.
+    asio::awaitable<bool> post(std::shared_ptr<connection_impl> c, std::shared_ptr<eio_session> s, std::string& rest, bool keep) {
+        http_request& req = c->request_;
+        const auto& o = st_->opts;
+        const auto length_read = body_length(req);
+        if (!length_read) co_return co_await refuse(*c, eio::error_code::bad_request, false, false);
+        const std::size_t length = *length_read;
         if (length > o.max_payload) {   // the body is not read: the connection closes after the answer
             http_response r{413, {}, "text/plain; charset=utf-8"};
             add_cors(req, r, false);
@@ -744,23 +907,14 @@ private:
             co_return co_await refuse(*c, eio::error_code::bad_request, false, keep);
         }
         std::string body;
+        bool whole = false;
         {
             flag_guard pending(s->post_pending_);
-            body = std::move(rest);
-            rest.clear();
-            asio::steady_timer deadline(c->sock_.get_executor());
-            c->close_when(deadline, o.ping_interval + o.ping_timeout);   // a body that trickles cannot hold the slot
-            while (body.size() < length) {
-                if (co_await c->read_some()) {
-                    if (!s->ended()) s->end("transport error");
-                    co_return false;
-                }
-                body.append(reinterpret_cast<const char*>(c->data_.data()), c->data_.size());
-            }
-            if (body.size() > length) {
-                rest = body.substr(length);
-                body.resize(length);
-            }
+            whole = co_await read_body(*c, rest, length, body);
+        }
+        if (!whole) {
+            if (!s->ended()) s->end("transport error");
+            co_return false;
         }
         if (auto type = req.header("Content-Type"); type && trim(*type).starts_with("application/octet-stream")) {
             s->end("transport error");
@@ -968,16 +1122,67 @@ public:
 private:
     std::shared_ptr<detail::eio_state> st_;
     std::weak_ptr<gw::server::state> server_;
+    friend struct detail::eio_access;
 };
 
 } // namespace gw::v0::engineio
 
 namespace gw::inline v0::detail {
 
-/// Lets the gateway reach a session behind its handle; not for applications.
+/// Lets the gateway reach a session behind its handle, and a cluster an endpoint's state; not for
+/// applications.
 struct eio_access {
     static std::shared_ptr<eio_session> session(const engineio::connection& c) { return c.s_; }
+    static const std::shared_ptr<eio_state>& state(const engineio::server& s) { return s.st_; }
 };
+
+/// An error answer to a forwarded request, as the reference server gives it.
+inline eio_remote_answer eio_error_answer(eio::error_code code, bool known) {
+    eio_remote_answer a;
+    a.status = eio::error_status(code);
+    a.body = eio::error_body(code);
+    a.content_type = "application/json";
+    a.known = known;
+    return a;
+}
+
+/// The owner's side of a forwarded request, on the session's loop: what serve() does with a local
+/// GET or POST, with the body already read.
+inline asio::awaitable<eio_remote_answer> eio_run_forwarded(std::shared_ptr<eio_state> st, std::shared_ptr<eio_session> s,
+                                                            eio_remote_request r) {
+    if (s->ended()) co_return eio_error_answer(eio::error_code::session_unknown, false);
+    if (s->over_websocket()) co_return eio_error_answer(eio::error_code::bad_request, true);
+    if (r.method == "GET") co_return co_await s->poll_forwarded();
+    eio_remote_answer a;
+    a.known = true;
+    a.content_type = "text/plain; charset=utf-8";
+    if (r.method != "POST") {
+        a.status = 500;
+        co_return a;
+    }
+    if (r.body.size() > st->opts.max_payload) {   // the receiving node has a larger limit than ours
+        a.status = 413;
+        co_return a;
+    }
+    if (s->post_pending_ || r.octet_stream) {
+        s->end("transport error");
+        co_return eio_error_answer(eio::error_code::bad_request, true);
+    }
+    if (auto refused = s->posted(r.body)) co_return eio_error_answer(*refused, true);
+    a.status = 200;
+    a.body = "ok";
+    a.content_type = "text/html";
+    co_return a;
+}
+
+/// Runs a polling request that reached another node of the cluster against this node's session,
+/// exactly as if it had come here. Call it on any loop; it completes there.
+inline asio::awaitable<eio_remote_answer> eio_serve_forwarded(std::shared_ptr<eio_state> st, eio_remote_request r) {
+    auto s = st->find(r.sid);
+    if (!s || st->stopped) co_return eio_error_answer(eio::error_code::session_unknown, false);
+    const auto ex = s->executor();
+    co_return co_await asio::co_spawn(ex, eio_run_forwarded(std::move(st), std::move(s), std::move(r)), asio::use_awaitable);
+}
 
 inline void eio_mount::hand_over(const std::shared_ptr<eio_state>& st, const std::shared_ptr<eio_session>& s) {
     if (st->opts.on_connection) {

@@ -117,6 +117,37 @@ inline std::string make_sid() {
     return id;
 }
 
+/// Only URL-safe base64's characters: what make_sid makes.
+inline bool is_sid_text(std::string_view text) noexcept {
+    for (char c : text)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+    return true;
+}
+
+/// A node tag: 4 of those characters, so that a sid made with one stays URL-safe.
+inline bool is_node_tag(std::string_view tag) noexcept { return tag.size() == 4 && is_sid_text(tag); }
+
+/// A session id that names its node, for a cluster where any node may receive the session's
+/// requests: the node's 4-character tag, then 12 random bytes in URL-safe base64. Still 20
+/// characters, as clients expect, and still 96 random bits (as many as the reference's ids, whose
+/// last 3 bytes are a counter).
+inline std::string make_sid(std::string_view tag) {
+    if (!is_node_tag(tag)) return make_sid();
+    std::array<unsigned char, 12> raw;
+    random_bytes(raw.data(), raw.size());
+    std::string id(tag);
+    id += base64_encode(raw);
+    for (char& c : id) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    return id;
+}
+
+/// The node tag of a sid made by make_sid(tag); "" when the sid cannot be one (its length, its
+/// characters), so that what a cluster carries onwards is a plain 20-character id.
+inline std::string_view node_tag_of(std::string_view sid) noexcept {
+    if (sid.size() != 20 || !is_sid_text(sid)) return {};
+    return sid.substr(0, 4);
+}
+
 /// Why a request is refused (the "code" of the error body).
 enum class error_code : int {
     transport_unknown = 0,

@@ -10,6 +10,7 @@
 #include "../protocol/socketio_redis.hpp"
 #include "../gateway/facade.hpp"
 #include "client.hpp"
+#include "forward.hpp"
 
 namespace gw::inline v0::redis {
 
@@ -51,6 +52,18 @@ struct cluster_options {
     /// emits with acks) waits for the other nodes before it returns what came: the adapter's
     /// requestsTimeout.
     std::chrono::milliseconds requests_timeout{5'000};
+    /// Engine.IO long-polling without sticky sessions: a polling request that reaches a node which
+    /// does not hold its session is run at the node that does, through Redis (each node's sids
+    /// start with its tag). Off: such a request gets 400 "Session ID unknown", as without a cluster.
+    bool forward_polling = true;
+    /// How long a forwarded request waits for the session's node; 0: the Engine.IO options'
+    /// ping_interval + ping_timeout (a held poll is answered by the next ping at the latest, and a
+    /// node silent that long has lost its sessions anyway). No answer in time: 400 "Session ID unknown".
+    std::chrono::milliseconds forward_timeout{0};
+    /// Forwarded requests in flight at once per node, each way (sent, and served for others); more
+    /// are answered 503. Each is a held poll of a client on the wrong node, so about the number of
+    /// polling clients over the node count.
+    std::size_t max_forwarded = 10'000;
     /// The Redis links' reconnection and buffering (see gw::redis::options); its log and on_state
     /// default to the gateway's log.
     options link{};
@@ -64,6 +77,10 @@ struct cluster_stats {
     std::uint64_t dropped = 0;      ///< publishes that did not fit the buffer while Redis was away
     std::uint64_t reconnects = 0;   ///< Redis connections made again after a loss
     std::uint64_t timeouts = 0;     ///< cluster-wide requests that returned partial results
+    std::uint64_t forwarded = 0;          ///< polling requests sent to their session's node
+    std::uint64_t forwards_served = 0;    ///< polling requests of other nodes run here
+    std::uint64_t forwards_unanswered = 0;   ///< forwarded, and no node had the session in time: 400
+    std::uint64_t forwards_refused = 0;   ///< over max_forwarded (here or at the owner): 503
 };
 
 namespace detail {
@@ -163,6 +180,8 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     /// serverSideEmit's handlers by (namespace, event): set before the loops run, read on the link's loop.
     std::map<std::pair<std::string, std::string>, std::function<json(const json&)>> server_handlers;
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
+    /// Engine.IO polling forwarding (options.forward_polling, Socket.IO enabled); else null.
+    std::shared_ptr<forwarder> forward;
 
     // The streams mode.
     std::unique_ptr<client> reader;   // the blocking XREAD, on a connection of its own
@@ -199,6 +218,7 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     void on_message(const message& m);
     void close() {
         closed = true;
+        if (forward) forward->close();
         pub.close();
         sub.close();
         if (reader) reader->close();
@@ -298,6 +318,10 @@ struct space : std::enable_shared_from_this<space> {
 
 inline void cluster_link::on_message(const message& m) {
     received.fetch_add(1, std::memory_order_relaxed);
+    if (forward && m.pattern.empty() && m.channel == forward->channel()) {
+        forward->on_message(m);
+        return;
+    }
     for (const auto& sp : live()) sp->on_message(m);
 }
 
@@ -1177,6 +1201,7 @@ public:
             }
             asio::co_spawn(link_->io, detail::read_stream(link_), g_->log.report("reading the cluster's stream"));
         }
+        if (o.forward_polling && g_->eio) install_forwarding(o);
         // Read on any worker for /metrics and /healthz, as long as the gateway lives: it holds the link.
         g_->cluster_metrics = [link = link_](gw::metrics& m) {
             m.cluster = true;
@@ -1187,6 +1212,10 @@ public:
             m.cluster_dropped = s.dropped;
             m.cluster_reconnects = s.reconnects;
             m.cluster_timeouts = s.timeouts;
+            m.cluster_forwarded = s.forwarded;
+            m.cluster_forwards_served = s.forwards_served;
+            m.cluster_forwards_unanswered = s.forwards_unanswered;
+            m.cluster_forwards_refused = s.forwards_refused;
         };
         g_->wrap_adapter = std::move(wrap);
     }
@@ -1208,6 +1237,7 @@ public:
         if (link->reader && !link->reading) co_await link->read_started.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         if (link->reader && !link->reader->connected() && !link->closed)
             co_await link->reader_up->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        if (link->forward) co_await link->sub.subscribe(link->forward->channel());
     }
 
     /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp (declared before
@@ -1252,7 +1282,49 @@ public:
 
     cluster_stats counters() const noexcept { return stats_of(*link_); }
 
+    /// This node's tag: its Engine.IO sids start with it ("" without forwarding).
+    std::string node_tag() const { return link_->forward ? link_->forward->tag() : std::string(); }
+
 private:
+    /// Engine.IO's sids start with this node's tag from now on, and its requests for other nodes'
+    /// sessions go through Redis to them (redis/forward.hpp).
+    void install_forwarding(const cluster_options& o) {
+        const auto& st = gw::detail::eio_access::state(*g_->eio);
+        auto timeout = o.forward_timeout.count() > 0 ? o.forward_timeout : st->opts.ping_interval + st->opts.ping_timeout;
+        std::weak_ptr<detail::cluster_link> w = link_;
+        auto counted = [w](std::string channel, std::string payload) { return publish_counted(w, std::move(channel), std::move(payload)); };
+        auto plain = [w](std::string channel, std::string payload) {
+            if (auto link = w.lock()) link->publish(std::move(channel), std::move(payload));
+        };
+        auto log = [g = std::weak_ptr<gw::detail::gateway_state>(g_)](log_level l, std::string_view what) {
+            if (auto s = g.lock()) s->log.say(l, std::string("cluster forwarding: ").append(what));
+        };
+        auto f = std::make_shared<detail::forwarder>(link_->io, link_->key, detail::node_tag(), st, timeout, o.max_forwarded,
+                                                     std::move(counted), std::move(plain), std::move(log));
+        link_->forward = f;
+        st->node_tag = f->tag();
+        st->remote = f;
+        asio::co_spawn(link_->io, subscribe_forward(link_), [owner = std::weak_ptr<gw::detail::gateway_state>(g_)](std::exception_ptr e) {
+            if (auto g = owner.lock()) g->log.report("subscribing to the cluster's forwarding channel")(e);
+        });
+    }
+    static asio::awaitable<void> subscribe_forward(std::shared_ptr<detail::cluster_link> link) {
+        co_await link->sub.subscribe(link->forward->channel());
+    }
+    /// PUBLISH on the links' loop, with Redis' count of the subscribers that got it (-1: failed).
+    static asio::awaitable<long long> publish_counted(std::weak_ptr<detail::cluster_link> w, std::string channel, std::string payload) {
+        auto link = w.lock();
+        if (!link || link->closed) co_return -1;
+        long long n = -1;
+        try {
+            auto r = co_await link->pub.command("PUBLISH", channel, payload);
+            link->published.fetch_add(1, std::memory_order_relaxed);
+            if (r.type == reply::kind::integer) n = r.integer;
+        } catch (const std::system_error&) {   // Redis away, or the cluster closing: the deadline decides
+        }
+        co_return n;
+    }
+
     /// The channels of a namespace, subscribed (again: Redis confirms a repeated subscription).
     static asio::awaitable<void> subscribe(std::shared_ptr<detail::cluster_link> link, std::shared_ptr<detail::space> sp) {
         if (sp->sharded) {
@@ -1280,6 +1352,12 @@ private:
         s.dropped = p.dropped;
         s.reconnects = p.reconnects + q.reconnects;
         s.timeouts = link.timeouts.load(std::memory_order_relaxed);
+        if (const auto& f = link.forward) {
+            s.forwarded = f->forwarded.load(std::memory_order_relaxed);
+            s.forwards_served = f->served.load(std::memory_order_relaxed);
+            s.forwards_unanswered = f->unanswered.load(std::memory_order_relaxed);
+            s.forwards_refused = f->refused.load(std::memory_order_relaxed);
+        }
         return s;
     }
 

@@ -9,6 +9,7 @@
 #include "../protocol/socketio_redis.hpp"
 #include "../gateway/facade.hpp"
 #include "client.hpp"
+#include "shards.hpp"
 
 namespace gw::inline v0::redis {
 
@@ -19,7 +20,9 @@ enum class cluster_mode {
     classic,
     /// Its createShardedAdapter (Redis 7): SPUBLISH and SSUBSCRIBE, the ClusterAdapter's messages
     /// on the namespace's channel, and a channel per room subscribed while the room has members
-    /// here (its "dynamic" subscription mode).
+    /// here (its "dynamic" subscription mode). One Redis or a Redis Cluster, found out by itself
+    /// (CLUSTER SLOTS): in a cluster each channel is published, subscribed and counted at the
+    /// master serving its hash slot, following MOVED and slot migrations.
     sharded,
 };
 
@@ -43,7 +46,7 @@ struct cluster_options {
 
 /// What a cluster did, readable from any thread.
 struct cluster_stats {
-    bool connected = false;         ///< both Redis links are up
+    bool connected = false;         ///< the Redis links are up (sharded over a Redis Cluster: every master's)
     std::uint64_t published = 0;    ///< messages published (broadcasts, requests, answers)
     std::uint64_t received = 0;     ///< messages received from other nodes and emitters
     std::uint64_t dropped = 0;      ///< publishes that did not fit the buffer while Redis was away
@@ -112,18 +115,28 @@ inline std::chrono::milliseconds ack_timeout(const sio_redis::selection& opts, s
 
 struct space;
 
-/// The two Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
+/// The Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
 struct cluster_link : std::enable_shared_from_this<cluster_link> {
     cluster_link(asio::io_context& io_, const url& where, const cluster_options& o)
-        : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout), pub(io_.get_executor(), where, o.link),
-          sub(io_.get_executor(), where, [this](const message& m) { on_message(m); }, o.link) {}
+        : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout) {
+        if (mode == cluster_mode::sharded) {
+            shards = std::make_shared<shard_router>(io.get_executor(), where, o.link, [this](const message& m) { on_message(m); });
+            shards->start();
+        } else {
+            pub.emplace(io.get_executor(), where, o.link);
+            sub.emplace(io.get_executor(), where, [this](const message& m) { on_message(m); }, o.link);
+        }
+    }
 
     asio::io_context& io;   // the links' loop: every member below but the counters is used there only
     std::string key;
     cluster_mode mode;
     std::chrono::milliseconds timeout;
-    client pub;
-    subscriber sub;
+    /// classic: a command link and a subscriber.
+    std::optional<client> pub;
+    std::optional<subscriber> sub;
+    /// sharded: one Redis 7 or a Redis Cluster's masters, found out at run time.
+    std::shared_ptr<shard_router> shards;
     /// The namespaces, owned by their adapters (a namespace's adapter lives as long as its gateway).
     std::vector<std::weak_ptr<space>> spaces;
     /// Those alive now.
@@ -138,12 +151,14 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     std::map<std::pair<std::string, std::string>, std::function<json(const json&)>> server_handlers;
     std::atomic<std::uint64_t> published{0}, received{0}, timeouts{0};
 
-    /// PUBLISH (SPUBLISH when sharded) from any thread: posted to the links' loop.
+    /// PUBLISH (SPUBLISH, at the master serving the channel, when sharded) from any thread: posted
+    /// to the links' loop.
     void publish(std::string channel, std::string payload, bool sharded = false) {
-        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded] {
+        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded]() mutable {
             if (self->closed) return;
-            if (self->pub.send(sharded ? "SPUBLISH" : "PUBLISH", channel, payload))
-                self->published.fetch_add(1, std::memory_order_relaxed);
+            const bool sent = sharded && self->shards ? self->shards->spublish(channel, std::move(payload))
+                                                      : self->pub && self->pub->send("PUBLISH", channel, payload);
+            if (sent) self->published.fetch_add(1, std::memory_order_relaxed);
         };
         if (io.get_executor().running_in_this_thread()) go();
         else asio::post(io, std::move(go));
@@ -152,8 +167,9 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     void on_message(const message& m);
     void close() {
         closed = true;
-        pub.close();
-        sub.close();
+        if (pub) pub->close();
+        if (sub) sub->close();
+        if (shards) shards->close();
     }
 };
 
@@ -526,8 +542,8 @@ inline void space::room_changed(const std::string& room, bool joined) {
     if (!joined) room_members.erase(room);
     const std::string channel = sio_redis::room_channel(link->key, nsp, room);
     auto change = [l = link, channel, joined]() -> asio::awaitable<void> {
-        if (joined) co_await l->sub.ssubscribe(channel);
-        else co_await l->sub.sunsubscribe(channel);
+        if (joined) co_await l->shards->ssubscribe(channel);
+        else co_await l->shards->sunsubscribe(channel);
     };
     asio::co_spawn(link->io, std::move(change), [self = shared_from_this()](std::exception_ptr e) {
         if (auto g = self->owner.lock()) g->log.report("a room's cluster channel")(e);
@@ -539,7 +555,10 @@ inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack,
     // Every node subscribed to the request channel is counted, this one too.
     std::size_t others = 0;
     try {
-        auto r = co_await link->pub.command("PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", request_channel);
+        // Sharded, the master serving the channel counts (a Redis Cluster node counts its own).
+        reply r;
+        if (sharded) r = co_await link->shards->shardnumsub(request_channel);
+        else r = co_await link->pub->command("PUBSUB", "NUMSUB", request_channel);
         if (r.is_array() && r.elements.size() == 2 && r.elements[1].integer > 1)
             others = static_cast<std::size_t>(r.elements[1].integer - 1);
     } catch (const std::system_error&) {   // Redis away: this node's part only
@@ -898,24 +917,31 @@ private:
     /// The channels of a namespace, subscribed (again: Redis confirms a repeated subscription).
     static asio::awaitable<void> subscribe(std::shared_ptr<detail::cluster_link> link, std::shared_ptr<detail::space> sp) {
         if (sp->sharded) {
-            co_await link->sub.ssubscribe(sp->request_channel);
-            co_await link->sub.ssubscribe(sp->own_response_channel);
+            co_await link->shards->ssubscribe(sp->request_channel);
+            co_await link->shards->ssubscribe(sp->own_response_channel);
             co_return;
         }
-        co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
-        co_await link->sub.subscribe(sp->request_channel);
-        co_await link->sub.subscribe(sp->response_channel);
-        co_await link->sub.subscribe(sp->own_response_channel);
+        co_await link->sub->psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
+        co_await link->sub->subscribe(sp->request_channel);
+        co_await link->sub->subscribe(sp->response_channel);
+        co_await link->sub->subscribe(sp->own_response_channel);
     }
 
     static cluster_stats stats_of(const detail::cluster_link& link) noexcept {
         cluster_stats s;
-        const auto p = link.pub.counters(), q = link.sub.counters();
-        s.connected = !link.closed && p.connected && q.connected;
+        if (link.shards) {
+            const auto r = link.shards->counters();
+            s.connected = !link.closed && r.connected;
+            s.dropped = r.dropped;
+            s.reconnects = r.reconnects;
+        } else {
+            const auto p = link.pub->counters(), q = link.sub->counters();
+            s.connected = !link.closed && p.connected && q.connected;
+            s.dropped = p.dropped;
+            s.reconnects = p.reconnects + q.reconnects;
+        }
         s.published = link.published.load(std::memory_order_relaxed);
         s.received = link.received.load(std::memory_order_relaxed);
-        s.dropped = p.dropped;
-        s.reconnects = p.reconnects + q.reconnects;
         s.timeouts = link.timeouts.load(std::memory_order_relaxed);
         return s;
     }

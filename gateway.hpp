@@ -10342,6 +10342,7 @@ private:
             // The slot lives elsewhere now: correct that slot at once, read the rest again.
             table_.move(moved->slot, moved->to);
             request_refresh();
+            say(log_level::debug, "SPUBLISH " + channel + " at " + from.name() + ": " + error + "; sent on");
             route(channel, std::move(payload), hops + 1);
             return;
         }
@@ -10406,6 +10407,9 @@ private:
     void apply(const std::vector<slot_range>& ranges) {
         table_.assign(ranges);
         const auto now = table_.masters();
+        std::string names;
+        for (const auto& a : now) names += " " + a.name();
+        say(log_level::debug, "Redis Cluster topology: " + std::to_string(ranges.size()) + " slot ranges on" + names);
         for (const auto& a : now) master_at(a);
         reconcile();
         for (auto it = masters_.begin(); it != masters_.end();) {

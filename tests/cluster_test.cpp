@@ -294,6 +294,7 @@ struct two_nodes_on_a_cluster {
     gw::gateway a{io, test::local()};
     gw::gateway b{io, test::local()};
     std::unique_ptr<gw::redis::cluster> ca, cb;
+    std::vector<std::string> a_log;   // what node A's Redis links said (they run on io, as the test does)
 
     two_nodes_on_a_cluster() {
         serve(a);
@@ -302,9 +303,15 @@ struct two_nodes_on_a_cluster {
         o.mode = gw::redis::cluster_mode::sharded;
         o.requests_timeout = std::chrono::seconds(2);
         o.url = redis.url(0);
+        o.link.log = [this](gw::log_level, std::string_view line) { a_log.emplace_back(line); };
         ca = std::make_unique<gw::redis::cluster>(a, o);
         o.url = redis.url(1);
+        o.link.log = nullptr;
         cb = std::make_unique<gw::redis::cluster>(b, o);
+    }
+    /// Node A logged a line containing what.
+    bool a_said(std::string_view what) const {
+        return std::any_of(a_log.begin(), a_log.end(), [&](const std::string& l) { return l.find(what) != std::string::npos; });
     }
     awaitable<void> ready() {
         co_await ca->ready();
@@ -409,6 +416,7 @@ TEST(RedisCluster, RoomsOnEveryMasterReachTheirMembersOnBothNodesOnce) {
     EXPECT_GT(n.ca->counters().published, 0u);
     EXPECT_GT(n.cb->counters().received, 0u);
     EXPECT_EQ(n.ca->counters().dropped, 0u);
+    EXPECT_TRUE(n.a_said("is a cluster node"));
 }
 
 TEST(RedisCluster, CountsFetchesServerSideEventsAndAcknowledgementsAcrossMasters) {
@@ -498,6 +506,57 @@ TEST(RedisCluster, ARoomsSlotMovedToAnotherMasterTakesItsSubscriptionsAndPublish
         EXPECT_EQ(co_await a1.next(), j(R"({"event":"said","data":"and back"})"));
     }());
     EXPECT_EQ(n.ca->counters().dropped, 0u);
+}
+
+TEST(RedisCluster, APublisherWithAnOutdatedSlotTableFollowsMoved) {
+    REQUIRE_REDIS_CLUSTER();
+    two_nodes_on_a_cluster n;
+    const auto rooms = n.rooms_on_every_master();
+    const std::string room = rooms[1];
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        auto b1 = co_await test::client::open(n.b);
+        co_await b1.ask("join", room);
+        EXPECT_TRUE(co_await n.until_subscribers(1, n.channel(room), 1));
+        // Node A holds nothing in that slot, so nothing tells it of the move: its first publish
+        // there meets MOVED, and goes on to the master named.
+        n.redis.move_slot(gw::redis::detail::key_slot(n.channel(room)), 0);
+        EXPECT_TRUE(co_await n.until_subscribers(0, n.channel(room), 1));
+        co_await n.a.of("/").to(room).emit("news", "moved");
+        EXPECT_EQ(co_await b1.next(), j(R"({"event":"news","data":"moved"})"));
+        co_await n.a.of("/").to(room).emit("news", "again");
+        EXPECT_EQ(co_await b1.next(), j(R"({"event":"news","data":"again"})"));
+    }());
+    std::string said;
+    for (const auto& l : n.a_log) said += l + "\n";
+    EXPECT_TRUE(n.a_said("MOVED")) << "node A's publish did not meet MOVED, so the test proved nothing; it said:\n" << said;
+    EXPECT_EQ(n.ca->counters().dropped, 0u);
+}
+
+TEST(RedisCluster, AMasterRestartedIsSubscribedAgain) {
+    REQUIRE_REDIS_CLUSTER();
+    two_nodes_on_a_cluster n;
+    const auto rooms = n.rooms_on_every_master();
+    const std::string room = rooms[2];
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        auto a1 = co_await test::client::open(n.a);
+        auto b1 = co_await test::client::open(n.b);
+        co_await a1.ask("join", room);
+        co_await b1.ask("join", room);
+        EXPECT_TRUE(co_await n.until_subscribers(2, n.channel(room), 2));
+        // Master 2 goes away and comes back on its port with its cluster file: the same node, the
+        // same slots, and no subscription until the gateways' links take theirs again.
+        n.redis.node(2).stop();
+        n.redis.node(2).start();
+        EXPECT_TRUE(co_await n.until_subscribers(2, n.channel(room), 2));
+        json say = json::object();
+        say["room"] = room;
+        say["text"] = "back";
+        EXPECT_EQ(co_await a1.ask("say", say), j(R"({"event":"say","data":"sent"})"));
+        EXPECT_EQ(co_await b1.next(), j(R"({"event":"said","data":"back"})"));
+        EXPECT_GE(n.a.metrics().cluster_reconnects, 2u);   // master 2's command and subscriber links
+    }());
 }
 
 } // namespace

@@ -286,17 +286,18 @@ INSTANTIATE_TEST_SUITE_P(Modes, Cluster, ::testing::Values(gw::redis::cluster_mo
 
 // ---- The sharded mode over a Redis Cluster of three masters
 
-/// Two gateways in sharded mode on a three-master Redis Cluster, each given a different node's URL
-/// (any node will do: the topology is read from it).
+/// Two gateways in sharded mode on a three-master Redis Cluster (masters are nodes 0, 1 and 2 when
+/// there are no replicas), each given a different node's URL (any node will do, a replica too: the
+/// topology is read from it).
 struct two_nodes_on_a_cluster {
-    test::redis::cluster redis{3};
+    test::redis::cluster redis;
     asio::io_context io;
     gw::gateway a{io, test::local()};
     gw::gateway b{io, test::local()};
     std::unique_ptr<gw::redis::cluster> ca, cb;
     std::vector<std::string> a_log;   // what node A's Redis links said (they run on io, as the test does)
 
-    two_nodes_on_a_cluster() {
+    explicit two_nodes_on_a_cluster(std::size_t replicas = 0) : redis(3, replicas) {
         serve(a);
         serve(b);
         gw::redis::cluster_options o;
@@ -319,15 +320,16 @@ struct two_nodes_on_a_cluster {
     }
     /// The room channel of room in "/", as the sharded adapter names it.
     static std::string channel(const std::string& room) { return "socket.io#/#" + room + "#"; }
-    /// Rooms whose channels live on master 0, 1 and 2, in that order.
+    /// Rooms whose channels live on each master, in the masters' order.
     std::vector<std::string> rooms_on_every_master() const {
-        std::vector<std::string> out(redis.size());
+        const auto masters = redis.masters();
+        std::vector<std::string> out(masters.size());
         std::size_t found = 0;
         for (int i = 0; found < out.size() && i < 1000; ++i) {
             const std::string room = "room-" + std::to_string(i);
-            const auto at = redis.owner(gw::redis::detail::key_slot(channel(room)));
-            if (at < out.size() && out[at].empty()) {
-                out[at] = room;
+            const auto at = std::find(masters.begin(), masters.end(), redis.owner(gw::redis::detail::key_slot(channel(room))));
+            if (at != masters.end() && out[at - masters.begin()].empty()) {
+                out[at - masters.begin()] = room;
                 ++found;
             }
         }
@@ -557,6 +559,47 @@ TEST(RedisCluster, AMasterRestartedIsSubscribedAgain) {
         EXPECT_EQ(co_await b1.next(), j(R"({"event":"said","data":"back"})"));
         EXPECT_GE(n.a.metrics().cluster_reconnects, 2u);   // master 2's command and subscriber links
     }());
+}
+
+TEST(RedisCluster, AMasterKilledItsReplicaTakesOverAndTheChannelsFollow) {
+    REQUIRE_REDIS_CLUSTER();
+    two_nodes_on_a_cluster n(1);   // three masters, a replica each
+    const std::string room = "room-0";
+    const auto slot = gw::redis::detail::key_slot(n.channel(room));
+    const std::size_t first = n.redis.owner(slot);
+    ASSERT_LT(first, n.redis.size());
+    test::run(n.io, [&]() -> awaitable<void> {
+        co_await n.ready();
+        auto a1 = co_await test::client::open(n.a);
+        auto b1 = co_await test::client::open(n.b);
+        co_await a1.ask("join", room);
+        co_await b1.ask("join", room);
+        EXPECT_TRUE(co_await n.until_subscribers(first, n.channel(room), 2));
+        // The room's master dies; after cluster-node-timeout (2 s) its replica is elected in its
+        // place. The gateways read the topology again while a master is unreachable, and take the
+        // room's channel to the new master.
+        n.redis.node(first).stop(SIGKILL);
+        asio::steady_timer t(n.io);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        std::size_t now = first;
+        while ((now = n.redis.owner(slot)) == first || now >= n.redis.size()) {
+            if (std::chrono::steady_clock::now() > deadline) break;
+            t.expires_after(std::chrono::milliseconds(50));
+            co_await t.async_wait(asio::use_awaitable);
+        }
+        EXPECT_NE(now, first) << "no replica took over";
+        if (now != first && now < n.redis.size()) {
+            EXPECT_TRUE(co_await n.until_subscribers(now, n.channel(room), 2));
+            json say = json::object();
+            say["room"] = room;
+            say["text"] = "after the failover";
+            EXPECT_EQ(co_await a1.ask("say", say), j(R"({"event":"say","data":"sent"})"));
+            EXPECT_EQ(co_await b1.next(), j(R"({"event":"said","data":"after the failover"})"));
+            say["text"] = "and back";
+            EXPECT_EQ(co_await b1.ask("say", say), j(R"({"event":"say","data":"sent"})"));
+            EXPECT_EQ(co_await a1.next(), j(R"({"event":"said","data":"and back"})"));
+        }
+    }(), std::chrono::seconds(60));
 }
 
 } // namespace

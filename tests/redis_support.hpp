@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -160,28 +161,41 @@ inline gw::redis::reply query(std::uint16_t port, const std::vector<std::string>
     return out;
 }
 
-/// A Redis Cluster of `masters` masters (no replicas) on free loopback ports, its files in a
-/// directory of its own: started, joined with `redis-cli --cluster create`, and waited for until
-/// every node says cluster_state:ok. The destructor stops the servers and removes the directory.
+/// A Redis Cluster of `masters` masters, each with `replicas` replicas, on free loopback ports, its
+/// files in a directory of its own: started, joined with `redis-cli --cluster create`, and waited
+/// for until every node says cluster_state:ok and every replica's link to its master is up. A
+/// node unreachable for 2 s is failed (cluster-node-timeout), and a replica always stands in for its
+/// master. The destructor stops the servers and removes the directory.
 class cluster {
 public:
-    explicit cluster(std::size_t masters = 3) {
+    explicit cluster(std::size_t masters = 3, std::size_t replicas = 0) {
         char dir[] = "/tmp/gw-redis-cluster-XXXXXX";
         if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
         dir_ = dir;
         try {
             std::vector<std::string> create{"redis-cli", "--cluster", "create"};
-            for (std::size_t i = 0; i < masters; ++i) {
-                const auto port = free_port();
+            std::vector<std::uint16_t> taken;
+            auto fresh_port = [&] {
+                for (;;) {
+                    const auto p = free_port();
+                    if (std::find(taken.begin(), taken.end(), p) == taken.end()) {
+                        taken.push_back(p);
+                        return p;
+                    }
+                }
+            };
+            for (std::size_t i = 0; i < masters * (1 + replicas); ++i) {
+                const auto port = fresh_port();
                 // The bus port is chosen too: port + 10000, Redis' default, may be taken or past 65535.
-                const auto bus = free_port();
+                const auto bus = fresh_port();
                 std::vector<std::string> extra{"--cluster-enabled", "yes", "--cluster-config-file",
                                                dir_ + "/nodes-" + std::to_string(port) + ".conf", "--cluster-port",
-                                               std::to_string(bus), "--dir", dir_, "--cluster-node-timeout", "2000"};
+                                               std::to_string(bus), "--dir", dir_, "--cluster-node-timeout", "2000",
+                                               "--cluster-replica-validity-factor", "0"};
                 nodes_.push_back(std::make_unique<server>(port, std::move(extra)));
                 create.push_back("127.0.0.1:" + std::to_string(port));
             }
-            create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
+            create.insert(create.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
             run(create);
             wait_ok();
         } catch (...) {
@@ -216,6 +230,20 @@ public:
             return nodes_.size();
         }
         return nodes_.size();
+    }
+    /// The nodes that serve slots now (masters), by index.
+    std::vector<std::size_t> masters() const {
+        std::vector<std::size_t> out;
+        for (std::size_t i = 0; i < size(); ++i) {
+            auto ranges = gw::redis::detail::parse_cluster_slots(query(port(i), {"CLUSTER", "SLOTS"}), "127.0.0.1");
+            if (!ranges) continue;
+            for (std::size_t j = 0; j < size(); ++j)
+                for (const auto& r : *ranges)
+                    if (r.master.port == port(j) && std::find(out.begin(), out.end(), j) == out.end()) out.push_back(j);
+            std::sort(out.begin(), out.end());
+            return out;
+        }
+        return out;
     }
     /// The node's id in the cluster.
     std::string id(std::size_t i) const { return query(port(i), {"CLUSTER", "MYID"}).str; }
@@ -265,7 +293,8 @@ private:
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error(argv[0] + " failed:\n" + said);
     }
 
-    /// Until every node says cluster_state:ok (it takes the nodes a moment to agree), 30 s at most.
+    /// Until every node says cluster_state:ok (it takes the nodes a moment to agree) and every
+    /// replica's link to its master is up, 30 s at most.
     void wait_ok() const {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         for (;;) {
@@ -274,6 +303,10 @@ private:
             for (std::size_t i = 0; i < size() && ok; ++i) {
                 last = query(port(i), {"CLUSTER", "INFO"}).str;
                 ok = last.find("cluster_state:ok") != std::string::npos;
+                if (ok) {
+                    last = query(port(i), {"INFO", "replication"}).str;
+                    ok = last.find("role:slave") == std::string::npos || last.find("master_link_status:up") != std::string::npos;
+                }
             }
             if (ok) return;
             if (std::chrono::steady_clock::now() > deadline)

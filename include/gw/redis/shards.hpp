@@ -149,8 +149,6 @@ public:
         return {connected_.load(std::memory_order_relaxed), reconnects_.load(std::memory_order_relaxed),
                 dropped_.load(std::memory_order_relaxed)};
     }
-    /// Talking to a Redis Cluster (known once the seed answered).
-    bool is_cluster() const noexcept { return mode_ == mode::cluster; }
 
 private:
     enum class mode : std::uint8_t { unknown, single, cluster };

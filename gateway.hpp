@@ -9301,6 +9301,168 @@ inline void append_command(std::string& out, std::span<const std::string_view> a
     }
 }
 
+/// Redis Cluster's hash slots: 16384, a key's slot being its CRC16 modulo that.
+inline constexpr std::uint16_t slot_count = 16384;
+
+/// CRC16-XMODEM (polynomial 0x1021, initial value 0, no reflection), the checksum Redis Cluster
+/// hashes keys and shard channels with: crc16("123456789") is 0x31C3.
+constexpr std::uint16_t crc16(std::string_view bytes) noexcept {
+    std::uint16_t crc = 0;
+    for (char ch : bytes) {
+        crc = static_cast<std::uint16_t>(crc ^ (static_cast<std::uint16_t>(static_cast<unsigned char>(ch)) << 8));
+        for (int bit = 0; bit < 8; ++bit)
+            crc = static_cast<std::uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+}
+
+/// The hash slot of a key or a shard channel. When the key has a "{...}" with at least one byte
+/// between the first '{' and the next '}', only those bytes are hashed (the hashtag rule: keys
+/// sharing a tag share a slot); otherwise the whole key.
+constexpr std::uint16_t key_slot(std::string_view key) noexcept {
+    if (const auto open = key.find('{'); open != std::string_view::npos) {
+        const auto close = key.find('}', open + 1);
+        if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
+    }
+    return static_cast<std::uint16_t>(crc16(key) % slot_count);
+}
+
+/// A cluster node's address as the cluster announces it.
+struct node_address {
+    std::string host{};
+    std::uint16_t port = 0;
+    /// "host:port": a node's name in logs and maps.
+    std::string name() const { return host + ":" + std::to_string(port); }
+    friend bool operator==(const node_address&, const node_address&) = default;
+};
+
+/// Slots first..last (inclusive), served by master.
+struct slot_range {
+    std::uint16_t first = 0, last = 0;
+    node_address master{};
+    friend bool operator==(const slot_range&, const slot_range&) = default;
+};
+
+/// A host in CLUSTER SLOTS or MOVED: empty means "the one you asked" (a node that does not know
+/// its own address), and so does "?" (Redis 7's unknown endpoint).
+inline std::string announced_host(std::string_view host, std::string_view asked_host) {
+    return host.empty() || host == "?" ? std::string(asked_host) : std::string(host);
+}
+
+/// CLUSTER SLOTS' reply, [[first, last, [host, port, id, ...], replicas...], ...], as ranges
+/// served by masters; nullopt when it is not such a reply (an error, say "cluster support
+/// disabled"). asked_host replaces an empty or unknown host.
+inline std::optional<std::vector<slot_range>> parse_cluster_slots(const reply& r, std::string_view asked_host) {
+    if (!r.is_array()) return std::nullopt;
+    std::vector<slot_range> out;
+    for (const auto& e : r.elements) {
+        if (!e.is_array() || e.elements.size() < 3) return std::nullopt;
+        const auto& first = e.elements[0];
+        const auto& last = e.elements[1];
+        const auto& master = e.elements[2];
+        if (first.type != reply::kind::integer || last.type != reply::kind::integer || !master.is_array() ||
+            master.elements.size() < 2 || master.elements[1].type != reply::kind::integer)
+            return std::nullopt;
+        if (first.integer < 0 || last.integer < first.integer || last.integer >= slot_count) return std::nullopt;
+        const auto& host = master.elements[0];
+        if (!host.is_string() && !host.is_nil()) return std::nullopt;
+        if (master.elements[1].integer <= 0 || master.elements[1].integer > 65535) return std::nullopt;
+        slot_range range;
+        range.first = static_cast<std::uint16_t>(first.integer);
+        range.last = static_cast<std::uint16_t>(last.integer);
+        range.master.host = announced_host(host.str, asked_host);
+        range.master.port = static_cast<std::uint16_t>(master.elements[1].integer);
+        out.push_back(std::move(range));
+    }
+    return out;
+}
+
+/// A cluster's redirection: "MOVED slot host:port" (the slot lives there now) or "ASK slot
+/// host:port" (this once, during a migration).
+struct redirect {
+    bool ask = false;
+    std::uint16_t slot = 0;
+    node_address to{};
+};
+
+/// The redirection an error reply names; nullopt for any other error. The host may be an IPv6
+/// address (the port follows the last ':'), or empty: asked_host.
+inline std::optional<redirect> parse_redirect(std::string_view error, std::string_view asked_host) {
+    redirect out;
+    if (error.starts_with("MOVED ")) error.remove_prefix(6);
+    else if (error.starts_with("ASK ")) {
+        error.remove_prefix(4);
+        out.ask = true;
+    } else return std::nullopt;
+    const auto space = error.find(' ');
+    if (space == std::string_view::npos) return std::nullopt;
+    const auto slot = error.substr(0, space);
+    const auto where = error.substr(space + 1);
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(slot.data(), slot.data() + slot.size(), n);
+    if (ec != std::errc{} || end != slot.data() + slot.size() || n >= slot_count) return std::nullopt;
+    out.slot = static_cast<std::uint16_t>(n);
+    const auto colon = where.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    const auto port = where.substr(colon + 1);
+    unsigned p = 0;
+    auto [pend, pec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (pec != std::errc{} || pend != port.data() + port.size() || p == 0 || p > 65535) return std::nullopt;
+    out.to.host = announced_host(where.substr(0, colon), asked_host);
+    out.to.port = static_cast<std::uint16_t>(p);
+    return out;
+}
+
+/// Which master serves each slot: the routing table of a cluster client, filled from CLUSTER
+/// SLOTS and corrected by MOVED.
+class slot_table {
+public:
+    /// Replaces the table with these ranges; slots in none of them have no owner.
+    void assign(const std::vector<slot_range>& ranges) {
+        masters_.clear();
+        owner_.assign(slot_count, none);
+        for (const auto& r : ranges) {
+            const auto i = index_of(r.master);
+            for (std::size_t s = r.first; s <= r.last; ++s) owner_[s] = i;
+        }
+    }
+    /// One slot moved (a MOVED reply): the rest stays as it was.
+    void move(std::uint16_t slot, const node_address& to) {
+        if (owner_.empty()) owner_.assign(slot_count, none);
+        owner_[slot % slot_count] = index_of(to);
+    }
+    /// The master serving slot; nullptr when none does (not known yet, or a cluster not covering it).
+    const node_address* owner(std::uint16_t slot) const noexcept {
+        if (owner_.empty() || owner_[slot % slot_count] == none) return nullptr;
+        return &masters_[owner_[slot % slot_count]];
+    }
+    /// The masters serving at least one slot, in the order they were first named.
+    std::vector<node_address> masters() const {
+        std::vector<bool> used(masters_.size(), false);
+        for (auto i : owner_)
+            if (i != none) used[i] = true;
+        std::vector<node_address> out;
+        for (std::size_t i = 0; i < masters_.size(); ++i)
+            if (used[i]) out.push_back(masters_[i]);
+        return out;
+    }
+    /// Every slot has an owner.
+    bool complete() const noexcept {
+        return !owner_.empty() && std::find(owner_.begin(), owner_.end(), none) == owner_.end();
+    }
+
+private:
+    static constexpr std::uint16_t none = 0xffff;
+    std::uint16_t index_of(const node_address& a) {
+        for (std::size_t i = 0; i < masters_.size(); ++i)
+            if (masters_[i] == a) return static_cast<std::uint16_t>(i);
+        masters_.push_back(a);
+        return static_cast<std::uint16_t>(masters_.size() - 1);
+    }
+    std::vector<node_address> masters_;    // every address named so far (few: one per master)
+    std::vector<std::uint16_t> owner_;     // per slot, an index into masters_; empty until assigned
+};
+
 } // namespace detail
 
 } // namespace gw::v0::redis
@@ -9372,6 +9534,13 @@ namespace detail {
 struct waiter {
     explicit waiter(const asio::any_io_executor& ex) : timer(ex, asio::steady_timer::time_point::max()) {}
     void finish(reply r) {
+        if (then) {   // nobody awaits: the reply is handed on (a cluster's MOVED, say)
+            auto f = std::move(then);
+            then = nullptr;
+            done = true;
+            f(std::move(r));
+            return;
+        }
         value = std::move(r);
         done = true;
         timer.cancel();
@@ -9387,6 +9556,8 @@ struct waiter {
     std::error_code ec{};
     std::string what{};
     reply value{};
+    /// Set: the reply goes here instead of to an awaiting caller.
+    std::function<void(reply&&)> then{};
 };
 
 inline asio::awaitable<reply> wait_for(std::shared_ptr<waiter> w) {
@@ -9870,6 +10041,15 @@ public:
         : link(std::move(ex), std::move(where), std::move(opts), false, "Redis subscriber"),
           on_message_(std::move(on_message)) {}
 
+    /// In a Redis Cluster a shard channel can leave this node: Redis drops it when its slot moves
+    /// (an unsolicited sunsubscribe: why empty) or refuses an ssubscribe (why: the error, MOVED
+    /// say). With f set (before start()), such a channel leaves this link's set and f is told, so
+    /// that whoever knows the cluster's topology subscribes it where it lives now; unset, the link
+    /// subscribes it again itself (one Redis). Called on the link's thread.
+    void on_shard_lost(std::function<void(const std::string& channel, const std::string& why)> f) {
+        on_shard_lost_ = std::move(f);
+    }
+
     /// verb: subscribe, psubscribe, ssubscribe or one of the unsubscribe forms.
     asio::awaitable<void> change(std::string_view verb, std::string_view name) {
         auto w = std::make_shared<waiter>(ex_);
@@ -9944,6 +10124,7 @@ private:
             for (auto it = from; it != to; ++it) failed.push_back(std::move(it->second));
             confirms_.erase(from, to);
             for (auto& w : failed) w->fail(errc::refused, "Redis refused " + cmd.verb + " " + name + ": " + error);
+            if (on_shard_lost_ && cmd.verb == "ssubscribe") on_shard_lost_(name, error);
         }
     }
 
@@ -9980,8 +10161,13 @@ private:
             for (auto& w : done) w->finish({});
             // Redis drops a sharded subscription itself when its slot moves: take it again if wanted.
             if (!awaited && kind == "sunsubscribe" && shards_.count(e[1].str)) {
-                const std::string_view one[] = {e[1].str};
-                ask("ssubscribe", one);
+                if (on_shard_lost_) {
+                    shards_.erase(e[1].str);
+                    on_shard_lost_(e[1].str, std::string());
+                } else {
+                    const std::string_view one[] = {e[1].str};
+                    ask("ssubscribe", one);
+                }
             }
         }
         return true;   // "pong", and what a newer Redis may add
@@ -10020,6 +10206,7 @@ private:
     }
 
     std::function<void(const message&)> on_message_;
+    std::function<void(const std::string&, const std::string&)> on_shard_lost_;
     std::set<std::string> channels_, patterns_, shards_;
     std::multimap<std::pair<std::string, std::string>, std::shared_ptr<waiter>> confirms_;   // (verb, name)
     struct sent_command {
@@ -10167,6 +10354,505 @@ private:
 };
 
 } // namespace gw::v0::redis
+
+// ==== gw/redis/shards.hpp ====
+// Sharded pub/sub over one Redis 7 or a Redis Cluster, found out at run time: the sharded cluster
+// mode's SPUBLISH, SSUBSCRIBE and SHARDNUMSUB go through a shard_router. Against one Redis it is
+// a command link and a subscriber link, as in the classic mode. Against a Redis Cluster (CLUSTER
+// SLOTS answers) it keeps the slot table and a command link and a subscriber link per master: each
+// channel is published to, subscribed on and counted at the master serving its hash slot, and the
+// table is read again when Redis says it changed (MOVED, a shard channel dropped by a slot
+// migration, a master lost). Behind GATEWAY_REDIS.
+
+namespace gw::inline v0::redis::detail {
+
+/// What a shard_router did, readable from any thread.
+struct shard_stats {
+    bool connected = false;        ///< every link in use is up (none yet: false)
+    std::uint64_t reconnects = 0;  ///< connections made again after a lost one
+    std::uint64_t dropped = 0;     ///< publishes not sent: over the buffer, or no master for the slot
+};
+
+/// SPUBLISH, SSUBSCRIBE, SUNSUBSCRIBE and PUBSUB SHARDNUMSUB for one Redis 7 or a Redis Cluster,
+/// behind the same calls. Until the first CLUSTER SLOTS is answered it does not know which: publishes
+/// wait in a buffer (up to options::max_buffered_bytes) and subscriptions wait. Use it on its
+/// executor's thread only (counters() excepted).
+class shard_router : public std::enable_shared_from_this<shard_router> {
+public:
+    shard_router(asio::any_io_executor ex, url seed, options opts, std::function<void(const message&)> on_message)
+        : ex_(std::move(ex)), seed_url_(std::move(seed)), opts_(std::move(opts)), on_message_(std::move(on_message)),
+          topology_event_(ex_, asio::steady_timer::time_point::max()),
+          refresh_wake_(ex_, asio::steady_timer::time_point::max()), pace_(ex_), detect_pause_(ex_) {}
+    shard_router(const shard_router&) = delete;
+    shard_router& operator=(const shard_router&) = delete;
+
+    /// Connects to the seed and asks it whether it is a cluster node.
+    void start() {
+        seed_ = make_client(seed_url_);
+        spawn(detect(), "finding out whether Redis is a cluster");
+        spawn(refresher(), "reading the Redis Cluster's topology");
+    }
+
+    /// SPUBLISH from the links' thread; false when it was dropped (the buffer is full, or no master
+    /// serves the channel's slot).
+    bool spublish(const std::string& channel, std::string payload) {
+        if (closed_) return false;
+        switch (mode_) {
+        case mode::unknown: {
+            if (pending_bytes_ > 0 && pending_bytes_ + payload.size() > opts_.max_buffered_bytes) return dropped();
+            pending_bytes_ += channel.size() + payload.size();
+            pending_.emplace_back(channel, std::move(payload));
+            return true;
+        }
+        case mode::single: {
+            const std::string_view args[] = {"SPUBLISH", channel, payload};
+            return seed_->enqueue(args, nullptr) || dropped();
+        }
+        case mode::cluster: return route(channel, std::move(payload), 0);
+        }
+        return false;
+    }
+
+    /// SSUBSCRIBE channel at the master serving its slot; completes once Redis confirmed it. While
+    /// the topology moves (MOVED, a failover) it follows the channel to its new master; while
+    /// Redis is away, it waits. The subscription holds from this call on.
+    asio::awaitable<void> ssubscribe(std::string channel) {
+        auto self = shared_from_this();
+        wanted_.insert(channel);
+        co_await detected();
+        if (mode_ == mode::single) {
+            if (wanted_.count(channel)) co_await single_sub_->change("ssubscribe", channel);
+            co_return;
+        }
+        for (;;) {
+            if (closed_) throw std::system_error(errc::closed, "Redis subscriber closed");
+            if (!wanted_.count(channel)) co_return;   // unsubscribed meanwhile
+            const auto gen = topology_gen_;
+            if (auto* m = place(channel)) {
+                auto sub = m->sub;
+                try {
+                    co_await sub->change("ssubscribe", channel);
+                    co_return;
+                } catch (const std::system_error& e) {
+                    // A link closed because its master left, or a refusal the topology explains
+                    // (MOVED, CLUSTERDOWN, TRYAGAIN): the next topology tells where to go.
+                    const bool retry = (e.code() == errc::closed && !closed_) || (e.code() == errc::refused && retryable(e.what()));
+                    if (!retry) throw;
+                }
+                request_refresh();
+            } else {
+                request_refresh();   // no master for its slot yet
+            }
+            co_await topology_changed(gen);
+        }
+    }
+
+    /// SUNSUBSCRIBE channel wherever it is subscribed.
+    asio::awaitable<void> sunsubscribe(std::string channel) {
+        auto self = shared_from_this();
+        wanted_.erase(channel);
+        co_await detected();
+        if (mode_ == mode::single) {
+            if (!wanted_.count(channel)) co_await single_sub_->change("sunsubscribe", channel);
+            co_return;
+        }
+        std::vector<std::shared_ptr<subscriber_link>> holders;
+        for (auto& [name, m] : masters_)
+            if (m.channels.erase(channel)) holders.push_back(m.sub);
+        for (std::size_t i = 0; i < holders.size(); ++i) co_await holders[i]->change("sunsubscribe", channel);
+    }
+
+    /// PUBSUB SHARDNUMSUB channel, asked of the master serving the channel (Redis counts the
+    /// subscribers of the node it is asked). std::system_error when no answer will come.
+    asio::awaitable<reply> shardnumsub(std::string channel) {
+        auto self = shared_from_this();
+        co_await detected();
+        std::vector<std::string_view> args;
+        args.push_back("PUBSUB");
+        args.push_back("SHARDNUMSUB");
+        args.push_back(channel);
+        if (mode_ == mode::single) co_return co_await seed_->command(args);
+        auto* m = owner_of(channel);
+        if (!m) {
+            request_refresh();
+            throw std::system_error(errc::connection_lost, "no Redis Cluster master serves " + channel + " yet");
+        }
+        auto cmd = m->cmd;
+        co_return co_await cmd->command(args);
+    }
+
+    /// Stops every link; awaiting callers get errc::closed.
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        connected_ = false;
+        if (seed_) seed_->close();
+        if (single_sub_) single_sub_->close();
+        for (auto& [name, m] : masters_) {
+            m.cmd->close();
+            m.sub->close();
+        }
+        pending_.clear();
+        topology_event_.cancel();
+        refresh_wake_.cancel();
+        pace_.cancel();
+        detect_pause_.cancel();
+    }
+
+    shard_stats counters() const noexcept {
+        return {connected_.load(std::memory_order_relaxed), reconnects_.load(std::memory_order_relaxed),
+                dropped_.load(std::memory_order_relaxed)};
+    }
+
+private:
+    enum class mode : std::uint8_t { unknown, single, cluster };
+
+    /// A master's links, and the channels its subscriber was asked to hold.
+    struct master {
+        node_address address;
+        std::shared_ptr<client_link> cmd;
+        std::shared_ptr<subscriber_link> sub;
+        std::set<std::string> channels;
+    };
+
+    template <class A> void spawn(A&& a, const char* what) {
+        asio::co_spawn(ex_, std::forward<A>(a), [log = opts_.log, what](std::exception_ptr e) {
+            if (!e || !log) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::system_error& x) {
+                if (x.code() != errc::closed) log(log_level::error, std::string(what) + ": " + x.what());
+            } catch (const std::exception& x) {
+                log(log_level::error, std::string(what) + ": " + x.what());
+            }
+        });
+    }
+    void say(log_level level, const std::string& line) const {
+        if (opts_.log) opts_.log(level, line);
+    }
+    bool dropped() {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    /// A refusal that a newer topology may cure.
+    static bool retryable(std::string_view error) {
+        return error.find("MOVED") != std::string_view::npos || error.find("ASK") != std::string_view::npos ||
+               error.find("CLUSTERDOWN") != std::string_view::npos || error.find("TRYAGAIN") != std::string_view::npos;
+    }
+
+    /// Options for one link: the caller's, with its state reported here too (for counters() and,
+    /// in a cluster, a topology read again when a master is lost).
+    options link_options(std::string name, bool subscriber) {
+        options o = opts_;
+        o.on_state = [weak = weak_from_this(), user = opts_.on_state, name = std::move(name), subscriber](bool up, std::string_view why) {
+            if (auto self = weak.lock()) self->link_state(name, subscriber, up);
+            if (user) user(up, why);
+        };
+        return o;
+    }
+    std::shared_ptr<client_link> make_client(const url& where) {
+        auto l = std::make_shared<client_link>(ex_, where, link_options(address_of(where).name(), false));
+        l->start();
+        return l;
+    }
+    std::shared_ptr<subscriber_link> make_subscriber(const url& where, bool cluster) {
+        auto l = std::make_shared<subscriber_link>(ex_, where, on_message_, link_options(address_of(where).name(), true));
+        if (cluster) {
+            l->on_shard_lost([weak = weak_from_this(), name = address_of(where).name()](const std::string& channel, const std::string& why) {
+                if (auto self = weak.lock()) self->shard_lost(name, channel, why);
+            });
+        }
+        l->start();
+        return l;
+    }
+    static node_address address_of(const url& u) { return {u.host, u.port}; }
+
+    void link_state(const std::string& name, bool subscriber, bool up) {
+        if (closed_) return;
+        if (up) {
+            // A link to a node that was up before (this link, or an earlier one to that node): a reconnect.
+            if (!ever_up_.insert((subscriber ? "sub " : "cmd ") + name).second) reconnects_.fetch_add(1, std::memory_order_relaxed);
+        } else if (mode_ == mode::cluster) {
+            request_refresh();   // a master lost: perhaps a replica serves its slots now
+        }
+        update_connected();
+    }
+    void update_connected() {
+        bool up = false;
+        if (mode_ == mode::single) {
+            up = seed_->connected() && single_sub_ && single_sub_->connected();
+        } else if (mode_ == mode::cluster) {
+            up = !masters_.empty();
+            for (const auto& [name, m] : masters_) up = up && m.cmd->connected() && m.sub->connected();
+        }
+        connected_ = up && !closed_;
+    }
+
+    /// The seed says whether it is a cluster node: CLUSTER SLOTS answers (cluster) or is refused
+    /// (one Redis: "cluster support disabled", or a server without the command).
+    asio::awaitable<void> detect() {
+        auto self = shared_from_this();
+        std::vector<std::string_view> args;
+        args.push_back("CLUSTER");
+        args.push_back("SLOTS");
+        while (!closed_) {
+            std::optional<reply> r;
+            try {
+                r = co_await seed_->command(args);
+            } catch (const std::system_error& e) {
+                if (closed_ || e.code() == errc::closed) co_return;
+                // Lost before the answer, or AUTH refused: the link tries again by itself.
+            }
+            if (closed_) co_return;
+            if (r) {
+                auto ranges = parse_cluster_slots(*r, seed_url_.host);
+                if (ranges) become_cluster(*ranges);
+                else become_single();
+                co_return;
+            }
+            detect_pause_.expires_after(std::max(opts_.reconnect_min, std::chrono::milliseconds(50)));
+            co_await detect_pause_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        }
+    }
+
+    void become_single() {
+        mode_ = mode::single;
+        single_sub_ = make_subscriber(seed_url_, false);
+        auto pending = std::move(pending_);
+        pending_.clear();
+        pending_bytes_ = 0;
+        for (auto& [channel, payload] : pending) spublish(channel, std::move(payload));
+        ++topology_gen_;
+        topology_event_.cancel();
+        update_connected();
+    }
+
+    void become_cluster(const std::vector<slot_range>& ranges) {
+        mode_ = mode::cluster;
+        say(log_level::info, "Redis at " + address_of(seed_url_).name() + " is a cluster node: sharded pub/sub follows its slots");
+        apply(ranges);
+        auto pending = std::move(pending_);
+        pending_.clear();
+        pending_bytes_ = 0;
+        for (auto& [channel, payload] : pending) spublish(channel, std::move(payload));
+        if (!table_.complete()) request_refresh();
+    }
+
+    /// Waits until the seed said what it is (or close()).
+    asio::awaitable<void> detected() {
+        while (mode_ == mode::unknown && !closed_)
+            co_await topology_event_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        if (closed_) throw std::system_error(errc::closed, "Redis subscriber closed");
+    }
+    /// Waits until the topology read after gen is in place (or close()).
+    asio::awaitable<void> topology_changed(std::uint64_t gen) {
+        while (topology_gen_ == gen && !closed_)
+            co_await topology_event_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+
+    /// The master serving channel's slot, its links made if new; nullptr when none is known.
+    master* owner_of(const std::string& channel) {
+        const auto* a = table_.owner(key_slot(channel));
+        return a ? &master_at(*a) : nullptr;
+    }
+    master& master_at(const node_address& a) {
+        const auto name = a.name();
+        auto it = masters_.find(name);
+        if (it != masters_.end()) return it->second;
+        url where = seed_url_;   // the same credentials and TLS; a cluster has database 0 only
+        where.host = a.host;
+        where.port = a.port;
+        master m;
+        m.address = a;
+        // The seed's command link serves its own node: one connection fewer.
+        m.cmd = name == address_of(seed_url_).name() ? seed_ : make_client(where);
+        m.sub = make_subscriber(where, true);
+        return masters_.emplace(name, std::move(m)).first->second;
+    }
+
+    /// Makes channel's owner the master asked to hold it (leaving any other that holds it); the
+    /// caller sends the SSUBSCRIBE. nullptr when no master serves its slot.
+    master* place(const std::string& channel) {
+        auto* m = owner_of(channel);
+        if (!m) return nullptr;
+        for (auto& [name, other] : masters_) {
+            if (&other == m || !other.channels.erase(channel)) continue;
+            // Still subscribed there after a migration that did not drop it: let go.
+            spawn(other.sub->change("sunsubscribe", channel), "leaving a shard channel's old master");
+        }
+        m->channels.insert(channel);
+        return m;
+    }
+
+    /// Every wanted channel subscribed at its master: after a new topology, or a channel lost.
+    void reconcile() {
+        for (const auto& channel : wanted_) {
+            auto* m = owner_of(channel);
+            if (!m || m->channels.count(channel)) continue;
+            place(channel);
+            auto sub = m->sub;
+            spawn(resubscribe(sub, channel), "subscribing a shard channel at its new master");
+        }
+    }
+    asio::awaitable<void> resubscribe(std::shared_ptr<subscriber_link> sub, std::string channel) {
+        try {
+            co_await sub->change("ssubscribe", channel);
+        } catch (const std::system_error& e) {
+            // Refused or its master gone: shard_lost and the next topology deal with it.
+            if (e.code() != errc::refused && e.code() != errc::closed) throw;
+        }
+    }
+
+    /// A master's subscriber lost channel (why empty: Redis dropped it when its slot moved; else
+    /// the error refusing it).
+    void shard_lost(const std::string& name, const std::string& channel, const std::string& why) {
+        if (closed_) return;
+        if (auto it = masters_.find(name); it != masters_.end()) it->second.channels.erase(channel);
+        if (!wanted_.count(channel)) return;
+        if (!why.empty() && !retryable(why)) {
+            say(log_level::warn, "Redis refused to subscribe " + channel + ": " + why);
+            wanted_.erase(channel);
+            return;
+        }
+        say(log_level::info, "Redis Cluster: shard channel " + channel + " left " + name + (why.empty() ? "" : " (" + why + ")") +
+                                 "; reading the topology again");
+        request_refresh();
+    }
+
+    /// SPUBLISH at the master serving channel; a MOVED reply sends it on (a few times at most).
+    bool route(const std::string& channel, std::string payload, int hops) {
+        auto* m = owner_of(channel);
+        if (!m) {
+            request_refresh();
+            return dropped();
+        }
+        auto w = std::make_shared<waiter>(ex_);
+        const std::string_view args[] = {"SPUBLISH", channel, payload};
+        if (!m->cmd->enqueue(args, w)) return dropped();
+        w->then = [weak = weak_from_this(), channel, payload = std::move(payload), hops, from = m->address](reply&& r) mutable {
+            auto self = weak.lock();
+            if (!self || self->closed_ || !r.is_error()) return;
+            self->refused_publish(channel, std::move(payload), hops, from, r.str);
+        };
+        return true;
+    }
+    void refused_publish(const std::string& channel, std::string payload, int hops, const node_address& from, const std::string& error) {
+        const auto moved = parse_redirect(error, from.host);
+        if (moved && !moved->ask && hops < 5) {
+            // The slot lives elsewhere now: correct that slot at once, read the rest again.
+            table_.move(moved->slot, moved->to);
+            request_refresh();
+            say(log_level::debug, "SPUBLISH " + channel + " at " + from.name() + ": " + error + "; sent on");
+            route(channel, std::move(payload), hops + 1);
+            return;
+        }
+        if (retryable(error)) request_refresh();
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        say(log_level::warn, "Redis refused SPUBLISH " + channel + " at " + from.name() + ": " + error);
+    }
+
+    void request_refresh() {
+        if (closed_ || mode_ != mode::cluster) return;
+        refresh_wanted_ = true;
+        refresh_wake_.cancel();
+    }
+
+    /// Reads the topology when asked, at most every 100 ms; while a master is unreachable, every
+    /// reconnect_max too (its slots may move to a replica).
+    asio::awaitable<void> refresher() {
+        auto self = shared_from_this();
+        using asio::experimental::as_tuple;
+        while (!closed_) {
+            while (!refresh_wanted_ && !closed_) co_await refresh_wake_.async_wait(as_tuple(asio::use_awaitable));
+            if (closed_) break;
+            refresh_wanted_ = false;
+            const bool ok = co_await refresh_once();
+            if (closed_) break;
+            bool all_up = ok && table_.complete();
+            for (const auto& [name, m] : masters_) all_up = all_up && m.cmd->connected() && m.sub->connected();
+            if (!all_up) refresh_wanted_ = true;
+            pace_.expires_after(all_up ? std::chrono::milliseconds(100) : std::max(opts_.reconnect_max, std::chrono::milliseconds(100)));
+            co_await pace_.async_wait(as_tuple(asio::use_awaitable));
+        }
+    }
+
+    /// CLUSTER SLOTS asked of a master that is up (the seed last); false when none answered.
+    asio::awaitable<bool> refresh_once() {
+        std::vector<std::pair<node_address, std::shared_ptr<client_link>>> ask;
+        for (const auto& [name, m] : masters_)
+            if (m.cmd->connected()) ask.emplace_back(m.address, m.cmd);
+        if (seed_->connected()) ask.emplace_back(address_of(seed_url_), seed_);
+        std::vector<std::string_view> args;
+        args.push_back("CLUSTER");
+        args.push_back("SLOTS");
+        for (std::size_t i = 0; i < ask.size(); ++i) {
+            std::optional<reply> r;
+            try {
+                r = co_await ask[i].second->command(args);
+            } catch (const std::system_error&) {
+                if (closed_) co_return false;
+                continue;   // that link went down meanwhile: the next one
+            }
+            if (closed_) co_return false;
+            auto ranges = parse_cluster_slots(*r, ask[i].first.host);
+            if (!ranges || ranges->empty()) continue;
+            apply(*ranges);
+            co_return true;
+        }
+        co_return false;
+    }
+
+    /// A topology in place: links made for new masters, channels moved to their masters, masters
+    /// that serve no slot any more closed.
+    void apply(const std::vector<slot_range>& ranges) {
+        table_.assign(ranges);
+        const auto now = table_.masters();
+        std::string names;
+        for (const auto& a : now) names += " " + a.name();
+        say(log_level::debug, "Redis Cluster topology: " + std::to_string(ranges.size()) + " slot ranges on" + names);
+        for (const auto& a : now) master_at(a);
+        reconcile();
+        for (auto it = masters_.begin(); it != masters_.end();) {
+            const bool serves = std::find(now.begin(), now.end(), it->second.address) != now.end();
+            if (serves) {
+                ++it;
+                continue;
+            }
+            say(log_level::info, "Redis Cluster: " + it->first + " serves no slot any more");
+            if (it->second.cmd != seed_) it->second.cmd->close();
+            it->second.sub->close();
+            it = masters_.erase(it);
+        }
+        ++topology_gen_;
+        topology_event_.cancel();
+        update_connected();
+    }
+
+    asio::any_io_executor ex_;
+    url seed_url_;
+    options opts_;
+    std::function<void(const message&)> on_message_;
+    mode mode_ = mode::unknown;
+    bool closed_ = false;
+    std::shared_ptr<client_link> seed_;             // the URL's node: detection, and one Redis' commands
+    std::shared_ptr<subscriber_link> single_sub_;   // one Redis: its subscriber
+    std::set<std::string> ever_up_;                 // "cmd host:port", "sub host:port": links that were up once
+    std::deque<std::pair<std::string, std::string>> pending_;   // publishes before detection
+    std::size_t pending_bytes_ = 0;
+    std::set<std::string> wanted_;                  // the channels subscribed, wherever they live
+    slot_table table_;
+    std::map<std::string, master> masters_;         // by "host:port"
+    std::uint64_t topology_gen_ = 0;                // topologies applied, detection included
+    asio::steady_timer topology_event_;             // cancelled when topology_gen_ moves or on close()
+    bool refresh_wanted_ = false;
+    asio::steady_timer refresh_wake_;               // wakes the refresher
+    asio::steady_timer pace_;                       // the refresher's pauses
+    asio::steady_timer detect_pause_;               // detection's, after a lost answer
+    std::atomic<bool> connected_{false};
+    std::atomic<std::uint64_t> reconnects_{0}, dropped_{0};
+};
+
+} // namespace gw::v0::redis::detail
 
 // ==== gw/redis/forward.hpp ====
 // Engine.IO long-polling without sticky sessions: in a cluster, each node's sids start with its
@@ -10460,7 +11146,9 @@ enum class cluster_mode {
     classic,
     /// Its createShardedAdapter (Redis 7): SPUBLISH and SSUBSCRIBE, the ClusterAdapter's messages
     /// on the namespace's channel, and a channel per room subscribed while the room has members
-    /// here (its "dynamic" subscription mode).
+    /// here (its "dynamic" subscription mode). One Redis or a Redis Cluster, found out by itself
+    /// (CLUSTER SLOTS): in a cluster each channel is published, subscribed and counted at the
+    /// master serving its hash slot, following MOVED and slot migrations.
     sharded,
     /// @socket.io/redis-streams-adapter's createAdapter (0.3.x): broadcasts, joins, leaves and
     /// disconnects are entries of a capped Redis stream that every node reads; requests and answers
@@ -10510,7 +11198,7 @@ struct cluster_options {
 
 /// What a cluster did, readable from any thread.
 struct cluster_stats {
-    bool connected = false;         ///< both Redis links are up
+    bool connected = false;         ///< the Redis links are up (sharded over a Redis Cluster: every master's)
     std::uint64_t published = 0;    ///< messages published (broadcasts, requests, answers)
     std::uint64_t received = 0;     ///< messages received from other nodes and emitters
     std::uint64_t dropped = 0;      ///< publishes that did not fit the buffer while Redis was away
@@ -10583,14 +11271,21 @@ inline std::chrono::milliseconds ack_timeout(const sio_redis::selection& opts, s
 
 struct space;
 
-/// The two Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
+/// The Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
 struct cluster_link : std::enable_shared_from_this<cluster_link> {
     cluster_link(asio::io_context& io_, const url& where, const cluster_options& o)
-        : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout), pub(io_.get_executor(), where, o.link),
-          sub(io_.get_executor(), where, [this](const message& m) { on_message(m); }, o.link),
+        : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout),
           stream(o.stream), max_len(std::to_string(o.stream_max_len)), session_prefix(o.session_prefix),
           read_started(io_, asio::steady_timer::time_point::max()), beat(io_),
           reader_up(std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max())) {
+        // Every mode has a command link and a subscriber to the URL's server (forwarded polling
+        // requests, the streams mode's sessions); the sharded mode routes its channels by slot too.
+        pub.emplace(io.get_executor(), where, o.link);
+        sub.emplace(io.get_executor(), where, [this](const message& m) { on_message(m); }, o.link);
+        if (mode == cluster_mode::sharded) {
+            shards = std::make_shared<shard_router>(io.get_executor(), where, o.link, [this](const message& m) { on_message(m); });
+            shards->start();
+        }
         if (mode != cluster_mode::streams) return;
         options ro = o.link;
         ro.on_state = [told = o.link.on_state, up_timer = reader_up](bool up, std::string_view why) {
@@ -10604,8 +11299,11 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     std::string key;
     cluster_mode mode;
     std::chrono::milliseconds timeout;
-    client pub;
-    subscriber sub;
+    /// classic: a command link and a subscriber.
+    std::optional<client> pub;
+    std::optional<subscriber> sub;
+    /// sharded: one Redis 7 or a Redis Cluster's masters, found out at run time.
+    std::shared_ptr<shard_router> shards;
     /// The namespaces, owned by their adapters (a namespace's adapter lives as long as its gateway).
     std::vector<std::weak_ptr<space>> spaces;
     /// Those alive now.
@@ -10643,12 +11341,14 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     /// An entry of the stream (not of this node's: the namespace skips those) for its namespace.
     void on_entry(std::string id, json m);
 
-    /// PUBLISH (SPUBLISH when sharded) from any thread: posted to the links' loop.
+    /// PUBLISH (SPUBLISH, at the master serving the channel, when sharded) from any thread: posted
+    /// to the links' loop.
     void publish(std::string channel, std::string payload, bool sharded = false) {
-        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded] {
+        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded]() mutable {
             if (self->closed) return;
-            if (self->pub.send(sharded ? "SPUBLISH" : "PUBLISH", channel, payload))
-                self->published.fetch_add(1, std::memory_order_relaxed);
+            const bool sent = sharded && self->shards ? self->shards->spublish(channel, std::move(payload))
+                                                      : self->pub && self->pub->send("PUBLISH", channel, payload);
+            if (sent) self->published.fetch_add(1, std::memory_order_relaxed);
         };
         if (io.get_executor().running_in_this_thread()) go();
         else asio::post(io, std::move(go));
@@ -10658,8 +11358,9 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     void close() {
         closed = true;
         if (forward) forward->close();
-        pub.close();
-        sub.close();
+        if (pub) pub->close();
+        if (sub) sub->close();
+        if (shards) shards->close();
         if (reader) reader->close();
         beat.cancel();
         read_started.cancel();
@@ -10882,7 +11583,7 @@ inline void space::append(const json& m, std::function<void(std::string)> then) 
     auto go = [l = link, args = std::move(args), then = std::move(then)]() -> asio::awaitable<void> {
         std::string id;
         try {
-            auto r = co_await l->pub.command(args);
+            auto r = co_await l->pub->command(args);
             if (r.is_string()) {
                 id = std::move(r.str);
                 l->published.fetch_add(1, std::memory_order_relaxed);
@@ -11128,8 +11829,8 @@ inline void space::room_changed(const std::string& room, bool joined) {
     if (!joined) room_members.erase(room);
     const std::string channel = sio_redis::room_channel(link->key, nsp, room);
     auto change = [l = link, channel, joined]() -> asio::awaitable<void> {
-        if (joined) co_await l->sub.ssubscribe(channel);
-        else co_await l->sub.sunsubscribe(channel);
+        if (joined) co_await l->shards->ssubscribe(channel);
+        else co_await l->shards->sunsubscribe(channel);
     };
     asio::co_spawn(link->io, std::move(change), [self = shared_from_this()](std::exception_ptr e) {
         if (auto g = self->owner.lock()) g->log.report("a room's cluster channel")(e);
@@ -11141,7 +11842,10 @@ inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack,
     // Every node subscribed to the request channel is counted, this one too.
     std::size_t others = 0;
     try {
-        auto r = co_await link->pub.command("PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", request_channel);
+        // Sharded, the master serving the channel counts (a Redis Cluster node counts its own).
+        reply r;
+        if (sharded) r = co_await link->shards->shardnumsub(request_channel);
+        else r = co_await link->pub->command("PUBSUB", "NUMSUB", request_channel);
         if (r.is_array() && r.elements.size() == 2 && r.elements[1].integer > 1)
             others = static_cast<std::size_t>(r.elements[1].integer - 1);
     } catch (const std::system_error&) {   // Redis away: this node's part only
@@ -11223,8 +11927,8 @@ inline asio::awaitable<void> read_stream(std::shared_ptr<cluster_link> l) {
 /// Streams: keeps this node's hash of live sessions alive (and known) while the node lives.
 inline asio::awaitable<void> keep_beating(std::shared_ptr<cluster_link> l) {
     while (!l->closed) {
-        l->pub.send("SADD", l->nodes_key(), l->node);
-        l->pub.send("PEXPIRE", l->live_key(), l->live_ttl());
+        l->pub->send("SADD", l->nodes_key(), l->node);
+        l->pub->send("PEXPIRE", l->live_key(), l->live_ttl());
         l->beat.expires_after(cluster_link::beat_every);
         co_await l->beat.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }
@@ -11241,7 +11945,7 @@ public:
     asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
         sio_redis::stored_session kept{record.id, pid, record.nsp, record.rooms, record.data};
         auto go = [l = link_, key = link_->session_prefix + pid, value = kept.encode(), ms = std::to_string(window.count())]() -> asio::awaitable<void> {
-            auto r = co_await l->pub.command("SET", key, value, "PX", ms);
+            auto r = co_await l->pub->command("SET", key, value, "PX", ms);
             if (r.is_error()) throw std::runtime_error("Redis refused to keep a session: " + r.str);
         };
         co_await asio::co_spawn(link_->io, std::move(go), asio::use_awaitable);
@@ -11264,7 +11968,7 @@ public:
             std::optional<session_record> out;
             reply r;
             try {
-                r = co_await l->pub.command("EVAL", script, "2", l->session_prefix + pid, l->nodes_key(), pid,
+                r = co_await l->pub->command("EVAL", script, "2", l->session_prefix + pid, l->nodes_key(), pid,
                                             l->session_prefix + "node:");
             } catch (const std::system_error&) {   // Redis away: nothing to recover from
                 co_return out;
@@ -11293,12 +11997,12 @@ public:
             if (!sp) co_return out;
             try {
                 // The offset must still be in the stream: else what followed it may be gone too.
-                auto at = co_await l->pub.command("XRANGE", l->stream, record.offset, record.offset);
+                auto at = co_await l->pub->command("XRANGE", l->stream, record.offset, record.offset);
                 if (!at.is_array() || at.elements.empty()) co_return out;
                 std::vector<kept_broadcast> found;
                 std::string from = record.offset;
                 for (int round = 0; round < 100; ++round) {   // the streams adapter's bound: 100 x 100 entries
-                    auto r = co_await l->pub.command("XRANGE", l->stream, "(" + from, "+", "COUNT", "100");
+                    auto r = co_await l->pub->command("XRANGE", l->stream, "(" + from, "+", "COUNT", "100");
                     if (!r.is_array() || r.elements.empty()) break;
                     for (auto& e : r.elements) {
                         if (!e.is_array() || e.elements.size() != 2) continue;
@@ -11377,7 +12081,7 @@ public:
                     // An entry of the stream; this node's sockets get it once Redis has given it its
                     // id, their offset (the streams adapter's order), or at once while Redis is away.
                     const auto m = space_->cluster_message(3, std::move(data));
-                    if (!space_->link->pub.connected()) {
+                    if (!space_->link->pub->connected()) {
                         space_->append(m);
                         local_->broadcast(std::move(message), which, as_volatile);
                         return;
@@ -11487,8 +12191,8 @@ private:
         auto go = [l, pid = std::string(pid), value = kept.encode()] {
             if (l->closed) return;
             const std::string key = l->live_key();
-            l->pub.send("HSET", key, pid, value);
-            l->pub.send("PEXPIRE", key, l->live_ttl());
+            l->pub->send("HSET", key, pid, value);
+            l->pub->send("PEXPIRE", key, l->live_ttl());
         };
         if (l->io.get_executor().running_in_this_thread()) go();
         else asio::post(l->io, std::move(go));
@@ -11497,7 +12201,7 @@ private:
     void forget_live(std::string_view pid) const {
         if (pid.empty()) return;
         auto go = [l = space_->link, pid = std::string(pid)] {
-            if (!l->closed) l->pub.send("HDEL", l->live_key(), pid);
+            if (!l->closed) l->pub->send("HDEL", l->live_key(), pid);
         };
         if (space_->link->io.get_executor().running_in_this_thread()) go();
         else asio::post(space_->link->io, std::move(go));
@@ -11676,7 +12380,7 @@ public:
         if (link->reader && !link->reading) co_await link->read_started.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         if (link->reader && !link->reader->connected() && !link->closed)
             co_await link->reader_up->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-        if (link->forward) co_await link->sub.subscribe(link->forward->channel());
+        if (link->forward) co_await link->sub->subscribe(link->forward->channel());
     }
 
     /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp (declared before
@@ -11748,7 +12452,7 @@ private:
         });
     }
     static asio::awaitable<void> subscribe_forward(std::shared_ptr<detail::cluster_link> link) {
-        co_await link->sub.subscribe(link->forward->channel());
+        co_await link->sub->subscribe(link->forward->channel());
     }
     /// PUBLISH on the links' loop, with Redis' count of the subscribers that got it (-1: failed).
     static asio::awaitable<long long> publish_counted(std::weak_ptr<detail::cluster_link> w, std::string channel, std::string payload) {
@@ -11756,7 +12460,7 @@ private:
         if (!link || link->closed) co_return -1;
         long long n = -1;
         try {
-            auto r = co_await link->pub.command("PUBLISH", channel, payload);
+            auto r = co_await link->pub->command("PUBLISH", channel, payload);
             link->published.fetch_add(1, std::memory_order_relaxed);
             if (r.type == reply::kind::integer) n = r.integer;
         } catch (const std::system_error&) {   // Redis away, or the cluster closing: the deadline decides
@@ -11767,29 +12471,37 @@ private:
     /// The channels of a namespace, subscribed (again: Redis confirms a repeated subscription).
     static asio::awaitable<void> subscribe(std::shared_ptr<detail::cluster_link> link, std::shared_ptr<detail::space> sp) {
         if (sp->sharded) {
-            co_await link->sub.ssubscribe(sp->request_channel);
-            co_await link->sub.ssubscribe(sp->own_response_channel);
+            co_await link->shards->ssubscribe(sp->request_channel);
+            co_await link->shards->ssubscribe(sp->own_response_channel);
             co_return;
         }
         if (sp->streams) {
-            co_await link->sub.subscribe(sp->request_channel);
-            co_await link->sub.subscribe(sp->own_response_channel);
+            co_await link->sub->subscribe(sp->request_channel);
+            co_await link->sub->subscribe(sp->own_response_channel);
             co_return;
         }
-        co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
-        co_await link->sub.subscribe(sp->request_channel);
-        co_await link->sub.subscribe(sp->response_channel);
-        co_await link->sub.subscribe(sp->own_response_channel);
+        co_await link->sub->psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
+        co_await link->sub->subscribe(sp->request_channel);
+        co_await link->sub->subscribe(sp->response_channel);
+        co_await link->sub->subscribe(sp->own_response_channel);
     }
 
     static cluster_stats stats_of(const detail::cluster_link& link) noexcept {
         cluster_stats s;
-        const auto p = link.pub.counters(), q = link.sub.counters();
-        s.connected = !link.closed && p.connected && q.connected && (!link.reader || link.reader->connected());
+        if (link.shards) {
+            const auto r = link.shards->counters();
+            const auto p = link.pub->counters(), q = link.sub->counters();
+            s.connected = !link.closed && r.connected && p.connected && q.connected;
+            s.dropped = r.dropped;
+            s.reconnects = r.reconnects;
+        } else {
+            const auto p = link.pub->counters(), q = link.sub->counters();
+            s.connected = !link.closed && p.connected && q.connected && (!link.reader || link.reader->connected());
+            s.dropped = p.dropped;
+            s.reconnects = p.reconnects + q.reconnects;
+        }
         s.published = link.published.load(std::memory_order_relaxed);
         s.received = link.received.load(std::memory_order_relaxed);
-        s.dropped = p.dropped;
-        s.reconnects = p.reconnects + q.reconnects;
         s.timeouts = link.timeouts.load(std::memory_order_relaxed);
         if (const auto& f = link.forward) {
             s.forwarded = f->forwarded.load(std::memory_order_relaxed);

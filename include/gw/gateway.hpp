@@ -63,6 +63,7 @@
 #if defined(GATEWAY_REDIS)
 #include "protocol/redis.hpp"
 #include "redis/client.hpp"
+#include "redis/shards.hpp"
 #include "redis/forward.hpp"
 #include "redis/adapter.hpp"
 #include "redis/emitter.hpp"

@@ -1,11 +1,14 @@
 // node_cluster_peer.mjs PORT [REDIS_URL]   (CLUSTER_MODE=sharded: the sharded adapter;
-//                                          CLUSTER_MODE=streams: @socket.io/redis-streams-adapter, with recovery)
+//                                          CLUSTER_MODE=streams: @socket.io/redis-streams-adapter, with recovery;
+//                                          REDIS_CLUSTER=1: REDIS_URL is a Redis Cluster node)
 //
 // A Node Socket.IO 4 server in a Redis cluster (@socket.io/redis-adapter over two node-redis 4
 // clients, createAdapter(pub, sub)): the reference node that tests/interop/cluster_server.cpp
 // mirrors, for mixed_cluster.mjs and the nginx tests. PORT 0 picks a free port; REDIS_URL comes
 // from the argument, else the environment, else redis://localhost:6379; the key is the adapter's
-// default, "socket.io".
+// default, "socket.io". With REDIS_CLUSTER=1 the clients are node-redis cluster clients
+// (createCluster({rootNodes: [{url: REDIS_URL}]})), as createShardedAdapter's documentation has it
+// for a Redis Cluster.
 //
 // Namespaces "/" and "/chat" serve the same protocol:
 //   on connection   auth.room (or ?room= in the query) is joined;
@@ -27,7 +30,7 @@ import { createServer } from 'node:http';
 import process from 'node:process';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { createAdapter as createStreamsAdapter } from '@socket.io/redis-streams-adapter';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { Server } from 'socket.io';
 
 const argv = process.argv.slice(2);
@@ -38,7 +41,8 @@ if (argv.length < 1 || argv.length > 2 || !/^[0-9]+$/.test(argv[0]) || Number(ar
 const PORT = Number(argv[0]);
 const REDIS_URL = argv[1] || process.env.REDIS_URL || 'redis://localhost:6379';
 
-const pub = createClient({ url: REDIS_URL });
+const redisCluster = process.env.REDIS_CLUSTER === '1';
+const pub = redisCluster ? createCluster({ rootNodes: [{ url: REDIS_URL }] }) : createClient({ url: REDIS_URL });
 const sub = pub.duplicate();
 for (const [name, client] of [['pub', pub], ['sub', sub]]) {
   client.on('error', (err) => process.stderr.write(`node_cluster_peer: redis ${name}: ${err.message}\n`));
@@ -50,6 +54,17 @@ const http = createServer();
 // CLUSTER_MODE=streams: the streams adapter (one client; it duplicates it itself), with
 // connection-state recovery, whose sessions it keeps in Redis.
 const sharded = process.env.CLUSTER_MODE === 'sharded';
+// In a Redis Cluster each SSUBSCRIBE goes to the master of its channel's slot, on a connection of
+// its own: the promises of the adapters' subscriptions are kept, to be awaited before "listening".
+const subscribing = [];
+if (redisCluster) {
+  const sSubscribe = sub.sSubscribe.bind(sub);
+  sub.sSubscribe = (...args) => {
+    const p = sSubscribe(...args);
+    subscribing.push(p);
+    return p;
+  };
+}
 const streams = process.env.CLUSTER_MODE === 'streams';
 const io = new Server(http, streams
   ? { adapter: createStreamsAdapter(pub), connectionStateRecovery: {} }
@@ -118,8 +133,10 @@ serve(io.of('/'));
 serve(io.of('/chat'));
 
 // The adapters sent their (P)SUBSCRIBEs on `sub` as they were made; Redis answers one connection's
-// commands in order, so once this subscription is confirmed theirs are in place too.
-await sub.subscribe(`node_cluster_peer#ready#${process.pid}`, () => {});
+// commands in order, so once this subscription is confirmed theirs are in place too. In a Redis
+// Cluster they went to several masters: each is awaited.
+if (redisCluster) await Promise.all(subscribing);
+else await sub.subscribe(`node_cluster_peer#ready#${process.pid}`, () => {});
 
 http.listen(PORT, '127.0.0.1', () => {
   process.stdout.write(`listening on port ${http.address().port}\n`);

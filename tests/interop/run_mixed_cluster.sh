@@ -11,9 +11,12 @@
 #                   the environment, "listening on port N" once listening and subscribed, exit 0
 #                   on SIGTERM.
 #
-# Environment: NODE (default: node), CLUSTER_TIMEOUT_MS (passed on to the client).
+# Environment: NODE (default: node), CLUSTER_TIMEOUT_MS (passed on to the client), CLUSTER_MODE
+# (sharded: both kinds use the sharded adapter), REDIS_CLUSTER=1 (a Redis Cluster of three masters
+# instead of one redis-server; node A is given the first node's URL, node B the second's; with
+# CLUSTER_MODE=sharded).
 # Exit status: 0 all good, 1 something failed, 2 usage, 77 (meson's "skip") when node,
-# redis-server or the npm packages are missing.
+# redis-server (and for REDIS_CLUSTER redis-cli) or the npm packages are missing.
 set -u
 
 usage() {
@@ -55,6 +58,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "SKIP: redis-server not found (Debian: apt-get install redis-server)" >&2
     exit 77
 fi
+redis_cluster=${REDIS_CLUSTER:-}
+if [ "$redis_cluster" = 1 ] && ! command -v redis-cli >/dev/null 2>&1; then
+    echo "SKIP: redis-cli not found (Debian: apt-get install redis-tools)" >&2
+    exit 77
+fi
 for package in socket.io socket.io-client @socket.io/redis-adapter redis ws; do
     if [ ! -d "$root/node_modules/$package" ]; then
         echo "SKIP: $root/node_modules/$package missing (run 'npm ci' in the repository root)" >&2
@@ -69,10 +77,25 @@ done
 init_tmp mixed_cluster
 label="mixed cluster (${kinds[0]} + ${kinds[1]})"
 
-if ! start_redis; then
-    fail "redis-server did not start"
-    show_file "redis-server output" "$tmp/redis3.out"
-    finish "$label"
+if [ "$redis_cluster" = 1 ]; then
+    label="$label over a Redis Cluster"
+    if ! start_redis_cluster; then
+        fail "the Redis Cluster did not start"
+        for i in 1 2 3; do
+            show_file "redis node $i output" "$tmp/redis-node$i.out"
+        done
+        show_file "redis-cli --cluster create" "$tmp/cluster-create.out"
+        stop_redis_cluster
+        finish "$label"
+    fi
+    redis_urls=("redis://127.0.0.1:${cluster_ports[0]}" "redis://127.0.0.1:${cluster_ports[1]}")
+else
+    if ! start_redis; then
+        fail "redis-server did not start"
+        show_file "redis-server output" "$tmp/redis3.out"
+        finish "$label"
+    fi
+    redis_urls=("$redis_url" "$redis_url")
 fi
 
 # The nodes, A and B (a node peer resolves its imports from its own path, under the repository root).
@@ -82,15 +105,16 @@ pids=()
 for i in 0 1; do
     name=${names[$i]}
     if [ "${kinds[$i]}" = node ]; then
-        REDIS_URL=$redis_url start_server "$name" "$node" "$root/tests/interop/node_cluster_peer.mjs" 0
+        REDIS_URL=${redis_urls[$i]} start_server "$name" "$node" "$root/tests/interop/node_cluster_peer.mjs" 0
     else
-        REDIS_URL=$redis_url start_server "$name" "$cluster_bin" 0
+        REDIS_URL=${redis_urls[$i]} start_server "$name" "$cluster_bin" 0
     fi
     if [ -z "$server_port" ]; then
         fail "node ${name^^} (${kinds[$i]}) did not print 'listening on port N'"
         pids+=("$name=$server_pid")
         stop_servers "${pids[@]}"
         stop_redis
+        stop_redis_cluster
         finish "$label" "${names[@]:0:$((i + 1))}"
     fi
     ports+=("$server_port")
@@ -108,6 +132,7 @@ fi
 
 stop_servers "${pids[@]}"
 stop_redis
+stop_redis_cluster
 
 # serverSideEmit: node A's peer sent it; node B's peer must have printed it.
 token=$(sed -n 's/^server-event-token //p' "$tmp/client.out")

@@ -192,6 +192,168 @@ inline void append_command(std::string& out, std::span<const std::string_view> a
     }
 }
 
+/// Redis Cluster's hash slots: 16384, a key's slot being its CRC16 modulo that.
+inline constexpr std::uint16_t slot_count = 16384;
+
+/// CRC16-XMODEM (polynomial 0x1021, initial value 0, no reflection), the checksum Redis Cluster
+/// hashes keys and shard channels with: crc16("123456789") is 0x31C3.
+constexpr std::uint16_t crc16(std::string_view bytes) noexcept {
+    std::uint16_t crc = 0;
+    for (char ch : bytes) {
+        crc = static_cast<std::uint16_t>(crc ^ (static_cast<std::uint16_t>(static_cast<unsigned char>(ch)) << 8));
+        for (int bit = 0; bit < 8; ++bit)
+            crc = static_cast<std::uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+}
+
+/// The hash slot of a key or a shard channel. When the key has a "{...}" with at least one byte
+/// between the first '{' and the next '}', only those bytes are hashed (the hashtag rule: keys
+/// sharing a tag share a slot); otherwise the whole key.
+constexpr std::uint16_t key_slot(std::string_view key) noexcept {
+    if (const auto open = key.find('{'); open != std::string_view::npos) {
+        const auto close = key.find('}', open + 1);
+        if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
+    }
+    return static_cast<std::uint16_t>(crc16(key) % slot_count);
+}
+
+/// A cluster node's address as the cluster announces it.
+struct node_address {
+    std::string host{};
+    std::uint16_t port = 0;
+    /// "host:port": a node's name in logs and maps.
+    std::string name() const { return host + ":" + std::to_string(port); }
+    friend bool operator==(const node_address&, const node_address&) = default;
+};
+
+/// Slots first..last (inclusive), served by master.
+struct slot_range {
+    std::uint16_t first = 0, last = 0;
+    node_address master{};
+    friend bool operator==(const slot_range&, const slot_range&) = default;
+};
+
+/// A host in CLUSTER SLOTS or MOVED: empty means "the one you asked" (a node that does not know
+/// its own address), and so does "?" (Redis 7's unknown endpoint).
+inline std::string announced_host(std::string_view host, std::string_view asked_host) {
+    return host.empty() || host == "?" ? std::string(asked_host) : std::string(host);
+}
+
+/// CLUSTER SLOTS' reply, [[first, last, [host, port, id, ...], replicas...], ...], as ranges
+/// served by masters; nullopt when it is not such a reply (an error, say "cluster support
+/// disabled"). asked_host replaces an empty or unknown host.
+inline std::optional<std::vector<slot_range>> parse_cluster_slots(const reply& r, std::string_view asked_host) {
+    if (!r.is_array()) return std::nullopt;
+    std::vector<slot_range> out;
+    for (const auto& e : r.elements) {
+        if (!e.is_array() || e.elements.size() < 3) return std::nullopt;
+        const auto& first = e.elements[0];
+        const auto& last = e.elements[1];
+        const auto& master = e.elements[2];
+        if (first.type != reply::kind::integer || last.type != reply::kind::integer || !master.is_array() ||
+            master.elements.size() < 2 || master.elements[1].type != reply::kind::integer)
+            return std::nullopt;
+        if (first.integer < 0 || last.integer < first.integer || last.integer >= slot_count) return std::nullopt;
+        const auto& host = master.elements[0];
+        if (!host.is_string() && !host.is_nil()) return std::nullopt;
+        if (master.elements[1].integer <= 0 || master.elements[1].integer > 65535) return std::nullopt;
+        slot_range range;
+        range.first = static_cast<std::uint16_t>(first.integer);
+        range.last = static_cast<std::uint16_t>(last.integer);
+        range.master.host = announced_host(host.str, asked_host);
+        range.master.port = static_cast<std::uint16_t>(master.elements[1].integer);
+        out.push_back(std::move(range));
+    }
+    return out;
+}
+
+/// A cluster's redirection: "MOVED slot host:port" (the slot lives there now) or "ASK slot
+/// host:port" (this once, during a migration).
+struct redirect {
+    bool ask = false;
+    std::uint16_t slot = 0;
+    node_address to{};
+};
+
+/// The redirection an error reply names; nullopt for any other error. The host may be an IPv6
+/// address (the port follows the last ':'), or empty: asked_host.
+inline std::optional<redirect> parse_redirect(std::string_view error, std::string_view asked_host) {
+    redirect out;
+    if (error.starts_with("MOVED ")) error.remove_prefix(6);
+    else if (error.starts_with("ASK ")) {
+        error.remove_prefix(4);
+        out.ask = true;
+    } else return std::nullopt;
+    const auto space = error.find(' ');
+    if (space == std::string_view::npos) return std::nullopt;
+    const auto slot = error.substr(0, space);
+    const auto where = error.substr(space + 1);
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(slot.data(), slot.data() + slot.size(), n);
+    if (ec != std::errc{} || end != slot.data() + slot.size() || n >= slot_count) return std::nullopt;
+    out.slot = static_cast<std::uint16_t>(n);
+    const auto colon = where.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    const auto port = where.substr(colon + 1);
+    unsigned p = 0;
+    auto [pend, pec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (pec != std::errc{} || pend != port.data() + port.size() || p == 0 || p > 65535) return std::nullopt;
+    out.to.host = announced_host(where.substr(0, colon), asked_host);
+    out.to.port = static_cast<std::uint16_t>(p);
+    return out;
+}
+
+/// Which master serves each slot: the routing table of a cluster client, filled from CLUSTER
+/// SLOTS and corrected by MOVED.
+class slot_table {
+public:
+    /// Replaces the table with these ranges; slots in none of them have no owner.
+    void assign(const std::vector<slot_range>& ranges) {
+        masters_.clear();
+        owner_.assign(slot_count, none);
+        for (const auto& r : ranges) {
+            const auto i = index_of(r.master);
+            for (std::size_t s = r.first; s <= r.last; ++s) owner_[s] = i;
+        }
+    }
+    /// One slot moved (a MOVED reply): the rest stays as it was.
+    void move(std::uint16_t slot, const node_address& to) {
+        if (owner_.empty()) owner_.assign(slot_count, none);
+        owner_[slot % slot_count] = index_of(to);
+    }
+    /// The master serving slot; nullptr when none does (not known yet, or a cluster not covering it).
+    const node_address* owner(std::uint16_t slot) const noexcept {
+        if (owner_.empty() || owner_[slot % slot_count] == none) return nullptr;
+        return &masters_[owner_[slot % slot_count]];
+    }
+    /// The masters serving at least one slot, in the order they were first named.
+    std::vector<node_address> masters() const {
+        std::vector<bool> used(masters_.size(), false);
+        for (auto i : owner_)
+            if (i != none) used[i] = true;
+        std::vector<node_address> out;
+        for (std::size_t i = 0; i < masters_.size(); ++i)
+            if (used[i]) out.push_back(masters_[i]);
+        return out;
+    }
+    /// Every slot has an owner.
+    bool complete() const noexcept {
+        return !owner_.empty() && std::find(owner_.begin(), owner_.end(), none) == owner_.end();
+    }
+
+private:
+    static constexpr std::uint16_t none = 0xffff;
+    std::uint16_t index_of(const node_address& a) {
+        for (std::size_t i = 0; i < masters_.size(); ++i)
+            if (masters_[i] == a) return static_cast<std::uint16_t>(i);
+        masters_.push_back(a);
+        return static_cast<std::uint16_t>(masters_.size() - 1);
+    }
+    std::vector<node_address> masters_;    // every address named so far (few: one per master)
+    std::vector<std::uint16_t> owner_;     // per slot, an index into masters_; empty until assigned
+};
+
 } // namespace detail
 
 } // namespace gw::v0::redis

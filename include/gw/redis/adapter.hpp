@@ -10,6 +10,7 @@
 #include "../protocol/socketio_redis.hpp"
 #include "../gateway/facade.hpp"
 #include "client.hpp"
+#include "shards.hpp"
 #include "forward.hpp"
 
 namespace gw::inline v0::redis {
@@ -21,7 +22,9 @@ enum class cluster_mode {
     classic,
     /// Its createShardedAdapter (Redis 7): SPUBLISH and SSUBSCRIBE, the ClusterAdapter's messages
     /// on the namespace's channel, and a channel per room subscribed while the room has members
-    /// here (its "dynamic" subscription mode).
+    /// here (its "dynamic" subscription mode). One Redis or a Redis Cluster, found out by itself
+    /// (CLUSTER SLOTS): in a cluster each channel is published, subscribed and counted at the
+    /// master serving its hash slot, following MOVED and slot migrations.
     sharded,
     /// @socket.io/redis-streams-adapter's createAdapter (0.3.x): broadcasts, joins, leaves and
     /// disconnects are entries of a capped Redis stream that every node reads; requests and answers
@@ -71,7 +74,7 @@ struct cluster_options {
 
 /// What a cluster did, readable from any thread.
 struct cluster_stats {
-    bool connected = false;         ///< both Redis links are up
+    bool connected = false;         ///< the Redis links are up (sharded over a Redis Cluster: every master's)
     std::uint64_t published = 0;    ///< messages published (broadcasts, requests, answers)
     std::uint64_t received = 0;     ///< messages received from other nodes and emitters
     std::uint64_t dropped = 0;      ///< publishes that did not fit the buffer while Redis was away
@@ -144,14 +147,21 @@ inline std::chrono::milliseconds ack_timeout(const sio_redis::selection& opts, s
 
 struct space;
 
-/// The two Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
+/// The Redis links of a cluster, on the gateway's first loop, and the namespaces using them.
 struct cluster_link : std::enable_shared_from_this<cluster_link> {
     cluster_link(asio::io_context& io_, const url& where, const cluster_options& o)
-        : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout), pub(io_.get_executor(), where, o.link),
-          sub(io_.get_executor(), where, [this](const message& m) { on_message(m); }, o.link),
+        : io(io_), key(o.key), mode(o.mode), timeout(o.requests_timeout),
           stream(o.stream), max_len(std::to_string(o.stream_max_len)), session_prefix(o.session_prefix),
           read_started(io_, asio::steady_timer::time_point::max()), beat(io_),
           reader_up(std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max())) {
+        // Every mode has a command link and a subscriber to the URL's server (forwarded polling
+        // requests, the streams mode's sessions); the sharded mode routes its channels by slot too.
+        pub.emplace(io.get_executor(), where, o.link);
+        sub.emplace(io.get_executor(), where, [this](const message& m) { on_message(m); }, o.link);
+        if (mode == cluster_mode::sharded) {
+            shards = std::make_shared<shard_router>(io.get_executor(), where, o.link, [this](const message& m) { on_message(m); });
+            shards->start();
+        }
         if (mode != cluster_mode::streams) return;
         options ro = o.link;
         ro.on_state = [told = o.link.on_state, up_timer = reader_up](bool up, std::string_view why) {
@@ -165,8 +175,11 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     std::string key;
     cluster_mode mode;
     std::chrono::milliseconds timeout;
-    client pub;
-    subscriber sub;
+    /// classic: a command link and a subscriber.
+    std::optional<client> pub;
+    std::optional<subscriber> sub;
+    /// sharded: one Redis 7 or a Redis Cluster's masters, found out at run time.
+    std::shared_ptr<shard_router> shards;
     /// The namespaces, owned by their adapters (a namespace's adapter lives as long as its gateway).
     std::vector<std::weak_ptr<space>> spaces;
     /// Those alive now.
@@ -204,12 +217,14 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     /// An entry of the stream (not of this node's: the namespace skips those) for its namespace.
     void on_entry(std::string id, json m);
 
-    /// PUBLISH (SPUBLISH when sharded) from any thread: posted to the links' loop.
+    /// PUBLISH (SPUBLISH, at the master serving the channel, when sharded) from any thread: posted
+    /// to the links' loop.
     void publish(std::string channel, std::string payload, bool sharded = false) {
-        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded] {
+        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded]() mutable {
             if (self->closed) return;
-            if (self->pub.send(sharded ? "SPUBLISH" : "PUBLISH", channel, payload))
-                self->published.fetch_add(1, std::memory_order_relaxed);
+            const bool sent = sharded && self->shards ? self->shards->spublish(channel, std::move(payload))
+                                                      : self->pub && self->pub->send("PUBLISH", channel, payload);
+            if (sent) self->published.fetch_add(1, std::memory_order_relaxed);
         };
         if (io.get_executor().running_in_this_thread()) go();
         else asio::post(io, std::move(go));
@@ -219,8 +234,9 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     void close() {
         closed = true;
         if (forward) forward->close();
-        pub.close();
-        sub.close();
+        if (pub) pub->close();
+        if (sub) sub->close();
+        if (shards) shards->close();
         if (reader) reader->close();
         beat.cancel();
         read_started.cancel();
@@ -443,7 +459,7 @@ inline void space::append(const json& m, std::function<void(std::string)> then) 
     auto go = [l = link, args = std::move(args), then = std::move(then)]() -> asio::awaitable<void> {
         std::string id;
         try {
-            auto r = co_await l->pub.command(args);
+            auto r = co_await l->pub->command(args);
             if (r.is_string()) {
                 id = std::move(r.str);
                 l->published.fetch_add(1, std::memory_order_relaxed);
@@ -689,8 +705,8 @@ inline void space::room_changed(const std::string& room, bool joined) {
     if (!joined) room_members.erase(room);
     const std::string channel = sio_redis::room_channel(link->key, nsp, room);
     auto change = [l = link, channel, joined]() -> asio::awaitable<void> {
-        if (joined) co_await l->sub.ssubscribe(channel);
-        else co_await l->sub.sunsubscribe(channel);
+        if (joined) co_await l->shards->ssubscribe(channel);
+        else co_await l->shards->sunsubscribe(channel);
     };
     asio::co_spawn(link->io, std::move(change), [self = shared_from_this()](std::exception_ptr e) {
         if (auto g = self->owner.lock()) g->log.report("a room's cluster channel")(e);
@@ -702,7 +718,10 @@ inline asio::awaitable<std::vector<json>> space::ask(json request, bool msgpack,
     // Every node subscribed to the request channel is counted, this one too.
     std::size_t others = 0;
     try {
-        auto r = co_await link->pub.command("PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", request_channel);
+        // Sharded, the master serving the channel counts (a Redis Cluster node counts its own).
+        reply r;
+        if (sharded) r = co_await link->shards->shardnumsub(request_channel);
+        else r = co_await link->pub->command("PUBSUB", "NUMSUB", request_channel);
         if (r.is_array() && r.elements.size() == 2 && r.elements[1].integer > 1)
             others = static_cast<std::size_t>(r.elements[1].integer - 1);
     } catch (const std::system_error&) {   // Redis away: this node's part only
@@ -784,8 +803,8 @@ inline asio::awaitable<void> read_stream(std::shared_ptr<cluster_link> l) {
 /// Streams: keeps this node's hash of live sessions alive (and known) while the node lives.
 inline asio::awaitable<void> keep_beating(std::shared_ptr<cluster_link> l) {
     while (!l->closed) {
-        l->pub.send("SADD", l->nodes_key(), l->node);
-        l->pub.send("PEXPIRE", l->live_key(), l->live_ttl());
+        l->pub->send("SADD", l->nodes_key(), l->node);
+        l->pub->send("PEXPIRE", l->live_key(), l->live_ttl());
         l->beat.expires_after(cluster_link::beat_every);
         co_await l->beat.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }
@@ -802,7 +821,7 @@ public:
     asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
         sio_redis::stored_session kept{record.id, pid, record.nsp, record.rooms, record.data};
         auto go = [l = link_, key = link_->session_prefix + pid, value = kept.encode(), ms = std::to_string(window.count())]() -> asio::awaitable<void> {
-            auto r = co_await l->pub.command("SET", key, value, "PX", ms);
+            auto r = co_await l->pub->command("SET", key, value, "PX", ms);
             if (r.is_error()) throw std::runtime_error("Redis refused to keep a session: " + r.str);
         };
         co_await asio::co_spawn(link_->io, std::move(go), asio::use_awaitable);
@@ -825,7 +844,7 @@ public:
             std::optional<session_record> out;
             reply r;
             try {
-                r = co_await l->pub.command("EVAL", script, "2", l->session_prefix + pid, l->nodes_key(), pid,
+                r = co_await l->pub->command("EVAL", script, "2", l->session_prefix + pid, l->nodes_key(), pid,
                                             l->session_prefix + "node:");
             } catch (const std::system_error&) {   // Redis away: nothing to recover from
                 co_return out;
@@ -854,12 +873,12 @@ public:
             if (!sp) co_return out;
             try {
                 // The offset must still be in the stream: else what followed it may be gone too.
-                auto at = co_await l->pub.command("XRANGE", l->stream, record.offset, record.offset);
+                auto at = co_await l->pub->command("XRANGE", l->stream, record.offset, record.offset);
                 if (!at.is_array() || at.elements.empty()) co_return out;
                 std::vector<kept_broadcast> found;
                 std::string from = record.offset;
                 for (int round = 0; round < 100; ++round) {   // the streams adapter's bound: 100 x 100 entries
-                    auto r = co_await l->pub.command("XRANGE", l->stream, "(" + from, "+", "COUNT", "100");
+                    auto r = co_await l->pub->command("XRANGE", l->stream, "(" + from, "+", "COUNT", "100");
                     if (!r.is_array() || r.elements.empty()) break;
                     for (auto& e : r.elements) {
                         if (!e.is_array() || e.elements.size() != 2) continue;
@@ -938,7 +957,7 @@ public:
                     // An entry of the stream; this node's sockets get it once Redis has given it its
                     // id, their offset (the streams adapter's order), or at once while Redis is away.
                     const auto m = space_->cluster_message(3, std::move(data));
-                    if (!space_->link->pub.connected()) {
+                    if (!space_->link->pub->connected()) {
                         space_->append(m);
                         local_->broadcast(std::move(message), which, as_volatile);
                         return;
@@ -1048,8 +1067,8 @@ private:
         auto go = [l, pid = std::string(pid), value = kept.encode()] {
             if (l->closed) return;
             const std::string key = l->live_key();
-            l->pub.send("HSET", key, pid, value);
-            l->pub.send("PEXPIRE", key, l->live_ttl());
+            l->pub->send("HSET", key, pid, value);
+            l->pub->send("PEXPIRE", key, l->live_ttl());
         };
         if (l->io.get_executor().running_in_this_thread()) go();
         else asio::post(l->io, std::move(go));
@@ -1058,7 +1077,7 @@ private:
     void forget_live(std::string_view pid) const {
         if (pid.empty()) return;
         auto go = [l = space_->link, pid = std::string(pid)] {
-            if (!l->closed) l->pub.send("HDEL", l->live_key(), pid);
+            if (!l->closed) l->pub->send("HDEL", l->live_key(), pid);
         };
         if (space_->link->io.get_executor().running_in_this_thread()) go();
         else asio::post(space_->link->io, std::move(go));
@@ -1237,7 +1256,7 @@ public:
         if (link->reader && !link->reading) co_await link->read_started.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         if (link->reader && !link->reader->connected() && !link->closed)
             co_await link->reader_up->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-        if (link->forward) co_await link->sub.subscribe(link->forward->channel());
+        if (link->forward) co_await link->sub->subscribe(link->forward->channel());
     }
 
     /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp (declared before
@@ -1309,7 +1328,7 @@ private:
         });
     }
     static asio::awaitable<void> subscribe_forward(std::shared_ptr<detail::cluster_link> link) {
-        co_await link->sub.subscribe(link->forward->channel());
+        co_await link->sub->subscribe(link->forward->channel());
     }
     /// PUBLISH on the links' loop, with Redis' count of the subscribers that got it (-1: failed).
     static asio::awaitable<long long> publish_counted(std::weak_ptr<detail::cluster_link> w, std::string channel, std::string payload) {
@@ -1317,7 +1336,7 @@ private:
         if (!link || link->closed) co_return -1;
         long long n = -1;
         try {
-            auto r = co_await link->pub.command("PUBLISH", channel, payload);
+            auto r = co_await link->pub->command("PUBLISH", channel, payload);
             link->published.fetch_add(1, std::memory_order_relaxed);
             if (r.type == reply::kind::integer) n = r.integer;
         } catch (const std::system_error&) {   // Redis away, or the cluster closing: the deadline decides
@@ -1328,29 +1347,37 @@ private:
     /// The channels of a namespace, subscribed (again: Redis confirms a repeated subscription).
     static asio::awaitable<void> subscribe(std::shared_ptr<detail::cluster_link> link, std::shared_ptr<detail::space> sp) {
         if (sp->sharded) {
-            co_await link->sub.ssubscribe(sp->request_channel);
-            co_await link->sub.ssubscribe(sp->own_response_channel);
+            co_await link->shards->ssubscribe(sp->request_channel);
+            co_await link->shards->ssubscribe(sp->own_response_channel);
             co_return;
         }
         if (sp->streams) {
-            co_await link->sub.subscribe(sp->request_channel);
-            co_await link->sub.subscribe(sp->own_response_channel);
+            co_await link->sub->subscribe(sp->request_channel);
+            co_await link->sub->subscribe(sp->own_response_channel);
             co_return;
         }
-        co_await link->sub.psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
-        co_await link->sub.subscribe(sp->request_channel);
-        co_await link->sub.subscribe(sp->response_channel);
-        co_await link->sub.subscribe(sp->own_response_channel);
+        co_await link->sub->psubscribe(sio_redis::broadcast_pattern(link->key, sp->nsp));
+        co_await link->sub->subscribe(sp->request_channel);
+        co_await link->sub->subscribe(sp->response_channel);
+        co_await link->sub->subscribe(sp->own_response_channel);
     }
 
     static cluster_stats stats_of(const detail::cluster_link& link) noexcept {
         cluster_stats s;
-        const auto p = link.pub.counters(), q = link.sub.counters();
-        s.connected = !link.closed && p.connected && q.connected && (!link.reader || link.reader->connected());
+        if (link.shards) {
+            const auto r = link.shards->counters();
+            const auto p = link.pub->counters(), q = link.sub->counters();
+            s.connected = !link.closed && r.connected && p.connected && q.connected;
+            s.dropped = r.dropped;
+            s.reconnects = r.reconnects;
+        } else {
+            const auto p = link.pub->counters(), q = link.sub->counters();
+            s.connected = !link.closed && p.connected && q.connected && (!link.reader || link.reader->connected());
+            s.dropped = p.dropped;
+            s.reconnects = p.reconnects + q.reconnects;
+        }
         s.published = link.published.load(std::memory_order_relaxed);
         s.received = link.received.load(std::memory_order_relaxed);
-        s.dropped = p.dropped;
-        s.reconnects = p.reconnects + q.reconnects;
         s.timeouts = link.timeouts.load(std::memory_order_relaxed);
         if (const auto& f = link.forward) {
             s.forwarded = f->forwarded.load(std::memory_order_relaxed);

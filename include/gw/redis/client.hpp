@@ -69,6 +69,13 @@ namespace detail {
 struct waiter {
     explicit waiter(const asio::any_io_executor& ex) : timer(ex, asio::steady_timer::time_point::max()) {}
     void finish(reply r) {
+        if (then) {   // nobody awaits: the reply is handed on (a cluster's MOVED, say)
+            auto f = std::move(then);
+            then = nullptr;
+            done = true;
+            f(std::move(r));
+            return;
+        }
         value = std::move(r);
         done = true;
         timer.cancel();
@@ -84,6 +91,8 @@ struct waiter {
     std::error_code ec{};
     std::string what{};
     reply value{};
+    /// Set: the reply goes here instead of to an awaiting caller.
+    std::function<void(reply&&)> then{};
 };
 
 inline asio::awaitable<reply> wait_for(std::shared_ptr<waiter> w) {
@@ -567,6 +576,15 @@ public:
         : link(std::move(ex), std::move(where), std::move(opts), false, "Redis subscriber"),
           on_message_(std::move(on_message)) {}
 
+    /// In a Redis Cluster a shard channel can leave this node: Redis drops it when its slot moves
+    /// (an unsolicited sunsubscribe: why empty) or refuses an ssubscribe (why: the error, MOVED
+    /// say). With f set (before start()), such a channel leaves this link's set and f is told, so
+    /// that whoever knows the cluster's topology subscribes it where it lives now; unset, the link
+    /// subscribes it again itself (one Redis). Called on the link's thread.
+    void on_shard_lost(std::function<void(const std::string& channel, const std::string& why)> f) {
+        on_shard_lost_ = std::move(f);
+    }
+
     /// verb: subscribe, psubscribe, ssubscribe or one of the unsubscribe forms.
     asio::awaitable<void> change(std::string_view verb, std::string_view name) {
         auto w = std::make_shared<waiter>(ex_);
@@ -641,6 +659,7 @@ private:
             for (auto it = from; it != to; ++it) failed.push_back(std::move(it->second));
             confirms_.erase(from, to);
             for (auto& w : failed) w->fail(errc::refused, "Redis refused " + cmd.verb + " " + name + ": " + error);
+            if (on_shard_lost_ && cmd.verb == "ssubscribe") on_shard_lost_(name, error);
         }
     }
 
@@ -677,8 +696,13 @@ private:
             for (auto& w : done) w->finish({});
             // Redis drops a sharded subscription itself when its slot moves: take it again if wanted.
             if (!awaited && kind == "sunsubscribe" && shards_.count(e[1].str)) {
-                const std::string_view one[] = {e[1].str};
-                ask("ssubscribe", one);
+                if (on_shard_lost_) {
+                    shards_.erase(e[1].str);
+                    on_shard_lost_(e[1].str, std::string());
+                } else {
+                    const std::string_view one[] = {e[1].str};
+                    ask("ssubscribe", one);
+                }
             }
         }
         return true;   // "pong", and what a newer Redis may add
@@ -717,6 +741,7 @@ private:
     }
 
     std::function<void(const message&)> on_message_;
+    std::function<void(const std::string&, const std::string&)> on_shard_lost_;
     std::set<std::string> channels_, patterns_, shards_;
     std::multimap<std::pair<std::string, std::string>, std::shared_ptr<waiter>> confirms_;   // (verb, name)
     struct sent_command {

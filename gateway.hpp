@@ -5780,6 +5780,12 @@ inline std::string encode_cluster(const json& message) {
 
 // ==== The streams adapter (@socket.io/redis-streams-adapter 0.3.x) ====
 
+/// v as msgpack, in base64: how the streams adapter puts binary data and sessions in text fields.
+inline std::string base64_msgpack(const json& v) {
+    const std::string packed = to_msgpack(v);
+    return gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()});
+}
+
 /// A ClusterAdapter message as a stream entry's fields, in the streams adapter's order: uid, nsp,
 /// type (decimal text), and data when there is some: JSON text, or base64 of msgpack when it holds
 /// binary.
@@ -5793,12 +5799,7 @@ inline std::vector<std::string> stream_fields(const json& message) {
     f.push_back(std::to_string(message.value("type", 0)));
     if (auto d = message.find("data"); d != message.end() && !d->is_null()) {
         f.push_back("data");
-        if (has_binary(*d)) {
-            const std::string packed = to_msgpack(*d);
-            f.push_back(gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()}));
-        } else {
-            f.push_back(d->dump());
-        }
+        f.push_back(has_binary(*d) ? base64_msgpack(*d) : d->dump());
     }
     return f;
 }
@@ -5884,8 +5885,7 @@ struct stored_session {
         v["rooms"] = std::move(r);
         v["data"] = data;
         v["nsp"] = nsp;
-        const std::string packed = to_msgpack(v);
-        return gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()});
+        return base64_msgpack(v);
     }
     /// nullopt when text is not such a session (no sid).
     static std::optional<stored_session> decode(std::string_view text) {
@@ -11341,17 +11341,20 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     /// An entry of the stream (not of this node's: the namespace skips those) for its namespace.
     void on_entry(std::string id, json m);
 
-    /// PUBLISH (SPUBLISH, at the master serving the channel, when sharded) from any thread: posted
-    /// to the links' loop.
+    /// Runs f on the links' loop: now when called there, else posted.
+    template <class F> void on_loop(F&& f) {
+        if (io.get_executor().running_in_this_thread()) f();
+        else asio::post(io, std::forward<F>(f));
+    }
+
+    /// PUBLISH (SPUBLISH, at the master serving the channel, when sharded) from any thread.
     void publish(std::string channel, std::string payload, bool sharded = false) {
-        auto go = [self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded]() mutable {
+        on_loop([self = shared_from_this(), channel = std::move(channel), payload = std::move(payload), sharded]() mutable {
             if (self->closed) return;
             const bool sent = sharded && self->shards ? self->shards->spublish(channel, std::move(payload))
                                                       : self->pub && self->pub->send("PUBLISH", channel, payload);
             if (sent) self->published.fetch_add(1, std::memory_order_relaxed);
-        };
-        if (io.get_executor().running_in_this_thread()) go();
-        else asio::post(io, std::move(go));
+        });
     }
 
     void on_message(const message& m);
@@ -11429,6 +11432,10 @@ struct space : std::enable_shared_from_this<space> {
     /// Redis was away).
     void deliver_own(std::shared_ptr<const broadcast_message> message, const sio_redis::selection& opts, bool as_volatile,
                      const std::string& offset) const;
+    /// Connection-state recovery (streams): a broadcast's Socket.IO form with its entry id as its
+    /// last argument; nullptr when it has none, recovery is off here, or it is volatile.
+    std::shared_ptr<const prepared> kept_form(const std::string& name, const json& args, bool spread, const std::string& offset,
+                                              bool as_volatile) const;
     /// A broadcast of the stream (entry id) as recovery replays it to the session r, or nullopt when
     /// it did not reach r's socket (not its rooms, volatile, with an acknowledgement).
     std::optional<kept_broadcast> missed_one(const json& m, const std::string& id, const session_record& r) const;
@@ -11522,6 +11529,12 @@ inline asio::awaitable<void> space::drain() {
     draining = false;
 }
 
+inline std::shared_ptr<const prepared> space::kept_form(const std::string& name, const json& args, bool spread,
+                                                        const std::string& offset, bool as_volatile) const {
+    if (offset.empty() || !link->keeps_sessions || as_volatile) return nullptr;
+    return ns->sio_wire->prepare_kept(name, args, spread, offset);
+}
+
 inline void space::deliver(const sio_redis::broadcast& b, const std::string& offset) const {
     auto g = owner.lock();
     if (!g) return;
@@ -11529,9 +11542,7 @@ inline void space::deliver(const sio_redis::broadcast& b, const std::string& off
     bool spread = false;
     json args = arguments_of(b.data, spread);
     std::string name = b.data[0].get<std::string>();
-    // Connection-state recovery: its Socket.IO form carries the entry id as its last argument.
-    std::shared_ptr<const prepared> kept;
-    if (!offset.empty() && link->keeps_sessions && !b.opts.is_volatile()) kept = ns->sio_wire->prepare_kept(name, args, spread, offset);
+    auto kept = kept_form(name, args, spread, offset, b.opts.is_volatile());
     auto message = std::make_shared<const broadcast_message>(std::move(name), std::move(args), g->wire.get(), ns->sio_wire.get(),
                                                              std::move(kept), spread);
     const std::vector<const socket*> none;
@@ -11542,11 +11553,9 @@ inline void space::deliver_own(std::shared_ptr<const broadcast_message> message,
                                bool as_volatile, const std::string& offset) const {
     auto g = owner.lock();
     if (!g || gone) return;
-    if (!offset.empty() && link->keeps_sessions && !as_volatile) {
-        auto kept = ns->sio_wire->prepare_kept(message->name(), message->data(), message->spread(), offset);
+    if (auto kept = kept_form(message->name(), message->data(), message->spread(), offset, as_volatile))
         message = std::make_shared<const broadcast_message>(message->name(), message->data(), g->wire.get(), ns->sio_wire.get(),
                                                             std::move(kept), message->spread());
-    }
     const std::vector<const socket*> none;
     local->broadcast(std::move(message), selection_spec{opts.rooms, opts.except, none, true}, as_volatile);
 }
@@ -11924,6 +11933,11 @@ inline asio::awaitable<void> read_stream(std::shared_ptr<cluster_link> l) {
     }
 }
 
+/// A session as Redis keeps it (the streams adapter's format).
+inline sio_redis::stored_session stored_of(const session_record& r, std::string_view pid) {
+    return sio_redis::stored_session{r.id, std::string(pid), r.nsp, r.rooms, r.data};
+}
+
 /// Streams: keeps this node's hash of live sessions alive (and known) while the node lives.
 inline asio::awaitable<void> keep_beating(std::shared_ptr<cluster_link> l) {
     while (!l->closed) {
@@ -11943,8 +11957,8 @@ public:
     explicit stream_store(std::shared_ptr<cluster_link> l) : link_(std::move(l)) {}
 
     asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
-        sio_redis::stored_session kept{record.id, pid, record.nsp, record.rooms, record.data};
-        auto go = [l = link_, key = link_->session_prefix + pid, value = kept.encode(), ms = std::to_string(window.count())]() -> asio::awaitable<void> {
+        auto go = [l = link_, key = link_->session_prefix + pid, value = stored_of(record, pid).encode(),
+                   ms = std::to_string(window.count())]() -> asio::awaitable<void> {
             auto r = co_await l->pub->command("SET", key, value, "PX", ms);
             if (r.is_error()) throw std::runtime_error("Redis refused to keep a session: " + r.str);
         };
@@ -12042,7 +12056,7 @@ public:
     }
     void remove_socket(socket& s) override {
         local_->remove_socket(s);
-        if (space_->link->keeps_sessions) forget_live(gw::detail::dispatcher::pid_of(s));
+        forget_live(s);
     }
     void add(socket& s, const std::string& room) override {
         local_->add(s, room);
@@ -12183,37 +12197,29 @@ private:
     /// it connects and when its rooms change; its data as of then.
     void keep_live(const socket& s) const {
         const auto& l = space_->link;
-        if (!l->keeps_sessions) return;
         const auto pid = gw::detail::dispatcher::pid_of(s);
-        if (pid.empty()) return;
-        const session_record r = gw::detail::dispatcher::record_of(s);
-        sio_redis::stored_session kept{r.id, std::string(pid), r.nsp, r.rooms, r.data};
-        auto go = [l, pid = std::string(pid), value = kept.encode()] {
+        if (!l->keeps_sessions || pid.empty()) return;
+        l->on_loop([l, pid = std::string(pid), value = stored_of(gw::detail::dispatcher::record_of(s), pid).encode()] {
             if (l->closed) return;
             const std::string key = l->live_key();
             l->pub->send("HSET", key, pid, value);
             l->pub->send("PEXPIRE", key, l->live_ttl());
-        };
-        if (l->io.get_executor().running_in_this_thread()) go();
-        else asio::post(l->io, std::move(go));
+        });
     }
     /// The socket left: no longer live (a recoverable one waits under its own key meanwhile).
-    void forget_live(std::string_view pid) const {
-        if (pid.empty()) return;
-        auto go = [l = space_->link, pid = std::string(pid)] {
+    void forget_live(const socket& s) const {
+        const auto& l = space_->link;
+        const auto pid = gw::detail::dispatcher::pid_of(s);
+        if (!l->keeps_sessions || pid.empty()) return;
+        l->on_loop([l, pid = std::string(pid)] {
             if (!l->closed) l->pub->send("HDEL", l->live_key(), pid);
-        };
-        if (space_->link->io.get_executor().running_in_this_thread()) go();
-        else asio::post(space_->link->io, std::move(go));
+        });
     }
     /// Sharded: a room's first member here, or its last gone (from the socket's worker).
     void room_changed(const std::string& room, bool joined) const {
-        auto go = [sp = space_, room, joined] {
+        space_->link->on_loop([sp = space_, room, joined] {
             if (!sp->gone) sp->room_changed(room, joined);
-        };
-        auto& io = space_->link->io;
-        if (io.get_executor().running_in_this_thread()) go();
-        else asio::post(io, std::move(go));
+        });
     }
 
     /// Runs ask() on the links' loop, from whichever thread asks.

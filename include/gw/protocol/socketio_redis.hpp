@@ -524,6 +524,12 @@ inline std::string encode_cluster(const json& message) {
 
 // ==== The streams adapter (@socket.io/redis-streams-adapter 0.3.x) ====
 
+/// v as msgpack, in base64: how the streams adapter puts binary data and sessions in text fields.
+inline std::string base64_msgpack(const json& v) {
+    const std::string packed = to_msgpack(v);
+    return gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()});
+}
+
 /// A ClusterAdapter message as a stream entry's fields, in the streams adapter's order: uid, nsp,
 /// type (decimal text), and data when there is some: JSON text, or base64 of msgpack when it holds
 /// binary.
@@ -537,12 +543,7 @@ inline std::vector<std::string> stream_fields(const json& message) {
     f.push_back(std::to_string(message.value("type", 0)));
     if (auto d = message.find("data"); d != message.end() && !d->is_null()) {
         f.push_back("data");
-        if (has_binary(*d)) {
-            const std::string packed = to_msgpack(*d);
-            f.push_back(gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()}));
-        } else {
-            f.push_back(d->dump());
-        }
+        f.push_back(has_binary(*d) ? base64_msgpack(*d) : d->dump());
     }
     return f;
 }
@@ -628,8 +629,7 @@ struct stored_session {
         v["rooms"] = std::move(r);
         v["data"] = data;
         v["nsp"] = nsp;
-        const std::string packed = to_msgpack(v);
-        return gw::detail::base64_encode({reinterpret_cast<const unsigned char*>(packed.data()), packed.size()});
+        return base64_msgpack(v);
     }
     /// nullopt when text is not such a session (no sid).
     static std::optional<stored_session> decode(std::string_view text) {

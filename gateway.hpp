@@ -33,11 +33,16 @@
 // (Debian: nlohmann-json3-dev); the WebSocket core needs only Asio and OpenSSL.
 // GATEWAY_REDIS: add the Redis client (gw::redis::client, gw::redis::subscriber), which needs
 // hiredis for RESP (Debian: libhiredis-dev; link with -lhiredis).
+// GATEWAY_DEFLATE: permessage-deflate (RFC 7692) and compressed Engine.IO polling responses, which
+// need zlib (Debian: zlib1g-dev; link with -lz). Without it, gw::deflate_mode::off is the only mode.
 
 #include <openssl/evp.h>  // base64 (EVP_EncodeBlock / EVP_DecodeBlock)
 #include <openssl/rand.h> // masking keys, handshake nonces and socket ids
 #include <openssl/sha.h>  // SHA-1 for Sec-WebSocket-Accept
 #include <unistd.h>       // close(), for an accepted descriptor no loop could take
+#if defined(GATEWAY_DEFLATE)
+#include <zlib.h>         // permessage-deflate and gzip: raw DEFLATE streams
+#endif
 
 #include <algorithm>      // std::min, std::find_if
 #include <any>            // data an application attaches to a connection
@@ -52,6 +57,7 @@
 #include <cstddef>        // std::size_t, std::ptrdiff_t
 #include <cstdint>        // fixed-width integers of the wire format
 #include <cstdio>         // std::snprintf for metrics' numbers
+#include <cstdlib>        // std::malloc for zlib's counted allocator, std::strtod for q-values
 #include <cstring>        // std::memcpy for word-wise masking
 #include <deque>          // ready connections waiting for accept()
 #include <exception>      // std::exception_ptr from co_spawn
@@ -546,11 +552,11 @@ inline std::size_t header_size(unsigned char b1) noexcept {
 enum class decode_status { ok, need_more, error };
 
 /// Decodes a header from bytes. On error, *code says how to close.
-/// Checks only what the header alone decides: reserved bits, opcodes, control frame rules, the
-/// 64-bit length's top bit, and that frames from a client are masked (expect_masked) and frames
-/// from a server are not.
+/// Checks only what the header alone decides: reserved bits (those in allowed_rsv may be set: 0x40,
+/// RSV1, once permessage-deflate is agreed), opcodes, control frame rules, the 64-bit length's top
+/// bit, and that frames from a client are masked (expect_masked) and frames from a server are not.
 inline decode_status decode_header(std::span<const unsigned char> in, bool expect_masked, frame_header& h,
-                                   close_code& code) noexcept {
+                                   close_code& code, std::uint8_t allowed_rsv = 0) noexcept {
     if (in.size() < 2) return decode_status::need_more;
     const std::size_t size = header_size(in[1]);
     if (in.size() < size) return decode_status::need_more;
@@ -560,7 +566,7 @@ inline decode_status decode_header(std::span<const unsigned char> in, bool expec
     h.masked = (b1 & 0x80) != 0;
     h.size = size;
     code = close_code::protocol_error;
-    if (h.rsv != 0 || !is_known_opcode(b0 & 0x0F) || h.masked != expect_masked) return decode_status::error;
+    if ((h.rsv & ~allowed_rsv) != 0 || !is_known_opcode(b0 & 0x0F) || h.masked != expect_masked) return decode_status::error;
     h.op = static_cast<opcode>(b0 & 0x0F);
     std::size_t pos = 2;
     std::uint64_t len = b1 & 0x7F;
@@ -580,10 +586,11 @@ inline decode_status decode_header(std::span<const unsigned char> in, bool expec
 }
 
 /// Writes a frame header to out (at least max_frame_header bytes); returns its size.
-/// With a mask, the caller masks the payload with the same key.
+/// With a mask, the caller masks the payload with the same key. compressed sets RSV1
+/// (permessage-deflate's bit, on a message's first frame).
 inline std::size_t encode_header(unsigned char* out, opcode op, bool fin, std::uint64_t length,
-                                 const std::array<unsigned char, 4>* mask = nullptr) noexcept {
-    out[0] = static_cast<unsigned char>((fin ? 0x80 : 0) | static_cast<std::uint8_t>(op));
+                                 const std::array<unsigned char, 4>* mask = nullptr, bool compressed = false) noexcept {
+    out[0] = static_cast<unsigned char>((fin ? 0x80 : 0) | (compressed ? 0x40 : 0) | static_cast<std::uint8_t>(op));
     const unsigned char m = mask ? 0x80 : 0;
     std::size_t n;
     if (length < 126) {
@@ -967,6 +974,542 @@ inline std::optional<url_parts> parse_url(std::string_view url) {
 // a request head, what a client sends and how it checks the answer. The server and the client
 // keep only the I/O; these are tested byte by byte and fuzzed.
 
+// ==== gw/protocol/deflate.hpp ====
+// permessage-deflate (RFC 7692) without sockets: the options, the negotiation (a client's offers
+// parsed and the server's answer chosen; a client's own offer and its check of the answer), and the
+// zlib streams that compress a message and inflate one within a limit. Also HTTP's gzip and deflate
+// bodies, which Engine.IO's polling responses use. The zlib parts need the GATEWAY_DEFLATE knob.
+
+namespace gw::inline v0 {
+
+/// How a connection uses permessage-deflate (RFC 7692).
+enum class deflate_mode : std::uint8_t {
+    /// Not negotiated: the default, as Socket.IO's and uWebSockets'. Compression costs CPU and, with
+    /// context takeover, memory per connection, and it can leak secrets (README: Compression).
+    off,
+    /// No context takeover either way: each message is compressed on its own, so a broadcast is
+    /// compressed once and the same bytes go to every recipient, and sockets hold no zlib state.
+    shared,
+    /// A compressor per socket that keeps its history between messages (better ratios for chatty
+    /// traffic): about (1 << (window_bits + 2)) + (1 << (mem_level + 9)) bytes per socket once it
+    /// sends a compressed message. Broadcasts are compressed per recipient.
+    dedicated,
+};
+
+/// permessage-deflate's settings, a server's (gw::options::deflate) or a client's.
+struct deflate_options {
+    deflate_mode mode = deflate_mode::off;   ///< off, as Socket.IO and uWebSockets: see deflate_mode
+    std::size_t threshold = 1024;   ///< shorter messages go uncompressed (ws's and Socket.IO's 1024): they gain little
+    int level = 6;                  ///< zlib's level, 1 (fast) to 9 (small); 6 is zlib's default
+    int window_bits = 15;           ///< dedicated: the compressor's window, 9-15 (1 << bits bytes of history)
+    int mem_level = 8;              ///< zlib's memLevel, 1-9: its hash table takes 1 << (mem_level + 9) bytes
+};
+
+namespace detail {
+
+// ---- negotiation (RFC 7692 section 7.1, the header grammar of RFC 6455 section 9.1) ----
+
+/// What a handshake agreed. Window sizes are in bits (8-15).
+struct deflate_params {
+    bool server_no_context_takeover = false;
+    bool client_no_context_takeover = false;
+    std::uint8_t server_max_window_bits = 15;
+    std::uint8_t client_max_window_bits = 15;
+};
+
+/// One extension of a Sec-WebSocket-Extensions list: its name, and its parameters with their
+/// values unquoted (nullopt for a parameter without one). valid is false when the element broke
+/// the grammar: it is then declined, and the others are still read.
+struct extension_offer {
+    std::string name;
+    std::vector<std::pair<std::string, std::optional<std::string>>> params;
+    bool valid = true;
+};
+
+inline bool is_tchar(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+/// Parses a Sec-WebSocket-Extensions value (all its header lines joined with ", "): extensions
+/// separated by commas, each a token with ";"-separated parameters, each a token with an optional
+/// "=" and a token or quoted string (whose unquoted text must itself be a token).
+inline std::vector<extension_offer> parse_extensions(std::string_view s) {
+    std::vector<extension_offer> out;
+    std::size_t i = 0;
+    auto skip_space = [&] {
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    };
+    auto token = [&] {
+        const std::size_t from = i;
+        while (i < s.size() && is_tchar(s[i])) ++i;
+        return std::string(s.substr(from, i - from));
+    };
+    // A quoted string's text, or nullopt when it is not closed.
+    auto quoted = [&]() -> std::optional<std::string> {
+        std::string v;
+        for (++i; i < s.size(); ++i) {
+            if (s[i] == '"') {
+                ++i;
+                return v;
+            }
+            if (s[i] == '\\') {
+                if (++i == s.size()) return std::nullopt;
+            }
+            v.push_back(s[i]);
+        }
+        return std::nullopt;
+    };
+    while (i < s.size()) {
+        skip_space();
+        if (i < s.size() && s[i] == ',') {   // an empty element (RFC 7230's #rule allows them)
+            ++i;
+            continue;
+        }
+        if (i == s.size()) break;
+        extension_offer e;
+        e.name = token();
+        e.valid = !e.name.empty();
+        skip_space();
+        while (e.valid && i < s.size() && s[i] == ';') {
+            ++i;
+            skip_space();
+            std::string name = token();
+            skip_space();
+            std::optional<std::string> value;
+            if (!name.empty() && i < s.size() && s[i] == '=') {
+                ++i;
+                skip_space();
+                if (i < s.size() && s[i] == '"') {
+                    value = quoted();
+                    if (!value || value->empty() || !std::all_of(value->begin(), value->end(), is_tchar)) name.clear();
+                } else {
+                    value = token();
+                    if (value->empty()) name.clear();
+                }
+                skip_space();
+            }
+            if (name.empty()) {
+                e.valid = false;
+                break;
+            }
+            e.params.emplace_back(std::move(name), std::move(value));
+        }
+        if (i < s.size() && s[i] != ',') e.valid = false;
+        // Whatever is left of a broken element goes with it, up to the next comma outside quotes.
+        bool in_quotes = false;
+        for (; i < s.size() && (in_quotes || s[i] != ','); ++i) {
+            if (s[i] == '\\' && in_quotes) ++i;
+            else if (s[i] == '"') in_quotes = !in_quotes;
+        }
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+/// A window size parameter's value: 8-15 in decimal, without leading zeros; 0 when it is not.
+inline std::uint8_t window_bits_value(std::string_view v) noexcept {
+    if (v.size() == 1 && v[0] == '8') return 8;
+    if (v.size() == 1 && v[0] == '9') return 9;
+    if (v.size() == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '5') return static_cast<std::uint8_t>(10 + (v[1] - '0'));
+    return 0;
+}
+
+/// A permessage-deflate element's parameters as a server reads an offer or a client an answer:
+/// each known at most once, with a value where one is required and none where none is allowed.
+/// client_window_bare: client_max_window_bits came without a value (allowed in an offer only).
+inline std::optional<deflate_params> read_deflate_params(const extension_offer& e, bool offer, bool& client_window_bare) {
+    if (!e.valid || !iequals(e.name, "permessage-deflate")) return std::nullopt;
+    deflate_params p;
+    client_window_bare = false;
+    bool seen[4] = {false, false, false, false};
+    for (const auto& [name, value] : e.params) {
+        int which = iequals(name, "server_no_context_takeover")   ? 0
+                    : iequals(name, "client_no_context_takeover") ? 1
+                    : iequals(name, "server_max_window_bits")     ? 2
+                    : iequals(name, "client_max_window_bits")     ? 3
+                                                                  : -1;
+        if (which < 0 || seen[which]) return std::nullopt;   // unknown or repeated: the element is declined
+        seen[which] = true;
+        if (which < 2) {
+            if (value) return std::nullopt;
+            (which == 0 ? p.server_no_context_takeover : p.client_no_context_takeover) = true;
+            continue;
+        }
+        if (!value) {
+            if (which == 2 || !offer) return std::nullopt;
+            client_window_bare = true;
+            continue;
+        }
+        const std::uint8_t bits = window_bits_value(*value);
+        if (!bits) return std::nullopt;
+        (which == 2 ? p.server_max_window_bits : p.client_max_window_bits) = bits;
+    }
+    return p;
+}
+
+/// What a server agreed to and the Sec-WebSocket-Extensions value it answers with.
+struct deflate_agreement {
+    deflate_params params;
+    std::string response;
+};
+
+/// The server's choice among a client's offers (the Sec-WebSocket-Extensions value): the first
+/// permessage-deflate offer it can accept, or nullopt (the extension is declined; the handshake
+/// goes on). Offers with unknown, repeated or malformed parameters are declined, as are those
+/// asking for a server window of 8 bits, which zlib cannot make. In shared mode the answer asks for
+/// no context takeover both ways (a server may add client_no_context_takeover unasked, section
+/// 7.1.1.2), so neither side's connection keeps zlib state.
+inline std::optional<deflate_agreement> accept_deflate(std::string_view offers, const deflate_options& o) {
+    if (o.mode == deflate_mode::off) return std::nullopt;
+    for (const auto& e : parse_extensions(offers)) {
+        bool bare = false;
+        auto offered = read_deflate_params(e, true, bare);
+        if (!offered) continue;
+        bool asked_server_window = false;
+        for (const auto& kv : e.params) asked_server_window |= iequals(kv.first, "server_max_window_bits");
+        if (asked_server_window && offered->server_max_window_bits < 9) continue;
+        deflate_agreement a;
+        auto& p = a.params;
+        const bool shared = o.mode == deflate_mode::shared;
+        p.server_no_context_takeover = offered->server_no_context_takeover || shared;
+        p.client_no_context_takeover = offered->client_no_context_takeover || shared;
+        int window = shared ? 15 : std::clamp(o.window_bits, 9, 15);
+        window = std::min<int>(window, offered->server_max_window_bits);
+        p.server_max_window_bits = static_cast<std::uint8_t>(window);
+        p.client_max_window_bits = offered->client_max_window_bits;   // we inflate with any window
+        a.response = "permessage-deflate";
+        if (p.server_no_context_takeover) a.response += "; server_no_context_takeover";
+        if (p.client_no_context_takeover) a.response += "; client_no_context_takeover";
+        if (asked_server_window || window < 15) a.response += "; server_max_window_bits=" + std::to_string(window);
+        return a;
+    }
+    return std::nullopt;
+}
+
+/// A client's offer. It does not offer client_max_window_bits, so no server can ask it for a
+/// window of 8 bits, which zlib cannot make; shared mode offers client_no_context_takeover.
+inline std::string deflate_offer(const deflate_options& o) {
+    if (o.mode == deflate_mode::off) return {};
+    return o.mode == deflate_mode::shared ? "permessage-deflate; client_no_context_takeover" : "permessage-deflate";
+}
+
+/// A client's check of the server's Sec-WebSocket-Extensions answer to deflate_offer(o): the
+/// agreed parameters, or an error saying what was wrong (the client then fails the connection, as
+/// section 7.1 requires).
+inline std::optional<deflate_params> check_deflate_answer(std::string_view answer, const deflate_options& o, std::string& error) {
+    const auto list = parse_extensions(answer);
+    if (o.mode == deflate_mode::off || list.size() != 1 || !iequals(list[0].name, "permessage-deflate")) {
+        error = "server chose an extension that was not offered";
+        return std::nullopt;
+    }
+    bool bare = false;
+    auto p = read_deflate_params(list[0], false, bare);
+    bool window = false;
+    for (const auto& kv : list[0].params) window |= iequals(kv.first, "client_max_window_bits");
+    if (!p || window) {
+        error = "malformed permessage-deflate answer";
+        return std::nullopt;
+    }
+    if (o.mode == deflate_mode::shared) p->client_no_context_takeover = true;   // as offered
+    return p;
+}
+
+// ---- HTTP bodies (Engine.IO polling: the reference server's httpCompression) ----
+
+enum class http_encoding : std::uint8_t { identity, gzip, deflate };
+
+/// The encoding an Accept-Encoding value prefers among gzip and deflate (by q-value, gzip on a
+/// tie; "*" stands for both), or identity when it accepts neither.
+inline http_encoding pick_encoding(std::string_view accept) {
+    double q_gzip = -1, q_deflate = -1, q_any = -1;
+    std::size_t i = 0;
+    while (i < accept.size()) {
+        std::size_t end = accept.find(',', i);
+        if (end == std::string_view::npos) end = accept.size();
+        std::string_view item = trim(accept.substr(i, end - i));
+        i = end + 1;
+        double q = 1;
+        if (auto semi = item.find(';'); semi != std::string_view::npos) {
+            std::string_view param = trim(item.substr(semi + 1));
+            item = trim(item.substr(0, semi));
+            if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+                const std::string v(param.substr(2));
+                char* stop = nullptr;
+                q = std::strtod(v.c_str(), &stop);
+                if (stop == v.c_str()) q = 0;
+            }
+        }
+        if (iequals(item, "gzip") || iequals(item, "x-gzip")) q_gzip = std::max(q_gzip, q);
+        else if (iequals(item, "deflate")) q_deflate = std::max(q_deflate, q);
+        else if (item == "*") q_any = std::max(q_any, q);
+    }
+    if (q_gzip < 0) q_gzip = q_any;
+    if (q_deflate < 0) q_deflate = q_any;
+    if (q_gzip <= 0 && q_deflate <= 0) return http_encoding::identity;
+    return q_gzip >= q_deflate ? http_encoding::gzip : http_encoding::deflate;
+}
+
+inline std::string_view encoding_name(http_encoding e) noexcept {
+    return e == http_encoding::gzip ? "gzip" : e == http_encoding::deflate ? "deflate" : "identity";
+}
+
+/// True when this build can compress (the GATEWAY_DEFLATE knob, with zlib).
+#if defined(GATEWAY_DEFLATE)
+inline constexpr bool deflate_built = true;
+#else
+inline constexpr bool deflate_built = false;
+#endif
+
+/// How inflating a message went: too_big passed the limit, bad_data is not DEFLATE.
+enum class inflate_status : std::uint8_t { ok, too_big, bad_data };
+
+#if defined(GATEWAY_DEFLATE)
+
+// ---- zlib streams ----
+
+/// Bytes zlib holds for this process's streams (their windows and tables): a metric.
+inline std::atomic<std::int64_t>& zlib_bytes() noexcept {
+    static std::atomic<std::int64_t> n{0};
+    return n;
+}
+/// Streams open now: a metric.
+inline std::atomic<std::int64_t>& zlib_streams() noexcept {
+    static std::atomic<std::int64_t> n{0};
+    return n;
+}
+
+/// zlib's allocator, counting what it holds: each block carries its size in front.
+inline voidpf zlib_alloc(voidpf, uInt items, uInt size) {
+    constexpr std::size_t front = alignof(std::max_align_t);
+    const std::size_t n = std::size_t{items} * size;
+    auto* p = static_cast<unsigned char*>(std::malloc(n + front));
+    if (!p) return Z_NULL;
+    std::memcpy(p, &n, sizeof n);
+    zlib_bytes().fetch_add(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+    return p + front;
+}
+inline void zlib_free(voidpf, voidpf block) {
+    if (!block) return;
+    constexpr std::size_t front = alignof(std::max_align_t);
+    auto* p = static_cast<unsigned char*>(block) - front;
+    std::size_t n;
+    std::memcpy(&n, p, sizeof n);
+    zlib_bytes().fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+    std::free(p);
+}
+
+/// A raw DEFLATE compressor (no zlib header), as permessage-deflate uses; windowBits 16 + 15 makes
+/// gzip, 15 zlib's format (HTTP's "deflate").
+class deflate_stream {
+public:
+    /// window_bits: 9-15 raw; 15 + 16 gzip; 15 + 32 is not a compressor's. Throws std::bad_alloc.
+    deflate_stream(int level, int window_bits, int mem_level, bool raw = true) {
+        z_.zalloc = zlib_alloc;
+        z_.zfree = zlib_free;
+        if (deflateInit2(&z_, std::clamp(level, 0, 9), Z_DEFLATED, raw ? -std::clamp(window_bits, 9, 15) : window_bits,
+                         std::clamp(mem_level, 1, 9), Z_DEFAULT_STRATEGY) != Z_OK)
+            throw std::bad_alloc();
+        zlib_streams().fetch_add(1, std::memory_order_relaxed);
+    }
+    deflate_stream(const deflate_stream&) = delete;
+    deflate_stream& operator=(const deflate_stream&) = delete;
+    ~deflate_stream() {
+        deflateEnd(&z_);
+        zlib_streams().fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    /// Appends one message compressed to out, flushed to a byte boundary and without the
+    /// 00 00 ff ff that ends the flush (section 7.2.1); reset: the next message starts without
+    /// this one's history (no context takeover).
+    void compress(std::string_view in, std::string& out, bool reset) {
+        const std::size_t start = out.size();
+        run(in, out, Z_SYNC_FLUSH);
+        if (out.size() - start >= 4 && std::string_view(out).substr(out.size() - 4) == std::string_view("\0\0\xff\xff", 4))
+            out.resize(out.size() - 4);
+        if (out.size() == start) out.push_back('\0');   // an empty message: one empty block (section 7.2.3.6)
+        if (reset) deflateReset(&z_);
+    }
+
+    /// Appends a whole stream (HTTP's gzip or deflate body) and resets.
+    void finish(std::string_view in, std::string& out) {
+        run(in, out, Z_FINISH);
+        deflateReset(&z_);
+    }
+
+private:
+    void run(std::string_view in, std::string& out, int flush) {
+        z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+        z_.avail_in = static_cast<uInt>(in.size());
+        std::size_t used = out.size();
+        out.resize(used + deflateBound(&z_, static_cast<uLong>(in.size())) + 16);
+        for (;;) {
+            if (used == out.size()) out.resize(out.size() * 2);
+            z_.next_out = reinterpret_cast<Bytef*>(out.data() + used);
+            z_.avail_out = static_cast<uInt>(out.size() - used);
+            const int r = deflate(&z_, flush);
+            used = out.size() - z_.avail_out;
+            if (r == Z_STREAM_END || (r != Z_OK && r != Z_BUF_ERROR)) break;
+            if (z_.avail_out != 0 && (flush != Z_FINISH || r == Z_BUF_ERROR)) break;   // flushed: room was left
+        }
+        out.resize(used);
+    }
+    z_stream z_{};
+};
+
+/// A raw DEFLATE decompressor with a window of 15 bits, which reads streams of any window.
+class inflate_stream {
+public:
+    inflate_stream() {
+        z_.zalloc = zlib_alloc;
+        z_.zfree = zlib_free;
+        if (inflateInit2(&z_, -15) != Z_OK) throw std::bad_alloc();
+        zlib_streams().fetch_add(1, std::memory_order_relaxed);
+    }
+    inflate_stream(const inflate_stream&) = delete;
+    inflate_stream& operator=(const inflate_stream&) = delete;
+    ~inflate_stream() {
+        inflateEnd(&z_);
+        zlib_streams().fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    /// Inflates one message's payload (the 00 00 ff ff tail is added here) into out, replacing
+    /// it. Stops as soon as the output would pass limit bytes (too_big), and never holds more than
+    /// limit + 1: a small message cannot make it allocate what it would inflate to. reset: the next
+    /// message starts without this one's history (no context takeover).
+    inflate_status inflate(std::string_view in, std::size_t limit, std::string& out, bool reset) {
+        static constexpr char tail[4] = {0, 0, '\xff', '\xff'};
+        const std::string_view parts[2] = {in, std::string_view(tail, 4)};
+        out.clear();
+        std::size_t used = 0;
+        inflate_status status = inflate_status::ok;
+        for (std::string_view part : parts) {
+            z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
+            z_.avail_in = static_cast<uInt>(part.size());
+            while (status == inflate_status::ok) {
+                if (used == out.size()) {
+                    if (used > limit) {
+                        status = inflate_status::too_big;
+                        break;
+                    }
+                    out.resize(std::min(limit + 1, std::max<std::size_t>(used * 2, used + 4096)));
+                }
+                z_.next_out = reinterpret_cast<Bytef*>(out.data() + used);
+                z_.avail_out = static_cast<uInt>(std::min<std::size_t>(out.size() - used, UINT_MAX));
+                const int r = ::inflate(&z_, Z_SYNC_FLUSH);
+                used += static_cast<std::size_t>(reinterpret_cast<char*>(z_.next_out) - (out.data() + used));
+                if (used > limit) status = inflate_status::too_big;
+                else if (r == Z_STREAM_END) inflateReset(&z_);   // a final block (section 7.2.3.3): a new stream may follow
+                else if (r != Z_OK && r != Z_BUF_ERROR) status = inflate_status::bad_data;
+                else if (z_.avail_in == 0 && z_.avail_out != 0) break;   // all taken, all given
+                if (r == Z_STREAM_END && z_.avail_in == 0) break;
+            }
+        }
+        out.resize(std::min(used, out.size()));
+        if (reset || status != inflate_status::ok) inflateReset(&z_);
+        return status;
+    }
+
+private:
+    z_stream z_{};
+};
+
+/// The thread's compressor for messages sent without context takeover, for one set of settings:
+/// shared by every connection of the thread (and by a broadcast's shared compressed form).
+inline deflate_stream& thread_deflater(int level, int window_bits, int mem_level) {
+    thread_local std::vector<std::pair<int, std::unique_ptr<deflate_stream>>> made;
+    const int key = (level << 16) | (window_bits << 8) | mem_level;
+    for (auto& [k, s] : made)
+        if (k == key) return *s;
+    made.emplace_back(key, std::make_unique<deflate_stream>(level, window_bits, mem_level));
+    return *made.back().second;
+}
+
+/// The thread's decompressor for messages received without context takeover.
+inline inflate_stream& thread_inflater() {
+    thread_local inflate_stream s;
+    return s;
+}
+
+#endif // GATEWAY_DEFLATE
+
+/// Refuses settings this build cannot honour: a mode other than off without the knob.
+inline void require_deflate_built(const deflate_options& o) {
+    if (o.mode != deflate_mode::off && !deflate_built)
+        throw std::invalid_argument("permessage-deflate needs gateway.hpp built with GATEWAY_DEFLATE (and zlib)");
+}
+
+/// One connection's permessage-deflate: what its handshake agreed, and the zlib streams it holds
+/// while it needs them. None when neither side keeps context (shared mode): the thread's streams
+/// serve. Made only for a connection that negotiated the extension, so others pay a null pointer.
+class deflate_session {
+public:
+    deflate_session(const deflate_params& p, const deflate_options& o, role side) noexcept
+        : threshold_(o.threshold), level_(static_cast<std::uint8_t>(std::clamp(o.level, 0, 9))),
+          mem_level_(static_cast<std::uint8_t>(std::clamp(o.mem_level, 1, 9))),
+          our_window_(side == role::server ? p.server_max_window_bits : p.client_max_window_bits),
+          our_reset_(side == role::server ? p.server_no_context_takeover : p.client_no_context_takeover),
+          peer_reset_(side == role::server ? p.client_no_context_takeover : p.server_no_context_takeover) {
+        if (our_window_ < 9) our_window_ = 9;   // the client side's offer never allows 8 (deflate_offer)
+    }
+
+    /// True when a message of n bytes goes compressed: compression is allowed for it (a per-emit
+    /// choice) and it is not under the threshold.
+    bool wants(std::size_t n, bool allowed) const noexcept { return allowed && n >= threshold_; }
+    /// True when this connection's compressed messages are those of any connection with the same
+    /// settings (no context, the full window): a broadcast's shared compressed form serves it.
+    bool shares_frames() const noexcept { return our_reset_ && our_window_ == 15; }
+    int level() const noexcept { return level_; }
+    int mem_level() const noexcept { return mem_level_; }
+
+#if defined(GATEWAY_DEFLATE)
+    /// Appends message compressed as this connection sends it.
+    void compress(std::string_view message, std::string& out) {
+        if (our_reset_) {
+            thread_deflater(level_, our_window_, mem_level_).compress(message, out, true);
+            return;
+        }
+        if (!tx_) tx_ = std::make_unique<deflate_stream>(level_, our_window_, mem_level_);
+        tx_->compress(message, out, false);
+    }
+    /// Inflates a received message into out (see inflate_stream::inflate).
+    inflate_status inflate(std::string_view payload, std::size_t limit, std::string& out) {
+        if (peer_reset_) return thread_inflater().inflate(payload, limit, out, true);
+        if (!rx_) rx_ = std::make_unique<inflate_stream>();
+        return rx_->inflate(payload, limit, out, false);
+    }
+#else
+    void compress(std::string_view message, std::string& out) { out.append(message); }
+    inflate_status inflate(std::string_view, std::size_t, std::string&) { return inflate_status::bad_data; }
+#endif
+
+private:
+    std::size_t threshold_;
+    std::uint8_t level_, mem_level_, our_window_;
+    bool our_reset_, peer_reset_;
+#if defined(GATEWAY_DEFLATE)
+    std::unique_ptr<deflate_stream> tx_;
+    std::unique_ptr<inflate_stream> rx_;
+#endif
+};
+
+/// A whole HTTP body compressed as Content-Encoding e (gzip, or deflate: zlib's format).
+inline std::string http_compress(std::string_view body, http_encoding e, int level = 6) {
+#if defined(GATEWAY_DEFLATE)
+    thread_local deflate_stream gzip(level, 15 + 16, 8, false), zlib(level, 15, 8, false);
+    std::string out;
+    (e == http_encoding::gzip ? gzip : zlib).finish(body, out);
+    return out;
+#else
+    (void)e;
+    (void)level;
+    return std::string(body);
+#endif
+}
+
+} // namespace detail
+} // namespace gw::v0
+
 namespace gw::inline v0::detail {
 
 inline constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -1034,23 +1577,37 @@ inline bool origin_allowed(const std::vector<std::string>& allowed, const reques
 struct upgrade_context {
     int full = 0;                 ///< 0, or the connection limits' refusal: 503 (server) or 429 (address)
     bool origin_ok = true;        ///< origin_allowed()
+    const deflate_options* deflate = nullptr;   ///< permessage-deflate's settings, when the server offers it
 };
+
+/// Every Sec-WebSocket-Extensions line of a request, joined as one list.
+inline std::string extensions_offered(const request_head& req) {
+    std::string all;
+    req.for_each_header([&](std::string_view name, std::string_view value) {
+        if (!iequals(name, "Sec-WebSocket-Extensions")) return;
+        if (!all.empty()) all += ", ";
+        all += value;
+    });
+    return all;
+}
 
 /// How a server answers a request head: with 101 (accepted) or with an HTTP response.
 struct handshake_answer {
     bool accepted = false;
     std::string head;             ///< accepted: the 101 response, bytes as they go out
     std::string subprotocol;      ///< accepted: the one chosen, or ""
+    std::optional<deflate_agreement> deflate;   ///< accepted: permessage-deflate, when agreed
     http_response refusal;        ///< not accepted: the answer
     bool counted = false;         ///< not accepted: a refusal to count (an upgrade, or a status >= 400)
     std::string hook_error;       ///< what an application hook threw, for the log (answered with 500)
 };
 
 /// The 101 answer to an accepted upgrade.
-inline std::string switching_protocols(std::string_view key, std::string_view subprotocol) {
+inline std::string switching_protocols(std::string_view key, std::string_view subprotocol, std::string_view extensions = {}) {
     std::string out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
     out += accept_key(key);
     if (!subprotocol.empty()) out.append("\r\nSec-WebSocket-Protocol: ").append(subprotocol);
+    if (!extensions.empty()) out.append("\r\nSec-WebSocket-Extensions: ").append(extensions);
     out += "\r\n\r\n";
     return out;
 }
@@ -1096,7 +1653,8 @@ template <class Hooks> handshake_answer answer_handshake(request_head& req, cons
     }
     if (!answer) {
         a.accepted = true;
-        a.head = switching_protocols(d.key, a.subprotocol);
+        if (ctx.deflate) a.deflate = accept_deflate(extensions_offered(req), *ctx.deflate);
+        a.head = switching_protocols(d.key, a.subprotocol, a.deflate ? std::string_view(a.deflate->response) : std::string_view());
         return a;
     }
     // RFC 7235: a 401 names the scheme that would be accepted. Bearer tokens are what
@@ -1109,9 +1667,11 @@ template <class Hooks> handshake_answer answer_handshake(request_head& req, cons
     return a;
 }
 
-/// A client's upgrade request for a URL, with its key, the subprotocols it offers and extra headers.
+/// A client's upgrade request for a URL, with its key, the subprotocols and extensions it offers
+/// and extra headers.
 inline std::string upgrade_request(const url_parts& u, std::string_view key, const std::vector<std::string>& subprotocols,
-                                   const std::vector<std::pair<std::string, std::string>>& headers) {
+                                   const std::vector<std::pair<std::string, std::string>>& headers,
+                                   std::string_view extensions = {}) {
     std::string req;
     req.append("GET ").append(u.target).append(" HTTP/1.1\r\nHost: ").append(u.host_header);
     req.append("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ").append(key);
@@ -1121,6 +1681,7 @@ inline std::string upgrade_request(const url_parts& u, std::string_view key, con
         for (std::size_t i = 0; i < subprotocols.size(); ++i) req.append(i ? ", " : "").append(subprotocols[i]);
         req += "\r\n";
     }
+    if (!extensions.empty()) req.append("Sec-WebSocket-Extensions: ").append(extensions).append("\r\n");
     for (const auto& [k, v] : headers) req.append(k).append(": ").append(v).append("\r\n");
     req += "\r\n";
     return req;
@@ -1130,11 +1691,14 @@ inline std::string upgrade_request(const url_parts& u, std::string_view key, con
 struct upgrade_reply {
     std::string error;         ///< empty when the upgrade is accepted; else why not
     std::string subprotocol;   ///< the one the server chose, or ""
+    std::optional<deflate_params> deflate;   ///< permessage-deflate, when the server agreed to the offer
 };
 
 /// Checks a server's answer (its head, up to the blank line) to an upgrade request sent with key
 /// and offering the subprotocols offered.
-inline upgrade_reply check_upgrade_response(std::string_view head, std::string_view key, const std::vector<std::string>& offered) {
+/// deflate: the client's permessage-deflate settings (what it offered, unless off).
+inline upgrade_reply check_upgrade_response(std::string_view head, std::string_view key, const std::vector<std::string>& offered,
+                                            const deflate_options& deflate = {}) {
     upgrade_reply r;
     // The status line, then header lines parsed as a request's are.
     const auto eol = head.find("\r\n");
@@ -1158,8 +1722,8 @@ inline upgrade_reply check_upgrade_response(std::string_view head, std::string_v
         return r;
     }
     if (resp.header("Sec-WebSocket-Extensions")) {
-        r.error = "server chose an extension that was not offered";
-        return r;
+        r.deflate = check_deflate_answer(extensions_offered(resp), deflate, r.error);
+        if (!r.deflate) return r;
     }
     if (auto proto = resp.header("Sec-WebSocket-Protocol")) {
         if (std::find(offered.begin(), offered.end(), *proto) == offered.end()) {
@@ -1559,8 +2123,9 @@ inline json json_value(std::string_view text) {
 // ==== gw/protocol/prepared.hpp ====
 // gw::prepared: a message encoded once (by a codec) and framed lazily, at most once per kind of
 // recipient: a plain WebSocket text frame, or an Engine.IO message packet in a WebSocket frame (a
-// polling session takes the text itself); a compressed frame is a kind to come. A broadcast shares
-// one prepared message across its sockets, workers and nodes.
+// polling session takes the text itself), each also compressed (permessage-deflate without context
+// takeover) for the connections that share compressed frames. A broadcast shares one prepared
+// message across its sockets, workers and nodes.
 
 namespace gw::inline v0 {
 
@@ -1568,7 +2133,8 @@ namespace gw::inline v0 {
 /// thread needs it first. Immutable once made, apart from those forms; share it by shared_ptr.
 class prepared {
 public:
-    explicit prepared(std::string text) : text_(std::move(text)) {}
+    /// compress: false when the emit asked for no compression (compress(false)).
+    explicit prepared(std::string text, bool compress = true) : text_(std::move(text)), compress_(compress) {}
     prepared(const prepared&) = delete;
     prepared& operator=(const prepared&) = delete;
 
@@ -1579,6 +2145,19 @@ public:
     const std::shared_ptr<const std::string>& websocket_frame() const { return websocket_.get(text_, {}); }
     /// The same message as an Engine.IO message packet ('4' before the text) in a WebSocket frame.
     const std::shared_ptr<const std::string>& engineio_frame() const { return engineio_.get(text_, "4"); }
+    /// False when the emit asked for no compression.
+    bool compress() const noexcept { return compress_; }
+
+    /// The WebSocket frame compressed without context takeover (window 15, RSV1 set): the same
+    /// bytes serve every connection whose deflate_session::shares_frames(). The first caller's
+    /// compression level and memory level make it.
+    const std::shared_ptr<const std::string>& deflated_websocket_frame(const detail::deflate_session& d) const {
+        return deflated_websocket_.get(text_, {}, &d);
+    }
+    /// The Engine.IO message packet the same way.
+    const std::shared_ptr<const std::string>& deflated_engineio_frame(const detail::deflate_session& d) const {
+        return deflated_engineio_.get(text_, "4", &d);
+    }
 
 private:
     /// One wire form: made under a once_flag; after that, one acquiring load answers every
@@ -1588,16 +2167,36 @@ private:
         std::atomic<bool> ready{false};
         std::shared_ptr<const std::string> bytes;
 
-        const std::shared_ptr<const std::string>& get(const std::string& text, std::string_view prefix) {
+        /// deflate: compressed as that session's settings say (nullptr: as it is).
+        const std::shared_ptr<const std::string>& get(const std::string& text, std::string_view prefix,
+                                                      const detail::deflate_session* deflate = nullptr) {
             if (ready.load(std::memory_order_acquire)) return bytes;
             std::call_once(once, [&] {
                 auto frame = std::make_shared<std::string>();
-                const std::size_t size = prefix.size() + text.size();
+                std::string compressed;
+                std::string_view body = text;
+#if defined(GATEWAY_DEFLATE)
+                if (deflate) {
+                    auto& z = detail::thread_deflater(deflate->level(), 15, deflate->mem_level());
+                    if (prefix.empty()) {
+                        z.compress(text, compressed, true);
+                    } else {
+                        std::string whole;
+                        whole.reserve(prefix.size() + text.size());
+                        whole.append(prefix).append(text);
+                        z.compress(whole, compressed, true);
+                    }
+                    body = compressed;
+                    prefix = {};
+                }
+#endif
+                const std::size_t size = prefix.size() + body.size();
                 frame->resize(detail::max_frame_header);
-                frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, size));
+                frame->resize(detail::encode_header(reinterpret_cast<unsigned char*>(frame->data()), opcode::text, true, size,
+                                                    nullptr, deflate != nullptr));
                 frame->reserve(frame->size() + size);
                 frame->append(prefix);
-                frame->append(text);
+                frame->append(body);
                 bytes = std::move(frame);
                 ready.store(true, std::memory_order_release);
             });
@@ -1605,7 +2204,8 @@ private:
         }
     };
     std::string text_;
-    mutable form websocket_, engineio_;
+    bool compress_ = true;
+    mutable form websocket_, engineio_, deflated_websocket_, deflated_engineio_;
 };
 
 } // namespace gw::v0
@@ -2013,6 +2613,9 @@ struct options {
 
     /// wss:// when set: a server context with certificate and key (see gw::tls_server_context).
     std::shared_ptr<asio::ssl::context> tls{};
+    /// permessage-deflate (RFC 7692), off by default: see gw::deflate_mode and README's
+    /// "Compression". Modes other than off need the GATEWAY_DEFLATE knob.
+    deflate_options deflate{};
 
     /// Sees every upgrade request before it is accepted; return a response to refuse it (401, 403, ...).
     /// It may set request.attachment, which the connection keeps.
@@ -2048,6 +2651,9 @@ struct client_options {
     std::chrono::milliseconds close_timeout{5'000};
     /// For wss://: nullptr verifies the server against the system's CAs and its host name.
     std::shared_ptr<asio::ssl::context> tls{};
+    /// permessage-deflate: off (the default) offers nothing; shared offers it without context
+    /// takeover on our side, dedicated with it. Needs the GATEWAY_DEFLATE knob.
+    deflate_options deflate{};
 };
 
 } // namespace gw::v0
@@ -2362,8 +2968,9 @@ public:
 
     // Sending.
     /// Queues one text message; throws std::system_error(gw::errc::closed) once closing. Beyond the
-    /// transport's cap on unsent bytes, its overflow policy applies (drop, or close).
-    virtual void send_text(std::string text) = 0;
+    /// transport's cap on unsent bytes, its overflow policy applies (drop, or close). compress:
+    /// false keeps it uncompressed where permessage-deflate would compress it.
+    virtual void send_text(std::string text, bool compress = true) = 0;
     /// Queues a message other recipients share (a broadcast), framed for this transport's kind;
     /// skipped once closing, and when droppable while above the high-water mark.
     virtual void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) = 0;
@@ -2549,6 +3156,8 @@ public:
     // ---- handshake ----
     http_request request_;
     std::string subprotocol_;
+    /// permessage-deflate, when the handshake agreed it: a connection without it pays this pointer.
+    std::unique_ptr<deflate_session> deflate_;
 
     /// Writes bytes outside the frame writer: the handshake's HTTP messages.
     asio::awaitable<std::error_code> write_raw(std::string_view bytes) {
@@ -2618,8 +3227,9 @@ public:
                 frame_header h;
                 close_code code{};
                 const bool masked = role_ == role::server;
+                const std::uint8_t rsv = deflate_ ? 0x40 : 0;
                 if (hdr_len_ == 0) {
-                    auto st = decode_header({p, n}, masked, h, code);
+                    auto st = decode_header({p, n}, masked, h, code, rsv);
                     if (st == decode_status::error) return fail(code);
                     if (st == decode_status::need_more) {
                         std::memcpy(hdr_buf_.data(), p, n);
@@ -2630,7 +3240,7 @@ public:
                 } else {
                     const std::size_t take = std::min(n, max_frame_header - hdr_len_);
                     std::memcpy(hdr_buf_.data() + hdr_len_, p, take);
-                    auto st = decode_header({hdr_buf_.data(), hdr_len_ + take}, masked, h, code);
+                    auto st = decode_header({hdr_buf_.data(), hdr_len_ + take}, masked, h, code, rsv);
                     if (st == decode_status::error) return fail(code);
                     if (st == decode_status::need_more) {
                         hdr_len_ = static_cast<std::uint8_t>(hdr_len_ + take);
@@ -2650,7 +3260,7 @@ public:
                 into.append(reinterpret_cast<const char*>(p), k);
                 auto* dst = reinterpret_cast<unsigned char*>(into.data()) + old;
                 if (frame_.masked) frame_.phase = static_cast<std::uint8_t>(apply_mask(dst, k, frame_.mask, frame_.phase));
-                if (&into == &message_ && !message_binary_ && !utf8_.feed({dst, k}))
+                if (&into == &message_ && !message_binary_ && !message_compressed_ && !utf8_.feed({dst, k}))
                     return fail(close_code::invalid_payload);
                 p += k, n -= k;
                 frame_.remaining -= k;
@@ -2662,6 +3272,8 @@ public:
     }
 
     bool start_frame(const frame_header& h) {
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 section 6.1).
+        if (h.rsv && (is_control(h.op) || h.op == opcode::continuation)) return fail(close_code::protocol_error);
         if (is_control(h.op)) {
             control_.clear();
         } else if (h.op == opcode::continuation) {
@@ -2671,6 +3283,7 @@ public:
             if (in_message_) return fail(close_code::protocol_error);
             in_message_ = true;
             message_binary_ = h.op == opcode::binary;
+            message_compressed_ = h.rsv != 0;
             message_.clear();
             utf8_.reset();
             fragments_ = 1;
@@ -2712,7 +3325,8 @@ public:
         }
         default:
             if (!frame_.fin) return true;
-            if (!message_binary_ && !utf8_.complete()) return fail(close_code::invalid_payload);
+            if (message_compressed_ && !inflate_message()) return false;
+            else if (!message_compressed_ && !message_binary_ && !utf8_.complete()) return fail(close_code::invalid_payload);
             inbox_.push_back(message{std::move(message_), message_binary_});
             ++messages_in_;
             if (server_) server_->loops[loop_].messages_in.add();
@@ -2720,6 +3334,21 @@ public:
             in_message_ = false;
             return true;
         }
+    }
+
+    /// A compressed message, complete: inflated within the message limit (beyond it 1009, before
+    /// any more is allocated), its text checked as UTF-8 (1007). Data that is not DEFLATE fails a
+    /// text message with 1007 and a binary one with 1002.
+    bool inflate_message() {
+        std::string plain;
+        switch (deflate_->inflate(message_, limits_.message, plain)) {
+        case inflate_status::too_big: return fail(close_code::message_too_big);
+        case inflate_status::bad_data: return fail(message_binary_ ? close_code::protocol_error : close_code::invalid_payload);
+        case inflate_status::ok: break;
+        }
+        if (!message_binary_ && !is_valid_utf8(plain)) return fail(close_code::invalid_payload);
+        message_ = std::move(plain);
+        return true;
     }
 
     /// Records why the peer failed. The close frame goes out from finish(), after the messages that
@@ -2780,7 +3409,7 @@ public:
     } frame_;
     std::array<unsigned char, max_frame_header> hdr_buf_{};
     std::uint8_t hdr_len_ = 0;
-    bool in_message_ = false, message_binary_ = false;
+    bool in_message_ = false, message_binary_ = false, message_compressed_ = false;
     std::size_t fragments_ = 0;   // frames of the message being read
     bool receiving_ = false;       // a receive() (or close()'s drain) owns the reader
     bool non_blocking_ = false;
@@ -2795,9 +3424,18 @@ public:
 
     /// Queues a frame the application asked for; a closing or closed connection refuses it. A
     /// frame beyond max_outbox_bytes meets the overflow policy instead.
-    void send_frame(opcode op, std::string payload) {
+    /// With permessage-deflate, a data message over the threshold goes compressed unless compress
+    /// is false; it is compressed only once admitted, so a dedicated compressor's history holds
+    /// exactly what the peer receives.
+    void send_frame(opcode op, std::string payload, bool compress = true) {
         if (!can_send()) throw std::system_error(errc::closed);
         if (!admit_or_overflow(payload.size() + max_frame_header)) return;
+        if (deflate_ && !is_control(op) && deflate_->wants(payload.size(), compress)) {
+            std::string packed;
+            deflate_->compress(payload, packed);
+            queue_frame(op, std::move(packed), true);
+            return;
+        }
         queue_frame(op, std::move(payload));
     }
 
@@ -2853,15 +3491,15 @@ public:
         if (on_drain_) on_drain_(drain_context_);
     }
 
-    void queue_frame(opcode op, std::string payload) {
+    void queue_frame(opcode op, std::string payload, bool compressed = false) {
         out_frame f;
         if (role_ == role::client) {
             std::array<unsigned char, 4> key;
             random_bytes(key.data(), 4);
             apply_mask(reinterpret_cast<unsigned char*>(payload.data()), payload.size(), key);
-            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size(), &key));
+            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size(), &key, compressed));
         } else {
-            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size()));
+            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size(), nullptr, compressed));
         }
         f.payload = std::move(payload);
         push(std::move(f));
@@ -2887,16 +3525,48 @@ public:
     /// Queues a complete frame whose bytes other connections share (a broadcast, framed once).
     /// A droppable one (volatile) skips a connection above its high-water mark.
     void send_shared(std::shared_ptr<const std::string> frame, bool droppable = false) {
-        if (!can_send()) return;   // a broadcast skips sockets that are closing
-        if (droppable && buffered() >= high_water_) {
-            ++dropped_;
-            if (server_) server_->loops[loop_].dropped.add();
-            return;
-        }
-        if (!admit_or_overflow(frame->size())) return;
+        if (!admit_shared(frame->size(), droppable)) return;
         out_frame f;
         f.shared = std::move(frame);
         push(std::move(f));
+    }
+
+    /// Whether a broadcast of n bytes is queued: not once closing, not when droppable above the
+    /// high-water mark, not beyond max_outbox_bytes (the overflow policy applies).
+    bool admit_shared(std::size_t n, bool droppable) {
+        if (!can_send()) return false;   // a broadcast skips sockets that are closing
+        if (droppable && buffered() >= high_water_) {
+            ++dropped_;
+            if (server_) server_->loops[loop_].dropped.add();
+            return false;
+        }
+        return admit_or_overflow(n);
+    }
+
+    /// A prepared message as this connection frames it (prefix: "4" for an Engine.IO message
+    /// packet, or none): compressed when deflate is agreed and the message is over the threshold
+    /// and may be; the frame every connection shares when its compressed frames are those of any
+    /// other, else compressed here, once admitted.
+    void send_prepared_as(const prepared& p, std::string_view prefix, bool droppable) {
+        if (!deflate_ || !deflate_->wants(prefix.size() + p.text().size(), p.compress())) {
+            send_shared(prefix.empty() ? p.websocket_frame() : p.engineio_frame(), droppable);
+            return;
+        }
+        if (deflate_->shares_frames()) {
+            send_shared(prefix.empty() ? p.deflated_websocket_frame(*deflate_) : p.deflated_engineio_frame(*deflate_), droppable);
+            return;
+        }
+        if (!admit_shared(prefix.size() + p.text().size() + max_frame_header, droppable)) return;
+        std::string packed;
+        if (prefix.empty()) {
+            deflate_->compress(p.text(), packed);
+        } else {
+            std::string whole;
+            whole.reserve(prefix.size() + p.text().size());
+            whole.append(prefix).append(p.text());
+            deflate_->compress(whole, packed);
+        }
+        queue_frame(opcode::text, std::move(packed), true);
     }
 
     void send_close(close_code code, std::string_view reason) {
@@ -3135,8 +3805,8 @@ public:
 
     // ---- the rest of the transport (net/transport.hpp) ----
     void start(std::shared_ptr<transport_sink> sink) override;
-    void send_text(std::string text) override { send_frame(opcode::text, std::move(text)); }
-    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override { send_shared(p->websocket_frame(), droppable); }
+    void send_text(std::string text, bool compress = true) override { send_frame(opcode::text, std::move(text), compress); }
+    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override { send_prepared_as(*p, {}, droppable); }
     asio::awaitable<void> drained() override { return wait_drained(); }
     void on_drain(void (*callback)(void*), void* context) override {
         on_drain_ = callback;
@@ -3487,6 +4157,7 @@ public:
         if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
         if (o.workers > 1 && !o.on_connection)
             throw std::invalid_argument("gw::server: options.workers > 1 needs options.on_connection (accept() serves one loop)");
+        detail::require_deflate_built(o.deflate);
         auto& acceptor = st_->acceptor;
         auto listen_on = [&](const asio::ip::tcp::endpoint& ep) {
             acceptor.open(ep.protocol());
@@ -3901,7 +4572,7 @@ private:
                     return st.opts.select_subprotocol(req);
                 }
             };
-            auto a = detail::answer_handshake(req, {full, detail::origin_allowed(o.allowed_origins, req)}, hooks{*self, req});
+            auto a = detail::answer_handshake(req, {full, detail::origin_allowed(o.allowed_origins, req), &o.deflate}, hooks{*self, req});
             if (!a.hook_error.empty()) shared.log.say(log_level::error, "an upgrade hook threw: " + a.hook_error, req);
             if (!a.accepted) {
                 if (a.counted) shared.rejected(a.refusal.status, req.path(), &req);
@@ -3909,6 +4580,7 @@ private:
                 co_return;
             }
             c->subprotocol_ = std::move(a.subprotocol);
+            if (a.deflate) c->deflate_ = std::make_unique<detail::deflate_session>(a.deflate->params, o.deflate, detail::role::server);
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
             detail::start_websocket(*c, std::move(a.head), rest);
@@ -3968,6 +4640,7 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     using asio::experimental::as_tuple;
     auto u = detail::parse_url(url);
     if (!u) throw std::system_error(errc::bad_url, std::string(url));
+    detail::require_deflate_built(opts.deflate);
     auto ex = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver(ex);
     auto endpoints = co_await resolver.async_resolve(u->host, u->port, asio::use_awaitable);
@@ -4010,7 +4683,7 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     std::array<unsigned char, 16> nonce;
     detail::random_bytes(nonce.data(), nonce.size());
     const std::string key = detail::base64_encode(nonce);
-    const std::string req = detail::upgrade_request(*u, key, opts.subprotocols, opts.headers);
+    const std::string req = detail::upgrade_request(*u, key, opts.subprotocols, opts.headers, detail::deflate_offer(opts.deflate));
     ec = co_await c->write_raw(req);
     if (ec) throw fail(ec, "send upgrade request");
     std::string head, rest;
@@ -4018,9 +4691,10 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     if (!co_await detail::read_head(*c, opts.max_header_bytes, head, rest, too_big))
         throw fail(too_big ? make_error_code(errc::handshake_failed) : make_error_code(errc::connection_lost),
                    too_big ? "upgrade response too large" : "read upgrade response");
-    auto reply = detail::check_upgrade_response(head, key, opts.subprotocols);
+    auto reply = detail::check_upgrade_response(head, key, opts.subprotocols, opts.deflate);
     if (!reply.error.empty()) throw std::system_error(errc::handshake_failed, reply.error);
     c->subprotocol_ = std::move(reply.subprotocol);
+    if (reply.deflate) c->deflate_ = std::make_unique<detail::deflate_session>(*reply.deflate, opts.deflate, detail::role::client);
     c->consume_early(rest);
     co_return connection(std::move(c));
 }
@@ -4116,6 +4790,13 @@ struct options {
     std::size_t max_packets_per_poll = 16;
     cors_options cors{};
     cookie_options cookie{};
+    /// permessage-deflate on the WebSocket transport, as gw::options::deflate (the reference
+    /// server's perMessageDeflate: off by default).
+    deflate_options per_message_deflate{};
+    /// Polling responses of at least this many bytes go compressed with gzip or deflate when the
+    /// request's Accept-Encoding takes one (the reference server's httpCompression, threshold 1024);
+    /// 0 turns it off. Needs the GATEWAY_DEFLATE knob (without it, nothing is compressed).
+    std::size_t http_compression_threshold = 1024;
     /// Sees each handshake (not the later requests of a session): nullopt lets it in, a message
     /// refuses it with 403 {"code":4,"message":...} ("" for "Forbidden"). It may set
     /// request.attachment, which the session keeps.
@@ -4194,6 +4875,18 @@ struct eio_state {
         return it == sessions.end() ? nullptr : it->second.first;
     }
 };
+
+/// A polling response's body compressed as the request accepts (gzip, or deflate), when it is at
+/// least the threshold long: the reference server's httpCompression.
+inline void compress_body(const http_request& req, const engineio::options& o, http_response& r) {
+    if (!deflate_built || o.http_compression_threshold == 0 || r.body.size() < o.http_compression_threshold) return;
+    const auto accept = req.header("Accept-Encoding");
+    if (!accept) return;
+    const http_encoding e = pick_encoding(*accept);
+    if (e == http_encoding::identity) return;
+    r.body = http_compress(r.body, e);
+    r.headers.emplace_back("Content-Encoding", std::string(encoding_name(e)));
+}
 
 /// One Engine.IO session: its transport (polling, or a WebSocket), the packets waiting for a
 /// poll, the probe of an upgrade, and the heartbeat. Lives on one loop; every call is made there.
@@ -4283,6 +4976,7 @@ public:
         }
         r.body = take_payload();
         r.content_type = "text/plain; charset=UTF-8";
+        compress_body(c->request_, st_->opts, r);
         const bool ok = co_await respond(*c, r);
         if (!ok && !ended()) end("transport error");
         co_return ok;
@@ -4418,9 +5112,9 @@ public:
         }
         if (ended() && sink_) std::move(sink_)->on_end();
     }
-    void send_text(std::string text) override {
+    void send_text(std::string text, bool compress = true) override {
         if (!is_open()) throw std::system_error(errc::closed);
-        send_packet(packet_type::message, std::move(text), false);
+        send_packet(packet_type::message, std::move(text), false, compress);
     }
     void send_binary(std::string bytes) {
         if (!is_open()) throw std::system_error(errc::closed);
@@ -4429,7 +5123,7 @@ public:
     void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override {
         if (!is_open()) return;
         if (ws_) {
-            ws_->send_shared(p->engineio_frame(), droppable);
+            ws_->send_prepared_as(*p, "4", droppable);
             return;
         }
         // Volatile: only when the client can take it now (a poll is waiting) and it is not behind.
@@ -4575,7 +5269,7 @@ private:
         ws_->on_drain(drain_callback_, drain_context_);
         ws_->set_overflow(drop_when_full_ ? overflow::drop : overflow::close);
         for (auto& q : queue_) {
-            if (q.shared) ws_->send_shared(q.shared->engineio_frame());
+            if (q.shared) ws_->send_prepared_as(*q.shared, "4", false);
             else if (q.binary) ws_->queue_frame(opcode::binary, std::move(q.data));
             else ws_->queue_frame(opcode::text, eio::encode_text(q.type, q.data));
         }
@@ -4626,10 +5320,10 @@ private:
         }
     }
 
-    void send_packet(packet_type type, std::string data, bool binary) {
+    void send_packet(packet_type type, std::string data, bool binary, bool compress = true) {
         if (ws_) {
-            if (binary) ws_->send_frame(opcode::binary, std::move(data));
-            else ws_->send_frame(opcode::text, eio::encode_text_in_place(type, std::move(data)));
+            if (binary) ws_->send_frame(opcode::binary, std::move(data), compress);
+            else ws_->send_frame(opcode::text, eio::encode_text_in_place(type, std::move(data)), compress);
             return;
         }
         if (!admit(data.size() + 1)) return;
@@ -4914,7 +5608,10 @@ private:
         if (!a) co_return co_await refuse(*c, eio::error_code::session_unknown, false, keep);
         if (a->status >= 400) st_->shared->rejected(a->status, "Engine.IO: answered by the session's node", &req);
         http_response r{a->status, std::move(a->body), a->content_type};
-        if (a->status == 200) r.headers.emplace_back("Cache-Control", "no-store");
+        if (a->status == 200) {
+            r.headers.emplace_back("Cache-Control", "no-store");
+            if (held) compress_body(req, st_->opts, r);
+        }
         add_cors(req, r, false);
         co_return co_await answer(*c, r, keep);
     }
@@ -4999,7 +5696,7 @@ private:
             std::optional<http_response> upgrade(request_head&) const { return std::nullopt; }
             std::optional<std::string> subprotocol(request_head&) const { return std::string(); }
         };
-        auto a = answer_handshake(c->request_, {}, hooks{});
+        auto a = answer_handshake(c->request_, {0, true, &st_->opts.per_message_deflate}, hooks{});
         if (!a.accepted) {
             st_->shared->rejected(a.refusal.status, c->request_.path(), &c->request_);
             co_await detail::refuse(*c, a.refusal);
@@ -5009,6 +5706,7 @@ private:
         // Larger messages than max_payload close the WebSocket (1009), as Engine.IO's.
         c->limits_.message = std::min(c->limits_.message, st_->opts.max_payload);
         c->limits_.frame = std::min(c->limits_.frame, st_->opts.max_payload);
+        if (a.deflate) c->deflate_ = std::make_unique<deflate_session>(a.deflate->params, st_->opts.per_message_deflate, role::server);
         start_websocket(*c, std::move(a.head), rest);
         rest.clear();
         co_return true;
@@ -5129,6 +5827,7 @@ public:
         auto& s = *on.st_;
         if (s.opts.workers > 1 && !opts.on_connection)
             throw std::invalid_argument("gw::engineio::server: with several workers, set options.on_connection (accept() serves one loop)");
+        detail::require_deflate_built(opts.per_message_deflate);
         if (s.opts.tls && s.loops.size() > 1)
             throw std::invalid_argument("gw::engineio::server: Engine.IO over TLS needs workers = 1 (a polling session's requests "
                                         "must reach its loop; terminate TLS at a proxy to use more)");
@@ -6239,8 +6938,9 @@ public:
     /// of a format like NestJS's costs no allocation for it.
     virtual std::unique_ptr<decoder> make_decoder() const { return nullptr; }
     /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
-    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data, bool spread = false) const {
-        return std::make_shared<const prepared>(encode(name, data, nullptr, 0, spread));
+    /// compress: false when the emit asked for no compression.
+    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data, bool spread = false, bool compress = true) const {
+        return std::make_shared<const prepared>(encode(name, data, nullptr, 0, spread), compress);
     }
     /// Decodes a message; on failure returns nullopt and says what was wrong in error.
     virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
@@ -6255,9 +6955,10 @@ public:
     }
     /// A broadcast kept for connection-state recovery, with its offset: Socket.IO sends the offset
     /// as the event's last argument (the client remembers it); other formats ignore it.
-    virtual std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const {
+    virtual std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset,
+                                                         bool compress = true) const {
         (void)offset;
-        return prepare(name, data, spread);
+        return prepare(name, data, spread, compress);
     }
     /// True when a message that does not decode ends the connection (Socket.IO's rule), false when
     /// the client is told with an exception event (NestJS's).
@@ -6273,9 +6974,10 @@ class broadcast_message {
 public:
     /// second_made: the second codec's form when it is made already (a broadcast kept for recovery);
     /// spread: data is a list of arguments (gw::event::spread), as a broadcast from another node may be.
+    /// compress: false when the emit asked for no compression (compress(false)).
     broadcast_message(std::string name, json data, const codec* first, const codec* second,
-                      std::shared_ptr<const prepared> second_made = nullptr, bool spread = false)
-        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second}, spread_(spread) {
+                      std::shared_ptr<const prepared> second_made = nullptr, bool spread = false, bool compress = true)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second}, spread_(spread), compress_(compress) {
         if (second_made) {
             forms_[1].made = std::move(second_made);
             forms_[1].ready.store(true, std::memory_order_release);
@@ -6285,6 +6987,7 @@ public:
     const std::string& name() const noexcept { return name_; }
     const json& data() const noexcept { return data_; }
     bool spread() const noexcept { return spread_; }
+    bool compress() const noexcept { return compress_; }
 
     /// The message as recipients of codec c share it, or nullptr when c is neither of the two
     /// (the caller encodes it for its one recipient).
@@ -6294,7 +6997,7 @@ public:
             auto& f = forms_[i];
             if (!f.ready.load(std::memory_order_acquire))
                 std::call_once(f.once, [&] {
-                    f.made = c.prepare(name_, data_, spread_);
+                    f.made = c.prepare(name_, data_, spread_, compress_);
                     f.ready.store(true, std::memory_order_release);
                 });
             return &f.made;
@@ -6304,7 +7007,7 @@ public:
     /// The message for a recipient of codec c.
     void send_to(transport& t, const codec& c, bool droppable) const {
         if (auto* p = shared_for(c)) t.send_prepared(*p, droppable);
-        else t.send_prepared(c.prepare(name_, data_, spread_), droppable);
+        else t.send_prepared(c.prepare(name_, data_, spread_, compress_), droppable);
     }
 
 private:
@@ -6316,7 +7019,7 @@ private:
     std::string name_;
     json data_;
     std::array<const codec*, 2> codecs_;
-    bool spread_ = false;
+    bool spread_ = false, compress_ = true;
     mutable std::array<form, 2> forms_;
 };
 
@@ -6551,6 +7254,13 @@ public:
         local_ = true;
         return std::move(*this);
     }
+    /// compress(false) sends the emit uncompressed where permessage-deflate would compress it
+    /// (Socket.IO's compress flag): for a message that carries a secret beside text an attacker
+    /// chose (README: Compression). compress(true) is the default.
+    target compress(bool on) && {
+        compress_ = on;
+        return std::move(*this);
+    }
 
     /// Sends the event to every recipient: queued for those of this worker before emit() returns
     /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
@@ -6583,6 +7293,7 @@ private:
     std::vector<const socket*> except_sockets_;
     bool droppable_ = false;   // as_volatile()
     bool local_ = false;       // as_local()
+    bool compress_ = true;     // compress()
     selection_spec spec() const noexcept;   // the target as adapters read it
 };
 
@@ -6639,12 +7350,18 @@ public:
     /// options.outbox_high_water (a streaming handler goes at its client's pace), and it throws
     /// gw::errc::closed once the connection closes. From another thread it is posted to the
     /// socket's worker (dropped if the socket has gone by then) and does not wait.
-    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
-        send_event(event, data, nullptr);
-        auto& t = *transport_;
-        if (t.on_own_thread() && t.above_high_water()) return t.drained();
-        return detail::done();
-    }
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) { return emit_as(event, data, true); }
+
+    /// What compress() returns: emit() as the socket's, with its compression choice.
+    struct compressed_emitter {
+        socket& s;
+        bool compress;
+        asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return s.emit_as(event, data, compress); }
+    };
+    /// Socket.IO's socket.compress(false).emit(...): with false, the emit goes uncompressed where
+    /// permessage-deflate would compress it (a secret beside text an attacker chose; README:
+    /// Compression).
+    compressed_emitter compress(bool on) { return {*this, on}; }
 
     /// Bytes queued for this socket and not yet taken by the kernel.
     std::size_t buffered_amount() const noexcept { return transport_->buffered(); }
@@ -6733,8 +7450,15 @@ private:
     friend struct detail::dispatcher;
     friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
-    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0, bool spread = false);
-    void send_text(std::string text);   // on the socket's thread, or posted there
+    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0, bool spread = false,
+                    bool compress = true);
+    void send_text(std::string text, bool compress = true);   // on the socket's thread, or posted there
+    asio::awaitable<void> emit_as(std::string_view event, const json& data, bool compress) {
+        send_event(event, data, nullptr, 0, false, compress);
+        auto& t = *transport_;
+        if (t.on_own_thread() && t.above_high_water()) return t.drained();
+        return detail::done();
+    }
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
     void answer_exception(const json& data, const json& id);
@@ -7222,16 +7946,17 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     members->remove(s, room);
 }
 
-inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack, bool spread) {
+inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack, bool spread,
+                               bool compress) {
     if (ack == 0 && !transport_->session_pid().empty()) {
         // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
         kept_broadcast b;
         b.rooms.push_back(id_);
         auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::string_view offset) {
-            return codec_->prepare_kept(event, data, spread, offset);
+            return codec_->prepare_kept(event, data, spread, offset, compress);
         });
         if (kept) {
-            send_text(kept->text());
+            send_text(kept->text(), compress);
             return;
         }
         // A store kept in the cluster: the emit is a broadcast to its id-room, which the
@@ -7239,21 +7964,21 @@ inline void socket::send_event(std::string_view event, const json& data, const j
         const std::vector<std::string> own{id_}, none;
         const std::vector<const socket*> nobody;
         ns_.members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns_.owner->wire.get(),
-                                                                         ns_.sio_wire.get(), nullptr, spread),
+                                                                         ns_.sio_wire.get(), nullptr, spread, compress),
                                selection_spec{own, none, nobody}, false);
         return;
     }
-    send_text(codec_->encode(event, data, id, ack, spread));
+    send_text(codec_->encode(event, data, id, ack, spread), compress);
 }
 
-inline void socket::send_text(std::string text) {
+inline void socket::send_text(std::string text, bool compress) {
     if (transport_->on_own_thread()) {
-        transport_->send_text(std::move(text));
+        transport_->send_text(std::move(text), compress);
         return;
     }
-    asio::post(transport_->executor(), [t = transport_, text = std::move(text)]() mutable {
+    asio::post(transport_->executor(), [t = transport_, text = std::move(text), compress]() mutable {
         if (!t->is_open()) return;   // gone meanwhile, as a broadcast would skip it
-        t->send_text(std::move(text));
+        t->send_text(std::move(text), compress);
     });
 }
 
@@ -7722,11 +8447,11 @@ inline asio::awaitable<void> target::emit(std::string_view event, const json& da
             b.except_rooms = except_rooms_;
             for (const socket* s : except_sockets_) b.except_rooms.push_back(s->id());
             kept = store->append(ns->path, std::move(b), [&](std::string_view offset) {
-                return ns->sio_wire->prepare_kept(event, data, false, offset);
+                return ns->sio_wire->prepare_kept(event, data, false, offset, compress_);
             });
         }
         ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(),
-                                                                         ns->sio_wire.get(), std::move(kept)),
+                                                                         ns->sio_wire.get(), std::move(kept), false, compress_),
                                spec(), droppable_);
     }
     return detail::done();
@@ -8397,10 +9122,11 @@ public:
     bool answers_unknown() const noexcept override { return false; }
 
     /// The event with its offset as one more argument, which the client keeps as its last offset.
-    std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const override {
+    std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset,
+                                                 bool compress = true) const override {
         json args = spread && data.is_array() ? data : json::array({data});
         args.push_back(offset);
-        return std::make_shared<const prepared>(encode(name, args, nullptr, 0, true));
+        return std::make_shared<const prepared>(encode(name, args, nullptr, 0, true), compress);
     }
 
 private:
@@ -8475,10 +9201,10 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
     void abandon() override;
 
     /// Sends a packet (with its attachments, if any) on the session.
-    void send(std::string packet) {
+    void send(std::string packet, bool compress = true) {
         if (!engine_->is_open()) return;
         if (packet.find('\0') == std::string::npos) {
-            engine_->send_text(std::move(packet));
+            engine_->send_text(std::move(packet), compress);
             return;
         }
         std::string_view text;
@@ -8575,9 +9301,9 @@ public:
         }
         if (ended_) std::move(sink_)->on_end();
     }
-    void send_text(std::string text) override {
+    void send_text(std::string text, bool compress = true) override {
         if (!is_open()) throw std::system_error(errc::closed);
-        client_->send(std::move(text));
+        client_->send(std::move(text), compress);
     }
     void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override {
         if (is_open()) client_->send_prepared(p, droppable);

@@ -9,6 +9,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(
   g++ meson ninja-build pkg-config   # compiler and build
   libasio-dev libssl-dev             # standalone Asio, OpenSSL (SHA-1, base64, TLS)
+  zlib1g-dev                         # permessage-deflate and gzip polling responses (GATEWAY_DEFLATE)
   nlohmann-json3-dev                 # JSON for the gateway's events
   libgtest-dev                       # GoogleTest
   libhiredis-dev redis-server        # the Redis client's RESP reader, and a real server for its tests

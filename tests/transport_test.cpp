@@ -57,7 +57,7 @@ public:
 
     // ---- the transport ----
     void start(std::shared_ptr<gw::transport_sink> sink) override { sink_ = std::move(sink); }
-    void send_text(std::string text) override {
+    void send_text(std::string text, bool = true) override {
         if (!open_) throw std::system_error(gw::errc::closed);
         push(std::move(text));
     }

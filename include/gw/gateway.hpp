@@ -24,6 +24,7 @@
 #include "protocol/ws_frame.hpp"
 #include "protocol/http.hpp"
 #include "protocol/ws_handshake.hpp"
+#include "protocol/deflate.hpp"
 #include "protocol/json_fast.hpp"
 #include "protocol/prepared.hpp"
 #include "protocol/engineio.hpp"

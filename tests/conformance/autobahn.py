@@ -63,6 +63,8 @@ import base64
 import codecs
 import fnmatch
 import hashlib
+import json
+import math
 import os
 import random
 import re
@@ -73,6 +75,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+import zlib
 
 DEFAULT_TIMEOUT = 10.0   # seconds per case
 BIG_TIMEOUT = 60.0       # seconds per case in category 9
@@ -139,15 +143,16 @@ def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, key=None):
     return hdr + key + mask_bytes(payload, key)
 
 
-def fragments(opcode, payload, size):
-    """Frames carrying payload as one message in fragments of `size` bytes."""
+def fragments(opcode, payload, size, rsv=0):
+    """Frames carrying payload as one message in fragments of `size` bytes; `rsv` goes on
+    the first frame only (RSV1 there marks a compressed message)."""
     payload = bytes(payload)
     pieces = [payload[i:i + size] for i in range(0, len(payload), size)] or [b""]
     keys = os.urandom(4 * len(pieces))
     out = []
     for i, piece in enumerate(pieces):
-        out.append(frame(opcode if i == 0 else OP_CONT, piece,
-                         fin=(i == len(pieces) - 1), key=keys[4 * i:4 * i + 4]))
+        out.append(frame(opcode if i == 0 else OP_CONT, piece, fin=(i == len(pieces) - 1),
+                         rsv=rsv if i == 0 else 0, key=keys[4 * i:4 * i + 4]))
     return out
 
 

@@ -16,11 +16,16 @@
 // (Debian: nlohmann-json3-dev); the WebSocket core needs only Asio and OpenSSL.
 // GATEWAY_REDIS: add the Redis client (gw::redis::client, gw::redis::subscriber), which needs
 // hiredis for RESP (Debian: libhiredis-dev; link with -lhiredis).
+// GATEWAY_DEFLATE: permessage-deflate (RFC 7692) and compressed Engine.IO polling responses, which
+// need zlib (Debian: zlib1g-dev; link with -lz). Without it, gw::deflate_mode::off is the only mode.
 
 #include <openssl/evp.h>  // base64 (EVP_EncodeBlock / EVP_DecodeBlock)
 #include <openssl/rand.h> // masking keys, handshake nonces and socket ids
 #include <openssl/sha.h>  // SHA-1 for Sec-WebSocket-Accept
 #include <unistd.h>       // close(), for an accepted descriptor no loop could take
+#if defined(GATEWAY_DEFLATE)
+#include <zlib.h>         // permessage-deflate and gzip: raw DEFLATE streams
+#endif
 
 #include <algorithm>      // std::min, std::find_if
 #include <any>            // data an application attaches to a connection
@@ -35,6 +40,7 @@
 #include <cstddef>        // std::size_t, std::ptrdiff_t
 #include <cstdint>        // fixed-width integers of the wire format
 #include <cstdio>         // std::snprintf for metrics' numbers
+#include <cstdlib>        // std::malloc for zlib's counted allocator, std::strtod for q-values
 #include <cstring>        // std::memcpy for word-wise masking
 #include <deque>          // ready connections waiting for accept()
 #include <exception>      // std::exception_ptr from co_spawn

@@ -32,8 +32,9 @@ public:
     /// of a format like NestJS's costs no allocation for it.
     virtual std::unique_ptr<decoder> make_decoder() const { return nullptr; }
     /// An event encoded once for many recipients (a broadcast): no id, no acknowledgement.
-    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data, bool spread = false) const {
-        return std::make_shared<const prepared>(encode(name, data, nullptr, 0, spread));
+    /// compress: false when the emit asked for no compression.
+    std::shared_ptr<const prepared> prepare(std::string_view name, const json& data, bool spread = false, bool compress = true) const {
+        return std::make_shared<const prepared>(encode(name, data, nullptr, 0, spread), compress);
     }
     /// Decodes a message; on failure returns nullopt and says what was wrong in error.
     virtual std::optional<event> decode(const message& m, std::string& error) const = 0;
@@ -48,9 +49,10 @@ public:
     }
     /// A broadcast kept for connection-state recovery, with its offset: Socket.IO sends the offset
     /// as the event's last argument (the client remembers it); other formats ignore it.
-    virtual std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const {
+    virtual std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset,
+                                                         bool compress = true) const {
         (void)offset;
-        return prepare(name, data, spread);
+        return prepare(name, data, spread, compress);
     }
     /// True when a message that does not decode ends the connection (Socket.IO's rule), false when
     /// the client is told with an exception event (NestJS's).
@@ -66,9 +68,10 @@ class broadcast_message {
 public:
     /// second_made: the second codec's form when it is made already (a broadcast kept for recovery);
     /// spread: data is a list of arguments (gw::event::spread), as a broadcast from another node may be.
+    /// compress: false when the emit asked for no compression (compress(false)).
     broadcast_message(std::string name, json data, const codec* first, const codec* second,
-                      std::shared_ptr<const prepared> second_made = nullptr, bool spread = false)
-        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second}, spread_(spread) {
+                      std::shared_ptr<const prepared> second_made = nullptr, bool spread = false, bool compress = true)
+        : name_(std::move(name)), data_(std::move(data)), codecs_{first, second}, spread_(spread), compress_(compress) {
         if (second_made) {
             forms_[1].made = std::move(second_made);
             forms_[1].ready.store(true, std::memory_order_release);
@@ -78,6 +81,7 @@ public:
     const std::string& name() const noexcept { return name_; }
     const json& data() const noexcept { return data_; }
     bool spread() const noexcept { return spread_; }
+    bool compress() const noexcept { return compress_; }
 
     /// The message as recipients of codec c share it, or nullptr when c is neither of the two
     /// (the caller encodes it for its one recipient).
@@ -87,7 +91,7 @@ public:
             auto& f = forms_[i];
             if (!f.ready.load(std::memory_order_acquire))
                 std::call_once(f.once, [&] {
-                    f.made = c.prepare(name_, data_, spread_);
+                    f.made = c.prepare(name_, data_, spread_, compress_);
                     f.ready.store(true, std::memory_order_release);
                 });
             return &f.made;
@@ -97,7 +101,7 @@ public:
     /// The message for a recipient of codec c.
     void send_to(transport& t, const codec& c, bool droppable) const {
         if (auto* p = shared_for(c)) t.send_prepared(*p, droppable);
-        else t.send_prepared(c.prepare(name_, data_, spread_), droppable);
+        else t.send_prepared(c.prepare(name_, data_, spread_, compress_), droppable);
     }
 
 private:
@@ -109,7 +113,7 @@ private:
     std::string name_;
     json data_;
     std::array<const codec*, 2> codecs_;
-    bool spread_ = false;
+    bool spread_ = false, compress_ = true;
     mutable std::array<form, 2> forms_;
 };
 

@@ -458,11 +458,11 @@ inline asio::awaitable<void> target::emit(std::string_view event, const json& da
             b.except_rooms = except_rooms_;
             for (const socket* s : except_sockets_) b.except_rooms.push_back(s->id());
             kept = store->append(ns->path, std::move(b), [&](std::string_view offset) {
-                return ns->sio_wire->prepare_kept(event, data, false, offset);
+                return ns->sio_wire->prepare_kept(event, data, false, offset, compress_);
             });
         }
         ns->members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns->owner->wire.get(),
-                                                                         ns->sio_wire.get(), std::move(kept)),
+                                                                         ns->sio_wire.get(), std::move(kept), false, compress_),
                                spec(), droppable_);
     }
     return detail::done();

@@ -55,12 +55,18 @@ public:
     /// options.outbox_high_water (a streaming handler goes at its client's pace), and it throws
     /// gw::errc::closed once the connection closes. From another thread it is posted to the
     /// socket's worker (dropped if the socket has gone by then) and does not wait.
-    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) {
-        send_event(event, data, nullptr);
-        auto& t = *transport_;
-        if (t.on_own_thread() && t.above_high_water()) return t.drained();
-        return detail::done();
-    }
+    asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) { return emit_as(event, data, true); }
+
+    /// What compress() returns: emit() as the socket's, with its compression choice.
+    struct compressed_emitter {
+        socket& s;
+        bool compress;
+        asio::awaitable<void> emit(std::string_view event, const json& data = nullptr) const { return s.emit_as(event, data, compress); }
+    };
+    /// Socket.IO's socket.compress(false).emit(...): with false, the emit goes uncompressed where
+    /// permessage-deflate would compress it (a secret beside text an attacker chose; README:
+    /// Compression).
+    compressed_emitter compress(bool on) { return {*this, on}; }
 
     /// Bytes queued for this socket and not yet taken by the kernel.
     std::size_t buffered_amount() const noexcept { return transport_->buffered(); }
@@ -149,8 +155,15 @@ private:
     friend struct detail::dispatcher;
     friend class detail::local_adapter;
     using detail_outcome = detail::outcome;
-    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0, bool spread = false);
-    void send_text(std::string text);   // on the socket's thread, or posted there
+    void send_event(std::string_view event, const json& data, const json& id, std::int64_t ack = 0, bool spread = false,
+                    bool compress = true);
+    void send_text(std::string text, bool compress = true);   // on the socket's thread, or posted there
+    asio::awaitable<void> emit_as(std::string_view event, const json& data, bool compress) {
+        send_event(event, data, nullptr, 0, false, compress);
+        auto& t = *transport_;
+        if (t.on_own_thread() && t.above_high_water()) return t.drained();
+        return detail::done();
+    }
     /// A handler's reply, or an exception event; dropped when the socket has closed meanwhile.
     void answer(const event& request, detail_outcome&& out);
     void answer_exception(const json& data, const json& id);

@@ -237,10 +237,11 @@ public:
     bool answers_unknown() const noexcept override { return false; }
 
     /// The event with its offset as one more argument, which the client keeps as its last offset.
-    std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset) const override {
+    std::shared_ptr<const prepared> prepare_kept(std::string_view name, const json& data, bool spread, std::string_view offset,
+                                                 bool compress = true) const override {
         json args = spread && data.is_array() ? data : json::array({data});
         args.push_back(offset);
-        return std::make_shared<const prepared>(encode(name, args, nullptr, 0, true));
+        return std::make_shared<const prepared>(encode(name, args, nullptr, 0, true), compress);
     }
 
 private:
@@ -315,10 +316,10 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
     void abandon() override;
 
     /// Sends a packet (with its attachments, if any) on the session.
-    void send(std::string packet) {
+    void send(std::string packet, bool compress = true) {
         if (!engine_->is_open()) return;
         if (packet.find('\0') == std::string::npos) {
-            engine_->send_text(std::move(packet));
+            engine_->send_text(std::move(packet), compress);
             return;
         }
         std::string_view text;
@@ -415,9 +416,9 @@ public:
         }
         if (ended_) std::move(sink_)->on_end();
     }
-    void send_text(std::string text) override {
+    void send_text(std::string text, bool compress = true) override {
         if (!is_open()) throw std::system_error(errc::closed);
-        client_->send(std::move(text));
+        client_->send(std::move(text), compress);
     }
     void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override {
         if (is_open()) client_->send_prepared(p, droppable);

@@ -122,16 +122,17 @@ inline void detail::namespace_state::leave(socket& s, const std::string& room) {
     members->remove(s, room);
 }
 
-inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack, bool spread) {
+inline void socket::send_event(std::string_view event, const json& data, const json& id, std::int64_t ack, bool spread,
+                               bool compress) {
     if (ack == 0 && !transport_->session_pid().empty()) {
         // Connection-state recovery: kept, with an offset, as a broadcast to its id-room would be.
         kept_broadcast b;
         b.rooms.push_back(id_);
         auto kept = ns_.owner->socketio.recovery.store->append(ns_.path, std::move(b), [&](std::string_view offset) {
-            return codec_->prepare_kept(event, data, spread, offset);
+            return codec_->prepare_kept(event, data, spread, offset, compress);
         });
         if (kept) {
-            send_text(kept->text());
+            send_text(kept->text(), compress);
             return;
         }
         // A store kept in the cluster: the emit is a broadcast to its id-room, which the
@@ -139,21 +140,21 @@ inline void socket::send_event(std::string_view event, const json& data, const j
         const std::vector<std::string> own{id_}, none;
         const std::vector<const socket*> nobody;
         ns_.members->broadcast(std::make_shared<const broadcast_message>(std::string(event), data, ns_.owner->wire.get(),
-                                                                         ns_.sio_wire.get(), nullptr, spread),
+                                                                         ns_.sio_wire.get(), nullptr, spread, compress),
                                selection_spec{own, none, nobody}, false);
         return;
     }
-    send_text(codec_->encode(event, data, id, ack, spread));
+    send_text(codec_->encode(event, data, id, ack, spread), compress);
 }
 
-inline void socket::send_text(std::string text) {
+inline void socket::send_text(std::string text, bool compress) {
     if (transport_->on_own_thread()) {
-        transport_->send_text(std::move(text));
+        transport_->send_text(std::move(text), compress);
         return;
     }
-    asio::post(transport_->executor(), [t = transport_, text = std::move(text)]() mutable {
+    asio::post(transport_->executor(), [t = transport_, text = std::move(text), compress]() mutable {
         if (!t->is_open()) return;   // gone meanwhile, as a broadcast would skip it
-        t->send_text(std::move(text));
+        t->send_text(std::move(text), compress);
     });
 }
 

@@ -47,6 +47,13 @@ public:
         local_ = true;
         return std::move(*this);
     }
+    /// compress(false) sends the emit uncompressed where permessage-deflate would compress it
+    /// (Socket.IO's compress flag): for a message that carries a secret beside text an attacker
+    /// chose (README: Compression). compress(true) is the default.
+    target compress(bool on) && {
+        compress_ = on;
+        return std::move(*this);
+    }
 
     /// Sends the event to every recipient: queued for those of this worker before emit() returns
     /// (so the target may be a temporary) and posted, once per worker, to the other workers; the
@@ -79,6 +86,7 @@ private:
     std::vector<const socket*> except_sockets_;
     bool droppable_ = false;   // as_volatile()
     bool local_ = false;       // as_local()
+    bool compress_ = true;     // compress()
     selection_spec spec() const noexcept;   // the target as adapters read it
 };
 

@@ -25,6 +25,7 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     using asio::experimental::as_tuple;
     auto u = detail::parse_url(url);
     if (!u) throw std::system_error(errc::bad_url, std::string(url));
+    detail::require_deflate_built(opts.deflate);
     auto ex = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver(ex);
     auto endpoints = co_await resolver.async_resolve(u->host, u->port, asio::use_awaitable);
@@ -67,7 +68,7 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     std::array<unsigned char, 16> nonce;
     detail::random_bytes(nonce.data(), nonce.size());
     const std::string key = detail::base64_encode(nonce);
-    const std::string req = detail::upgrade_request(*u, key, opts.subprotocols, opts.headers);
+    const std::string req = detail::upgrade_request(*u, key, opts.subprotocols, opts.headers, detail::deflate_offer(opts.deflate));
     ec = co_await c->write_raw(req);
     if (ec) throw fail(ec, "send upgrade request");
     std::string head, rest;
@@ -75,9 +76,10 @@ inline asio::awaitable<connection> connect(std::string_view url, client_options 
     if (!co_await detail::read_head(*c, opts.max_header_bytes, head, rest, too_big))
         throw fail(too_big ? make_error_code(errc::handshake_failed) : make_error_code(errc::connection_lost),
                    too_big ? "upgrade response too large" : "read upgrade response");
-    auto reply = detail::check_upgrade_response(head, key, opts.subprotocols);
+    auto reply = detail::check_upgrade_response(head, key, opts.subprotocols, opts.deflate);
     if (!reply.error.empty()) throw std::system_error(errc::handshake_failed, reply.error);
     c->subprotocol_ = std::move(reply.subprotocol);
+    if (reply.deflate) c->deflate_ = std::make_unique<detail::deflate_session>(*reply.deflate, opts.deflate, detail::role::client);
     c->consume_early(rest);
     co_return connection(std::move(c));
 }

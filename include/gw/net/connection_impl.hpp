@@ -7,6 +7,7 @@
 #include "../core/vocabulary.hpp"
 #include "../protocol/utf8.hpp"
 #include "../protocol/ws_frame.hpp"
+#include "../protocol/deflate.hpp"
 #include "outbox.hpp"
 #include "server_context.hpp"
 #include "transport.hpp"
@@ -146,6 +147,8 @@ public:
     // ---- handshake ----
     http_request request_;
     std::string subprotocol_;
+    /// permessage-deflate, when the handshake agreed it: a connection without it pays this pointer.
+    std::unique_ptr<deflate_session> deflate_;
 
     /// Writes bytes outside the frame writer: the handshake's HTTP messages.
     asio::awaitable<std::error_code> write_raw(std::string_view bytes) {
@@ -215,8 +218,9 @@ public:
                 frame_header h;
                 close_code code{};
                 const bool masked = role_ == role::server;
+                const std::uint8_t rsv = deflate_ ? 0x40 : 0;
                 if (hdr_len_ == 0) {
-                    auto st = decode_header({p, n}, masked, h, code);
+                    auto st = decode_header({p, n}, masked, h, code, rsv);
                     if (st == decode_status::error) return fail(code);
                     if (st == decode_status::need_more) {
                         std::memcpy(hdr_buf_.data(), p, n);
@@ -227,7 +231,7 @@ public:
                 } else {
                     const std::size_t take = std::min(n, max_frame_header - hdr_len_);
                     std::memcpy(hdr_buf_.data() + hdr_len_, p, take);
-                    auto st = decode_header({hdr_buf_.data(), hdr_len_ + take}, masked, h, code);
+                    auto st = decode_header({hdr_buf_.data(), hdr_len_ + take}, masked, h, code, rsv);
                     if (st == decode_status::error) return fail(code);
                     if (st == decode_status::need_more) {
                         hdr_len_ = static_cast<std::uint8_t>(hdr_len_ + take);
@@ -247,7 +251,7 @@ public:
                 into.append(reinterpret_cast<const char*>(p), k);
                 auto* dst = reinterpret_cast<unsigned char*>(into.data()) + old;
                 if (frame_.masked) frame_.phase = static_cast<std::uint8_t>(apply_mask(dst, k, frame_.mask, frame_.phase));
-                if (&into == &message_ && !message_binary_ && !utf8_.feed({dst, k}))
+                if (&into == &message_ && !message_binary_ && !message_compressed_ && !utf8_.feed({dst, k}))
                     return fail(close_code::invalid_payload);
                 p += k, n -= k;
                 frame_.remaining -= k;
@@ -259,6 +263,8 @@ public:
     }
 
     bool start_frame(const frame_header& h) {
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 section 6.1).
+        if (h.rsv && (is_control(h.op) || h.op == opcode::continuation)) return fail(close_code::protocol_error);
         if (is_control(h.op)) {
             control_.clear();
         } else if (h.op == opcode::continuation) {
@@ -268,6 +274,7 @@ public:
             if (in_message_) return fail(close_code::protocol_error);
             in_message_ = true;
             message_binary_ = h.op == opcode::binary;
+            message_compressed_ = h.rsv != 0;
             message_.clear();
             utf8_.reset();
             fragments_ = 1;
@@ -309,7 +316,8 @@ public:
         }
         default:
             if (!frame_.fin) return true;
-            if (!message_binary_ && !utf8_.complete()) return fail(close_code::invalid_payload);
+            if (message_compressed_ && !inflate_message()) return false;
+            else if (!message_compressed_ && !message_binary_ && !utf8_.complete()) return fail(close_code::invalid_payload);
             inbox_.push_back(message{std::move(message_), message_binary_});
             ++messages_in_;
             if (server_) server_->loops[loop_].messages_in.add();
@@ -317,6 +325,21 @@ public:
             in_message_ = false;
             return true;
         }
+    }
+
+    /// A compressed message, complete: inflated within the message limit (beyond it 1009, before
+    /// any more is allocated), its text checked as UTF-8 (1007). Data that is not DEFLATE fails a
+    /// text message with 1007 and a binary one with 1002.
+    bool inflate_message() {
+        std::string plain;
+        switch (deflate_->inflate(message_, limits_.message, plain)) {
+        case inflate_status::too_big: return fail(close_code::message_too_big);
+        case inflate_status::bad_data: return fail(message_binary_ ? close_code::protocol_error : close_code::invalid_payload);
+        case inflate_status::ok: break;
+        }
+        if (!message_binary_ && !is_valid_utf8(plain)) return fail(close_code::invalid_payload);
+        message_ = std::move(plain);
+        return true;
     }
 
     /// Records why the peer failed. The close frame goes out from finish(), after the messages that
@@ -377,7 +400,7 @@ public:
     } frame_;
     std::array<unsigned char, max_frame_header> hdr_buf_{};
     std::uint8_t hdr_len_ = 0;
-    bool in_message_ = false, message_binary_ = false;
+    bool in_message_ = false, message_binary_ = false, message_compressed_ = false;
     std::size_t fragments_ = 0;   // frames of the message being read
     bool receiving_ = false;       // a receive() (or close()'s drain) owns the reader
     bool non_blocking_ = false;
@@ -392,9 +415,18 @@ public:
 
     /// Queues a frame the application asked for; a closing or closed connection refuses it. A
     /// frame beyond max_outbox_bytes meets the overflow policy instead.
-    void send_frame(opcode op, std::string payload) {
+    /// With permessage-deflate, a data message over the threshold goes compressed unless compress
+    /// is false; it is compressed only once admitted, so a dedicated compressor's history holds
+    /// exactly what the peer receives.
+    void send_frame(opcode op, std::string payload, bool compress = true) {
         if (!can_send()) throw std::system_error(errc::closed);
         if (!admit_or_overflow(payload.size() + max_frame_header)) return;
+        if (deflate_ && !is_control(op) && deflate_->wants(payload.size(), compress)) {
+            std::string packed;
+            deflate_->compress(payload, packed);
+            queue_frame(op, std::move(packed), true);
+            return;
+        }
         queue_frame(op, std::move(payload));
     }
 
@@ -450,15 +482,15 @@ public:
         if (on_drain_) on_drain_(drain_context_);
     }
 
-    void queue_frame(opcode op, std::string payload) {
+    void queue_frame(opcode op, std::string payload, bool compressed = false) {
         out_frame f;
         if (role_ == role::client) {
             std::array<unsigned char, 4> key;
             random_bytes(key.data(), 4);
             apply_mask(reinterpret_cast<unsigned char*>(payload.data()), payload.size(), key);
-            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size(), &key));
+            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size(), &key, compressed));
         } else {
-            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size()));
+            f.head_size = static_cast<std::uint8_t>(encode_header(f.head.data(), op, true, payload.size(), nullptr, compressed));
         }
         f.payload = std::move(payload);
         push(std::move(f));
@@ -484,16 +516,48 @@ public:
     /// Queues a complete frame whose bytes other connections share (a broadcast, framed once).
     /// A droppable one (volatile) skips a connection above its high-water mark.
     void send_shared(std::shared_ptr<const std::string> frame, bool droppable = false) {
-        if (!can_send()) return;   // a broadcast skips sockets that are closing
-        if (droppable && buffered() >= high_water_) {
-            ++dropped_;
-            if (server_) server_->loops[loop_].dropped.add();
-            return;
-        }
-        if (!admit_or_overflow(frame->size())) return;
+        if (!admit_shared(frame->size(), droppable)) return;
         out_frame f;
         f.shared = std::move(frame);
         push(std::move(f));
+    }
+
+    /// Whether a broadcast of n bytes is queued: not once closing, not when droppable above the
+    /// high-water mark, not beyond max_outbox_bytes (the overflow policy applies).
+    bool admit_shared(std::size_t n, bool droppable) {
+        if (!can_send()) return false;   // a broadcast skips sockets that are closing
+        if (droppable && buffered() >= high_water_) {
+            ++dropped_;
+            if (server_) server_->loops[loop_].dropped.add();
+            return false;
+        }
+        return admit_or_overflow(n);
+    }
+
+    /// A prepared message as this connection frames it (prefix: "4" for an Engine.IO message
+    /// packet, or none): compressed when deflate is agreed and the message is over the threshold
+    /// and may be; the frame every connection shares when its compressed frames are those of any
+    /// other, else compressed here, once admitted.
+    void send_prepared_as(const prepared& p, std::string_view prefix, bool droppable) {
+        if (!deflate_ || !deflate_->wants(prefix.size() + p.text().size(), p.compress())) {
+            send_shared(prefix.empty() ? p.websocket_frame() : p.engineio_frame(), droppable);
+            return;
+        }
+        if (deflate_->shares_frames()) {
+            send_shared(prefix.empty() ? p.deflated_websocket_frame(*deflate_) : p.deflated_engineio_frame(*deflate_), droppable);
+            return;
+        }
+        if (!admit_shared(prefix.size() + p.text().size() + max_frame_header, droppable)) return;
+        std::string packed;
+        if (prefix.empty()) {
+            deflate_->compress(p.text(), packed);
+        } else {
+            std::string whole;
+            whole.reserve(prefix.size() + p.text().size());
+            whole.append(prefix).append(p.text());
+            deflate_->compress(whole, packed);
+        }
+        queue_frame(opcode::text, std::move(packed), true);
     }
 
     void send_close(close_code code, std::string_view reason) {
@@ -732,8 +796,8 @@ public:
 
     // ---- the rest of the transport (net/transport.hpp) ----
     void start(std::shared_ptr<transport_sink> sink) override;
-    void send_text(std::string text) override { send_frame(opcode::text, std::move(text)); }
-    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override { send_shared(p->websocket_frame(), droppable); }
+    void send_text(std::string text, bool compress = true) override { send_frame(opcode::text, std::move(text), compress); }
+    void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override { send_prepared_as(*p, {}, droppable); }
     asio::awaitable<void> drained() override { return wait_drained(); }
     void on_drain(void (*callback)(void*), void* context) override {
         on_drain_ = callback;

@@ -53,6 +53,13 @@ struct options {
     std::size_t max_packets_per_poll = 16;
     cors_options cors{};
     cookie_options cookie{};
+    /// permessage-deflate on the WebSocket transport, as gw::options::deflate (the reference
+    /// server's perMessageDeflate: off by default).
+    deflate_options per_message_deflate{};
+    /// Polling responses of at least this many bytes go compressed with gzip or deflate when the
+    /// request's Accept-Encoding takes one (the reference server's httpCompression, threshold 1024);
+    /// 0 turns it off. Needs the GATEWAY_DEFLATE knob (without it, nothing is compressed).
+    std::size_t http_compression_threshold = 1024;
     /// Sees each handshake (not the later requests of a session): nullopt lets it in, a message
     /// refuses it with 403 {"code":4,"message":...} ("" for "Forbidden"). It may set
     /// request.attachment, which the session keeps.
@@ -131,6 +138,18 @@ struct eio_state {
         return it == sessions.end() ? nullptr : it->second.first;
     }
 };
+
+/// A polling response's body compressed as the request accepts (gzip, or deflate), when it is at
+/// least the threshold long: the reference server's httpCompression.
+inline void compress_body(const http_request& req, const engineio::options& o, http_response& r) {
+    if (!deflate_built || o.http_compression_threshold == 0 || r.body.size() < o.http_compression_threshold) return;
+    const auto accept = req.header("Accept-Encoding");
+    if (!accept) return;
+    const http_encoding e = pick_encoding(*accept);
+    if (e == http_encoding::identity) return;
+    r.body = http_compress(r.body, e);
+    r.headers.emplace_back("Content-Encoding", std::string(encoding_name(e)));
+}
 
 /// One Engine.IO session: its transport (polling, or a WebSocket), the packets waiting for a
 /// poll, the probe of an upgrade, and the heartbeat. Lives on one loop; every call is made there.
@@ -220,6 +239,7 @@ public:
         }
         r.body = take_payload();
         r.content_type = "text/plain; charset=UTF-8";
+        compress_body(c->request_, st_->opts, r);
         const bool ok = co_await respond(*c, r);
         if (!ok && !ended()) end("transport error");
         co_return ok;
@@ -355,9 +375,9 @@ public:
         }
         if (ended() && sink_) std::move(sink_)->on_end();
     }
-    void send_text(std::string text) override {
+    void send_text(std::string text, bool compress = true) override {
         if (!is_open()) throw std::system_error(errc::closed);
-        send_packet(packet_type::message, std::move(text), false);
+        send_packet(packet_type::message, std::move(text), false, compress);
     }
     void send_binary(std::string bytes) {
         if (!is_open()) throw std::system_error(errc::closed);
@@ -366,7 +386,7 @@ public:
     void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override {
         if (!is_open()) return;
         if (ws_) {
-            ws_->send_shared(p->engineio_frame(), droppable);
+            ws_->send_prepared_as(*p, "4", droppable);
             return;
         }
         // Volatile: only when the client can take it now (a poll is waiting) and it is not behind.
@@ -512,7 +532,7 @@ private:
         ws_->on_drain(drain_callback_, drain_context_);
         ws_->set_overflow(drop_when_full_ ? overflow::drop : overflow::close);
         for (auto& q : queue_) {
-            if (q.shared) ws_->send_shared(q.shared->engineio_frame());
+            if (q.shared) ws_->send_prepared_as(*q.shared, "4", false);
             else if (q.binary) ws_->queue_frame(opcode::binary, std::move(q.data));
             else ws_->queue_frame(opcode::text, eio::encode_text(q.type, q.data));
         }
@@ -563,10 +583,10 @@ private:
         }
     }
 
-    void send_packet(packet_type type, std::string data, bool binary) {
+    void send_packet(packet_type type, std::string data, bool binary, bool compress = true) {
         if (ws_) {
-            if (binary) ws_->send_frame(opcode::binary, std::move(data));
-            else ws_->send_frame(opcode::text, eio::encode_text_in_place(type, std::move(data)));
+            if (binary) ws_->send_frame(opcode::binary, std::move(data), compress);
+            else ws_->send_frame(opcode::text, eio::encode_text_in_place(type, std::move(data)), compress);
             return;
         }
         if (!admit(data.size() + 1)) return;
@@ -851,7 +871,10 @@ private:
         if (!a) co_return co_await refuse(*c, eio::error_code::session_unknown, false, keep);
         if (a->status >= 400) st_->shared->rejected(a->status, "Engine.IO: answered by the session's node", &req);
         http_response r{a->status, std::move(a->body), a->content_type};
-        if (a->status == 200) r.headers.emplace_back("Cache-Control", "no-store");
+        if (a->status == 200) {
+            r.headers.emplace_back("Cache-Control", "no-store");
+            if (held) compress_body(req, st_->opts, r);
+        }
         add_cors(req, r, false);
         co_return co_await answer(*c, r, keep);
     }
@@ -936,7 +959,7 @@ private:
             std::optional<http_response> upgrade(request_head&) const { return std::nullopt; }
             std::optional<std::string> subprotocol(request_head&) const { return std::string(); }
         };
-        auto a = answer_handshake(c->request_, {}, hooks{});
+        auto a = answer_handshake(c->request_, {0, true, &st_->opts.per_message_deflate}, hooks{});
         if (!a.accepted) {
             st_->shared->rejected(a.refusal.status, c->request_.path(), &c->request_);
             co_await detail::refuse(*c, a.refusal);
@@ -946,6 +969,7 @@ private:
         // Larger messages than max_payload close the WebSocket (1009), as Engine.IO's.
         c->limits_.message = std::min(c->limits_.message, st_->opts.max_payload);
         c->limits_.frame = std::min(c->limits_.frame, st_->opts.max_payload);
+        if (a.deflate) c->deflate_ = std::make_unique<deflate_session>(a.deflate->params, st_->opts.per_message_deflate, role::server);
         start_websocket(*c, std::move(a.head), rest);
         rest.clear();
         co_return true;
@@ -1066,6 +1090,7 @@ public:
         auto& s = *on.st_;
         if (s.opts.workers > 1 && !opts.on_connection)
             throw std::invalid_argument("gw::engineio::server: with several workers, set options.on_connection (accept() serves one loop)");
+        detail::require_deflate_built(opts.per_message_deflate);
         if (s.opts.tls && s.loops.size() > 1)
             throw std::invalid_argument("gw::engineio::server: Engine.IO over TLS needs workers = 1 (a polling session's requests "
                                         "must reach its loop; terminate TLS at a proxy to use more)");

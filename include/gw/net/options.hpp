@@ -4,6 +4,7 @@
 #include "../detail/asio.hpp"
 #include "../core/vocabulary.hpp"
 #include "../protocol/http.hpp"
+#include "../protocol/deflate.hpp"
 #include "http_request.hpp"
 
 namespace gw::inline v0 {
@@ -60,6 +61,9 @@ struct options {
 
     /// wss:// when set: a server context with certificate and key (see gw::tls_server_context).
     std::shared_ptr<asio::ssl::context> tls{};
+    /// permessage-deflate (RFC 7692), off by default: see gw::deflate_mode and README's
+    /// "Compression". Modes other than off need the GATEWAY_DEFLATE knob.
+    deflate_options deflate{};
 
     /// Sees every upgrade request before it is accepted; return a response to refuse it (401, 403, ...).
     /// It may set request.attachment, which the connection keeps.
@@ -95,6 +99,9 @@ struct client_options {
     std::chrono::milliseconds close_timeout{5'000};
     /// For wss://: nullptr verifies the server against the system's CAs and its host name.
     std::shared_ptr<asio::ssl::context> tls{};
+    /// permessage-deflate: off (the default) offers nothing; shared offers it without context
+    /// takeover on our side, dedicated with it. Needs the GATEWAY_DEFLATE knob.
+    deflate_options deflate{};
 };
 
 

@@ -26,6 +26,7 @@ public:
         if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
         if (o.workers > 1 && !o.on_connection)
             throw std::invalid_argument("gw::server: options.workers > 1 needs options.on_connection (accept() serves one loop)");
+        detail::require_deflate_built(o.deflate);
         auto& acceptor = st_->acceptor;
         auto listen_on = [&](const asio::ip::tcp::endpoint& ep) {
             acceptor.open(ep.protocol());
@@ -440,7 +441,7 @@ private:
                     return st.opts.select_subprotocol(req);
                 }
             };
-            auto a = detail::answer_handshake(req, {full, detail::origin_allowed(o.allowed_origins, req)}, hooks{*self, req});
+            auto a = detail::answer_handshake(req, {full, detail::origin_allowed(o.allowed_origins, req), &o.deflate}, hooks{*self, req});
             if (!a.hook_error.empty()) shared.log.say(log_level::error, "an upgrade hook threw: " + a.hook_error, req);
             if (!a.accepted) {
                 if (a.counted) shared.rejected(a.refusal.status, req.path(), &req);
@@ -448,6 +449,7 @@ private:
                 co_return;
             }
             c->subprotocol_ = std::move(a.subprotocol);
+            if (a.deflate) c->deflate_ = std::make_unique<detail::deflate_session>(a.deflate->params, o.deflate, detail::role::server);
             deadline.cancel();
             if (!c->sock_.is_open() || self->stopped) co_return;
             detail::start_websocket(*c, std::move(a.head), rest);

@@ -37,8 +37,9 @@ public:
 
     // Sending.
     /// Queues one text message; throws std::system_error(gw::errc::closed) once closing. Beyond the
-    /// transport's cap on unsent bytes, its overflow policy applies (drop, or close).
-    virtual void send_text(std::string text) = 0;
+    /// transport's cap on unsent bytes, its overflow policy applies (drop, or close). compress:
+    /// false keeps it uncompressed where permessage-deflate would compress it.
+    virtual void send_text(std::string text, bool compress = true) = 0;
     /// Queues a message other recipients share (a broadcast), framed for this transport's kind;
     /// skipped once closing, and when droppable while above the high-water mark.
     virtual void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) = 0;

@@ -59,11 +59,11 @@ inline std::size_t header_size(unsigned char b1) noexcept {
 enum class decode_status { ok, need_more, error };
 
 /// Decodes a header from bytes. On error, *code says how to close.
-/// Checks only what the header alone decides: reserved bits, opcodes, control frame rules, the
-/// 64-bit length's top bit, and that frames from a client are masked (expect_masked) and frames
-/// from a server are not.
+/// Checks only what the header alone decides: reserved bits (those in allowed_rsv may be set: 0x40,
+/// RSV1, once permessage-deflate is agreed), opcodes, control frame rules, the 64-bit length's top
+/// bit, and that frames from a client are masked (expect_masked) and frames from a server are not.
 inline decode_status decode_header(std::span<const unsigned char> in, bool expect_masked, frame_header& h,
-                                   close_code& code) noexcept {
+                                   close_code& code, std::uint8_t allowed_rsv = 0) noexcept {
     if (in.size() < 2) return decode_status::need_more;
     const std::size_t size = header_size(in[1]);
     if (in.size() < size) return decode_status::need_more;
@@ -73,7 +73,7 @@ inline decode_status decode_header(std::span<const unsigned char> in, bool expec
     h.masked = (b1 & 0x80) != 0;
     h.size = size;
     code = close_code::protocol_error;
-    if (h.rsv != 0 || !is_known_opcode(b0 & 0x0F) || h.masked != expect_masked) return decode_status::error;
+    if ((h.rsv & ~allowed_rsv) != 0 || !is_known_opcode(b0 & 0x0F) || h.masked != expect_masked) return decode_status::error;
     h.op = static_cast<opcode>(b0 & 0x0F);
     std::size_t pos = 2;
     std::uint64_t len = b1 & 0x7F;
@@ -93,10 +93,11 @@ inline decode_status decode_header(std::span<const unsigned char> in, bool expec
 }
 
 /// Writes a frame header to out (at least max_frame_header bytes); returns its size.
-/// With a mask, the caller masks the payload with the same key.
+/// With a mask, the caller masks the payload with the same key. compressed sets RSV1
+/// (permessage-deflate's bit, on a message's first frame).
 inline std::size_t encode_header(unsigned char* out, opcode op, bool fin, std::uint64_t length,
-                                 const std::array<unsigned char, 4>* mask = nullptr) noexcept {
-    out[0] = static_cast<unsigned char>((fin ? 0x80 : 0) | static_cast<std::uint8_t>(op));
+                                 const std::array<unsigned char, 4>* mask = nullptr, bool compressed = false) noexcept {
+    out[0] = static_cast<unsigned char>((fin ? 0x80 : 0) | (compressed ? 0x40 : 0) | static_cast<std::uint8_t>(op));
     const unsigned char m = mask ? 0x80 : 0;
     std::size_t n;
     if (length < 126) {

@@ -5,6 +5,7 @@
 #include "../detail/config.hpp"
 #include "http.hpp"
 #include "text.hpp"
+#include "deflate.hpp"
 
 namespace gw::inline v0::detail {
 
@@ -74,23 +75,37 @@ inline bool origin_allowed(const std::vector<std::string>& allowed, const reques
 struct upgrade_context {
     int full = 0;                 ///< 0, or the connection limits' refusal: 503 (server) or 429 (address)
     bool origin_ok = true;        ///< origin_allowed()
+    const deflate_options* deflate = nullptr;   ///< permessage-deflate's settings, when the server offers it
 };
+
+/// Every Sec-WebSocket-Extensions line of a request, joined as one list.
+inline std::string extensions_offered(const request_head& req) {
+    std::string all;
+    req.for_each_header([&](std::string_view name, std::string_view value) {
+        if (!iequals(name, "Sec-WebSocket-Extensions")) return;
+        if (!all.empty()) all += ", ";
+        all += value;
+    });
+    return all;
+}
 
 /// How a server answers a request head: with 101 (accepted) or with an HTTP response.
 struct handshake_answer {
     bool accepted = false;
     std::string head;             ///< accepted: the 101 response, bytes as they go out
     std::string subprotocol;      ///< accepted: the one chosen, or ""
+    std::optional<deflate_agreement> deflate;   ///< accepted: permessage-deflate, when agreed
     http_response refusal;        ///< not accepted: the answer
     bool counted = false;         ///< not accepted: a refusal to count (an upgrade, or a status >= 400)
     std::string hook_error;       ///< what an application hook threw, for the log (answered with 500)
 };
 
 /// The 101 answer to an accepted upgrade.
-inline std::string switching_protocols(std::string_view key, std::string_view subprotocol) {
+inline std::string switching_protocols(std::string_view key, std::string_view subprotocol, std::string_view extensions = {}) {
     std::string out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
     out += accept_key(key);
     if (!subprotocol.empty()) out.append("\r\nSec-WebSocket-Protocol: ").append(subprotocol);
+    if (!extensions.empty()) out.append("\r\nSec-WebSocket-Extensions: ").append(extensions);
     out += "\r\n\r\n";
     return out;
 }
@@ -136,7 +151,8 @@ template <class Hooks> handshake_answer answer_handshake(request_head& req, cons
     }
     if (!answer) {
         a.accepted = true;
-        a.head = switching_protocols(d.key, a.subprotocol);
+        if (ctx.deflate) a.deflate = accept_deflate(extensions_offered(req), *ctx.deflate);
+        a.head = switching_protocols(d.key, a.subprotocol, a.deflate ? std::string_view(a.deflate->response) : std::string_view());
         return a;
     }
     // RFC 7235: a 401 names the scheme that would be accepted. Bearer tokens are what
@@ -149,9 +165,11 @@ template <class Hooks> handshake_answer answer_handshake(request_head& req, cons
     return a;
 }
 
-/// A client's upgrade request for a URL, with its key, the subprotocols it offers and extra headers.
+/// A client's upgrade request for a URL, with its key, the subprotocols and extensions it offers
+/// and extra headers.
 inline std::string upgrade_request(const url_parts& u, std::string_view key, const std::vector<std::string>& subprotocols,
-                                   const std::vector<std::pair<std::string, std::string>>& headers) {
+                                   const std::vector<std::pair<std::string, std::string>>& headers,
+                                   std::string_view extensions = {}) {
     std::string req;
     req.append("GET ").append(u.target).append(" HTTP/1.1\r\nHost: ").append(u.host_header);
     req.append("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ").append(key);
@@ -161,6 +179,7 @@ inline std::string upgrade_request(const url_parts& u, std::string_view key, con
         for (std::size_t i = 0; i < subprotocols.size(); ++i) req.append(i ? ", " : "").append(subprotocols[i]);
         req += "\r\n";
     }
+    if (!extensions.empty()) req.append("Sec-WebSocket-Extensions: ").append(extensions).append("\r\n");
     for (const auto& [k, v] : headers) req.append(k).append(": ").append(v).append("\r\n");
     req += "\r\n";
     return req;
@@ -170,11 +189,14 @@ inline std::string upgrade_request(const url_parts& u, std::string_view key, con
 struct upgrade_reply {
     std::string error;         ///< empty when the upgrade is accepted; else why not
     std::string subprotocol;   ///< the one the server chose, or ""
+    std::optional<deflate_params> deflate;   ///< permessage-deflate, when the server agreed to the offer
 };
 
 /// Checks a server's answer (its head, up to the blank line) to an upgrade request sent with key
 /// and offering the subprotocols offered.
-inline upgrade_reply check_upgrade_response(std::string_view head, std::string_view key, const std::vector<std::string>& offered) {
+/// deflate: the client's permessage-deflate settings (what it offered, unless off).
+inline upgrade_reply check_upgrade_response(std::string_view head, std::string_view key, const std::vector<std::string>& offered,
+                                            const deflate_options& deflate = {}) {
     upgrade_reply r;
     // The status line, then header lines parsed as a request's are.
     const auto eol = head.find("\r\n");
@@ -198,8 +220,8 @@ inline upgrade_reply check_upgrade_response(std::string_view head, std::string_v
         return r;
     }
     if (resp.header("Sec-WebSocket-Extensions")) {
-        r.error = "server chose an extension that was not offered";
-        return r;
+        r.deflate = check_deflate_answer(extensions_offered(resp), deflate, r.error);
+        if (!r.deflate) return r;
     }
     if (auto proto = resp.header("Sec-WebSocket-Protocol")) {
         if (std::find(offered.begin(), offered.end(), *proto) == offered.end()) {

@@ -209,6 +209,10 @@ struct metrics {
     std::uint64_t dropped = 0;                 ///< messages dropped: volatile emits, gw::overflow::drop
     std::uint64_t slow_consumer_closes = 0;    ///< connections closed by gw::overflow::close
     std::uint64_t ping_timeouts = 0;           ///< connections dropped for a late pong
+    // permessage-deflate, this process's (every server in it; zero without GATEWAY_DEFLATE):
+    std::uint64_t deflate_connections = 0;     ///< gauge: connections that agreed permessage-deflate
+    std::uint64_t deflate_streams = 0;         ///< gauge: zlib streams held (per connection, and each thread's shared ones)
+    std::uint64_t deflate_memory_bytes = 0;    ///< gauge: bytes those streams hold
     // Engine.IO's (Socket.IO's connections; zero without it):
     std::uint64_t engineio_sessions = 0;       ///< gauge: sessions open
     std::uint64_t engineio_polling = 0;        ///< gauge: of those, on long-polling now (the rest: WebSocket)
@@ -279,6 +283,9 @@ inline std::string to_prometheus(const metrics& m) {
     one("messages_dropped_total", "counter", "Messages dropped: volatile emits and overflow::drop.", m.dropped);
     one("slow_consumer_closes_total", "counter", "Connections closed because their outbox passed its cap.", m.slow_consumer_closes);
     one("ping_timeouts_total", "counter", "Connections dropped for a late pong.", m.ping_timeouts);
+    one("deflate_connections", "gauge", "Connections that agreed permessage-deflate (this process).", m.deflate_connections);
+    one("deflate_streams", "gauge", "zlib streams held (this process).", m.deflate_streams);
+    one("deflate_memory_bytes", "gauge", "Bytes zlib streams hold (this process).", m.deflate_memory_bytes);
     one("engineio_sessions", "gauge", "Engine.IO sessions open.", m.engineio_sessions);
     one("engineio_polling_sessions", "gauge", "Engine.IO sessions on long-polling.", m.engineio_polling);
     one("engineio_upgrades_total", "counter", "Engine.IO sessions upgraded from polling to WebSocket.", m.engineio_upgrades);
@@ -1439,19 +1446,29 @@ inline void require_deflate_built(const deflate_options& o) {
         throw std::invalid_argument("permessage-deflate needs gateway.hpp built with GATEWAY_DEFLATE (and zlib)");
 }
 
+/// Connections that agreed permessage-deflate now, in this process: a metric.
+inline std::atomic<std::int64_t>& deflate_sessions() noexcept {
+    static std::atomic<std::int64_t> n{0};
+    return n;
+}
+
 /// One connection's permessage-deflate: what its handshake agreed, and the zlib streams it holds
 /// while it needs them. None when neither side keeps context (shared mode): the thread's streams
 /// serve. Made only for a connection that negotiated the extension, so others pay a null pointer.
 class deflate_session {
 public:
-    deflate_session(const deflate_params& p, const deflate_options& o, role side) noexcept
+    deflate_session(const deflate_params& p, const deflate_options& o, role side)
         : threshold_(o.threshold), level_(static_cast<std::uint8_t>(std::clamp(o.level, 0, 9))),
           mem_level_(static_cast<std::uint8_t>(std::clamp(o.mem_level, 1, 9))),
           our_window_(side == role::server ? p.server_max_window_bits : p.client_max_window_bits),
           our_reset_(side == role::server ? p.server_no_context_takeover : p.client_no_context_takeover),
           peer_reset_(side == role::server ? p.client_no_context_takeover : p.server_no_context_takeover) {
         if (our_window_ < 9) our_window_ = 9;   // the client side's offer never allows 8 (deflate_offer)
+        deflate_sessions().fetch_add(1, std::memory_order_relaxed);
     }
+    deflate_session(const deflate_session&) = delete;
+    deflate_session& operator=(const deflate_session&) = delete;
+    ~deflate_session() { deflate_sessions().fetch_sub(1, std::memory_order_relaxed); }
 
     /// True when a message of n bytes goes compressed: compression is allowed for it (a per-emit
     /// choice) and it is not under the threshold.
@@ -2911,6 +2928,11 @@ struct server_context {
             m.slow_consumer_closes += l.slow_closes.get();
             m.ping_timeouts += l.ping_timeouts.get();
         }
+        m.deflate_connections = static_cast<std::uint64_t>(std::max<std::int64_t>(0, deflate_sessions().load(std::memory_order_relaxed)));
+#if defined(GATEWAY_DEFLATE)
+        m.deflate_streams = static_cast<std::uint64_t>(std::max<std::int64_t>(0, zlib_streams().load(std::memory_order_relaxed)));
+        m.deflate_memory_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, zlib_bytes().load(std::memory_order_relaxed)));
+#endif
     }
 
 private:
@@ -12161,7 +12183,7 @@ struct space : std::enable_shared_from_this<space> {
     /// Connection-state recovery (streams): a broadcast's Socket.IO form with its entry id as its
     /// last argument; nullptr when it has none, recovery is off here, or it is volatile.
     std::shared_ptr<const prepared> kept_form(const std::string& name, const json& args, bool spread, const std::string& offset,
-                                              bool as_volatile) const;
+                                              bool as_volatile, bool compress = true) const;
     /// A broadcast of the stream (entry id) as recovery replays it to the session r, or nullopt when
     /// it did not reach r's socket (not its rooms, volatile, with an acknowledgement).
     std::optional<kept_broadcast> missed_one(const json& m, const std::string& id, const session_record& r) const;
@@ -12256,9 +12278,9 @@ inline asio::awaitable<void> space::drain() {
 }
 
 inline std::shared_ptr<const prepared> space::kept_form(const std::string& name, const json& args, bool spread,
-                                                        const std::string& offset, bool as_volatile) const {
+                                                        const std::string& offset, bool as_volatile, bool compress) const {
     if (offset.empty() || !link->keeps_sessions || as_volatile) return nullptr;
-    return ns->sio_wire->prepare_kept(name, args, spread, offset);
+    return ns->sio_wire->prepare_kept(name, args, spread, offset, compress);
 }
 
 inline void space::deliver(const sio_redis::broadcast& b, const std::string& offset) const {
@@ -12268,9 +12290,9 @@ inline void space::deliver(const sio_redis::broadcast& b, const std::string& off
     bool spread = false;
     json args = arguments_of(b.data, spread);
     std::string name = b.data[0].get<std::string>();
-    auto kept = kept_form(name, args, spread, offset, b.opts.is_volatile());
+    auto kept = kept_form(name, args, spread, offset, b.opts.is_volatile(), b.opts.compress());
     auto message = std::make_shared<const broadcast_message>(std::move(name), std::move(args), g->wire.get(), ns->sio_wire.get(),
-                                                             std::move(kept), spread);
+                                                             std::move(kept), spread, b.opts.compress());
     const std::vector<const socket*> none;
     local->broadcast(std::move(message), selection_spec{b.opts.rooms, b.opts.except, none, true}, b.opts.is_volatile());
 }
@@ -12279,9 +12301,9 @@ inline void space::deliver_own(std::shared_ptr<const broadcast_message> message,
                                bool as_volatile, const std::string& offset) const {
     auto g = owner.lock();
     if (!g || gone) return;
-    if (auto kept = kept_form(message->name(), message->data(), message->spread(), offset, as_volatile))
+    if (auto kept = kept_form(message->name(), message->data(), message->spread(), offset, as_volatile, message->compress()))
         message = std::make_shared<const broadcast_message>(message->name(), message->data(), g->wire.get(), ns->sio_wire.get(),
-                                                            std::move(kept), message->spread());
+                                                            std::move(kept), message->spread(), message->compress());
     const std::vector<const socket*> none;
     local->broadcast(std::move(message), selection_spec{opts.rooms, opts.except, none, true}, as_volatile);
 }
@@ -12808,6 +12830,7 @@ public:
             else b.data.push_back(message->data());
             b.opts = selection_of(which);
             if (as_volatile) b.opts.flags["volatile"] = true;
+            if (!message->compress()) b.opts.flags["compress"] = false;
             const auto& key = space_->link->key;
             if (!space_->clustered()) {
                 space_->link->publish(b.channel(key), b.encode());

@@ -102,6 +102,11 @@ int main(int argc, char** argv) {
     gw::options opts{};
     opts.port = static_cast<std::uint16_t>(port);
     opts.workers = static_cast<std::size_t>(workers);
+    // permessage-deflate for WsAdapter and Socket.IO clients alike: messages of 1 KiB or more go
+    // compressed, a broadcast once for all its recipients (README: Compression).
+    opts.deflate.mode = gw::deflate_mode::shared;
+    gw::gateway_options limits{};
+    limits.socketio.engine.per_message_deflate.mode = gw::deflate_mode::shared;
     // socket.io-client's bundle is read once, here: no event loop ever waits on the disk, and with
     // several workers the hook only reads a string that nothing writes.
     const char* env = std::getenv("SOCKET_IO_CLIENT");
@@ -117,7 +122,7 @@ int main(int argc, char** argv) {
             return bundle ? gw::http_response{200, *bundle, "text/javascript; charset=utf-8"} : gw::http_response{404, missing};
         return std::nullopt;   // anything else: 426 Upgrade Required, as before
     };
-    gw::gateway app{io, opts};
+    gw::gateway app{io, opts, limits};
     // The hooks of sockets on different workers run on different threads: shared state is locked.
     std::mutex online_lock;
     std::map<std::string, int> online;   // user id -> connected sockets (one user, several devices)

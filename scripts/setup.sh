@@ -8,6 +8,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=(
   g++ meson ninja-build pkg-config   # compiler and build
+  ccache                             # Meson uses it when present: an unchanged file is not compiled again
   libasio-dev libssl-dev             # standalone Asio, OpenSSL (SHA-1, base64, TLS)
   zlib1g-dev                         # permessage-deflate and gzip polling responses (GATEWAY_DEFLATE)
   nlohmann-json3-dev                 # JSON for the gateway's events

@@ -1096,6 +1096,10 @@ scenario('a client that vanishes (its process killed, its TCP connections cut) i
     const s = io(${show(CHAT_URL)}, ${show(clientOptions('victor'))});
     s.on('connect', async () => {
       await s.timeout(${TIMEOUT_MS}).emitWithAck('onlineCount');
+      // Over polling, ready once the next GET is on its way, so that the kill cuts a held request
+      // (a client killed between two requests is only noticed by the heartbeat).
+      const t = s.io.engine.transport;
+      if (t.name === 'polling' && !t._polling) await new Promise((done) => t.once('poll', done));
       process.stdout.write('ready\\n');
     });
     s.on('connect_error', (e) => { process.stdout.write('refused ' + e.message + '\\n'); });

@@ -17,6 +17,10 @@ struct metrics {
     std::uint64_t dropped = 0;                 ///< messages dropped: volatile emits, gw::overflow::drop
     std::uint64_t slow_consumer_closes = 0;    ///< connections closed by gw::overflow::close
     std::uint64_t ping_timeouts = 0;           ///< connections dropped for a late pong
+    // permessage-deflate, this process's (every server in it; zero without GATEWAY_DEFLATE):
+    std::uint64_t deflate_connections = 0;     ///< gauge: connections that agreed permessage-deflate
+    std::uint64_t deflate_streams = 0;         ///< gauge: zlib streams held (per connection, and each thread's shared ones)
+    std::uint64_t deflate_memory_bytes = 0;    ///< gauge: bytes those streams hold
     // Engine.IO's (Socket.IO's connections; zero without it):
     std::uint64_t engineio_sessions = 0;       ///< gauge: sessions open
     std::uint64_t engineio_polling = 0;        ///< gauge: of those, on long-polling now (the rest: WebSocket)
@@ -87,6 +91,9 @@ inline std::string to_prometheus(const metrics& m) {
     one("messages_dropped_total", "counter", "Messages dropped: volatile emits and overflow::drop.", m.dropped);
     one("slow_consumer_closes_total", "counter", "Connections closed because their outbox passed its cap.", m.slow_consumer_closes);
     one("ping_timeouts_total", "counter", "Connections dropped for a late pong.", m.ping_timeouts);
+    one("deflate_connections", "gauge", "Connections that agreed permessage-deflate (this process).", m.deflate_connections);
+    one("deflate_streams", "gauge", "zlib streams held (this process).", m.deflate_streams);
+    one("deflate_memory_bytes", "gauge", "Bytes zlib streams hold (this process).", m.deflate_memory_bytes);
     one("engineio_sessions", "gauge", "Engine.IO sessions open.", m.engineio_sessions);
     one("engineio_polling_sessions", "gauge", "Engine.IO sessions on long-polling.", m.engineio_polling);
     one("engineio_upgrades_total", "counter", "Engine.IO sessions upgraded from polling to WebSocket.", m.engineio_upgrades);

@@ -5,6 +5,7 @@
 #include "../detail/asio.hpp"
 #include "../core/metrics.hpp"
 #include "../core/vocabulary.hpp"
+#include "../protocol/deflate.hpp"
 #include "http_request.hpp"
 
 namespace gw::inline v0::detail {
@@ -180,6 +181,11 @@ struct server_context {
             m.slow_consumer_closes += l.slow_closes.get();
             m.ping_timeouts += l.ping_timeouts.get();
         }
+        m.deflate_connections = static_cast<std::uint64_t>(std::max<std::int64_t>(0, deflate_sessions().load(std::memory_order_relaxed)));
+#if defined(GATEWAY_DEFLATE)
+        m.deflate_streams = static_cast<std::uint64_t>(std::max<std::int64_t>(0, zlib_streams().load(std::memory_order_relaxed)));
+        m.deflate_memory_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, zlib_bytes().load(std::memory_order_relaxed)));
+#endif
     }
 
 private:

@@ -466,19 +466,29 @@ inline void require_deflate_built(const deflate_options& o) {
         throw std::invalid_argument("permessage-deflate needs gateway.hpp built with GATEWAY_DEFLATE (and zlib)");
 }
 
+/// Connections that agreed permessage-deflate now, in this process: a metric.
+inline std::atomic<std::int64_t>& deflate_sessions() noexcept {
+    static std::atomic<std::int64_t> n{0};
+    return n;
+}
+
 /// One connection's permessage-deflate: what its handshake agreed, and the zlib streams it holds
 /// while it needs them. None when neither side keeps context (shared mode): the thread's streams
 /// serve. Made only for a connection that negotiated the extension, so others pay a null pointer.
 class deflate_session {
 public:
-    deflate_session(const deflate_params& p, const deflate_options& o, role side) noexcept
+    deflate_session(const deflate_params& p, const deflate_options& o, role side)
         : threshold_(o.threshold), level_(static_cast<std::uint8_t>(std::clamp(o.level, 0, 9))),
           mem_level_(static_cast<std::uint8_t>(std::clamp(o.mem_level, 1, 9))),
           our_window_(side == role::server ? p.server_max_window_bits : p.client_max_window_bits),
           our_reset_(side == role::server ? p.server_no_context_takeover : p.client_no_context_takeover),
           peer_reset_(side == role::server ? p.client_no_context_takeover : p.server_no_context_takeover) {
         if (our_window_ < 9) our_window_ = 9;   // the client side's offer never allows 8 (deflate_offer)
+        deflate_sessions().fetch_add(1, std::memory_order_relaxed);
     }
+    deflate_session(const deflate_session&) = delete;
+    deflate_session& operator=(const deflate_session&) = delete;
+    ~deflate_session() { deflate_sessions().fetch_sub(1, std::memory_order_relaxed); }
 
     /// True when a message of n bytes goes compressed: compression is allowed for it (a per-emit
     /// choice) and it is not under the threshold.

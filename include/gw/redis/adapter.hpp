@@ -311,7 +311,7 @@ struct space : std::enable_shared_from_this<space> {
     /// Connection-state recovery (streams): a broadcast's Socket.IO form with its entry id as its
     /// last argument; nullptr when it has none, recovery is off here, or it is volatile.
     std::shared_ptr<const prepared> kept_form(const std::string& name, const json& args, bool spread, const std::string& offset,
-                                              bool as_volatile) const;
+                                              bool as_volatile, bool compress = true) const;
     /// A broadcast of the stream (entry id) as recovery replays it to the session r, or nullopt when
     /// it did not reach r's socket (not its rooms, volatile, with an acknowledgement).
     std::optional<kept_broadcast> missed_one(const json& m, const std::string& id, const session_record& r) const;
@@ -406,9 +406,9 @@ inline asio::awaitable<void> space::drain() {
 }
 
 inline std::shared_ptr<const prepared> space::kept_form(const std::string& name, const json& args, bool spread,
-                                                        const std::string& offset, bool as_volatile) const {
+                                                        const std::string& offset, bool as_volatile, bool compress) const {
     if (offset.empty() || !link->keeps_sessions || as_volatile) return nullptr;
-    return ns->sio_wire->prepare_kept(name, args, spread, offset);
+    return ns->sio_wire->prepare_kept(name, args, spread, offset, compress);
 }
 
 inline void space::deliver(const sio_redis::broadcast& b, const std::string& offset) const {
@@ -418,9 +418,9 @@ inline void space::deliver(const sio_redis::broadcast& b, const std::string& off
     bool spread = false;
     json args = arguments_of(b.data, spread);
     std::string name = b.data[0].get<std::string>();
-    auto kept = kept_form(name, args, spread, offset, b.opts.is_volatile());
+    auto kept = kept_form(name, args, spread, offset, b.opts.is_volatile(), b.opts.compress());
     auto message = std::make_shared<const broadcast_message>(std::move(name), std::move(args), g->wire.get(), ns->sio_wire.get(),
-                                                             std::move(kept), spread);
+                                                             std::move(kept), spread, b.opts.compress());
     const std::vector<const socket*> none;
     local->broadcast(std::move(message), selection_spec{b.opts.rooms, b.opts.except, none, true}, b.opts.is_volatile());
 }
@@ -429,9 +429,9 @@ inline void space::deliver_own(std::shared_ptr<const broadcast_message> message,
                                bool as_volatile, const std::string& offset) const {
     auto g = owner.lock();
     if (!g || gone) return;
-    if (auto kept = kept_form(message->name(), message->data(), message->spread(), offset, as_volatile))
+    if (auto kept = kept_form(message->name(), message->data(), message->spread(), offset, as_volatile, message->compress()))
         message = std::make_shared<const broadcast_message>(message->name(), message->data(), g->wire.get(), ns->sio_wire.get(),
-                                                            std::move(kept), message->spread());
+                                                            std::move(kept), message->spread(), message->compress());
     const std::vector<const socket*> none;
     local->broadcast(std::move(message), selection_spec{opts.rooms, opts.except, none, true}, as_volatile);
 }
@@ -958,6 +958,7 @@ public:
             else b.data.push_back(message->data());
             b.opts = selection_of(which);
             if (as_volatile) b.opts.flags["volatile"] = true;
+            if (!message->compress()) b.opts.flags["compress"] = false;
             const auto& key = space_->link->key;
             if (!space_->clustered()) {
                 space_->link->publish(b.channel(key), b.encode());

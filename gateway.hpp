@@ -4996,9 +4996,10 @@ public:
             std::error_code ignored;
             c->sock_.cancel(ignored);   // the watch ends with the wait
         }
-        r.body = take_payload();
+        bool compressible = true;
+        r.body = take_payload(compressible);
         r.content_type = "text/plain; charset=UTF-8";
-        compress_body(c->request_, st_->opts, r);
+        if (compressible) compress_body(c->request_, st_->opts, r);
         const bool ok = co_await respond(*c, r);
         if (!ok && !ended()) end("transport error");
         co_return ok;
@@ -5023,7 +5024,8 @@ public:
             while (queue_.empty() && phase_ == phase::open && !(probed_ && probe_) && !ws_) co_await wait();
         }
         a.status = 200;
-        a.body = take_payload();
+        bool compressible = true;   // the receiving node compresses it: the forward protocol does not carry this yet
+        a.body = take_payload(compressible);
         a.content_type = "text/plain; charset=UTF-8";
         co_return a;
     }
@@ -5034,8 +5036,9 @@ public:
     }
 
     /// What a poll takes now: up to max_packets_per_poll packets as a payload, or the one packet
-    /// that says why there is nothing.
-    std::string take_payload() {
+    /// that says why there is nothing. compressible turns false when a packet taken was sent with
+    /// compress(false): the whole response then goes uncompressed.
+    std::string take_payload(bool& compressible) {
         std::string payload;
         std::size_t taken = 0;
         bool closes = false;
@@ -5044,6 +5047,7 @@ public:
             if (q.shared) eio::append_to_payload(payload, packet_type::message, q.shared->text(), false);
             else eio::append_to_payload(payload, q.type, q.data, q.binary);
             closes = closes || q.type == packet_type::close;
+            compressible = compressible && q.compress;
             queued_bytes_ -= q.size();
             queue_.pop_front();
             ++taken;
@@ -5138,9 +5142,9 @@ public:
         if (!is_open()) throw std::system_error(errc::closed);
         send_packet(packet_type::message, std::move(text), false, compress);
     }
-    void send_binary(std::string bytes) {
+    void send_binary(std::string bytes, bool compress = true) {
         if (!is_open()) throw std::system_error(errc::closed);
-        send_packet(packet_type::message, std::move(bytes), true);
+        send_packet(packet_type::message, std::move(bytes), true, compress);
     }
     void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) override {
         if (!is_open()) return;
@@ -5154,7 +5158,7 @@ public:
             return;
         }
         if (!admit(p->text().size() + 1)) return;
-        queue_.push_back(queued{packet_type::message, false, {}, p});
+        queue_.push_back(queued{packet_type::message, false, {}, p, p->compress()});
         queued_bytes_ += queue_.back().size();
         after_queue();
     }
@@ -5234,6 +5238,7 @@ private:
         bool binary;
         std::string data;
         std::shared_ptr<const prepared> shared;
+        bool compress = true;   // false: sent with compress(false), so its poll's response goes uncompressed
         std::size_t size() const noexcept { return 1 + (shared ? shared->text().size() : data.size()); }
     };
 
@@ -5349,7 +5354,7 @@ private:
             return;
         }
         if (!admit(data.size() + 1)) return;
-        queue_.push_back(queued{type, binary, std::move(data), nullptr});
+        queue_.push_back(queued{type, binary, std::move(data), nullptr, compress});
         queued_bytes_ += queue_.back().size();
         after_queue();
     }
@@ -9232,12 +9237,12 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
         std::string_view text;
         std::vector<std::string_view> parts;
         sio::split_attachments(packet, text, parts);
-        engine_->send_text(std::string(text));
-        for (auto p : parts) engine_->send_binary(std::string(p));
+        engine_->send_text(std::string(text), compress);
+        for (auto p : parts) engine_->send_binary(std::string(p), compress);   // compress(false) covers the attachments
     }
     void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) {
         if (p->text().find('\0') == std::string::npos) engine_->send_prepared(p, droppable);
-        else if (!droppable || !engine_->above_high_water()) send(p->text());
+        else if (!droppable || !engine_->above_high_water()) send(p->text(), p->compress());
     }
 
     /// Refuses a CONNECT to nsp with data ({message[, data]}); the session stays.

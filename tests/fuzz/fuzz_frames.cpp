@@ -1,13 +1,17 @@
 // libFuzzer target: a connection's frame reader, gw::detail::connection_impl::consume(): frame
 // headers, unmasking, fragments reassembled into messages, UTF-8 checks, close frames, pings
-// answered with pongs. No bytes reach a network: the socket is never opened.
+// answered with pongs, and with permessage-deflate, compressed messages (RSV1) inflated within the
+// message limit. No bytes reach a network: the socket is never opened.
 //
 // Input: two bytes of settings, then the bytes the peer sends.
 //   byte 0, bit 0:    our role; 0 server (the peer's frames must be masked), 1 client (they must not be)
 //           bit 1:    poll the io_context after each read, so queued pongs meet the unopened socket
 //           bits 2-3: the message size limit: 1 MiB, 0, 16 or 200 bytes
 //           bits 4-6: the largest read: all at once, 1, 2, 3, 7, 16, 64 or 256 bytes
-//   byte 1:           seed of the read sizes
+//           bit 7:    permessage-deflate agreed (RSV1 frames are compressed messages)
+//   byte 1:           seed of the read sizes; with bit 7 above, its bit 0 picks the parameters:
+//                     0 no context takeover either way (shared mode), 1 context kept both ways
+//                     (dedicated mode: each connection inflates with its own history)
 // The stream is fed in reads of those sizes, as a socket delivers it, and again in a single read to
 // a second connection: how bytes are cut must never change what comes out.
 #include "fuzz_support.hpp"
@@ -34,6 +38,8 @@ struct settings {
     std::size_t max_message = 1 << 20;
     std::size_t max_read = 0;   // 0: the whole stream in one read
     std::uint32_t seed = 1;
+    bool deflate = false;
+    bool keep_context = false;   // with deflate: the dedicated mode's parameters, else the shared mode's
 };
 
 settings read_settings(std::uint8_t a, std::uint8_t b) {
@@ -45,6 +51,8 @@ settings read_settings(std::uint8_t a, std::uint8_t b) {
     s.max_message = limits[(a >> 2) & 3];
     s.max_read = reads[(a >> 4) & 7];
     s.seed = 0x9E3779B9u * (b + 1u);   // never 0, which xorshift would keep
+    s.deflate = (a & 0x80) != 0;
+    s.keep_context = s.deflate && (b & 1) != 0;
     return s;
 }
 
@@ -97,6 +105,13 @@ outcome feed(std::span<const std::uint8_t> stream, const settings& s, bool in_pi
     const gw::detail::connection_settings cs{s.side, gw::detail::frame_limits{s.max_message, s.max_message},
                                              std::chrono::milliseconds(100)};
     auto conn = std::make_shared<connection_impl>(asio::ip::tcp::socket(io), cs);
+    if (s.deflate) {   // as a handshake that agreed permessage-deflate leaves it
+        gw::detail::deflate_params p;
+        p.server_no_context_takeover = p.client_no_context_takeover = !s.keep_context;
+        gw::deflate_options o;
+        o.mode = s.keep_context ? gw::deflate_mode::dedicated : gw::deflate_mode::shared;
+        conn->deflate_ = std::make_unique<gw::detail::deflate_session>(p, o, s.side);
+    }
     const bool poll = in_pieces && s.poll;
     outcome out;
     std::uint32_t rng = s.seed;

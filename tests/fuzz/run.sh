@@ -26,9 +26,10 @@ mkdir -p "$build" && build="$(cd "$build" && pwd)" || exit 2
 
 # Without UBSan's function check: clang 14 cannot assemble its prologue on coroutines whose frame
 # functions land in other sections ("Cannot represent a difference across sections").
+# GATEWAY_DEFLATE: permessage-deflate's inflation is fuzzed too (the frames target's settings bit).
 flags=(-std=c++20 -g -O1 "-fsanitize=fuzzer,address,undefined" -fno-sanitize=function -fno-sanitize-recover=all
-       -Wall -Wextra -I"$root")
-libs=(-lssl -lcrypto -pthread)
+       -Wall -Wextra -DGATEWAY_DEFLATE -I"$root")
+libs=(-lssl -lcrypto -lz -pthread)
 
 # Stack traces with file and line need llvm-symbolizer (Debian: llvm-14).
 for s in "$(command -v llvm-symbolizer)" /usr/lib/llvm-14/bin/llvm-symbolizer; do

@@ -1,4 +1,4 @@
-// browser_session.mjs [--echo URL]... [--chat URL]
+// browser_session.mjs [--echo URL]... [--deflate-echo URL]... [--chat URL]
 //
 // Interop test: a real browser against our servers. Headless Chromium, driven
 // by playwright-core, runs page JavaScript that uses the browser's own
@@ -6,6 +6,12 @@
 //   --echo URL  an echo server at URL (ws:// or wss://; may be repeated) that
 //               takes messages over 1 MiB, such as tests/conformance/conformance_echo:
 //               text, binary, large messages, ordering, a close from the page
+//   --deflate-echo URL  the same against an echo server with permessage-deflate
+//               on (conformance_echo --deflate MODE), which Chromium offers by
+//               default; every connection must agree it. The URL's path names
+//               the server's mode, /shared or /dedicated (the server serves any
+//               path): shared answers with no context takeover either way,
+//               dedicated with no parameters (both sides keep their context).
 //   --chat URL  the 04_chat example at URL (ws://HOST:PORT/chat): a token in
 //               the query, a token in the subprotocols, refused handshakes,
 //               messages between two tabs, a tab that goes away
@@ -25,23 +31,27 @@ import { chromium } from 'playwright-core';
 
 function usage(msg) {
   if (msg) process.stderr.write(`browser_session.mjs: ${msg}\n`);
-  process.stderr.write('usage: node browser_session.mjs [--echo URL]... [--chat URL]\n');
+  process.stderr.write('usage: node browser_session.mjs [--echo URL]... [--deflate-echo URL]... [--chat URL]\n');
   process.exit(2);
 }
 
 const echoUrls = [];
+const deflateEchoUrls = [];
 let chatUrl = null;
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
-    if (flag !== '--echo' && flag !== '--chat') usage(`unexpected argument '${flag}'`);
+    if (flag !== '--echo' && flag !== '--deflate-echo' && flag !== '--chat') usage(`unexpected argument '${flag}'`);
     const url = argv[++i];
     if (!url || !/^wss?:\/\//.test(url)) usage(`${flag} needs a ws:// or wss:// URL`);
     if (flag === '--echo') echoUrls.push(url);
-    else chatUrl = url;
+    else if (flag === '--deflate-echo') {
+      if (!/\/(shared|dedicated)$/.test(url)) usage('--deflate-echo needs a URL whose path is /shared or /dedicated');
+      deflateEchoUrls.push(url);
+    } else chatUrl = url;
   }
-  if (!echoUrls.length && !chatUrl) usage('nothing to test');
+  if (!echoUrls.length && !deflateEchoUrls.length && !chatUrl) usage('nothing to test');
 }
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.BROWSER_TIMEOUT_MS) || 10000;
@@ -226,6 +236,9 @@ function installPageLib(timeoutMs) {
     },
 
     conn,
+
+    /** The extensions the named connection's handshake agreed (ws.extensions). */
+    extensions: (name) => conn(name).ws.extensions,
 
     /** Waits for the named connection's close event; returns its fields and the events before it. */
     async closed(name) {
@@ -516,11 +529,36 @@ async function newPage(socketErrors) {
   return page;
 }
 
-async function runEcho(url) {
+/**
+ * What is wrong with a connection's permessage-deflate agreement (ws.extensions, the server's
+ * whole answer) for a server in `mode`, or null. Chromium offers "permessage-deflate;
+ * client_max_window_bits".
+ */
+function deflateProblem(extensions, mode) {
+  const [name, ...params] = extensions.split(';').map((p) => p.trim().toLowerCase());
+  const want = mode === 'shared' ? ['client_no_context_takeover', 'server_no_context_takeover'] : [];
+  if (name !== 'permessage-deflate' || params.sort().join() !== want.join()) {
+    return `ws.extensions is ${show(extensions)}; a ${mode} server answers "permessage-deflate"`
+      + `${want.map((p) => `; ${p}`).join('')}`;
+  }
+  return null;
+}
+
+/** The echo scenarios against url; deflate: the server's permessage-deflate mode, or null. */
+async function runEcho(url, deflate = null) {
   const scheme = url.slice(0, url.indexOf(':'));
+  const label = deflate ? `${scheme}+deflate (${deflate})` : scheme;
   const page = await newPage();
   for (const [i, [name, fn]] of echoScenarios.entries()) {
-    await scenario(`${scheme}: ${name}`, () => inPage(page, fn, { url, name: `${scheme}-${i}` }, name));
+    const conn = `${label}-${i}`;
+    await scenario(`${label}: ${name}`, async () => {
+      const note = await inPage(page, fn, { url, name: conn }, name);
+      if (deflate) {
+        const problem = deflateProblem(await call(page, 'extensions', conn), deflate);
+        if (problem) throw new Error(problem);
+      }
+      return note;
+    });
   }
   await page.close();
 }
@@ -637,6 +675,7 @@ async function main() {
   console.log(`browser: Chromium ${browser.version()}, playwright-core`);
   try {
     for (const url of echoUrls) await runEcho(url);
+    for (const url of deflateEchoUrls) await runEcho(url, url.slice(url.lastIndexOf('/') + 1));
     if (chatUrl) await runChat(chatUrl);
   } catch (err) {
     // Outside any scenario: a tab that could not be made or closed.

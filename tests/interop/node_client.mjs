@@ -1,8 +1,15 @@
-// node_client.mjs URL [--ca CA.pem]
+// node_client.mjs URL [--ca CA.pem] [--deflate shared|dedicated [--deflate-threshold N]]
 //
 // Interop test: drives a WebSocket echo server at URL (ws:// or wss://) with
 // Node's `ws` client. With --ca, that PEM is the (only) trust anchor and the
 // certificate is verified normally (chain and host name).
+//
+// With --deflate MODE the client offers permessage-deflate (RFC 7692; ws's
+// `perMessageDeflate`, with its default threshold of 1024 bytes, or N with
+// --deflate-threshold) to a server whose deflate mode is MODE: every
+// connection must agree the extension with the parameters that mode answers
+// (shared: no context takeover either way; dedicated: context takeover both
+// ways), and scenarios that look at the bytes on the wire are added.
 //
 // Prints one line per scenario, "PASS name" or "FAIL name: why", then
 // "N passed, M failed"; exit status 0 iff nothing failed.
@@ -10,22 +17,31 @@
 // running over it is a failure.
 import fs from 'node:fs';
 import process from 'node:process';
+import zlib from 'node:zlib';
 import { WebSocket } from 'ws';
 
 function usage(msg) {
   if (msg) process.stderr.write(`node_client.mjs: ${msg}\n`);
-  process.stderr.write('usage: node node_client.mjs URL [--ca CA_PEM]\n');
+  process.stderr.write('usage: node node_client.mjs URL [--ca CA_PEM] [--deflate shared|dedicated [--deflate-threshold N]]\n');
   process.exit(2);
 }
 
 let url = null;
 let caFile = null;
+let deflateMode = null;      // the server's: 'shared' or 'dedicated'
+let deflateThreshold = null; // null: ws's default
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--ca') {
       if (i + 1 >= argv.length) usage('--ca needs a file');
       caFile = argv[++i];
+    } else if (argv[i] === '--deflate') {
+      deflateMode = argv[++i];
+      if (deflateMode !== 'shared' && deflateMode !== 'dedicated') usage('--deflate needs shared or dedicated');
+    } else if (argv[i] === '--deflate-threshold') {
+      deflateThreshold = Number(argv[++i]);
+      if (!Number.isInteger(deflateThreshold) || deflateThreshold < 0) usage('--deflate-threshold needs a byte count');
     } else if (url === null) {
       url = argv[i];
     } else {
@@ -34,9 +50,11 @@ let caFile = null;
   }
 }
 if (!url || !/^wss?:\/\//i.test(url)) usage('URL must start with ws:// or wss://');
+if (deflateThreshold !== null && !deflateMode) usage('--deflate-threshold goes with --deflate');
 
 const clientOptions = {};
 if (caFile) clientOptions.ca = fs.readFileSync(caFile);
+if (deflateMode) clientOptions.perMessageDeflate = deflateThreshold === null ? true : { threshold: deflateThreshold };
 const TIMEOUT_MS = Number(process.env.INTEROP_TIMEOUT_MS) || 10000;
 
 // A stray rejection from an abandoned (timed-out) scenario must not kill the run.
@@ -102,17 +120,28 @@ class Conn {
 class Ctx {
   constructor() { this.sockets = []; }
 
-  /** Opens a connection; resolves to a Conn once the handshake is done. */
+  /**
+   * Opens a connection; resolves to a Conn once the handshake is done. With --deflate, the
+   * handshake must have agreed permessage-deflate as the server's mode answers; conn.socket is the
+   * TCP (or TLS) socket, whose byte counts show what went over the wire.
+   */
   open(protocols = undefined, hooks = {}) {
     const ws = new WebSocket(url, protocols, clientOptions);
     this.sockets.push(ws);
     const conn = new Conn(ws);
+    let answer;
+    ws.once('upgrade', (res) => {
+      answer = res.headers['sec-websocket-extensions'];
+      conn.socket = res.socket;
+    });
     if (hooks.onUpgrade) ws.on('upgrade', hooks.onUpgrade);
     return new Promise((resolve, reject) => {
       const fail = (err) => reject(err);
       ws.once('open', () => {
         ws.off('error', fail);
-        resolve(conn);
+        const wrong = deflateMode && deflateAnswerProblem(ws.extensions, answer);
+        if (wrong) reject(new Error(wrong));
+        else resolve(conn);
       });
       ws.once('error', fail);
       ws.once('unexpected-response', (req, res) => {
@@ -127,6 +156,23 @@ class Ctx {
       if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
     }
   }
+}
+
+/**
+ * What is wrong with a handshake's permessage-deflate agreement for --deflate MODE, or null. ws
+ * offers "permessage-deflate; client_max_window_bits"; a shared server answers with no context
+ * takeover either way, a dedicated one with neither parameter (both sides keep their context).
+ */
+function deflateAnswerProblem(extensions, answer) {
+  if (extensions !== 'permessage-deflate') {
+    return `ws.extensions is ${JSON.stringify(extensions)}, want "permessage-deflate" (answer: ${answer})`;
+  }
+  const params = new Set(String(answer).split(';').slice(1).map((p) => p.trim().toLowerCase()));
+  const want = deflateMode === 'shared' ? ['client_no_context_takeover', 'server_no_context_takeover'] : [];
+  if ([...params].sort().join() !== want.join()) {
+    return `Sec-WebSocket-Extensions: ${answer}; a ${deflateMode} server answers with ${want.length ? want.join(', ') : 'no parameters'}`;
+  }
+  return null;
 }
 
 function describe(msg) {
@@ -349,6 +395,78 @@ scenario('50 concurrent connections, one echo each', async (ctx) => {
   await Promise.all(conns.map((c) => c.close()));
 });
 
+// ------------------------------------------------- permessage-deflate (--deflate)
+
+/** Bytes read and written so far on a connection's socket (TLS records included for wss://). */
+function wire(conn) {
+  return { read: conn.socket.bytesRead, written: conn.socket.bytesWritten };
+}
+
+/** A JSON record as a chat or a dashboard sends them: similar from one message to the next. */
+function record(i) {
+  return JSON.stringify({
+    seq: i, user: `user-${i % 7}`, room: 'lobby', kind: i % 3 ? 'message' : 'presence',
+    text: `message number ${i} about the weather in région ${i % 13}: ☀ then 🌧`,
+    tags: ['interop', 'deflate', `t${i % 5}`], at: 1700000000000 + i * 250,
+  });
+}
+
+if (deflateMode) {
+  scenario('deflate: long JSON text, compressed on the wire both ways', async (ctx) => {
+    const c = await ctx.open();
+    const text = JSON.stringify(Array.from({ length: 1500 }, (_, i) => JSON.parse(record(i))));
+    const before = wire(c);
+    await echoOnce(c, text, false);
+    const after = wire(c);
+    const size = Buffer.byteLength(text);
+    for (const [way, n] of [['sent', after.written - before.written], ['received', after.read - before.read]]) {
+      if (n > size / 4) throw new Error(`${size} bytes of JSON took ${n} bytes ${way} on the wire`);
+    }
+    await c.close();
+  });
+
+  scenario('deflate: 1 MiB of text and of binary shrink on the wire', async (ctx) => {
+    const c = await ctx.open();
+    const bin = Buffer.alloc(1 << 20);
+    for (let i = 0; i < bin.length; i++) bin[i] = (i * 7) % 251;
+    for (const [payload, isBinary] of [[utf8Text(1 << 20), false], [bin, true]]) {
+      const before = wire(c);
+      await echoOnce(c, payload, isBinary);
+      const n = wire(c).read - before.read;
+      if (n > 64 * 1024) throw new Error(`the echo of a compressible 1 MiB message took ${n} bytes on the wire`);
+    }
+    await c.close();
+  });
+
+  scenario('deflate: 1000 similar messages on one connection, in order', async (ctx) => {
+    const c = await ctx.open();
+    const sent = [];
+    for (let i = 0; i < 1000; i++) {
+      const isBinary = i % 5 === 4;
+      const data = Buffer.from(record(i), 'utf8');
+      sent.push({ data, isBinary });
+      c.ws.send(data, { binary: isBinary });
+    }
+    const before = wire(c);
+    for (let i = 0; i < sent.length; i++) {
+      expectMessage(await c.next(), sent[i].data, sent[i].isBinary, `message #${i}`);
+    }
+    const got = wire(c).read - before.read;
+    // What the echoes would take compressed one by one (no context takeover), as zlib does it at
+    // our server's level 6, with 2 bytes of frame header each.
+    let alone = 0;
+    for (const { data } of sent) {
+      alone += zlib.deflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).length - 4 + 2;
+    }
+    // The server's context takeover (dedicated mode) lets each message refer to the ones before.
+    if (deflateMode === 'dedicated' && got > alone / 2) {
+      throw new Error(`the echoes took ${got} bytes, ${alone} one by one: no sign of context takeover`);
+    }
+    await c.close();
+    return `${got} bytes for the echoes, ${alone} compressed one by one`;
+  });
+}
+
 // ------------------------------------------------------------------ runner
 
 async function run() {
@@ -358,14 +476,14 @@ async function run() {
     const ctx = new Ctx();
     let timer;
     try {
-      await Promise.race([
+      const note = await Promise.race([
         fn(ctx),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
         }),
       ]);
       passed++;
-      process.stdout.write(`PASS ${name}\n`);
+      process.stdout.write(`PASS ${name}${note ? ` (${note})` : ''}\n`);
     } catch (err) {
       failed++;
       const why = String(err && err.message ? err.message : err).replace(/\s+/g, ' ');

@@ -1,4 +1,4 @@
-// node_server.mjs [--tls CERT KEY]
+// node_server.mjs [--tls CERT KEY] [--deflate [--deflate-threshold N]]
 //
 // A `ws` (Node) echo server that gateway.hpp's C++ client is tested against.
 //
@@ -14,6 +14,13 @@
 //    so a harness that dies cannot leave it running. (Consequently, do not
 //    start it with stdin from /dev/null: keep a pipe open to it.)
 //  * with --tls CERT KEY it serves wss:// (https.createServer).
+//  * with --deflate it accepts permessage-deflate (`perMessageDeflate` with
+//    ws's defaults, but threshold 0: every message goes compressed; N with
+//    --deflate-threshold, and shorter messages go uncompressed);
+//    text "extensions?" -> answers with the Sec-WebSocket-Extensions value of
+//    its handshake response (or "none" when nothing was agreed), and
+//    "bytes?" -> with the number of bytes read from the client's socket so
+//    far, which shows whether the client compressed.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -22,17 +29,24 @@ import { WebSocketServer } from 'ws';
 
 function usage(msg) {
   if (msg) process.stderr.write(`node_server.mjs: ${msg}\n`);
-  process.stderr.write('usage: node node_server.mjs [--tls CERT_PEM KEY_PEM]\n');
+  process.stderr.write('usage: node node_server.mjs [--tls CERT_PEM KEY_PEM] [--deflate [--deflate-threshold N]]\n');
   process.exit(2);
 }
 
 let tls = null;
+let deflate = false;
+let deflateThreshold = 0;
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--tls') {
     if (i + 2 >= argv.length) usage('--tls needs CERT and KEY');
     tls = { cert: argv[i + 1], key: argv[i + 2] };
     i += 2;
+  } else if (argv[i] === '--deflate') {
+    deflate = true;
+  } else if (argv[i] === '--deflate-threshold') {
+    deflateThreshold = Number(argv[++i]);
+    if (!Number.isInteger(deflateThreshold) || deflateThreshold < 0) usage('--deflate-threshold needs a byte count');
   } else {
     usage(`unknown argument ${argv[i]}`);
   }
@@ -56,16 +70,31 @@ httpServer.on('request', (req, res) => {
 
 const wss = new WebSocketServer({
   server: httpServer,
-  perMessageDeflate: false,
+  perMessageDeflate: deflate ? { threshold: deflateThreshold } : false,
   maxPayload: 64 * 1024 * 1024,
   handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false),
 });
 
-wss.on('connection', (ws) => {
+// The Sec-WebSocket-Extensions line of each handshake's response, by request.
+const answers = new WeakMap();
+wss.on('headers', (headers, req) => {
+  const line = headers.find((h) => /^sec-websocket-extensions:/i.test(h));
+  if (line) answers.set(req, line.slice(line.indexOf(':') + 1).trim());
+});
+
+wss.on('connection', (ws, req) => {
   ws.on('pong', (payload) => ws.send(`pong:${payload.toString('utf8')}`));
   ws.on('message', (data, isBinary) => {
     if (!isBinary) {
       const text = data.toString('utf8');
+      if (text === 'extensions?') {
+        ws.send(ws.extensions === 'permessage-deflate' ? answers.get(req) : 'none');
+        return;
+      }
+      if (text === 'bytes?') {
+        ws.send(String(req.socket.bytesRead));
+        return;
+      }
       if (text === 'close-me') {
         ws.close(4002, 'server says bye');
         return;

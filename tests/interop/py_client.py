@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""py_client.py URL [--ca CA.pem]
+"""py_client.py URL [--ca CA.pem] [--deflate shared|dedicated]
 
 Interop test: drives a WebSocket echo server at URL (ws:// or wss://) with
 Python's `websockets` library (asyncio API, tested with 10.4). With --ca, that
 PEM is the trust anchor and the certificate is verified normally.
-permessage-deflate is not offered (compression=None).
+permessage-deflate is not offered (compression=None) unless --deflate MODE
+says the server's deflate mode: then the client offers it as it does by default
+("permessage-deflate; client_max_window_bits", every message compressed), every
+connection must agree it with the parameters that mode answers (shared: no
+context takeover either way; dedicated: none, context kept both ways), and
+scenarios that count the bytes on the wire are added.
 
 Prints one line per scenario, "PASS name" or "FAIL name: why", then
 "N passed, M failed"; exit status 0 iff nothing failed. Each scenario has a
@@ -13,9 +18,11 @@ time limit (INTEROP_TIMEOUT_MS, default 10000 ms); running over it fails it.
 
 import argparse
 import asyncio
+import json
 import os
 import ssl
 import sys
+import zlib
 
 try:
     import websockets
@@ -30,6 +37,8 @@ def parse_args():
     ap = argparse.ArgumentParser(description="websockets interop client for an echo server")
     ap.add_argument("url")
     ap.add_argument("--ca", help="PEM file with the CA certificate to trust")
+    ap.add_argument("--deflate", choices=("shared", "dedicated"),
+                    help="offer permessage-deflate to a server in this deflate mode")
     args = ap.parse_args()
     if not args.url.lower().startswith(("ws://", "wss://")):
         ap.error("URL must start with ws:// or wss://")
@@ -42,6 +51,29 @@ if ARGS.url.lower().startswith("wss://"):
     SSL_CTX = ssl.create_default_context(cafile=ARGS.ca) if ARGS.ca else ssl.create_default_context()
 
 
+class CountingProtocol(websockets.WebSocketClientProtocol):
+    """The client's protocol, counting the bytes that reach it (after TLS)."""
+
+    bytes_in = 0
+
+    def data_received(self, data):
+        self.bytes_in += len(data)
+        super().data_received(data)
+
+
+def deflate_problem(ws):
+    """What is wrong with a connection's permessage-deflate agreement for --deflate, or None."""
+    answer = ws.response_headers.get("Sec-WebSocket-Extensions")
+    names = [type(e).__name__ for e in ws.extensions]
+    if [e.name for e in ws.extensions] != ["permessage-deflate"]:
+        return f"extensions in use {names}, want permessage-deflate (answer: {answer!r})"
+    params = sorted(p.strip().lower() for p in answer.split(";")[1:])
+    want = ["client_no_context_takeover", "server_no_context_takeover"] if ARGS.deflate == "shared" else []
+    if params != want:
+        return f"Sec-WebSocket-Extensions: {answer}; a {ARGS.deflate} server answers with {want or 'no parameters'}"
+    return None
+
+
 class Ctx:
     """Per-scenario context; connections opened through it are torn down at the end."""
 
@@ -50,11 +82,15 @@ class Ctx:
 
     async def open(self, **kwargs):
         options = dict(max_size=None, compression=None, close_timeout=3, ping_interval=None)
+        if ARGS.deflate:
+            options.update(compression="deflate", create_protocol=CountingProtocol)
         if SSL_CTX is not None:
             options["ssl"] = SSL_CTX
         options.update(kwargs)
         ws = await websockets.connect(ARGS.url, **options)
         self.conns.append(ws)
+        if ARGS.deflate and (problem := deflate_problem(ws)):
+            raise AssertionError(problem)
         return ws
 
     def cleanup(self):
@@ -244,6 +280,72 @@ async def _(ctx):
     await asyncio.gather(*(close_cleanly(ws) for ws in conns))
 
 
+# ------------------------------------------------- permessage-deflate (--deflate)
+
+def record(i):
+    """A JSON record as a chat or a dashboard sends them: similar from one message to the next."""
+    return json.dumps({
+        "seq": i, "user": f"user-{i % 7}", "room": "lobby", "kind": "presence" if i % 3 == 0 else "message",
+        "text": f"message number {i} about the weather in région {i % 13}: ☀ then 🌧",
+        "tags": ["interop", "deflate", f"t{i % 5}"], "at": 1700000000000 + i * 250,
+    }, ensure_ascii=False, separators=(",", ":"))
+
+
+def _deflate_scenarios():
+    @scenario("deflate: long JSON text, compressed on the wire")
+    async def _(ctx):
+        ws = await ctx.open()
+        text = json.dumps([json.loads(record(i)) for i in range(1500)], ensure_ascii=False)
+        before = ws.bytes_in
+        await echo_once(ws, text)
+        size, n = len(text.encode()), ws.bytes_in - before
+        if n > size / 4:
+            raise AssertionError(f"the echo of {size} bytes of JSON took {n} bytes on the wire")
+        await close_cleanly(ws)
+
+    @scenario("deflate: 1 MiB of text and of binary shrink on the wire")
+    async def _(ctx):
+        ws = await ctx.open()
+        for payload in (utf8_text(1 << 20), bytes((i * 7) % 251 for i in range(1 << 20))):
+            before = ws.bytes_in
+            await echo_once(ws, payload)
+            if (n := ws.bytes_in - before) > 64 * 1024:
+                raise AssertionError(f"the echo of a compressible 1 MiB message took {n} bytes on the wire")
+        await close_cleanly(ws)
+
+    @scenario("deflate: 1000 similar messages on one connection, in order")
+    async def _(ctx):
+        ws = await ctx.open()
+        sent = [record(i).encode() if i % 5 == 4 else record(i) for i in range(1000)]
+        before = ws.bytes_in
+
+        async def sender():
+            for m in sent:
+                await ws.send(m)
+
+        async def receiver():
+            for i, m in enumerate(sent):
+                expect(await ws.recv(), m, f"message #{i}")
+
+        await asyncio.gather(sender(), receiver())
+        got = ws.bytes_in - before
+        # What the echoes would take compressed one by one (no context takeover) at our server's
+        # level 6, with 2 bytes of frame header each.
+        alone = 0
+        for m in sent:
+            z = zlib.compressobj(6, zlib.DEFLATED, -15)
+            alone += len(z.compress(m.encode() if isinstance(m, str) else m) + z.flush(zlib.Z_SYNC_FLUSH)) - 4 + 2
+        # The server's context takeover (dedicated mode) lets each message refer to the ones before.
+        if ARGS.deflate == "dedicated" and got > alone / 2:
+            raise AssertionError(f"the echoes took {got} bytes, {alone} one by one: no sign of context takeover")
+        await close_cleanly(ws)
+        return f"{got} bytes for the echoes, {alone} compressed one by one"
+
+
+if ARGS.deflate:
+    _deflate_scenarios()
+
+
 # -------------------------------------------------------------------- runner
 
 async def main():
@@ -251,7 +353,7 @@ async def main():
     for name, fn in SCENARIOS:
         ctx = Ctx()
         try:
-            await asyncio.wait_for(fn(ctx), TIMEOUT)
+            note = await asyncio.wait_for(fn(ctx), TIMEOUT)
         except asyncio.TimeoutError:
             failed += 1
             print(f"FAIL {name}: timed out after {TIMEOUT:g} s", flush=True)
@@ -261,7 +363,7 @@ async def main():
             print(f"FAIL {name}: {why}", flush=True)
         else:
             passed += 1
-            print(f"PASS {name}", flush=True)
+            print(f"PASS {name}" + (f" ({note})" if note else ""), flush=True)
         finally:
             ctx.cleanup()
     print(f"{passed} passed, {failed} failed", flush=True)

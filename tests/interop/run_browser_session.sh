@@ -3,12 +3,15 @@
 #
 # Runs tests/interop/browser_session.mjs: headless Chromium, driven by
 # playwright-core, whose pages use the browser's own WebSocket against our
-# echo server (ws:// and wss://) and our chat example.
+# echo server (ws:// and wss://; and ws:// with permessage-deflate, which
+# Chromium offers by default, in each of our modes) and our chat example.
 #
 #   ECHO_BINARY  contract: `ECHO_BINARY PORT [CERT_PEM KEY_PEM]` serves ws://
 #                (wss:// with a certificate and key) on any path and echoes
 #                messages just over 1 MiB: tests/conformance/conformance_echo
-#                (examples/01_echo keeps the default 1 MiB limit)
+#                (examples/01_echo keeps the default 1 MiB limit); also
+#                `ECHO_BINARY PORT --deflate shared|dedicated` (permessage-deflate
+#                on, in that mode)
 #   CHAT_BINARY  contract: `CHAT_BINARY PORT` serves the chat on ws://.../chat
 #   Both print "listening on port N" once listening and exit 0 on SIGTERM.
 #
@@ -81,6 +84,15 @@ else
     fail "TLS echo server did not print 'listening on port N' (cmd: $echo_bin 0 CERT KEY)"
 fi
 [ -n "$server_pid" ] && to_stop+=("tls=$server_pid")
+# The mode is the URL's path (the server takes any), which tells the page what it answers.
+for mode in shared dedicated; do
+    if start_server "deflate-$mode" "$echo_bin" 0 --deflate "$mode"; then
+        targets+=(--deflate-echo "ws://127.0.0.1:$server_port/$mode")
+    else
+        fail "echo server did not print 'listening on port N' (cmd: $echo_bin 0 --deflate $mode)"
+    fi
+    [ -n "$server_pid" ] && to_stop+=("deflate-$mode=$server_pid")
+done
 if start_server chat "$chat_bin" 0; then
     targets+=(--chat "ws://127.0.0.1:$server_port/chat")
 else
@@ -107,4 +119,4 @@ fi
 
 [ "${#to_stop[@]}" -gt 0 ] && stop_servers "${to_stop[@]}"
 
-finish "browser session" plain tls chat
+finish "browser session" plain tls deflate-shared deflate-dedicated chat

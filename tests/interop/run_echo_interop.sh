@@ -12,7 +12,13 @@
 #
 # Environment: NODE (default: node), PYTHON (default: first of python3,
 # /usr/bin/python3 that can import websockets), INTEROP_TIMEOUT_MS (passed on
-# to the clients: per-scenario limit).
+# to the clients: per-scenario limit), DEFLATE (permessage-deflate; unset:
+# off): a space-separated list of modes, shared and dedicated. For each mode
+# the server runs as `ECHO_BINARY PORT --deflate MODE [CERT_PEM KEY_PEM]`
+# (tests/conformance/conformance_echo does, compressing every message) and the
+# client offers the extension, demands it in every handshake and adds its own
+# scenarios: the node client twice, with ws's default threshold (1024 bytes)
+# and with threshold 0.
 #
 # Exit status: 0 all good, 1 something failed, 2 usage, 77 (meson's "skip")
 # when the client's runtime or library is missing.
@@ -36,6 +42,18 @@ esac
 if [ ! -x "$echo_bin" ]; then
     echo "run_echo_interop.sh: echo server '$1' is not an executable file" >&2
     exit 1
+fi
+
+modes=(off)
+if [ -n "${DEFLATE:-}" ]; then
+    read -r -a modes <<<"$DEFLATE"
+    [ "${#modes[@]}" -gt 0 ] || modes=(off)
+    for mode in "${modes[@]}"; do
+        case $mode in
+            shared | dedicated) ;;
+            *) echo "run_echo_interop.sh: DEFLATE has '$mode'; modes are shared and dedicated" >&2; exit 2 ;;
+        esac
+    done
 fi
 
 case $client in
@@ -80,19 +98,6 @@ fi
 cert=$tmp/tls/cert.pem
 key=$tmp/tls/key.pem
 
-if start_server plain "$echo_bin" 0; then
-    plain_pid=$server_pid plain_port=$server_port
-else
-    plain_pid=$server_pid plain_port=
-    fail "plain server did not print 'listening on port N' (cmd: $echo_bin 0)"
-fi
-if start_server tls "$echo_bin" 0 "$cert" "$key"; then
-    tls_pid=$server_pid tls_port=$server_port
-else
-    tls_pid=$server_pid tls_port=
-    fail "TLS server did not print 'listening on port N' (cmd: $echo_bin 0 CERT KEY)"
-fi
-
 run_client() {
     local name=$1
     shift
@@ -110,16 +115,49 @@ run_client() {
     fi
 }
 
-if [ -n "$plain_port" ]; then
-    run_client plain "ws://127.0.0.1:$plain_port/"
-fi
-if [ -n "$tls_port" ]; then
-    run_client tls "wss://localhost:$tls_port/" --ca "$cert"
-fi
+# Each mode gets its own pair of servers, stopped before the next mode starts.
+names=()
+for mode in "${modes[@]}"; do
+    # Client runs against this mode's servers: a name suffix and the client's options for each.
+    server_args=() suffix='' variant_tags=("") variant_args=("")
+    if [ "$mode" != off ]; then
+        server_args=(--deflate "$mode")
+        suffix=-$mode
+        variant_args=("--deflate $mode")
+        if [ "$client" = node ]; then
+            variant_tags+=(-threshold0)
+            variant_args+=("--deflate $mode --deflate-threshold 0")
+        fi
+    fi
+    if start_server "plain$suffix" "$echo_bin" 0 "${server_args[@]}"; then
+        plain_pid=$server_pid plain_port=$server_port
+    else
+        plain_pid=$server_pid plain_port=
+        fail "plain server did not print 'listening on port N' (cmd: $echo_bin 0 ${server_args[*]})"
+    fi
+    if start_server "tls$suffix" "$echo_bin" 0 "${server_args[@]}" "$cert" "$key"; then
+        tls_pid=$server_pid tls_port=$server_port
+    else
+        tls_pid=$server_pid tls_port=
+        fail "TLS server did not print 'listening on port N' (cmd: $echo_bin 0 ${server_args[*]} CERT KEY)"
+    fi
+    names+=("plain$suffix" "tls$suffix")
 
-to_stop=()
-[ -n "$plain_pid" ] && to_stop+=("plain=$plain_pid")
-[ -n "$tls_pid" ] && to_stop+=("tls=$tls_pid")
-[ "${#to_stop[@]}" -gt 0 ] && stop_servers "${to_stop[@]}"
+    for i in "${!variant_tags[@]}"; do
+        tag=${variant_tags[i]}
+        read -r -a client_args <<<"${variant_args[i]}"
+        if [ -n "$plain_port" ]; then
+            run_client "plain$suffix$tag" "ws://127.0.0.1:$plain_port/" "${client_args[@]}"
+        fi
+        if [ -n "$tls_port" ]; then
+            run_client "tls$suffix$tag" "wss://localhost:$tls_port/" --ca "$cert" "${client_args[@]}"
+        fi
+    done
 
-finish "echo interop ($client)" plain tls
+    to_stop=()
+    [ -n "$plain_pid" ] && to_stop+=("plain$suffix=$plain_pid")
+    [ -n "$tls_pid" ] && to_stop+=("tls$suffix=$tls_pid")
+    [ "${#to_stop[@]}" -gt 0 ] && stop_servers "${to_stop[@]}"
+done
+
+finish "echo interop ($client${DEFLATE:+, deflate: $DEFLATE})" "${names[@]}"

@@ -325,12 +325,12 @@ struct sio_client final : transport_sink, std::enable_shared_from_this<sio_clien
         std::string_view text;
         std::vector<std::string_view> parts;
         sio::split_attachments(packet, text, parts);
-        engine_->send_text(std::string(text));
-        for (auto p : parts) engine_->send_binary(std::string(p));
+        engine_->send_text(std::string(text), compress);
+        for (auto p : parts) engine_->send_binary(std::string(p), compress);   // compress(false) covers the attachments
     }
     void send_prepared(const std::shared_ptr<const prepared>& p, bool droppable) {
         if (p->text().find('\0') == std::string::npos) engine_->send_prepared(p, droppable);
-        else if (!droppable || !engine_->above_high_water()) send(p->text());
+        else if (!droppable || !engine_->above_high_water()) send(p->text(), p->compress());
     }
 
     /// Refuses a CONNECT to nsp with data ({message[, data]}); the session stays.

@@ -1,7 +1,10 @@
 // gateway_echo: the benchmark's events through the gateway (bench/PROTOCOL.md): echo (JSON envelope
 // in, the handler returns the data, envelope out), join and broadcast, for NestJS WsAdapter clients
 // and Socket.IO clients (at /socket.io/, namespace "/") on the same port.
-// Usage: gateway_echo PORT [WORKERS]; prints "listening on port N"; SIGTERM exits 0.
+// Usage: gateway_echo PORT [WORKERS [off|shared|dedicated]]; prints "listening on port N"; SIGTERM
+// exits 0. The third argument turns permessage-deflate on (gw::deflate_mode, the library's other
+// deflate defaults: threshold 1024 as ws and Socket.IO, level 6, window 15, memLevel 8); a build
+// without zlib (GATEWAY_DEFLATE) refuses shared and dedicated when the gateway is made.
 // With REDIS_URL set (redis://host:port), and built with the Redis parts (GATEWAY_REDIS), it joins
 // that Redis' cluster (gw::redis::cluster, wire-compatible with @socket.io/redis-adapter), so a
 // broadcast to room "bench" reaches its members on every instance (bench/cluster.sh); it prints
@@ -11,18 +14,31 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 int main(int argc, char** argv) {
-    if (argc < 2 || argc > 3) {
-        std::fprintf(stderr, "usage: %s PORT [WORKERS]\n", argv[0]);
+    if (argc < 2 || argc > 4) {
+        std::fprintf(stderr, "usage: %s PORT [WORKERS [off|shared|dedicated]]\n", argv[0]);
         return 2;
     }
     asio::io_context io{1};
     gw::options opts{};
     opts.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-    opts.workers = argc == 3 ? static_cast<std::size_t>(std::atoi(argv[2])) : 1;
-    gw::gateway app{io, opts};
+    opts.workers = argc >= 3 ? static_cast<std::size_t>(std::atoi(argv[2])) : 1;
+    if (argc == 4) {
+        const char* m = argv[3];
+        if (std::strcmp(m, "shared") == 0) opts.deflate.mode = gw::deflate_mode::shared;
+        else if (std::strcmp(m, "dedicated") == 0) opts.deflate.mode = gw::deflate_mode::dedicated;
+        else if (std::strcmp(m, "off") != 0) {
+            std::fprintf(stderr, "deflate mode must be off, shared or dedicated, not %s\n", m);
+            return 2;
+        }
+    }
+    // Socket.IO's WebSocket transport has its own setting (Engine.IO's perMessageDeflate): the same.
+    gw::gateway_options own{};
+    own.socketio.engine.per_message_deflate = opts.deflate;
+    gw::gateway app{io, opts, own};
     // "/" is also the Socket.IO namespace "/" (the client's "40"): one set of handlers serves
     // NestJS's envelope and Socket.IO. Replies name their event, since Socket.IO drops an unnamed
     // reply unless the client asked for an acknowledgement; an echo that asked for one gets it.

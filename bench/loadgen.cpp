@@ -24,6 +24,14 @@
 // or Socket.IO packets 42["E",X] over the websocket transport (with --ack 1, echo asks for an
 // acknowledgement, 42<id>["E",X], and expects 43<id>[X]; --nsp names the namespace).
 //
+// permessage-deflate (RFC 7692): --deflate 1 offers "permessage-deflate; client_max_window_bits",
+// as browsers do, and records the server's answer. The generator never compresses what it sends.
+// broadcast --payload json publishes a market-data object of about --size bytes (seeded, keys in
+// sorted order and numbers in their shortest form, so that every JSON library sends it back byte
+// for byte) and counts the bytes the members read from their sockets. Every --sample-th member
+// inflates and checks each delivery (zlib, raw, with 00 00 ff ff appended, its history kept or
+// dropped as the handshake agreed); the others take each frame as the next broadcast unread.
+//
 // Output: one line per result starting with "result ", key=value pairs.
 
 #include <arpa/inet.h>
@@ -49,12 +57,17 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#if defined(LOADGEN_ZLIB)
+#include <zlib.h>
+#endif
 
 namespace {
 
@@ -63,6 +76,9 @@ using Clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------- options
 
 enum class Proto { raw, events, socketio };
+
+// What a broadcast carries: "<seq>:<ns>:<letters>" as a JSON string, or a market-data object.
+enum class Payload { text, json };
 
 const char* proto_name(Proto p) {
     switch (p) {
@@ -101,6 +117,10 @@ struct Options {
     int pid_b = 0;           // cluster: the second node's pid, for its CPU time
     int redis_pid = 0;       // cluster: redis-server's pid, for its CPU time
     int publishers = 1;      // broadcast, cluster: 1 (on A) or 2 (one on each node, taking turns)
+    bool deflate = false;    // offer permessage-deflate
+    Payload payload = Payload::text;   // broadcast: what is published
+    int sample = 50;         // broadcast: every sample-th member inflates and checks every delivery
+    std::uint64_t seed = 7692;   // broadcast --payload json: the object's numbers
 };
 
 [[noreturn]] void usage(int code) {
@@ -118,6 +138,9 @@ struct Options {
                  "             --redis-pid PID, --publishers 1|2 (1: on A; 2: one on A, one on B, in turn)\n"
                  "  connect:   --conns 50 --seconds 5 --warmup 1 --timeout 5\n"
                  "  churn:     --pid PID --conns 10000 --rounds 5 --settle 1 --timeout 60\n"
+                 "  deflate:   --deflate 1 (idle, churn, connect, broadcast): offer permessage-deflate\n"
+                 "             broadcast --payload json --size 2048 --sample 50 --seed 7692: a market-data\n"
+                 "             object; every 50th member inflates and checks every delivery\n"
                  "  socketio:  the path defaults to /socket.io/?EIO=4&transport=websocket; --nsp /NAME (default /)\n");
     std::exit(code);
 }
@@ -182,6 +205,25 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--pid-b") o.pid_b = std::atoi(v);
         else if (a == "--redis-pid") o.redis_pid = std::atoi(v);
         else if (a == "--publishers") o.publishers = std::atoi(v);
+        else if (a == "--deflate") {
+            const std::string_view b = v;
+            if (b != "0" && b != "1") {
+                std::fprintf(stderr, "--deflate takes 0 or 1\n");
+                usage(2);
+            }
+            o.deflate = b == "1";
+        }
+        else if (a == "--payload") {
+            const std::string_view b = v;
+            if (b == "text") o.payload = Payload::text;
+            else if (b == "json") o.payload = Payload::json;
+            else {
+                std::fprintf(stderr, "--payload takes text or json\n");
+                usage(2);
+            }
+        }
+        else if (a == "--sample") o.sample = std::atoi(v);
+        else if (a == "--seed") o.seed = std::strtoull(v, nullptr, 10);
         else {
             std::fprintf(stderr, "unknown option %s\n", argv[i - 1]);
             usage(2);
@@ -218,6 +260,27 @@ Options parse_options(int argc, char** argv) {
     }
     if (o.publishers != 1 && !bcast) {
         std::fprintf(stderr, "--publishers is for broadcast and cluster\n");
+        usage(2);
+    }
+    // Echo compares each reply with what it sent, byte for byte: a compressed echo is not that.
+    if (o.deflate && (o.mode == "echo" || o.mode == "cluster")) {
+        std::fprintf(stderr, "--deflate 1 is for idle, churn, connect and broadcast\n");
+        usage(2);
+    }
+#if !defined(LOADGEN_ZLIB)
+    if (o.deflate) {
+        std::fprintf(stderr, "--deflate 1 needs loadgen built with zlib\n");
+        std::exit(2);
+    }
+#endif
+    // One publisher: a member that does not inflate takes each frame as the next broadcast, which
+    // holds only while broadcasts reach it in the order they were sent.
+    if (o.payload == Payload::json && (o.mode != "broadcast" || o.publishers != 1)) {
+        std::fprintf(stderr, "--payload json is for broadcast with one publisher\n");
+        usage(2);
+    }
+    if (o.sample < 1) {
+        std::fprintf(stderr, "--sample must be at least 1\n");
         usage(2);
     }
     if (o.mode == "churn" && o.pid <= 0) {  // its figures are all the server's memory
@@ -446,6 +509,255 @@ void broadcast_data(std::string& out, std::uint64_t seq, std::int64_t ns, std::s
     for (std::size_t i = out.size(); i < size; ++i) out.push_back(kAlnum[(seq + i) % 62]);
 }
 
+// What a text message carrying event E with the JSON value V (written as it is, not quoted)
+// looks like in each protocol.
+std::string envelope_json(Proto p, std::string_view nsp, std::string_view event, std::string_view value) {
+    std::string s;
+    switch (p) {
+        case Proto::raw: s.assign(value); break;
+        case Proto::events: s.append("{\"event\":\"").append(event).append("\",\"data\":").append(value).append("}"); break;
+        case Proto::socketio: s.append("42").append(nsp).append("[\"").append(event).append("\",").append(value).append("]"); break;
+    }
+    return s;
+}
+
+// ---------------------------------------------------------------- the market-data payload
+//
+// A dashboard's update as a trading front end would push it: a header and one row per symbol, the
+// same keys in every row, prices that move a little from one update to the next, growing volumes
+// and millisecond timestamps. Everything is a function of (seed, seq, row), so a member can rebuild
+// what it should have received from the object's own "seq" and "sent_ns". Keys are in sorted order
+// and numbers in the form every JSON library writes back (JavaScript's JSON.stringify and
+// nlohmann::json alike), so a server that parses and re-serializes it sends the same bytes.
+
+std::uint64_t mix64(std::uint64_t x) {  // splitmix64's finalizer
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+constexpr std::string_view kSymbols[] = {
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AVGO", "ORCL", "ADBE", "CRM",  "AMD",  "INTC", "CSCO",
+    "QCOM", "TXN",  "IBM",  "NFLX", "PYPL",  "SHOP", "UBER", "ABNB", "SNOW", "PLTR", "ASML", "SAP",  "NOVO", "NESN",
+    "ROG",  "SIE",  "AIR",  "MC",   "OR",    "TTE",  "SAN",  "BNP",  "ENI",  "ISP",  "UCG",  "ALV"};
+constexpr std::int64_t kEpochMs = 1764374400000;  // 2025-11-29T00:00:00Z: timestamps of today's size
+
+void append_int(std::string& out, std::int64_t v) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+// A price in cents as a JSON number with two decimals, the last one not 0: 101.3 or 101.0 would
+// come back from a server as 101.3 and 101, not as sent.
+void append_price(std::string& out, std::int64_t cents) {
+    if (cents % 10 == 0) cents += cents < 0 ? -1 : 1;
+    if (cents < 0) {
+        out.push_back('-');
+        cents = -cents;
+    }
+    append_int(out, cents / 100);
+    out.push_back('.');
+    out.push_back(static_cast<char>('0' + cents / 10 % 10));
+    out.push_back(static_cast<char>('0' + cents % 10));
+}
+
+void market_data(std::string& out, std::uint64_t seed, std::uint64_t seq, std::int64_t sent_ns, int rows) {
+    out.clear();
+    const auto s = static_cast<std::int64_t>(seq);
+    out.append("{\"asof\":");
+    append_int(out, kEpochMs + s * 20);
+    out.append(",\"board\":\"equities\",\"rows\":[");
+    constexpr std::size_t nsym = std::size(kSymbols);
+    for (int i = 0; i < rows; ++i) {
+        const auto row = static_cast<std::uint64_t>(i);
+        const std::uint64_t fixed = mix64(seed ^ (row * 0x100000001B3ull));   // the symbol's level
+        const std::uint64_t r = mix64(fixed ^ (seq * 0x9E3779B97F4A7C15ull));  // this update's moves
+        const auto base = static_cast<std::int64_t>(1000 + fixed % 90000);     // 10.00 to 910.00
+        const std::int64_t last = base + static_cast<std::int64_t>(r % 401) - 200;
+        if (i > 0) out.push_back(',');
+        out.append("{\"ask\":");
+        append_price(out, last + 1 + static_cast<std::int64_t>((r >> 16) % 5));
+        out.append(",\"bid\":");
+        append_price(out, last - 1 - static_cast<std::int64_t>((r >> 20) % 5));
+        out.append(",\"chg\":");
+        append_price(out, last - base);
+        out.append(",\"high\":");
+        append_price(out, base + 250 + static_cast<std::int64_t>((r >> 24) % 50));
+        out.append(",\"last\":");
+        append_price(out, last);
+        out.append(",\"low\":");
+        append_price(out, base - 250 - static_cast<std::int64_t>((r >> 32) % 50));
+        out.append(",\"sym\":\"").append(kSymbols[row % nsym]);
+        if (row >= nsym) {  // more rows than symbols: a second listing of each
+            out.push_back('.');
+            append_int(out, static_cast<std::int64_t>(row / nsym));
+        }
+        out.append("\",\"ts\":");
+        append_int(out, kEpochMs + s * 20 + static_cast<std::int64_t>((r >> 40) % 20));
+        out.append(",\"vol\":");
+        append_int(out, static_cast<std::int64_t>(fixed >> 44) + s * (1 + i % 7) + static_cast<std::int64_t>((r >> 48) % 100));
+        out.push_back('}');
+    }
+    out.append("],\"sent_ns\":");
+    append_int(out, sent_ns);
+    out.append(",\"seq\":");
+    append_int(out, s);
+    out.append(",\"status\":\"open\"}");
+}
+
+// The rows that make the object at least `size` bytes long.
+int market_rows(std::uint64_t seed, std::size_t size) {
+    std::string out;
+    int rows = 1;
+    for (market_data(out, seed, 0, 0, rows); out.size() < size; market_data(out, seed, 0, 0, ++rows)) {}
+    return rows;
+}
+
+// The value after `"key":` in a market-data object, or false.
+template <class T>
+bool field_after(std::string_view text, std::string_view key, T& v) {
+    const auto at = text.find(key);
+    if (at == std::string_view::npos) return false;
+    const char* p = text.data() + at + key.size();
+    return std::from_chars(p, text.data() + text.size(), v).ec == std::errc{};
+}
+
+// ---------------------------------------------------------------- permessage-deflate
+
+// What a server's Sec-WebSocket-Extensions answer agreed to.
+// (Whatever window the server chose, an inflater with the largest one reads it.)
+struct DeflateAnswer {
+    bool agreed = false;
+    bool server_no_context_takeover = false;
+};
+
+std::string_view trim_ows(std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+}
+
+bool iequal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// Reads the answer to our offer ("permessage-deflate; client_max_window_bits"): one
+// permessage-deflate element whose parameters are known, each at most once, with a window of 8
+// to 15 bits where one is given. False (with why) when the answer breaks RFC 7692 section 7.1.
+bool read_deflate_answer(std::string_view v, DeflateAnswer& a, std::string& why) {
+    a = {};
+    if (trim_ows(v).empty()) return true;
+    if (v.find(',') != std::string_view::npos) {
+        why = "more than one extension in the answer";
+        return false;
+    }
+    std::size_t at = v.find(';');
+    if (!iequal(trim_ows(v.substr(0, at)), "permessage-deflate")) {
+        why = "an extension that was not offered";
+        return false;
+    }
+    bool seen[4] = {false, false, false, false};
+    while (at != std::string_view::npos) {
+        const std::size_t next = v.find(';', at + 1);
+        std::string_view param = trim_ows(v.substr(at + 1, next == std::string_view::npos ? std::string_view::npos : next - at - 1));
+        at = next;
+        std::string_view name = param, value;
+        bool has_value = false;
+        if (const auto eq = param.find('='); eq != std::string_view::npos) {
+            name = trim_ows(param.substr(0, eq));
+            value = trim_ows(param.substr(eq + 1));
+            if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+            has_value = true;
+        }
+        const int which = iequal(name, "server_no_context_takeover")   ? 0
+                          : iequal(name, "client_no_context_takeover") ? 1
+                          : iequal(name, "server_max_window_bits")     ? 2
+                          : iequal(name, "client_max_window_bits")     ? 3
+                                                                       : -1;
+        if (which < 0 || seen[which]) {
+            why = which < 0 ? "an unknown parameter" : "a repeated parameter";
+            return false;
+        }
+        seen[which] = true;
+        if (which < 2) {
+            if (has_value) {
+                why = "a value on a parameter that takes none";
+                return false;
+            }
+            if (which == 0) a.server_no_context_takeover = true;
+            continue;
+        }
+        int bits = 0;
+        const auto r = std::from_chars(value.data(), value.data() + value.size(), bits);
+        if (!has_value || r.ec != std::errc{} || r.ptr != value.data() + value.size() || bits < 8 || bits > 15) {
+            why = "a window size that is not 8 to 15";
+            return false;
+        }
+    }
+    a.agreed = true;
+    return true;
+}
+
+#if defined(LOADGEN_ZLIB)
+// One connection's decompressor: a raw DEFLATE stream with the largest window, which reads any
+// smaller one. Made when the connection reads its first compressed message (handshake packets,
+// join replies, and every delivery only on the members that check them).
+class Inflater {
+public:
+    Inflater() {
+        if (inflateInit2(&z_, -15) != Z_OK) std::abort();
+    }
+    Inflater(const Inflater&) = delete;
+    Inflater& operator=(const Inflater&) = delete;
+    ~Inflater() { inflateEnd(&z_); }
+
+    // One message's payload inflated into out, with 00 00 ff ff appended (section 7.2.2); reset:
+    // the server keeps no history (server_no_context_takeover), so neither may we. False when it
+    // is not DEFLATE or inflates past 64 MiB.
+    bool inflate(std::string_view in, bool reset, std::string& out) {
+        static constexpr unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+        out.clear();
+        std::size_t used = 0;
+        bool ok = true;
+        for (std::string_view part : {in, std::string_view(reinterpret_cast<const char*>(tail), 4)}) {
+            z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
+            z_.avail_in = static_cast<uInt>(part.size());
+            while (ok) {
+                if (out.size() - used < 4096) out.resize(std::max<std::size_t>(out.size() * 2, 16384));
+                z_.next_out = reinterpret_cast<Bytef*>(out.data() + used);
+                z_.avail_out = static_cast<uInt>(out.size() - used);
+                const int r = ::inflate(&z_, Z_SYNC_FLUSH);
+                used = out.size() - z_.avail_out;
+                if (r == Z_STREAM_END) {  // a final block: a new stream may follow (section 7.2.3.3)
+                    inflateReset(&z_);
+                    if (z_.avail_in == 0) break;
+                } else if (r != Z_OK && !(r == Z_BUF_ERROR && z_.avail_in == 0)) {
+                    ok = false;
+                } else if (z_.avail_in == 0 && z_.avail_out != 0) {
+                    break;
+                }
+                if (used > (std::size_t{64} << 20)) ok = false;
+            }
+        }
+        out.resize(used);
+        if (reset || !ok) inflateReset(&z_);
+        return ok;
+    }
+
+private:
+    z_stream z_{};
+};
+#else
+class Inflater {
+public:
+    bool inflate(std::string_view, bool, std::string&) { return false; }
+};
+#endif
+
 struct Frame {
     std::uint8_t b0 = 0;
     bool masked = false;
@@ -532,6 +844,10 @@ struct Conn {
     // The next broadcast this member should receive from each publisher (publisher p sends the
     // sequence numbers s with s % publishers == p; one publisher's reach a member in order).
     std::array<std::uint64_t, 2> expect_seq{0, 1};
+    // permessage-deflate, as the handshake agreed; the inflater only where messages are read
+    DeflateAnswer deflate{};
+    bool sampled = false;  // broadcast --payload json: inflates and checks every delivery
+    std::unique_ptr<Inflater> inflater;
 };
 
 struct Stats {
@@ -548,6 +864,7 @@ struct Stats {
 struct Outstanding {
     std::int64_t send_ns;
     std::uint32_t remaining;
+    std::string expect{};  // --payload json: the message every member should receive
 };
 
 // Drain-callback results.
@@ -650,7 +967,8 @@ private:
                 "Upgrade: websocket\r\n"
                 "Connection: Upgrade\r\n"
                 "Sec-WebSocket-Key: " + c.key + "\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n";
+                "Sec-WebSocket-Version: 13\r\n" +
+                (opt_.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "") + "\r\n";
         c.out_off = 0;
         c.state = State::Handshaking;
     }
@@ -798,10 +1116,56 @@ private:
             fail_handshake(c, "bad Sec-WebSocket-Accept");
             return -1;
         }
+        // Sec-WebSocket-Extensions, every line of it joined as one list.
+        std::string extensions;
+        for (auto e = lower.find("\r\nsec-websocket-extensions:"); e != std::string::npos;
+             e = lower.find("\r\nsec-websocket-extensions:", e + 1)) {
+            const auto from = e + std::strlen("\r\nsec-websocket-extensions:");
+            const auto to = head.find("\r\n", from);
+            if (!extensions.empty()) extensions += ", ";
+            extensions += trim_ows(std::string_view(head).substr(from, to == std::string::npos ? std::string::npos : to - from));
+        }
+        std::string why;
+        if (!extensions.empty() && !opt_.deflate) {
+            fail_handshake(c, "the server answered Sec-WebSocket-Extensions to a request that offered none");
+            return -1;
+        }
+        if (!read_deflate_answer(extensions, c.deflate, why)) {
+            why = "bad Sec-WebSocket-Extensions answer (" + why + "): " + extensions;
+            fail_handshake(c, why.c_str());
+            return -1;
+        }
+        note_extensions(extensions);
         const std::size_t consumed = end + 4;
         std::memmove(c.in.data(), c.in.data() + consumed, c.in_len - consumed);
         c.in_len -= consumed;
         return 1;
+    }
+
+    // The first answer is the one reported (without spaces, as one key=value word); answers that
+    // differ between connections are counted.
+    void note_extensions(const std::string& answer) {
+        std::string word;
+        for (char ch : answer)
+            if (ch != ' ' && ch != '\t') word.push_back(ch);
+        if (word.empty()) word = "none";
+        if (extensions_.empty()) extensions_ = word;
+        else if (word != extensions_) ++extensions_differ_;
+        if (word != "none") ++deflate_conns_;
+    }
+
+    // A text message's content: its payload, or inflated into inflated_ when RSV1 marks it
+    // compressed. False when it is compressed without the extension or does not inflate.
+    bool message_text(Conn& c, const Frame& f, std::string_view payload, std::string_view& text) {
+        if (!(f.b0 & 0x40)) {
+            text = payload;
+            return true;
+        }
+        if (!c.deflate.agreed) return false;
+        if (!c.inflater) c.inflater = std::make_unique<Inflater>();
+        if (!c.inflater->inflate(payload, c.deflate.server_no_context_takeover, inflated_)) return false;
+        text = inflated_;
+        return true;
     }
 
     void fail_handshake(Conn& c, const char* why) {
@@ -846,8 +1210,9 @@ private:
             c.state = State::SioOpen;
         }
         Step result = Step::Pending;
-        const int d = drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view payload) {
-            if (!f.masked && f.b0 == 0x81) {
+        const int d = drain_frames(c, [&](const Frame& f, const std::uint8_t*, std::string_view frame_payload) {
+            std::string_view payload = frame_payload;
+            if (!f.masked && (f.b0 & ~0x40) == 0x81 && message_text(c, f, frame_payload, payload)) {
                 if (c.state == State::SioOpen && payload.starts_with("0{")) {
                     if (!sio_namespace_) {
                         c.state = State::Open;
@@ -1191,10 +1556,12 @@ private:
         };
         std::printf("result server=%s mode=idle proto=%s conns=%d open=%ld open_s=%.3f rss_before_kib=%ld rss_after_kib=%ld "
                     "bytes_per_conn=%.0f anon_before_kib=%ld anon_after_kib=%ld anon_bytes_per_conn=%.0f "
-                    "server_cpu_s=%.3f errors=%llu\n",
+                    "server_cpu_s=%.3f deflate_offered=%d extensions=%s extensions_differ=%llu deflate_conns=%ld errors=%llu\n",
                     opt_.name.c_str(), proto(), opt_.conns, n_open, open_s, before.rss_kib, after.rss_kib,
                     per_conn(before.rss_kib, after.rss_kib), before.anon_kib, after.anon_kib,
                     per_conn(before.anon_kib, after.anon_kib), (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1.0,
+                    opt_.deflate ? 1 : 0, extensions_.empty() ? "none" : extensions_.c_str(),
+                    static_cast<unsigned long long>(extensions_differ_), deflate_conns_,
                     static_cast<unsigned long long>(total_errors()));
         std::fflush(stdout);
         // Abortive close (RST): avoids leaving thousands of TIME_WAIT sockets
@@ -1449,17 +1816,38 @@ private:
 
     void publish(Conn* pubs, Clock::time_point now) {
         const std::int64_t ns = ns_since_origin(now);
-        broadcast_data(scratch_, next_pub_seq_, ns, opt_.size);
-        pubs[next_pub_seq_ % publishers()].out += client_frame(0x1, envelope(opt_.proto, nsp_, "broadcast", scratch_));
-        outstanding_.push_back({ns, static_cast<std::uint32_t>(members_alive_)});
+        Conn& pub = pubs[next_pub_seq_ % publishers()];
+        const auto members = static_cast<std::uint32_t>(members_alive_);
+        if (opt_.payload == Payload::json) {
+            market_data(scratch_, opt_.seed, next_pub_seq_, ns, market_rows_);
+            std::string message = envelope_json(opt_.proto, nsp_, "broadcast", scratch_);
+            pub.out += client_frame(0x1, message);
+            outstanding_.push_back({ns, members, std::move(message)});
+        } else {
+            broadcast_data(scratch_, next_pub_seq_, ns, opt_.size);
+            pub.out += client_frame(0x1, envelope(opt_.proto, nsp_, "broadcast", scratch_));
+            outstanding_.push_back({ns, members});
+        }
         ++next_pub_seq_;
         if (recording_) ++published_;
+    }
+
+    int garbled(const Frame& f, std::string_view payload, const char* why) {
+        if (stats_.garbled++ < 3) {
+            if (f.b0 & 0x40)
+                std::fprintf(stderr, "loadgen: garbled delivery (%s, byte0=0x%02x, compressed, %zu bytes)\n", why, f.b0, payload.size());
+            else
+                std::fprintf(stderr, "loadgen: garbled delivery (%s, byte0=0x%02x): %.60s\n", why, f.b0,
+                             std::string(payload.substr(0, 60)).c_str());
+        }
+        return kContinue;
     }
 
     // One message to a member: the join reply while joining, then deliveries.
     int on_member_msg(Conn& c, const Frame& f, std::string_view payload, Clock::time_point now) {
         if (!c.joined) {
-            if (!f.masked && f.b0 == 0x81 && payload == join_reply_) {
+            std::string_view text;
+            if (!f.masked && (f.b0 & ~0x40) == 0x81 && message_text(c, f, payload, text) && text == join_reply_) {
                 c.joined = true;
                 ++members_alive_;
                 --pending_joins_;
@@ -1471,29 +1859,64 @@ private:
             drop_member(c, "no join reply", false);
             return kDropped;
         }
+        if (opt_.payload == Payload::json) return on_market_data(c, f, payload, now);
         // Expect prefix + "<seq>:<ns>:<letters>" + suffix.
-        auto garbled = [&](const char* why) {
-            if (stats_.garbled++ < 3)
-                std::fprintf(stderr, "loadgen: garbled delivery (%s, byte0=0x%02x): %.60s\n", why, f.b0,
-                             std::string(payload.substr(0, 60)).c_str());
-            return kContinue;
-        };
-        if (f.masked || f.b0 != 0x81) return garbled("not an unmasked text frame");
-        if (!payload.starts_with(bcast_prefix_) || !payload.ends_with(bcast_suffix_) ||
-            payload.size() < bcast_prefix_.size() + bcast_suffix_.size())
-            return garbled("not a broadcast envelope");
-        const std::string_view data = payload.substr(bcast_prefix_.size(), payload.size() - bcast_prefix_.size() - bcast_suffix_.size());
+        std::string_view text;
+        if (f.masked || (f.b0 & ~0x40) != 0x81) return garbled(f, payload, "not an unmasked text frame");
+        if (!message_text(c, f, payload, text)) return garbled(f, payload, "compressed, and does not inflate");
+        if (!text.starts_with(bcast_prefix_) || !text.ends_with(bcast_suffix_) ||
+            text.size() < bcast_prefix_.size() + bcast_suffix_.size())
+            return garbled(f, payload, "not a broadcast envelope");
+        const std::string_view data = text.substr(bcast_prefix_.size(), text.size() - bcast_prefix_.size() - bcast_suffix_.size());
         std::uint64_t seq = 0;
         std::int64_t ns = 0;
         const char* p = data.data();
         const char* e = data.data() + data.size();
         auto r1 = std::from_chars(p, e, seq);
-        if (r1.ec != std::errc{} || r1.ptr == e || *r1.ptr != ':') return garbled("no sequence number");
+        if (r1.ec != std::errc{} || r1.ptr == e || *r1.ptr != ':') return garbled(f, payload, "no sequence number");
         auto r2 = std::from_chars(r1.ptr + 1, e, ns);
-        if (r2.ec != std::errc{} || r2.ptr == e || *r2.ptr != ':') return garbled("no timestamp");
+        if (r2.ec != std::errc{} || r2.ptr == e || *r2.ptr != ':') return garbled(f, payload, "no timestamp");
         broadcast_data(check_, seq, ns, opt_.size);
-        if (data != check_) return garbled("data differs from what was sent");
-        if (seq >= next_pub_seq_) return garbled("never sent");
+        if (data != check_) return garbled(f, payload, "data differs from what was sent");
+        return delivered(c, f, payload, seq, ns, text.size(), now);
+    }
+
+    // A market-data delivery (--payload json). A sampled member inflates it when compressed and
+    // checks it against the object rebuilt from its own "seq" and "sent_ns"; another member takes
+    // it as the next broadcast, compares it with that one when it came uncompressed, and does not
+    // read it when compressed (a server that sends garbage still fails on the sampled members, and
+    // a missing or extra message leaves a broadcast incomplete or one never sent).
+    int on_market_data(Conn& c, const Frame& f, std::string_view payload, Clock::time_point now) {
+        const bool compressed = (f.b0 & 0x40) != 0;
+        if (f.masked || (f.b0 & ~0x40) != 0x81 || (compressed && !c.deflate.agreed))
+            return garbled(f, payload, "not an unmasked text frame, RSV1 only with permessage-deflate");
+        if (!c.sampled) {
+            const std::uint64_t seq = c.expect_seq[0];
+            const Outstanding* o = find_outstanding(seq);
+            if (o != nullptr && !compressed && payload != o->expect) return garbled(f, payload, "not the next broadcast");
+            return delivered(c, f, payload, seq, o ? o->send_ns : 0, o ? o->expect.size() : payload.size(), now);
+        }
+        std::string_view text;
+        if (!message_text(c, f, payload, text)) return garbled(f, payload, "compressed, and does not inflate");
+        if (!text.starts_with(bcast_prefix_) || !text.ends_with(bcast_suffix_) ||
+            text.size() < bcast_prefix_.size() + bcast_suffix_.size())
+            return garbled(f, payload, "not a broadcast envelope");
+        const std::string_view data = text.substr(bcast_prefix_.size(), text.size() - bcast_prefix_.size() - bcast_suffix_.size());
+        std::uint64_t seq = 0;
+        std::int64_t ns = 0;
+        if (!field_after(data, "\"seq\":", seq) || !field_after(data, "\"sent_ns\":", ns))
+            return garbled(f, payload, "no seq or sent_ns");
+        market_data(check_, opt_.seed, seq, ns, market_rows_);
+        if (data != check_) return garbled(f, payload, "data differs from what was sent");
+        if (recording_) ++checked_deliveries_;
+        return delivered(c, f, payload, seq, ns, text.size(), now);
+    }
+
+    // Broadcast seq, sent at ns, received by c (plain_len: its message uncompressed): duplicates,
+    // the broadcasts it skipped, latency.
+    int delivered(Conn& c, const Frame& f, std::string_view payload, std::uint64_t seq, std::int64_t ns, std::size_t plain_len,
+                  Clock::time_point now) {
+        if (seq >= next_pub_seq_) return garbled(f, payload, "never sent");
         const std::uint64_t pub = seq % publishers();
         if (seq < c.expect_seq[pub]) {
             ++stats_.duplicate;
@@ -1506,7 +1929,7 @@ private:
             ++late_;
             return kContinue;
         }
-        if (o->send_ns != ns) return garbled("timestamp differs from the one sent");
+        if (o->send_ns != ns) return garbled(f, payload, "timestamp differs from the one sent");
         --o->remaining;
         if (recording_) {
             const auto lat = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ns_since_origin(now) - ns));
@@ -1514,6 +1937,8 @@ private:
             ++node_deliveries_[c.node];
             latencies_.push_back(lat);
             if (opt_.port_b > 0) (c.node == publisher_node(seq) ? latencies_local_ : latencies_remote_).push_back(lat);
+            if (f.b0 & 0x40) ++compressed_deliveries_;
+            plain_bytes_ += server_header_size(plain_len) + plain_len;
         }
         return kContinue;
     }
@@ -1527,6 +1952,7 @@ private:
             return false;
         }
         if (r < 0) return true;
+        if (recording_ && c.member) wire_bytes_ += static_cast<std::uint64_t>(r);
         const auto now = Clock::now();
         int d;
         if (c.member) {
@@ -1596,9 +2022,12 @@ private:
                 if (pubs[p].state != State::Open) return false;
             return true;
         };
+        for (std::size_t i = 0; i < K; i += static_cast<std::size_t>(opt_.sample)) conns[i].sampled = true;
+        if (opt_.payload == Payload::json) market_rows_ = market_rows(opt_.seed, opt_.size);
         join_reply_ = envelope(opt_.proto, nsp_, "join", opt_.room);
         const std::string join_frame = client_frame(0x1, envelope(opt_.proto, nsp_, "join", opt_.room));
-        const std::string probe = envelope(opt_.proto, nsp_, "broadcast", "\x01");
+        const std::string probe = opt_.payload == Payload::json ? envelope_json(opt_.proto, nsp_, "broadcast", "\x01")
+                                                                : envelope(opt_.proto, nsp_, "broadcast", "\x01");
         const auto cut = probe.find('\x01');
         bcast_prefix_ = probe.substr(0, cut);
         bcast_suffix_ = probe.substr(cut + 1);
@@ -1681,6 +2110,7 @@ private:
         const double server_cpu_s = cluster ? (cpu_a >= 0 && cpu_b >= 0 ? cpu_a + cpu_b : -1) : cpu_a;
         const double per_s = window > 0 ? 1.0 / window : 0.0;
         const std::uint64_t lost = static_cast<std::uint64_t>(K + P) - static_cast<std::uint64_t>(std::max<long>(open_, 0));
+        const long rss_kib = server_mem().rss_kib;
         std::printf("result server=%s mode=%s proto=%s members=%d joined=%ld size=%zu window=%d rate=%.1f join_s=%.3f "
                     "seconds=%.3f broadcasts=%llu sent=%llu bcasts_per_s=%.1f deliveries=%llu deliveries_per_s=%.0f "
                     "p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu_s=%.3f server_cpu_pct=%.1f deliveries_per_cpu_s=%.0f "
@@ -1697,6 +2127,20 @@ private:
                     static_cast<unsigned long long>(stats_.unexpected), static_cast<unsigned long long>(stats_.join_errors),
                     static_cast<unsigned long long>(total_errors()), static_cast<unsigned long long>(lost));
         if (opt_.mode == "broadcast" && P > 1) std::printf(" publishers=%zu", P);
+        if (!cluster) {
+            // Bytes the members read in the window (frame headers included) per delivery, and what
+            // the same deliveries would have been as uncompressed frames.
+            const double d = deliveries_ > 0 ? static_cast<double>(deliveries_) : 1.0;
+            std::printf(" payload=%s rows=%d deflate_offered=%d extensions=%s extensions_differ=%llu deflate_conns=%ld "
+                        "wire_bytes=%llu wire_bytes_per_delivery=%.1f plain_bytes_per_delivery=%.1f compressed_deliveries=%llu "
+                        "sampled_members=%zu checked_deliveries=%llu server_rss_kib=%ld",
+                        opt_.payload == Payload::json ? "json" : "text", market_rows_, opt_.deflate ? 1 : 0,
+                        extensions_.empty() ? "none" : extensions_.c_str(), static_cast<unsigned long long>(extensions_differ_),
+                        deflate_conns_, static_cast<unsigned long long>(wire_bytes_), static_cast<double>(wire_bytes_) / d,
+                        static_cast<double>(plain_bytes_) / d, static_cast<unsigned long long>(compressed_deliveries_),
+                        (K + static_cast<std::size_t>(opt_.sample) - 1) / static_cast<std::size_t>(opt_.sample),
+                        static_cast<unsigned long long>(checked_deliveries_), rss_kib);
+        }
         if (cluster) {
             const Percentiles local = percentiles(latencies_local_), remote = percentiles(latencies_remote_);
             const double all_cpu = server_cpu_s >= 0 && cpu_redis >= 0 ? server_cpu_s + cpu_redis : -1;
@@ -1857,8 +2301,15 @@ private:
     std::string ack_scratch_;  // --ack: a request or the expected acknowledgement, built per message
     std::uint64_t variants_ = 1;
     std::uint64_t counted_ = 0;
+    // permessage-deflate
+    std::string extensions_;                // the first connection's answer, without spaces ("none")
+    std::uint64_t extensions_differ_ = 0;   // connections whose answer was another
+    long deflate_conns_ = 0;                // connections that agreed permessage-deflate
+    std::string inflated_;                  // the last message inflated
     // broadcast
     std::string join_reply_, bcast_prefix_, bcast_suffix_, scratch_, check_;
+    int market_rows_ = 0;                   // --payload json: rows in each object
+    std::uint64_t wire_bytes_ = 0, plain_bytes_ = 0, compressed_deliveries_ = 0, checked_deliveries_ = 0;
     std::deque<Outstanding> outstanding_;
     std::uint64_t first_seq_ = 0, next_pub_seq_ = 0;
     long members_alive_ = 0, pending_joins_ = 0;

@@ -11,7 +11,8 @@
 #   SERVERS   ["gateway gateway-events websocketpp beast ws socketio nestjs"]
 #   WORKLOADS ["echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect
 #              echo-raw-1k echo-raw-16k workers allocs echo-sio-64 echo-sio-ack-64
-#              broadcast-sio-window broadcast-sio-rate idle-sio"]
+#              broadcast-sio-window broadcast-sio-rate idle-sio broadcast-deflate
+#              broadcast-sio-deflate idle-deflate idle-sio-deflate"]
 #   REPS [3]  DURATION [5]  WARMUP [1]       repetitions and seconds of every timed workload
 #   CONNS [100]  INFLIGHT [10]               echo shape
 #   MEMBERS [1000]  WINDOW [16]  BCAST_RATE [50]   broadcast room size, window, fixed rate
@@ -19,6 +20,15 @@
 #   CHURN_CONNS [10000]  CHURN_ROUNDS [5]    churn: connections opened and closed per round, rounds
 #   CHURN_REPS [1]                           churn: fresh servers measured
 #   CONNECT_CONNS [50]                       concurrent connect loops
+#   DEFLATE_GW ["off shared dedicated"]      the deflate workloads: gateway-events' permessage-deflate
+#                                            modes (the peers: on, and for idle also off)
+#   DEFLATE_SIZE [2048]  DEFLATE_SAMPLE [50] the market-data object's size; every Nth member
+#                                            inflates and checks every delivery
+#   DEFLATE_WINDOW [4]  DEFLATE_DURATION [10]  DEFLATE_WARMUP [3]   broadcast-*deflate's
+#                                            outstanding broadcasts and seconds measured (servers
+#                                            that compress per socket take 0.1-0.2 s per broadcast),
+#                                            and warm-up (at least WARMUP: per-socket compressors
+#                                            are made before the window)
 #   WORKERS_LIST ["1 2"]                     gateway_echo worker counts in the workers section
 #   SERVER_CPU [0]  CLIENT_CPU [1]           CPUs to pin to (taskset)
 #   CHECK [1]                                1: a server failing its protocol check is not measured;
@@ -29,7 +39,7 @@
 #                                            measured against what it changed, in the same run
 #   QUICK [0]                                1: a smoke run (REPS=1 DURATION=1 WARMUP=0.5
 #                                            IDLE_CONNS=2000 CHURN_CONNS=2000 CHURN_ROUNDS=3
-#                                            unless set)
+#                                            DEFLATE_WARMUP=1 DEFLATE_DURATION=2 unless set)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,8 +74,35 @@ function flush_table(   r, i, wd, line, sep) {
         if (r == 1) { sep = "|"; for (i = 1; i <= C[1]; i++) { sep = sep "-"; for (j = 0; j < wd[i]; j++) sep = sep "-"; sep = sep "-|" } print sep } }
     R = 0
 }
+# The deflate workloads: what the handshake agreed, from the recorded Sec-WebSocket-Extensions answer.
+function agreed(w, s,   e, d, bits) { e = EXT[w, s]
+    if (e == "" || e == "none") return (VAR[w, s] == "off") ? "no (off)" : "NO: NOT NEGOTIATED"
+    d = (VAR[w, s] == "off") ? "YES, though off" : "yes"
+    d = d ((e ~ /server_no_context_takeover/) ? ", no context takeover" : ", context takeover")
+    if (match(e, /server_max_window_bits=[0-9]+/)) { bits = substr(e, RSTART, RLENGTH); sub(/.*=/, "", bits); d = d ", window " bits }
+    if (EXTD[w, s] > 0) d = d " (ANSWERS DIFFER)"
+    return d }
+# med(a) / med(b) of key k for two rows of workload w, as "x1.23".
+function pair(w, a, b, k,   x, y) { x = med(w SUBSEP a, k); y = med(w SUBSEP b, k); if (x == "" || y == "" || y == 0) return "-"
+    return "x" sprintf("%.2f", x / y) }
+function is_gw(w, s) { return SNAME[w, s] == "gateway-events" || SNAME[w, s] == "base-events" }
+# Below a deflate table: every answer as recorded, then gateway.hpp against the others.
+function deflate_notes(w,   i, j, a, b, e) {
+    print ""; print "Sec-WebSocket-Extensions answers (the first connection'"'"'s; spaces dropped on the result lines):"
+    for (i = 1; i <= NR_[w]; i++) { a = ROWS[w, i]; e = EXT[w, a]; gsub(/;/, "; ", e); print "  " a ": " (e == "" ? "none" : e) }
+    if (w ~ /^idle/) return
+    print ""
+    print "gateway.hpp / other, medians: below 1 is better for wire bytes and CPU per delivery, above 1 for deliveries/s."
+    R = 1; C[1] = 5; split("gateway.hpp|other|wire B/delivery|server CPU per delivery|deliveries/s", H, "|"); for (j = 1; j <= 5; j++) T[1, j] = H[j]
+    for (i = 1; i <= NR_[w]; i++) { a = ROWS[w, i]; if (!is_gw(w, a)) continue
+        for (j = 1; j <= NR_[w]; j++) { b = ROWS[w, j]
+            if (a == b || (is_gw(w, b) && !(SNAME[w, b] == SNAME[w, a] && VAR[w, b] == "off"))) continue
+            R++; C[R] = 5; T[R, 1] = a; T[R, 2] = b; T[R, 3] = pair(w, a, b, "wire"); T[R, 4] = pair(w, a, b, "cpd"); T[R, 5] = pair(w, a, b, "rate") } }
+    if (R > 1) flush_table(); else R = 0 }
 function header(w,   i) { R = 0
-    if (w ~ /^echo/)               n = split("server|proto|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer msgs/s|gw/peer per CPU-s", H, "|")
+    if (w ~ /^broadcast.*deflate$/) n = split("server|proto|deflate|agreed|deliveries/s|wire B/delivery|uncompressed B/delivery|wire/uncompressed|compressed %|server CPU ms per 1000 deliveries|server CPU %|gen CPU %|server RSS MiB|p50 us|p99 us|errors", H, "|")
+    else if (w ~ /^idle.*deflate$/) n = split("server|proto|deflate|agreed|B/conn (RSS)|anon B/conn|+B/conn over off (RSS)|+anon B/conn over off|errors", H, "|")
+    else if (w ~ /^echo/)               n = split("server|proto|msgs/s|msgs per server CPU-s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer msgs/s|gw/peer per CPU-s", H, "|")
     else if (w ~ /^broadcast.*window$/) n = split("server|proto|deliveries/s|deliveries per server CPU-s|broadcasts/s|p50 us|p99 us|server CPU %|gen CPU %|errors|gw/peer deliveries/s|gw/peer per CPU-s", H, "|")
     else if (w ~ /^broadcast/)     n = split("server|proto|broadcasts/s|p50 us|p99 us|server CPU %|deliveries per server CPU-s|errors|gw/peer per CPU-s|gw/peer p99", H, "|")
     else if (w ~ /^idle/)          n = split("server|proto|B/conn (RSS)|anon B/conn|errors|gw/peer B/conn", H, "|")
@@ -76,9 +113,23 @@ function header(w,   i) { R = 0
     else                           n = split("server|proto|errors", H, "|")
     R = 1; C[1] = n; for (i = 1; i <= n; i++) T[1, i] = H[i]
 }
-function body(w, s,   r, c) { r = w SUBSEP s; R++; C[R] = C[1]; c = 0
-    if (w != "workers") { T[R, ++c] = s (((s, PROTO[w, s]) in CF) ? " !" : ""); T[R, ++c] = PROTO[w, s] }
-    if (w ~ /^echo/ || w == "connect") {
+function body(w, s,   r, c, off) { r = w SUBSEP s; R++; C[R] = C[1]; c = 0
+    if (w ~ /deflate$/) {
+        T[R, ++c] = SNAME[w, s] (((SNAME[w, s], PROTO[w, s]) in CF) ? " !" : ""); T[R, ++c] = PROTO[w, s]; T[R, ++c] = VAR[w, s]; T[R, ++c] = agreed(w, s) }
+    else if (w != "workers") { T[R, ++c] = s (((s, PROTO[w, s]) in CF) ? " !" : ""); T[R, ++c] = PROTO[w, s] }
+    if (w ~ /^broadcast.*deflate$/) {
+        T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "wire", 1); T[R, ++c] = cell(r, "plain", 1)
+        T[R, ++c] = (med(r, "plain") > 0) ? sprintf("%.1f %%", 100 * med(r, "wire") / med(r, "plain")) : "-"
+        T[R, ++c] = cell(r, "comp", 1); T[R, ++c] = cell(r, "cpd", 3); T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0)
+        T[R, ++c] = cell(r, "rss", 0); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0); T[R, ++c] = ERR[w, s] + 0 }
+    else if (w ~ /^idle.*deflate$/) {
+        off = SNAME[w, s] " off"
+        T[R, ++c] = cell(r, "mem", 0); T[R, ++c] = cell(r, "anon", 0)
+        if (VAR[w, s] != "off" && ((w, off) in SEEN)) {
+            T[R, ++c] = sprintf("%+.0f", med(r, "mem") - med(w SUBSEP off, "mem")); T[R, ++c] = sprintf("%+.0f", med(r, "anon") - med(w SUBSEP off, "anon")) }
+        else { T[R, ++c] = "-"; T[R, ++c] = "-" }
+        T[R, ++c] = ERR[w, s] + 0 }
+    else if (w ~ /^echo/ || w == "connect") {
         T[R, ++c] = cell(r, "rate", 0); T[R, ++c] = cell(r, "eff", 0); T[R, ++c] = cell(r, "p50", 0); T[R, ++c] = cell(r, "p99", 0)
         T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0; T[R, ++c] = ratio(w, s, "rate"); T[R, ++c] = ratio(w, s, "eff") }
     else if (w ~ /^broadcast.*window$/) {
@@ -98,16 +149,25 @@ function body(w, s,   r, c) { r = w SUBSEP s; R++; C[R] = C[1]; c = 0
         T[R, ++c] = cell(r, "cpu", 0); T[R, ++c] = cell(r, "gen", 0); T[R, ++c] = ERR[w, s] + 0 }
     else T[R, ++c] = ERR[w, s] + 0
 }
-/^# workload / { w = $3; if (!(w in DESC)) { ORDER[++NW] = w }; DESC[w] = substr($0, length("# workload " w) + 2); next }
+/^# workload / { w = $3; if (w ~ /deflate$/) HAS_DEFLATE = 1; if (!(w in DESC)) { ORDER[++NW] = w }; DESC[w] = substr($0, length("# workload " w) + 2); next }
 /^# skip / { w = $3; SKIPS[w] = SKIPS[w] "\n  not measured: " substr($0, length("# skip " w) + 2); if (!(w in DESC)) { ORDER[++NW] = w; DESC[w] = "" } next }
 /^# check-failed / { p = $4; gsub(/[():]/, "", p); CF[$3, p] = 1; CFNOTES = CFNOTES "\n! " substr($0, 16); next }
 /^# / { print "  " substr($0, 3); next }
 $1 == "result" { kv(); w = F["workload"]; if (w == "") next
     s = (w == "workers") ? F["workers"] : F["server"]
+    if (F["deflate"] != "") s = s " " F["deflate"]   # a deflate workload: one row per server and setting
     if (!(w in DESC)) { ORDER[++NW] = w; DESC[w] = "" }
     if (!((w, s) in SEEN)) { SEEN[w, s] = 1; ROWS[w, ++NR_[w]] = s; PROTO[w, s] = F["proto"]
-        REF[w, s] = (F["proto"] == "raw") ? "gateway" : "gateway-events" }
+        REF[w, s] = (F["proto"] == "raw") ? "gateway" : "gateway-events"
+        SNAME[w, s] = F["server"]; VAR[w, s] = F["deflate"]; EXT[w, s] = F["extensions"] }
     r = w SUBSEP s; m = F["mode"]
+    if (F["extensions"] != "" && F["extensions"] != EXT[w, s]) EXTD[w, s]++   # another answer in another repetition
+    EXTD[w, s] += F["extensions_differ"]
+    if (m == "broadcast" && F["payload"] == "json") {
+        add(r, "wire", F["wire_bytes_per_delivery"]); add(r, "plain", F["plain_bytes_per_delivery"])
+        if (F["deliveries"] > 0) { add(r, "comp", 100 * F["compressed_deliveries"] / F["deliveries"])
+            if (F["server_cpu_s"] >= 0) add(r, "cpd", 1e6 * F["server_cpu_s"] / F["deliveries"]) }
+        if (F["server_rss_kib"] > 0) add(r, "rss", F["server_rss_kib"] / 1024) }
     if (F["seconds"] > 0 && F["client_cpu_s"] != "") add(r, "gen", 100 * F["client_cpu_s"] / F["seconds"])
     if (m == "echo") { add(r, "rate", F["msgs_per_s"]); add(r, "eff", F["msgs_per_cpu_s"]); add(r, "p50", F["p50_us"]); add(r, "p99", F["p99_us"])
         if (F["seconds"] > 0 && F["server_cpu_s"] >= 0) add(r, "cpu", 100 * F["server_cpu_s"] / F["seconds"]); ERR[w, s] += F["errors"] + F["lost_conns"] }
@@ -123,7 +183,8 @@ $1 == "result" { kv(); w = F["workload"]; if (w == "") next
 END {
     for (k = 1; k <= NW; k++) { w = ORDER[k]
         print ""; print "## " w (DESC[w] != "" ? ": " DESC[w] : "")
-        if (NR_[w] > 0) { header(w); for (i = 1; i <= NR_[w]; i++) body(w, ROWS[w, i]); flush_table() }
+        if (NR_[w] > 0) { header(w); for (i = 1; i <= NR_[w]; i++) body(w, ROWS[w, i]); flush_table()
+            if (w ~ /deflate$/) deflate_notes(w) }
         if (w == "workers" && NR_[w] >= 2) { a = med(w SUBSEP ROWS[w, 1], "rate"); b = med(w SUBSEP ROWS[w, NR_[w]], "rate")
             if (a > 0) printf "  %s workers / %s worker msgs/s: x%.2f\n", ROWS[w, NR_[w]], ROWS[w, 1], b / a }
         if (SKIPS[w] != "") print substr(SKIPS[w], 2)
@@ -135,6 +196,12 @@ END {
     print "figures, below 1 is better for B/conn and latency. server CPU % = server CPU time / window (100 = one core busy);"
     print "well under 100 while the server is the bottleneck means something else took its CPU: compare the per-CPU-s columns."
     print "gen CPU % = the generator'"'"'s own CPU time / window: near 100 means the generator, not the server, set the rate."
+    if (HAS_DEFLATE) {
+        print "Deflate tables: wire B/delivery = bytes the members read from their sockets in the window (frame headers included) /"
+        print "deliveries; uncompressed B/delivery = the same deliveries as uncompressed frames; server CPU ms per 1000 deliveries"
+        print "= microseconds of server CPU per delivery; agreed = the server'"'"'s Sec-WebSocket-Extensions answer to"
+        print "\"permessage-deflate; client_max_window_bits\" (NOT NEGOTIATED: the server was asked to compress and did not agree)."
+    }
 }' "$1"
 }
 
@@ -152,10 +219,10 @@ BUILD=${1:-${BUILD:-build-bench}}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
 if [ "${QUICK:-0}" = 1 ]; then
-    : "${REPS:=1}" "${DURATION:=1}" "${WARMUP:=0.5}" "${IDLE_CONNS:=2000}" "${CHURN_CONNS:=2000}" "${CHURN_ROUNDS:=3}"
+    : "${REPS:=1}" "${DURATION:=1}" "${WARMUP:=0.5}" "${IDLE_CONNS:=2000}" "${CHURN_CONNS:=2000}" "${CHURN_ROUNDS:=3}" "${DEFLATE_WARMUP:=1}" "${DEFLATE_DURATION:=2}"
 fi
 SERVERS=${SERVERS:-"gateway gateway-events websocketpp beast ws socketio nestjs"}
-WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect echo-raw-1k echo-raw-16k workers allocs echo-sio-64 echo-sio-ack-64 broadcast-sio-window broadcast-sio-rate idle-sio"}
+WORKLOADS=${WORKLOADS:-"echo-raw-64 echo-events-64 broadcast-window broadcast-rate idle churn connect echo-raw-1k echo-raw-16k workers allocs echo-sio-64 echo-sio-ack-64 broadcast-sio-window broadcast-sio-rate idle-sio broadcast-deflate broadcast-sio-deflate idle-deflate idle-sio-deflate"}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -170,26 +237,43 @@ CHURN_CONNS=${CHURN_CONNS:-10000}
 CHURN_ROUNDS=${CHURN_ROUNDS:-5}
 CHURN_REPS=${CHURN_REPS:-1}
 CONNECT_CONNS=${CONNECT_CONNS:-50}
+DEFLATE_GW=${DEFLATE_GW:-"off shared dedicated"}
+DEFLATE_SIZE=${DEFLATE_SIZE:-2048}
+DEFLATE_SAMPLE=${DEFLATE_SAMPLE:-50}
+DEFLATE_WARMUP=${DEFLATE_WARMUP:-3}
+DEFLATE_WINDOW=${DEFLATE_WINDOW:-4}
+DEFLATE_DURATION=${DEFLATE_DURATION:-10}
 WORKERS_LIST=${WORKERS_LIST:-"1 2"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 CHECK=${CHECK:-1}
 
 # ================================================================ build
-# Only the benchmark's own targets: a broken test elsewhere in the tree must not stop a benchmark.
+# Only the benchmark's own targets, and of those the ones the selected servers and workloads run: a
+# broken test elsewhere in the tree must not stop a benchmark, and a machine with 2 cores has no
+# time to spare for a peer nobody asked for. At low priority, beside whatever else the machine does.
 if [ ! -d "$BUILD" ]; then
     note "configuring $BUILD"
     meson setup "$BUILD" -Dbuildtype=release -Dbench=true >&2 || { note "meson setup failed"; exit 1; }
 fi
+wanted="loadgen"
+for s in $SERVERS; do
+    case "$s" in
+        gateway) wanted+=" 01_echo" ;;
+        gateway-events) wanted+=" gateway_echo" ;;
+        websocketpp | beast) wanted+=" ${s}_echo" ;;
+    esac
+done
+case " $WORKLOADS " in *" allocs "*) wanted+=" alloc_count" ;; esac
 targets=()
 known=$(meson introspect --targets "$BUILD" 2>/dev/null | python3 -c 'import json, sys; print(" ".join(t["name"] for t in json.load(sys.stdin)))' 2>/dev/null)
-for t in loadgen 01_echo gateway_echo websocketpp_echo beast_echo; do
+for t in $wanted; do
     case " $known " in *" $t "*) targets+=("$t") ;; esac
 done
 note "building ${targets[*]:-everything} in $BUILD"
-if ! meson compile -C "$BUILD" "${targets[@]}" >&2; then
+if ! nice meson compile -C "$BUILD" "${targets[@]}" >&2; then
     note "building them together failed; trying one by one"
-    for t in "${targets[@]}"; do meson compile -C "$BUILD" "$t" >&2 || note "$t did not build"; done
+    for t in "${targets[@]}"; do nice meson compile -C "$BUILD" "$t" >&2 || note "$t did not build"; done
 fi
 LOADGEN="$BUILD/bench/loadgen"
 [ -x "$LOADGEN" ] || { note "no $LOADGEN: was the build configured with -Dbench=true?"; exit 1; }
@@ -254,7 +338,8 @@ asio_version=$(sed -n 's/^#define ASIO_VERSION [0-9]* \/\/ //p' /usr/include/asi
     echo "# compiler: $( ${compiler:-c++} --version 2>/dev/null | head -n1) [$opts]; peers built with warning_level=0, WebSocket++ as C++17"
     echo "# libraries: Asio ${asio_version:-?} (libasio-dev $(deb_version libasio-dev)), Boost $(deb_version libboost-dev), WebSocket++ $(deb_version libwebsocketpp-dev), nlohmann/json $(deb_version nlohmann-json3-dev)"
     echo "# node $(node --version 2>/dev/null || echo none): ws $(pkg_version ws), socket.io $(pkg_version socket.io) (engine.io $(pkg_version engine.io)), @nestjs/core $(pkg_version @nestjs/core), @nestjs/websockets $(pkg_version @nestjs/websockets), @nestjs/platform-ws $(pkg_version @nestjs/platform-ws), @nestjs/platform-socket.io $(pkg_version @nestjs/platform-socket.io) (its socket.io $(pkg_version @nestjs/platform-socket.io/node_modules/socket.io))"
-    echo "# $PINNING; REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP"
+    echo "# $PINNING; REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP$(case " $WORKLOADS " in *deflate" "*)
+        echo " DEFLATE_GW=\"$DEFLATE_GW\" DEFLATE_SIZE=$DEFLATE_SIZE DEFLATE_WINDOW=$DEFLATE_WINDOW DEFLATE_DURATION=$DEFLATE_DURATION DEFLATE_WARMUP=$DEFLATE_WARMUP DEFLATE_SAMPLE=$DEFLATE_SAMPLE" ;; esac)"
     echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RESULTS"
 
@@ -271,31 +356,46 @@ modes_of() {
     esac
 }
 
-# mode_for NAME KIND: the mode NAME runs in for a raw, events, socketio or any workload ("" if none).
+# mode_for NAME KIND: the mode NAME runs in for a raw, events, socketio or any workload ("" if none);
+# json: events where the server has it, else socketio (the deflate workloads' JSON broadcasts).
 mode_for() {
     local m=" $(modes_of "$1") "
     case "$2" in
         raw | events | socketio) [[ $m == *" $2 "* ]] && echo "$2" ;;
         any) set -- $m; echo "${1:-}" ;;
+        json) if [[ $m == *" events "* ]]; then echo events; elif [[ $m == *" socketio "* ]]; then echo socketio; fi ;;
     esac
     return 0
 }
 
-# server_cmd NAME MODE: sets CMD (the command before the port) and ARGS (after it); on failure
-# returns 1 with the reason in WHY.
+# deflate_variants NAME WORKLOAD: the permessage-deflate settings NAME is measured with in a deflate
+# workload ("" if it has none here). gateway_echo: gw::deflate_mode's off, shared, dedicated; the
+# Node peers: on (perMessageDeflate, threshold 1024), and for the idle ones also off, so that each
+# server's cost of a negotiated extension shows beside its own figure without.
+deflate_variants() {
+    case "$1" in
+        gateway-events | base-events) echo "$DEFLATE_GW" ;;
+        ws | socketio | nestjs) case "$2" in idle*) echo "off on" ;; *) echo on ;; esac ;;
+    esac
+}
+
+# server_cmd NAME MODE [DEFLATE]: sets CMD (the command before the port) and ARGS (after it); on
+# failure returns 1 with the reason in WHY. DEFLATE is one of deflate_variants' settings.
 server_cmd() {
     CMD=() ARGS=() WHY=""
-    local js=""
+    local js="" on=""
+    [ "${3:-}" = on ] && on=deflate
     case "$1" in
         gateway) CMD=("$BUILD/examples/01_echo") ;;
-        gateway-events) CMD=("$BUILD/bench/gateway_echo") ;;
+        gateway-events) CMD=("$BUILD/bench/gateway_echo"); [ -n "${3:-}" ] && ARGS=(1 "$3") ;;
         base | base-events)
             [ -n "${BASE:-}" ] || { WHY="BASE (another build directory) not set"; return 1; }
-            if [ "$1" = base ]; then CMD=("$BASE/examples/01_echo"); else CMD=("$BASE/bench/gateway_echo"); fi ;;
+            if [ "$1" = base ]; then CMD=("$BASE/examples/01_echo"); else CMD=("$BASE/bench/gateway_echo"); fi
+            [ "$1" = base-events ] && [ -n "${3:-}" ] && ARGS=(1 "$3") ;;
         websocketpp | beast) CMD=("$BUILD/bench/${1}_echo"); [ "$2" = raw ] || ARGS=("$2") ;;
-        ws) js=ws_echo.mjs; [ "$2" = raw ] || ARGS=("$2") ;;
-        socketio) js=socketio_server.mjs ;;
-        nestjs) js=nest_server.mjs; ARGS=("$2") ;;
+        ws) js=ws_echo.mjs; if [ -n "$on" ]; then ARGS=("$2" "$on"); elif [ "$2" != raw ]; then ARGS=("$2"); fi ;;
+        socketio) js=socketio_server.mjs; [ -n "$on" ] && ARGS=("$on") ;;
+        nestjs) js=nest_server.mjs; ARGS=("$2" ${on:+"$on"}) ;;
         *) WHY="unknown server"; return 1 ;;
     esac
     if [ -n "$js" ]; then
@@ -386,9 +486,11 @@ run_loadgen() {
 }
 
 # ================================================================ workloads
-# workload NAME: sets KIND (raw, events, any, workers), LG (loadgen arguments) and DESC.
+# workload NAME: sets KIND (raw, events, socketio, json, any, workers, allocs), LG (loadgen
+# arguments), DESC, and DEFLATE (1: every server is measured with each of its deflate_variants).
 workload() {
     local timed=(--seconds "$DURATION" --warmup "$WARMUP")
+    DEFLATE=0
     case "$1" in
         echo-raw-64 | echo-raw-1k | echo-raw-16k | echo-events-64)
             local size=64
@@ -420,6 +522,24 @@ workload() {
             KIND=socketio
             LG=(idle --conns "$IDLE_CONNS")
             DESC="$IDLE_CONNS idle Socket.IO sessions (websocket transport, connected to namespace /), server memory growth per session, fresh server" ;;
+        broadcast-deflate | broadcast-sio-deflate)
+            KIND=json; [ "$1" = broadcast-sio-deflate ] && KIND=socketio
+            DEFLATE=1
+            # A compressor per socket (dedicated, and the peers' context takeover) is made with the
+            # socket's first compressed message: with 1000 members, a second's work or more, which
+            # the warm-up takes rather than the window. Such a server needs 0.1-0.2 s of CPU per
+            # broadcast, and the gateway delivers the broadcasts it read at once together: a small
+            # window and a long measurement keep the count from moving in steps of WINDOW broadcasts.
+            local warm=$DEFLATE_WARMUP
+            awk -v a="$WARMUP" -v b="$warm" 'BEGIN { exit !(a > b) }' && warm=$WARMUP
+            LG=(broadcast --members "$MEMBERS" --window "$DEFLATE_WINDOW" --payload json --size "$DEFLATE_SIZE" --deflate 1 --sample "$DEFLATE_SAMPLE"
+                --seconds "$DEFLATE_DURATION" --warmup "$warm")
+            DESC="permessage-deflate offered as browsers do; 1 publisher -> $MEMBERS room members, $([ $KIND = socketio ] && echo 'Socket.IO' || echo 'events (Socket.IO where a server has no events mode)'), a ${DEFLATE_SIZE} B market-data JSON object, at most $DEFLATE_WINDOW broadcasts outstanding, ${DEFLATE_DURATION} s measured; every ${DEFLATE_SAMPLE}th member inflates and checks every delivery" ;;
+        idle-deflate | idle-sio-deflate)
+            KIND=json; [ "$1" = idle-sio-deflate ] && KIND=socketio
+            DEFLATE=1
+            LG=(idle --conns "$IDLE_CONNS" --deflate 1)
+            DESC="$IDLE_CONNS idle connections offering permessage-deflate as browsers do ($([ $KIND = socketio ] && echo 'Socket.IO sessions' || echo 'events mode, Socket.IO where a server has no events mode')), server memory growth per connection, fresh server" ;;
         churn)
             KIND=any
             LG=(churn --conns "$CHURN_CONNS" --rounds "$CHURN_ROUNDS")
@@ -437,17 +557,23 @@ workload() {
             DESC="heap allocations on the server's thread per message in steady state (bench/alloc_count; gateway.hpp only, its own clients)" ;;
         *) return 1 ;;
     esac
+    # Not the status of the last assignment: DESC="$([ $KIND = socketio ] && ...)" is 1 for events.
+    return 0
 }
 
 # ================================================================ protocol checks
-# Once per server and mode used: bench/check_protocol.mjs (when present), then a short probe with
-# the generator itself (echo, and for events also join + broadcast, which a raw echo cannot fake).
+# Once per server and mode used (and deflate setting, in the deflate workloads):
+# bench/check_protocol.mjs (when present), then a short probe with the generator itself (echo, and
+# for events also join + broadcast, which a raw echo cannot fake; with a deflate setting also the
+# market-data broadcast with permessage-deflate offered, every delivery inflated and checked, so a
+# server whose compressed frames do not inflate to what was sent fails here).
 declare -A STATUS=()
-check_server() {  # NAME MODE; sets STATUS[NAME:MODE] to ok or the reason
-    local s=$1 m=$2 key="$1:$2" clog="$OUT/check-$1-$2.log"
+check_server() {  # NAME MODE [DEFLATE]; sets STATUS[NAME:MODE[:DEFLATE]] to ok or the reason
+    local s=$1 m=$2 v=${3:-} key="$1:$2${3:+:$3}" label="$1-$2${3:+-$3}"
+    local clog="$OUT/check-$label.log"
     [ -n "${STATUS[$key]:-}" ] && return 0
-    if ! server_cmd "$s" "$m"; then STATUS[$key]="skipped: $WHY"; return 0; fi
-    if ! start_server "$s-$m" "${SRV_PIN[@]}"; then STATUS[$key]="failed: did not start in mode $m (see $OUT/$s-$m.server.log)"; return 0; fi
+    if ! server_cmd "$s" "$m" "$v"; then STATUS[$key]="skipped: $WHY"; return 0; fi
+    if ! start_server "$label" "${SRV_PIN[@]}"; then STATUS[$key]="failed: did not start in mode $m${v:+ with deflate $v} (see $OUT/$label.server.log)"; return 0; fi
     : > "$clog"
     local why=""
     if [ "$CHECK" != 0 ]; then
@@ -469,8 +595,13 @@ check_server() {  # NAME MODE; sets STATUS[NAME:MODE] to ok or the reason
             "$LOADGEN" broadcast --name probe --port "$PORT" --proto "$m" --members 3 --window 2 --seconds 0.3 --warmup 0 --timeout 2 >> "$clog" 2>&1 ||
                 why="loadgen broadcast probe failed (see $clog)"
         fi
+        if [ -z "$why" ] && [ -n "$v" ] && [ "$m" != raw ]; then
+            "$LOADGEN" broadcast --name probe --port "$PORT" --proto "$m" --members 3 --window 2 --seconds 0.3 --warmup 0 --timeout 2 \
+                --payload json --size "$DEFLATE_SIZE" --deflate 1 --sample 1 >> "$clog" 2>&1 ||
+                why="loadgen permessage-deflate broadcast probe failed (see $clog)"
+        fi
     fi
-    stop_server "$s-$m"
+    stop_server "$label"
     if [ -z "$why" ]; then
         STATUS[$key]=ok
         [ "$CHECK" != 0 ] && note "$s $m: protocol check passed"
@@ -490,11 +621,54 @@ for w in $WORKLOADS; do
         if [ "$KIND" = workers ]; then [ "$s" = gateway-events ] && check_server gateway-events events; continue; fi
         [ "$KIND" = allocs ] && continue
         m=$(mode_for "$s" "$KIND")
-        [ -n "$m" ] && check_server "$s" "$m"
+        [ -n "$m" ] || continue
+        if [ "$DEFLATE" = 1 ]; then
+            for v in $(deflate_variants "$s" "$w"); do check_server "$s" "$m" "$v"; done
+        else
+            check_server "$s" "$m"
+        fi
     done
 done
 
 # ================================================================ measurements
+# measure_deflate WORKLOAD: every server in each of its deflate settings, the setting recorded as
+# deflate=SETTING on its result lines; idle ones on a fresh server per repetition.
+measure_deflate() {
+    local w=$1 s m v label
+    for s in $SERVERS; do
+        m=$(mode_for "$s" "$KIND")
+        [ -n "$m" ] || continue
+        v=$(deflate_variants "$s" "$w")
+        if [ -z "$v" ]; then
+            echo "# skip $w $s: no permessage-deflate setting here (bench/run.sh deflate_variants)" >> "$RESULTS"
+            continue
+        fi
+        for v in $v; do
+            label="$s-$m-$v"
+            if [ "${STATUS[$s:$m:$v]:-}" != ok ]; then
+                echo "# skip $w $s ($m, deflate $v): ${STATUS[$s:$m:$v]:-not checked}" >> "$RESULTS"
+                continue
+            fi
+            server_cmd "$s" "$m" "$v"
+            case "$w" in
+                idle*)
+                    for _ in $(seq 1 "$IDLE_REPS"); do
+                        start_server "$label" "${SRV_PIN[@]}" || break
+                        run_loadgen "$w" "deflate=$v" "${CLI_PIN[@]}" -- "${LG[@]}" --name "$s" --port "$PORT" --pid "$SPID" --proto "$m"
+                        stop_server "$label"
+                    done ;;
+                *)
+                    start_server "$label" "${SRV_PIN[@]}" || { echo "# skip $w $s ($m, deflate $v): did not start" >> "$RESULTS"; continue; }
+                    for _ in $(seq 1 "$REPS"); do
+                        run_loadgen "$w" "deflate=$v" "${CLI_PIN[@]}" -- "${LG[@]}" --name "$s" --port "$PORT" --pid "$SPID" --proto "$m"
+                        sleep 0.2
+                    done
+                    stop_server "$label" ;;
+            esac
+        done
+    done
+}
+
 t_begin=$(date +%s)
 for w in $WORKLOADS; do
     workload "$w" || continue
@@ -519,6 +693,10 @@ for w in $WORKLOADS; do
             done
             stop_server "gateway-events-w$n"
         done
+        continue
+    fi
+    if [ "$DEFLATE" = 1 ]; then
+        measure_deflate "$w"
         continue
     fi
     for s in $SERVERS; do

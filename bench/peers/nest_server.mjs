@@ -4,7 +4,8 @@
 //   socketio  @nestjs/platform-socket.io (IoAdapter): Socket.IO 4 at /socket.io/, websocket
 //             transport only, namespace "/"
 // Usage (from the repository root, so node_modules resolves):
-//   node bench/peers/nest_server.mjs PORT [events|socketio]   (PORT 0 picks a free port)
+//   node bench/peers/nest_server.mjs PORT [events|socketio] [deflate]   (PORT 0 picks a free port)
+// deflate: permessage-deflate on, threshold 1024 (ws's and Socket.IO's defaults otherwise).
 // Either way the gateway shares the application's own HTTP server. Prints "listening on port N"
 // once listening; exits 0 on SIGINT/SIGTERM.
 //
@@ -17,10 +18,13 @@ import { Ack, ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, 
 
 const port = Number.parseInt(process.argv[2] ?? '0', 10);
 const mode = process.argv[3] ?? 'events';
-if (!Number.isInteger(port) || port < 0 || port > 65535 || process.argv.length > 4 || !['events', 'socketio'].includes(mode)) {
-  console.error('usage: node nest_server.mjs PORT [events|socketio]');
+const deflate = process.argv[4] === 'deflate';
+if (!Number.isInteger(port) || port < 0 || port > 65535 || process.argv.length > 5 || !['events', 'socketio'].includes(mode) ||
+    (process.argv.length === 5 && !deflate)) {
+  console.error('usage: node nest_server.mjs PORT [events|socketio] [deflate]');
   process.exit(2);
 }
+const perMessageDeflate = deflate ? { threshold: 1024 } : false;
 
 class WsBenchGateway {
   // WsAdapter has no rooms, so the gateway keeps them: room name -> member sockets, and per
@@ -116,18 +120,18 @@ subscribe(WsBenchGateway, 'broadcast', 'broadcast', [MessageBody()]);
 // No port, so the gateway shares the application's HTTP server; no path, so WsAdapter serves "/"
 // (it matches the request's pathname exactly and destroys upgrades to any other path).
 // perMessageDeflate and maxPayload are passed through to ws, set as for the other peers.
-WebSocketGateway({ perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 })(WsBenchGateway);
+WebSocketGateway({ perMessageDeflate, maxPayload: 64 * 1024 * 1024 })(WsBenchGateway);
 
 subscribe(IoBenchGateway, 'echo', 'echo', [MessageBody(), Ack()]);
 subscribe(IoBenchGateway, 'join', 'join', [ConnectedSocket(), MessageBody()]);
 subscribe(IoBenchGateway, 'broadcast', 'broadcast', [MessageBody()]);
 WebSocketServer()(IoBenchGateway.prototype, 'server');
 // The options go to Socket.IO's Server, set as in peers/socketio_server.mjs: websocket transport
-// only, no compression, the other peers' 64 MiB message limit, no client script served.
+// only, compression only when asked, the other peers' 64 MiB message limit, no client script served.
 WebSocketGateway({
   path: '/socket.io/',
   transports: ['websocket'],
-  perMessageDeflate: false,
+  perMessageDeflate,
   maxHttpBufferSize: 64 * 1024 * 1024,
   serveClient: false,
 })(IoBenchGateway);

@@ -1,8 +1,11 @@
 // Socket.IO 4 server, a peer for gateway.hpp's benchmark (bench/PROTOCOL.md, "Socket.IO").
 // Usage (from the repository root, so node_modules/socket.io resolves):
-//   node bench/peers/socketio_server.mjs PORT   (PORT 0 picks a free port)
+//   node bench/peers/socketio_server.mjs PORT [deflate]   (PORT 0 picks a free port)
 // WebSocket transport only, path /socket.io/; events echo (acknowledged when asked), join,
-// broadcast. Prints "listening on port N" once listening; exits 0 on SIGINT/SIGTERM.
+// broadcast. deflate turns compression on (perMessageDeflate with threshold 1024, ws's defaults
+// otherwise: context takeover, level 6; ws applies the threshold only without context takeover, so
+// every packet goes compressed). Prints "listening on port N" once listening; exits 0 on
+// SIGINT/SIGTERM.
 // With REDIS_URL set (redis://host:port) it joins that Redis' cluster with
 // @socket.io/redis-adapter on two node-redis clients (createAdapter(pub, sub)), as its README
 // shows, so a broadcast to room "bench" reaches its members on every instance (bench/cluster.sh).
@@ -10,8 +13,9 @@ import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
 const port = Number.parseInt(process.argv[2] ?? '0', 10);
-if (!Number.isInteger(port) || port < 0 || port > 65535 || process.argv.length > 3) {
-  console.error('usage: node socketio_server.mjs PORT');
+const deflate = process.argv[3] === 'deflate';
+if (!Number.isInteger(port) || port < 0 || port > 65535 || process.argv.length > 4 || (process.argv.length === 4 && !deflate)) {
+  console.error('usage: node socketio_server.mjs PORT [deflate]');
   process.exit(2);
 }
 
@@ -21,7 +25,8 @@ const io = new Server(httpServer, {
   // The benchmark measures the WebSocket path; with polling allowed a client could open on
   // long-polling and the measurement would include the upgrade dance.
   transports: ['websocket'],
-  perMessageDeflate: false,
+  // Off unless asked, as Socket.IO's default is.
+  perMessageDeflate: deflate ? { threshold: 1024 } : false,
   // Same message limit as the other peers (64 MiB), instead of Socket.IO's 1 MB default.
   maxHttpBufferSize: 64 * 1024 * 1024,
   // Nothing here is a browser page that would fetch the bundled client script.

@@ -1,21 +1,26 @@
 // Echo server on the Node `ws` package, a peer for gateway.hpp's benchmark (bench/PROTOCOL.md).
 // Usage (from the repository root, so node_modules/ws resolves):
-//   node bench/peers/ws_echo.mjs PORT [raw|events]   (PORT 0 picks a free port; raw is the default)
+//   node bench/peers/ws_echo.mjs PORT [raw|events] [deflate]   (PORT 0 picks a free port; raw is the default)
 // raw echoes every message as it came; events speaks NestJS WsAdapter's {"event","data"} envelope
-// (echo, join, broadcast). Prints "listening on port N" once listening; exits 0 on SIGINT/SIGTERM.
+// (echo, join, broadcast). deflate turns permessage-deflate on as an application would: ws's
+// defaults (context takeover both ways, zlib level 6, window 15) and threshold 1024, which ws
+// applies only without context takeover (with it, every message goes compressed). Prints
+// "listening on port N" once listening; exits 0 on SIGINT/SIGTERM.
 import { WebSocketServer } from 'ws';
 
 const port = Number.parseInt(process.argv[2] ?? '0', 10);
 const mode = process.argv[3] ?? 'raw';
-if (!Number.isInteger(port) || port < 0 || port > 65535 || (mode !== 'raw' && mode !== 'events')) {
-  console.error('usage: node ws_echo.mjs PORT [raw|events]');
+const deflate = process.argv[4] === 'deflate';
+if (!Number.isInteger(port) || port < 0 || port > 65535 || (mode !== 'raw' && mode !== 'events') ||
+    process.argv.length > 5 || (process.argv.length === 5 && !deflate)) {
+  console.error('usage: node ws_echo.mjs PORT [raw|events] [deflate]');
   process.exit(2);
 }
 
 const wss = new WebSocketServer({
   host: '127.0.0.1',
   port,
-  perMessageDeflate: false,
+  perMessageDeflate: deflate ? { threshold: 1024 } : false,
   maxPayload: 64 * 1024 * 1024,
   // Rooms below are the only membership list events mode needs; the server-wide set would be a
   // second one that nothing reads.

@@ -1122,13 +1122,17 @@ inline std::uint8_t window_bits_value(std::string_view v) noexcept {
     return 0;
 }
 
+/// Which window parameters an element named (the rest read_deflate_params() keeps in its result).
+struct window_params_named {
+    bool server = false, client = false;
+};
+
 /// A permessage-deflate element's parameters as a server reads an offer or a client an answer:
-/// each known at most once, with a value where one is required and none where none is allowed.
-/// client_window_bare: client_max_window_bits came without a value (allowed in an offer only).
-inline std::optional<deflate_params> read_deflate_params(const extension_offer& e, bool offer, bool& client_window_bare) {
+/// each known at most once, with a value where one is required and none where none is allowed
+/// (client_max_window_bits may come bare in an offer only).
+inline std::optional<deflate_params> read_deflate_params(const extension_offer& e, bool offer, window_params_named& named) {
     if (!e.valid || !iequals(e.name, "permessage-deflate")) return std::nullopt;
     deflate_params p;
-    client_window_bare = false;
     bool seen[4] = {false, false, false, false};
     for (const auto& [name, value] : e.params) {
         int which = iequals(name, "server_no_context_takeover")   ? 0
@@ -1143,9 +1147,9 @@ inline std::optional<deflate_params> read_deflate_params(const extension_offer& 
             (which == 0 ? p.server_no_context_takeover : p.client_no_context_takeover) = true;
             continue;
         }
+        (which == 2 ? named.server : named.client) = true;
         if (!value) {
             if (which == 2 || !offer) return std::nullopt;
-            client_window_bare = true;
             continue;
         }
         const std::uint8_t bits = window_bits_value(*value);
@@ -1170,11 +1174,10 @@ struct deflate_agreement {
 inline std::optional<deflate_agreement> accept_deflate(std::string_view offers, const deflate_options& o) {
     if (o.mode == deflate_mode::off) return std::nullopt;
     for (const auto& e : parse_extensions(offers)) {
-        bool bare = false;
-        auto offered = read_deflate_params(e, true, bare);
+        window_params_named named;
+        auto offered = read_deflate_params(e, true, named);
         if (!offered) continue;
-        bool asked_server_window = false;
-        for (const auto& kv : e.params) asked_server_window |= iequals(kv.first, "server_max_window_bits");
+        const bool asked_server_window = named.server;
         if (asked_server_window && offered->server_max_window_bits < 9) continue;
         deflate_agreement a;
         auto& p = a.params;
@@ -1210,11 +1213,9 @@ inline std::optional<deflate_params> check_deflate_answer(std::string_view answe
         error = "server chose an extension that was not offered";
         return std::nullopt;
     }
-    bool bare = false;
-    auto p = read_deflate_params(list[0], false, bare);
-    bool window = false;
-    for (const auto& kv : list[0].params) window |= iequals(kv.first, "client_max_window_bits");
-    if (!p || window) {
+    window_params_named named;
+    auto p = read_deflate_params(list[0], false, named);
+    if (!p || named.client) {   // we never offer client_max_window_bits: the answer may not name it
         error = "malformed permessage-deflate answer";
         return std::nullopt;
     }
@@ -1328,9 +1329,11 @@ public:
 
     /// Appends one message compressed to out, flushed to a byte boundary and without the
     /// 00 00 ff ff that ends the flush (section 7.2.1); reset: the next message starts without
-    /// this one's history (no context takeover).
-    void compress(std::string_view in, std::string& out, bool reset) {
+    /// this one's history (no context takeover). prefix: bytes the message starts with (an
+    /// Engine.IO packet's type), compressed with it without being copied in front of it.
+    void compress(std::string_view in, std::string& out, bool reset, std::string_view prefix = {}) {
         const std::size_t start = out.size();
+        if (!prefix.empty()) run(prefix, out, Z_NO_FLUSH);
         run(in, out, Z_SYNC_FLUSH);
         if (out.size() - start >= 4 && std::string_view(out).substr(out.size() - 4) == std::string_view("\0\0\xff\xff", 4))
             out.resize(out.size() - 4);
@@ -1357,7 +1360,7 @@ private:
             const int r = deflate(&z_, flush);
             used = out.size() - z_.avail_out;
             if (r == Z_STREAM_END || (r != Z_OK && r != Z_BUF_ERROR)) break;
-            if (z_.avail_out != 0 && (flush != Z_FINISH || r == Z_BUF_ERROR)) break;   // flushed: room was left
+            if (z_.avail_out != 0 && (flush != Z_FINISH || r == Z_BUF_ERROR)) break;   // all taken (and flushed): room was left
         }
         out.resize(used);
     }
@@ -1480,14 +1483,14 @@ public:
     int mem_level() const noexcept { return mem_level_; }
 
 #if defined(GATEWAY_DEFLATE)
-    /// Appends message compressed as this connection sends it.
-    void compress(std::string_view message, std::string& out) {
+    /// Appends message (after prefix) compressed as this connection sends it.
+    void compress(std::string_view message, std::string& out, std::string_view prefix = {}) {
         if (our_reset_) {
-            thread_deflater(level_, our_window_, mem_level_).compress(message, out, true);
+            thread_deflater(level_, our_window_, mem_level_).compress(message, out, true, prefix);
             return;
         }
         if (!tx_) tx_ = std::make_unique<deflate_stream>(level_, our_window_, mem_level_);
-        tx_->compress(message, out, false);
+        tx_->compress(message, out, false, prefix);
     }
     /// Inflates a received message into out (see inflate_stream::inflate).
     inflate_status inflate(std::string_view payload, std::size_t limit, std::string& out) {
@@ -1496,7 +1499,7 @@ public:
         return rx_->inflate(payload, limit, out, false);
     }
 #else
-    void compress(std::string_view message, std::string& out) { out.append(message); }
+    void compress(std::string_view message, std::string& out, std::string_view prefix = {}) { out.append(prefix).append(message); }
     inflate_status inflate(std::string_view, std::size_t, std::string&) { return inflate_status::bad_data; }
 #endif
 
@@ -2194,15 +2197,7 @@ private:
                 std::string_view body = text;
 #if defined(GATEWAY_DEFLATE)
                 if (deflate) {
-                    auto& z = detail::thread_deflater(deflate->level(), 15, deflate->mem_level());
-                    if (prefix.empty()) {
-                        z.compress(text, compressed, true);
-                    } else {
-                        std::string whole;
-                        whole.reserve(prefix.size() + text.size());
-                        whole.append(prefix).append(text);
-                        z.compress(whole, compressed, true);
-                    }
+                    detail::thread_deflater(deflate->level(), 15, deflate->mem_level()).compress(text, compressed, true, prefix);
                     body = compressed;
                     prefix = {};
                 }
@@ -3580,14 +3575,7 @@ public:
         }
         if (!admit_shared(prefix.size() + p.text().size() + max_frame_header, droppable)) return;
         std::string packed;
-        if (prefix.empty()) {
-            deflate_->compress(p.text(), packed);
-        } else {
-            std::string whole;
-            whole.reserve(prefix.size() + p.text().size());
-            whole.append(prefix).append(p.text());
-            deflate_->compress(whole, packed);
-        }
+        deflate_->compress(p.text(), packed, prefix);
         queue_frame(opcode::text, std::move(packed), true);
     }
 

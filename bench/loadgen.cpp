@@ -145,6 +145,15 @@ struct Options {
     std::exit(code);
 }
 
+/// A 0-or-1 option's value; anything else is a usage error.
+bool flag(std::string_view name, std::string_view value) {
+    if (value != "0" && value != "1") {
+        std::fprintf(stderr, "%.*s takes 0 or 1\n", static_cast<int>(name.size()), name.data());
+        usage(2);
+    }
+    return value == "1";
+}
+
 Options parse_options(int argc, char** argv) {
     Options o;
     if (argc < 2) usage(2);
@@ -168,14 +177,7 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--event") o.event = v, event_given = true;
         else if (a == "--room") o.room = v;
         else if (a == "--nsp") o.nsp = v;
-        else if (a == "--ack") {
-            const std::string_view b = v;
-            if (b != "0" && b != "1") {
-                std::fprintf(stderr, "--ack takes 0 or 1\n");
-                usage(2);
-            }
-            o.ack = b == "1";
-        }
+        else if (a == "--ack") o.ack = flag(a, v);
         else if (a == "--proto") {
             const std::string_view p = v;
             if (p == "raw") o.proto = Proto::raw;
@@ -205,14 +207,7 @@ Options parse_options(int argc, char** argv) {
         else if (a == "--pid-b") o.pid_b = std::atoi(v);
         else if (a == "--redis-pid") o.redis_pid = std::atoi(v);
         else if (a == "--publishers") o.publishers = std::atoi(v);
-        else if (a == "--deflate") {
-            const std::string_view b = v;
-            if (b != "0" && b != "1") {
-                std::fprintf(stderr, "--deflate takes 0 or 1\n");
-                usage(2);
-            }
-            o.deflate = b == "1";
-        }
+        else if (a == "--deflate") o.deflate = flag(a, v);
         else if (a == "--payload") {
             const std::string_view b = v;
             if (b == "text") o.payload = Payload::text;

@@ -208,6 +208,19 @@ TEST(Compression, StoredAndFinalBlocksInflate) {
     EXPECT_EQ(plain, "");
 }
 
+TEST(Compression, APrefixIsCompressedAsPartOfTheMessage) {
+    gw::detail::deflate_stream z(6, 15, 8);
+    const std::string text(3000, 'q');
+    std::string with_prefix, whole;
+    z.compress(text, with_prefix, true, "4");
+    z.compress("4" + text, whole, true);
+    EXPECT_EQ(with_prefix, whole);   // the same bytes as the message with the prefix copied in front
+    gw::detail::inflate_stream in;
+    std::string plain;
+    ASSERT_EQ(in.inflate(with_prefix, 10000, plain, true), inflate_status::ok);
+    EXPECT_EQ(plain, "4" + text);
+}
+
 // ---- inflation held to its limit ----
 
 TEST(Inflation, StopsAtTheLimitWithoutAllocatingWhatItWouldMake) {

@@ -549,14 +549,7 @@ public:
         }
         if (!admit_shared(prefix.size() + p.text().size() + max_frame_header, droppable)) return;
         std::string packed;
-        if (prefix.empty()) {
-            deflate_->compress(p.text(), packed);
-        } else {
-            std::string whole;
-            whole.reserve(prefix.size() + p.text().size());
-            whole.append(prefix).append(p.text());
-            deflate_->compress(whole, packed);
-        }
+        deflate_->compress(p.text(), packed, prefix);
         queue_frame(opcode::text, std::move(packed), true);
     }
 

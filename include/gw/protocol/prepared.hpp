@@ -58,15 +58,7 @@ private:
                 std::string_view body = text;
 #if defined(GATEWAY_DEFLATE)
                 if (deflate) {
-                    auto& z = detail::thread_deflater(deflate->level(), 15, deflate->mem_level());
-                    if (prefix.empty()) {
-                        z.compress(text, compressed, true);
-                    } else {
-                        std::string whole;
-                        whole.reserve(prefix.size() + text.size());
-                        whole.append(prefix).append(text);
-                        z.compress(whole, compressed, true);
-                    }
+                    detail::thread_deflater(deflate->level(), 15, deflate->mem_level()).compress(text, compressed, true, prefix);
                     body = compressed;
                     prefix = {};
                 }

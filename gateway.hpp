@@ -5265,8 +5265,13 @@ private:
         asio::co_spawn(c->sock_.get_executor(), [c]() -> asio::awaitable<void> { co_await c->finish(); },
                        st_->shared->log.report("closing an Engine.IO WebSocket"));
         if (c == probe_) {
+            // A probe that was answered told the client to pause polling (its held GET got a
+            // noop): without the probe it cannot go on, so a client gone now is noticed at once,
+            // not at the next missed pong. A GET held meanwhile keeps the session on polling.
+            const bool paused = probed_;
             probe_.reset();
             probed_ = false;
+            if (paused && !get_pending_ && !ended()) end("transport error");
             return;
         }
         if (c != ws_ || ended()) return;

@@ -651,6 +651,29 @@ check('upgrade aborted by a non-probe packet', async () => {
   assert(got.join(SEP) === '4still', `polling must keep working: want "4still", got ${show(got.join(SEP))}`);
 });
 
+// Stricter than the reference server, which keeps such a session until its heartbeat fails: once
+// "3probe" has told the client to pause polling, a probe that goes away leaves the client no way to
+// go on, so the session ends at once (a client killed mid-upgrade is noticed like one killed while
+// its GET is held).
+check('a probe gone after "3probe" ends the session', async () => {
+  const sid = await handshake();
+  const c = await probe(sid);
+  c.ws.close(1000);
+  await c.expectClosed(CHECK_TIMEOUT_MS, 'probe closed by the client');
+  await expectGone(sid, 'after the answered probe went away');
+});
+
+check('a probe gone before "3probe" leaves the session on polling', async () => {
+  const sid = await handshake();
+  const c = new Conn(`&sid=${sid}`);
+  await c.opened;
+  c.ws.close(1000);
+  await c.expectClosed(CHECK_TIMEOUT_MS, 'probe closed by the client');
+  expectStatus(await post(sid, '4still'), 200, 'POST after the probe went away');
+  const got = await pollPackets(sid, 1);
+  assert(got.join(SEP) === '4still', `polling must keep working: want "4still", got ${show(got.join(SEP))}`);
+});
+
 // ---------------------------------------------------------------- runner
 
 let passed = 0;

@@ -1092,14 +1092,44 @@ scenario('a client that vanishes (its process killed, its TCP connections cut) i
   const count = () => watcher.onlineCount();
   const before = await count();
   const code = `
+    import http from 'node:http';
     import { io } from 'socket.io-client';
-    const s = io(${show(CHAT_URL)}, ${show(clientOptions('victor'))});
+    // GET requests whose bytes the kernel has taken: on loopback the server has them then, so a
+    // kill after that cuts a GET the server holds (a client killed between two requests is only
+    // noticed by the heartbeat). The agent wraps each socket's write to count them.
+    let flushed = 0;
+    const waiters = [];
+    class Watching extends http.Agent {
+      createConnection(options, cb) {
+        const sock = super.createConnection(options, cb);
+        const write = sock.write;
+        sock.write = function (chunk, ...rest) {
+          if (!String(chunk).startsWith('GET ')) return write.call(this, chunk, ...rest);
+          const done = () => { flushed++; for (const w of waiters.splice(0)) w(); };
+          const i = rest.findIndex((a) => typeof a === 'function');
+          if (i >= 0) { const next = rest[i]; rest[i] = (...a) => { done(); next(...a); }; } else rest.push(done);
+          return write.call(this, chunk, ...rest);
+        };
+        return sock;
+      }
+    }
+    const s = io(${show(CHAT_URL)}, { ...${show(clientOptions('victor'))}, agent: new Watching() });
     s.on('connect', async () => {
       await s.timeout(${TIMEOUT_MS}).emitWithAck('onlineCount');
-      // Over polling, ready once the next GET is on its way, so that the kill cuts a held request
-      // (a client killed between two requests is only noticed by the heartbeat).
-      const t = s.io.engine.transport;
-      if (t.name === 'polling' && !t._polling) await new Promise((done) => t.once('poll', done));
+      const engine = s.io.engine;
+      // Upgrading: ready once on the WebSocket (its TCP close is what the server notices).
+      if (${show(MODE)} === 'upgrade' && engine.transport.name !== 'websocket') {
+        await new Promise((done) => engine.once('upgrade', done));
+      }
+      if (engine.transport.name === 'polling') {
+        // A fresh GET: a request's ack ends the one held now, and the client polls again at once,
+        // synchronously after the response (before the ack's await resumes); the new GET's bytes
+        // are written later, and counted then.
+        let want = Infinity;
+        engine.transport.on('poll', () => { want = flushed + 1; });
+        await s.timeout(${TIMEOUT_MS}).emitWithAck('onlineCount');
+        while (flushed < want) await new Promise((w) => waiters.push(w));
+      }
       process.stdout.write('ready\\n');
     });
     s.on('connect_error', (e) => { process.stdout.write('refused ' + e.message + '\\n'); });

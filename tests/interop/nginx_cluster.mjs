@@ -102,7 +102,7 @@ class SioClient extends Inbox {
     this.sock = io(url, {
       reconnection: false,
       transports: { websocket: ['websocket'], polling: ['polling'] }[VARIANT] ?? ['polling', 'websocket'],
-      agent: new http.Agent({ keepAlive: true, localAddress }),
+      agent: (this.agent = new http.Agent({ keepAlive: true, localAddress })),
       localAddress,
       query: { client: name },
       ...(PROTOCOL === 'chat' ? { auth: { token: name } } : {}),
@@ -285,8 +285,22 @@ async function run() {
       if (cl.ws.readyState === WebSocket.CLOSED) return resolve();
       cl.ws.once('close', resolve);
     } else {
-      if (!cl.sock.io.engine || cl.sock.io.engine.readyState === 'closed') return resolve();
-      cl.sock.io.engine.once('close', resolve);
+      const engine = cl.sock.io.engine;
+      if (!engine || engine.readyState === 'closed') return resolve();
+      // Over polling the engine says 'close' as it sends the close packet, with that POST and the
+      // held GET still on their way: wait until the agent has no request in flight, or nginx logs
+      // them as 499 (the client went away before the answer).
+      const polling = engine.transport?.name === 'polling';
+      engine.once('close', () => {
+        if (!polling) return resolve();
+        const check = () => {
+          if (Object.values(cl.agent.sockets).some((list) => list.length > 0)) return;
+          cl.agent.off('free', check);
+          resolve();
+        };
+        cl.agent.on('free', check);
+        check();
+      });
     }
     cl.close();
   }), `${cl.name} to close`).catch(() => {})));

@@ -1255,7 +1255,8 @@ public:
 
     /// Completes once Redis has confirmed the subscriptions of every namespace known now: the
     /// cluster's messages reach this node from then on. While Redis is away, it waits until it is
-    /// back. Await it on the gateway's first loop.
+    /// back, with every link up again (the publishing one too, which may still be waiting out its
+    /// reconnection delay when the subscriptions are confirmed). Await it on the gateway's first loop.
     asio::awaitable<void> ready() {
         auto link = link_;
         const auto spaces = link->live();
@@ -1264,6 +1265,14 @@ public:
         if (link->reader && !link->reader->connected() && !link->closed)
             co_await link->reader_up->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         if (link->forward) co_await link->sub->subscribe(link->forward->channel());
+        // A command waits for its link: the answer to a PING says the publisher is up. A failure
+        // (closed, refused, dropped) ends the wait; metrics tell the state then.
+        if (!link->closed && !link->pub->connected()) {
+            try {
+                co_await link->pub->command("PING");
+            } catch (const std::system_error&) {
+            }
+        }
     }
 
     /// Handles serverSideEmit(event, ...args) of the other nodes in namespace nsp (declared before

@@ -4959,7 +4959,7 @@ public:
         upgrade_timer_->async_wait([w = weak_from_this(), p = std::weak_ptr<connection_impl>(probe_)](std::error_code ec) {
             auto s = w.lock();
             if (ec || !s || s->probe_ != p.lock()) return;
-            s->drop_probe();   // too slow: the session stays on polling
+            s->drop_probe();   // too slow
         });
         probe_->read_with(ws_reader{shared_from_this(), probe_});
     }
@@ -5265,13 +5265,7 @@ private:
         asio::co_spawn(c->sock_.get_executor(), [c]() -> asio::awaitable<void> { co_await c->finish(); },
                        st_->shared->log.report("closing an Engine.IO WebSocket"));
         if (c == probe_) {
-            // A probe that was answered told the client to pause polling (its held GET got a
-            // noop): without the probe it cannot go on, so a client gone now is noticed at once,
-            // not at the next missed pong. A GET held meanwhile keeps the session on polling.
-            const bool paused = probed_;
-            probe_.reset();
-            probed_ = false;
-            if (paused && !get_pending_ && !ended()) end("transport error");
+            drop_probe();
             return;
         }
         if (c != ws_ || ended()) return;
@@ -5298,11 +5292,14 @@ private:
         wake();   // a held poll ends with a noop
     }
 
+    /// Gives up the probe (it went away, misbehaved or was too slow). One that was answered told
+    /// the client to pause polling (its held GET got a noop): without it the client cannot go on,
+    /// so the session ends now rather than at the next missed pong, unless a GET is held again.
     void drop_probe() {
         if (!probe_) return;
         if (probe_->can_send()) probe_->close_soon(close_code::normal, {});
         probe_.reset();
-        probed_ = false;
+        if (std::exchange(probed_, false) && !get_pending_ && !ended()) end("transport error");
     }
 
     /// The close packet, after what is queued: over a WebSocket with its close frame (code,

@@ -204,14 +204,16 @@ class Conn {
    * race (seen under load) is not what the scenarios sending raw packets are about.
    */
   async writeRaw(packet) {
-    const engine = this.sock.io.engine;
-    if (MODE === 'upgrade' && engine.transport.name !== 'websocket') {
-      await waitFor(engine, 'upgrade', `${this.name}'s upgrade before a raw packet`);
-    }
-    engine.write(packet);
+    if (MODE === 'upgrade') await this.upgraded('before a raw packet');
+    this.sock.io.engine.write(packet);
   }
 
   transport() { return this.sock.io.engine?.transport?.name; }
+
+  /** Resolves once the session is on its WebSocket (at once if it already is). */
+  async upgraded(what) {
+    if (this.transport() !== 'websocket') await waitFor(this.sock.io.engine, 'upgrade', `${this.name}'s upgrade ${what}`);
+  }
 
   /** Client-side disconnect (a DISCONNECT packet, then the manager closes the session). */
   disconnect() { this.sock.disconnect(); }
@@ -1038,7 +1040,7 @@ scenario('the platforms share rooms: a WsAdapter client and a Socket.IO client i
 if (MODE === 'upgrade') {
   scenario('upgrade: the session\'s connections moved from polling to websocket', async () => {
     for (const c of requireSession('alice', 'bob1', 'bob2', 'carol')) {
-      if (c.transport() !== 'websocket') await waitFor(c.sock.io.engine, 'upgrade', `${c.name}'s upgrade`);
+      await c.upgraded('in the upgrade scenario');
       await expectNothing(c, 'after the upgrade');
     }
   });

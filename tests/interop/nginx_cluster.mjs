@@ -98,11 +98,12 @@ class SioClient extends Inbox {
     const localAddress = ADDRESSES[name] ?? '127.0.0.1';
     const url = `http://127.0.0.1:${PORT}${PROTOCOL === 'chat' ? '/chat' : ''}`;
     // Polling requests go through the agent (xmlhttprequest-ssl takes `agent`), the WebSocket
-    // through ws, which takes localAddress (and the agent) itself.
+    // through ws, which takes localAddress (and the agent) itself. Kept: the close waits for it.
+    this.agent = new http.Agent({ keepAlive: true, localAddress });
     this.sock = io(url, {
       reconnection: false,
       transports: { websocket: ['websocket'], polling: ['polling'] }[VARIANT] ?? ['polling', 'websocket'],
-      agent: (this.agent = new http.Agent({ keepAlive: true, localAddress })),
+      agent: this.agent,
       localAddress,
       query: { client: name },
       ...(PROTOCOL === 'chat' ? { auth: { token: name } } : {}),

@@ -5283,6 +5283,12 @@ private:
         ws_->on_drain(drain_callback_, drain_context_);
         ws_->set_overflow(drop_when_full_ ? overflow::drop : overflow::close);
         for (auto& q : queue_) {
+            // Closed while the client paused polling for this probe: over a WebSocket the client
+            // takes the close packet as said only with the close frame that follows it.
+            if (q.type == packet_type::close) {
+                say_close(close_code::normal, {});
+                break;
+            }
             if (q.shared) ws_->send_prepared_as(*q.shared, "4", false);
             else if (q.binary) ws_->queue_frame(opcode::binary, std::move(q.data));
             else ws_->queue_frame(opcode::text, eio::encode_text(q.type, q.data));

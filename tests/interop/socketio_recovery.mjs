@@ -29,8 +29,8 @@ const shouter = io(url, opts);
 const heard = [];
 away.on('heard', (text) => heard.push(text));
 try {
-  await once(away, 'connect', 'the first connection');
-  await once(shouter, 'connect', "the shouter's connection");
+  // Both listen from the start: either may connect first.
+  await Promise.all([once(away, 'connect', 'the first connection'), once(shouter, 'connect', "the shouter's connection")]);
   check(away.recovered === false, 'a first connection is not recovered');
   const id = away.id;
   check(await within(away.emitWithAck('join', 'r'), 'join') === true, 'joined room r');

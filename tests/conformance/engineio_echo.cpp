@@ -2,11 +2,20 @@
 // pingTimeout 200 ms, maxPayload 1000000, CORS for any origin, at /engine.io/): every message goes
 // back as it came, text as text and binary as binary, over polling or WebSocket.
 // Usage: engineio_echo PORT [PATH]   (PORT 0 picks a free port; PATH defaults to /engine.io/)
+// With GW_TEST_PATIENT set (non-empty), pingTimeout is 5 s instead of 200 ms: the third-party
+// client runs (tests/interop/run_socketio_interop.sh) give a slow sanitized server and the clients'
+// threads room, while the protocol suites keep the values they expect.
 #include "gateway.hpp"
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+
+/// Whether GW_TEST_PATIENT asks for the longer timeouts.
+bool patient() {
+    const char* text = std::getenv("GW_TEST_PATIENT");
+    return text && *text;
+}
 
 asio::awaitable<void> echo(gw::engineio::connection c) {
     while (auto msg = co_await c.receive())
@@ -42,7 +51,7 @@ int main(int argc, char** argv) {
         gw::server srv{io, {.port = static_cast<std::uint16_t>(port)}};
         gw::engineio::server eio{srv, {.path = argc > 2 ? argv[2] : "/engine.io/",
                                        .ping_interval = std::chrono::milliseconds(300),
-                                       .ping_timeout = std::chrono::milliseconds(200),
+                                       .ping_timeout = std::chrono::milliseconds(patient() ? 5000 : 200),
                                        .max_payload = 1'000'000,
                                        .cors = {.enabled = true}}};
         std::printf("listening on port %u\n", static_cast<unsigned>(srv.port()));

@@ -5,7 +5,8 @@
 //
 // Listens on 127.0.0.1:PORT (0 = pick a free port) with the settings the suite expects:
 // path PATH (default /engine.io/), pingInterval 300 ms, pingTimeout 200 ms, maxHttpBufferSize 1e6,
-// CORS for any origin without credentials. Every message is sent back as it came (text as text,
+// CORS for any origin without credentials (with GW_TEST_PATIENT set, pingTimeout 5 s, as
+// tests/conformance/engineio_echo.cpp). Every message is sent back as it came (text as text,
 // binary as binary). Prints "listening on port N" once listening; exits with status 0 on
 // SIGTERM / SIGINT.
 import http from 'node:http';
@@ -14,6 +15,7 @@ import { Server } from 'engine.io';
 
 const port = Number(process.argv[2] ?? 0);
 const path = process.argv[3] ?? '/engine.io/';
+const patient = Boolean(process.env.GW_TEST_PATIENT);
 if (!Number.isInteger(port) || port < 0 || port > 65535 || !path.startsWith('/')) {
   process.stderr.write('usage: node engineio_node_reference.mjs PORT [PATH]\n');
   process.exit(2);
@@ -22,7 +24,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535 || !path.startsWith('/')
 const httpServer = http.createServer();
 const engine = new Server({
   pingInterval: 300,
-  pingTimeout: 200,
+  pingTimeout: patient ? 5000 : 200,
   maxHttpBufferSize: 1e6,
   cors: { origin: '*', credentials: false },
 });

@@ -6,7 +6,8 @@
 // Listens on 127.0.0.1:PORT (0 = pick a free port), prints "listening on port N", exits with
 // status 0 on SIGTERM / SIGINT. Behaviour (the contract the suite checks):
 //   * Socket.IO at /socket.io/, pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000,
-//     connectTimeout 1000 ms, CORS for any origin;
+//     connectTimeout 1000 ms, CORS for any origin (with GW_TEST_PATIENT set, pingTimeout and
+//     connectTimeout 5 s, as tests/conformance/socketio_reference.cpp);
 //   * namespaces "/" and "/custom" only; on connection each emits "auth" with the CONNECT
 //     payload (socket.handshake.auth) as its only argument;
 //   * "message" is answered with "message-back" and the same arguments;
@@ -15,14 +16,15 @@ import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
 const port = Number(process.argv[2] ?? 0);
+const patient = Boolean(process.env.GW_TEST_PATIENT);
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
   path: '/socket.io/',
   pingInterval: 300,
-  pingTimeout: 200,
+  pingTimeout: patient ? 5000 : 200,
   maxHttpBufferSize: 1e6,
-  connectTimeout: 1000,
+  connectTimeout: patient ? 5000 : 1000,
   cors: { origin: '*' },
 });
 

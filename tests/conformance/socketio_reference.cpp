@@ -4,15 +4,22 @@
 // "auth" with the CONNECT payload on connection; "message" answered by "message-back" with the
 // same arguments, "message-with-ack" acknowledged with the same arguments.
 // Usage: socketio_reference PORT   (0 picks a free port)
+// With GW_TEST_PATIENT set (non-empty), pingTimeout is 5 s instead of 200 ms and connectTimeout
+// 5 s instead of 1 s: the third-party client runs (tests/interop/run_socketio_interop.sh) give a
+// slow sanitized server and the clients' threads room, while the protocol suite keeps its values.
 #include "../gateway_server_main.hpp"
 
+#include <cstdlib>
+
 int main(int argc, char** argv) {
+    const char* patient = std::getenv("GW_TEST_PATIENT");
+    const bool slow = patient && *patient;
     gw::gateway_options own;
     own.socketio.engine.ping_interval = std::chrono::milliseconds(300);
-    own.socketio.engine.ping_timeout = std::chrono::milliseconds(200);
+    own.socketio.engine.ping_timeout = std::chrono::milliseconds(slow ? 5000 : 200);
     own.socketio.engine.max_payload = 1'000'000;
     own.socketio.engine.cors.enabled = true;
-    own.socketio.connect_timeout = std::chrono::milliseconds(1000);
+    own.socketio.connect_timeout = std::chrono::milliseconds(slow ? 5000 : 1000);
     return test::serve_gateway(argc, argv, own, [](gw::gateway& app) {
         for (const char* path : {"/", "/custom"}) {
             app.of(path)

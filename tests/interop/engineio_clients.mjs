@@ -1,7 +1,7 @@
 // engineio_clients.mjs URL [--path PATH] [MODE...]
 //
 // Interop test: drives an Engine.IO v4 echo server (every message sent back as it came, text as
-// text and binary as binary; pingInterval 300 ms, pingTimeout 200 ms: tests/conformance/
+// text and binary as binary; pingInterval 300 ms, pingTimeout 200 ms (5 s with GW_TEST_PATIENT set): tests/conformance/
 // engineio_echo.cpp or engineio_node_reference.mjs) with Node's engine.io-client (6.6).
 //
 //   URL     http://HOST:PORT
@@ -226,7 +226,8 @@ async function sessionGone(sid) {
   const u = new URL(path, url);
   u.search = `EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
   let last = '';
-  for (let i = 0; i < 10; i++) {
+  // Retried until a deadline: the close may take the server a while to handle.
+  for (const end = Date.now() + WAIT_MS; Date.now() < end;) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), 1000);
     try {

@@ -2,9 +2,9 @@
 """py_engineio_client.py URL TRANSPORT [--path PATH]
 
 Interop test: drives an Engine.IO v4 echo server (every message sent back as it came, text as
-text and binary as binary; pingInterval 300 ms, pingTimeout 200 ms: tests/conformance/
-engineio_echo.cpp or engineio_node_reference.mjs) with python-engineio's threaded Client
-(tested with Debian's python3-engineio 4.3.4, which needs python3-requests for polling and
+text and binary as binary; pingInterval 300 ms, pingTimeout 200 ms or, with GW_TEST_PATIENT set,
+5 s: tests/conformance/engineio_echo.cpp or engineio_node_reference.mjs) with python-engineio's
+threaded Client (tested with Debian's python3-engineio 4.3.4, which needs python3-requests for polling and
 python3-websocket for WebSocket).
 
   URL        http://HOST:PORT
@@ -55,6 +55,8 @@ except ImportError as exc:
 TIMEOUT = (int(os.environ.get("INTEROP_TIMEOUT_MS", "0")) or 10000) / 1000.0
 DEBUG = os.environ.get("INTEROP_DEBUG", "") not in ("", "0")
 WAIT = min(5.0, TIMEOUT / 2)  # a single expected message / event
+# The server's pingTimeout: 200 ms, or 5 s when it runs under GW_TEST_PATIENT (run_socketio_interop.sh).
+PING_TIMEOUT = 5.0 if os.environ.get("GW_TEST_PATIENT") else 0.2
 
 
 def parse_args():
@@ -196,13 +198,13 @@ def scenario(name):
     return register
 
 
-@scenario("handshake: sid, pingInterval 300 ms, pingTimeout 200 ms, expected transport")
+@scenario("handshake: sid, pingInterval 300 ms, pingTimeout 200 ms (5 s under GW_TEST_PATIENT), expected transport")
 def _(ctx):
     c = ctx.open()
     if not isinstance(c.sid, str) or not c.sid:
         raise AssertionError(f"sid {c.sid!r}")
-    if (c.ping_interval, c.ping_timeout) != (0.3, 0.2):
-        raise AssertionError(f"pingInterval/pingTimeout {c.ping_interval}/{c.ping_timeout} s, expected 0.3/0.2")
+    if (c.ping_interval, c.ping_timeout) != (0.3, PING_TIMEOUT):
+        raise AssertionError(f"pingInterval/pingTimeout {c.ping_interval}/{c.ping_timeout} s, expected 0.3/{PING_TIMEOUT:g}")
     if ARGS.transport != "websocket" and "websocket" not in (c.upgrades or []):
         raise AssertionError(f"polling handshake advertises upgrades {c.upgrades!r}, expected 'websocket'")
     close_cleanly(c)

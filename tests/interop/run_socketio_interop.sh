@@ -14,7 +14,10 @@
 #   PYTHON              the interpreter for the .py clients (default: python3); it needs
 #                       python-socketio/-engineio with requests and websocket-client (Debian:
 #                       python3-socketio python3-requests python3-websocket)
-# Both servers print "listening on port N" once listening and must exit 0 on SIGTERM.
+# Both servers print "listening on port N" once listening and must exit 0 on SIGTERM. They run
+# with GW_TEST_PATIENT=1 (pingTimeout and connectTimeout 5 s instead of 200 ms and 1 s, which the
+# clients check): these runs test the clients' interplay, and a sanitized server or a client
+# thread stalled for 200 ms must not end a session mid-scenario.
 #
 # Environment: NODE (default: node), INTEROP_TIMEOUT_MS (per-scenario limit, passed on),
 # INTEROP_DEBUG=1 (the clients log every packet to stderr).
@@ -72,6 +75,7 @@ fi
 # shellcheck source=tests/interop/lib.sh
 . "$script_dir/lib.sh"
 init_tmp socketio_interop
+export GW_TEST_PATIENT=1
 
 eio_pid='' eio_port='' sio_pid='' sio_port=''
 if start_server engineio "$eio_bin" 0; then

@@ -328,12 +328,17 @@ scenario('messages before, during and after the upgrade: each back exactly once,
   };
   let streaming = null;
   let upgradedAt = null;
+  let streamEnded;
+  const streamOver = new Promise((resolve) => { streamEnded = resolve; });
   s.on('open', () => {
     for (let i = 0; i < 10; i++) send('before', i);
     let n = 0;   // a steady stream across the whole upgrade, every 2 ms until 100 ms after it
     streaming = setInterval(() => {
       send('stream', n++);
-      if (upgradedAt !== null && Date.now() - upgradedAt > 100) clearInterval(streaming);
+      if (upgradedAt !== null && Date.now() - upgradedAt > 100) {
+        clearInterval(streaming);
+        streamEnded();
+      }
     }, 2);
   });
   s.on('upgrading', () => { for (let i = 0; i < 10; i++) send('during', i); });
@@ -344,8 +349,7 @@ scenario('messages before, during and after the upgrade: each back exactly once,
   ctx.cleanups.push(() => clearInterval(streaming));
   await c.open();
   if (c.upgrades.join() !== 'websocket') throw new Error(`'upgrade' events: [${c.upgrades}]`);
-  await sleep(150);   // the stream ends 100 ms after the upgrade
-  clearInterval(streaming);
+  await within(streamOver, WAIT_MS, 'the end of the stream (100 ms after the upgrade)');
   if (!sent.during.length) throw new Error("no 'upgrading' event before 'upgrade'");
   const total = Object.values(sent).reduce((n, a) => n + a.length, 0);
   const got = { before: [], during: [], after: [], stream: [] };

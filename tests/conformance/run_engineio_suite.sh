@@ -11,7 +11,7 @@
 #                      run_engineio_suite.sh node tests/conformance/engineio_node_reference.mjs
 #
 # Environment: NODE (default: node); EIO_PATH (default /engine.io/; passed to the server and the
-# suite when set); EIO_CHECK_TIMEOUT_MS (passed on to the suite: per-check limit, default 5000).
+# suite when set); EIO_CHECK_TIMEOUT_MS (passed on to the suite: per-check limit, default 10000).
 #
 # Exit status: 0 all passed, 1 something failed, 2 usage, 77 (meson's "skip") when node or the
 # `ws` package is missing.

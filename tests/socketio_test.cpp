@@ -1,6 +1,7 @@
 // Socket.IO on the gateway over loopback, seen byte by byte by a client that speaks Engine.IO over
 // our own WebSocket client: connection-state recovery (pid, offsets, the missed events before the
-// CONNECT reply, id, rooms and data back, recovered() in on_connect), both platforms in one room,
+// CONNECT reply, id, rooms and data back, recovered() in on_connect; a socket recovered while its
+// predecessor's farewell still runs), both platforms in one room,
 // the metrics per platform, a broadcast whose acknowledgements are collected per client, and a
 // graceful stop.
 #include <gateway.hpp>
@@ -121,6 +122,81 @@ TEST(SocketIo, RecoveryRestoresIdRoomsDataAndMissedEvents) {
     }());
     const std::vector<bool> seen{false, false, true, false};
     EXPECT_EQ(recovered, seen);
+}
+
+/// A memory store whose save keeps the record, says so, then holds its caller (the farewell of the
+/// socket that dropped) until the test lets it go.
+class held_store final : public gw::session_store {
+public:
+    explicit held_store(asio::io_context& io) : saved(io, asio::steady_timer::time_point::max()), gate(io, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer saved, gate;   // cancelled: a save arrived; the test's go-ahead
+
+    awaitable<void> save(std::string pid, gw::session_record r, std::chrono::milliseconds window) override {
+        co_await inner_.save(std::move(pid), std::move(r), window);
+        saved.cancel();
+        co_await gate.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    }
+    awaitable<std::optional<gw::session_record>> restore(std::string pid) override { return inner_.restore(std::move(pid)); }
+    std::shared_ptr<const gw::prepared> append(std::string_view nsp, gw::kept_broadcast b,
+                                               const std::function<std::shared_ptr<const gw::prepared>(std::string_view)>& encode) override {
+        return inner_.append(nsp, std::move(b), encode);
+    }
+    awaitable<std::optional<std::vector<gw::kept_broadcast>>> missed(gw::session_record r) override { return inner_.missed(std::move(r)); }
+
+private:
+    gw::memory_session_store inner_;
+};
+
+// A client may come back while its previous socket's farewell still runs (a store's save, or the
+// hooks, suspended): the recovered socket keeps its id-room and rooms when the old one leaves.
+TEST(SocketIo, ARecoveredSocketKeepsItsIdWhenItsPredecessorLeavesAfterIt) {
+    asio::io_context io;
+    auto store = std::make_shared<held_store>(io);
+    gw::gateway_options own;
+    own.socketio.recovery.enabled = true;
+    own.socketio.recovery.store = store;
+    gw::gateway app(io, {.port = 0, .ping_interval = 0ms}, own);
+    auto chat = app.of("/chat");
+    chat.on("join", [](gw::socket& s, json room) { s.join(room.get<std::string>()); return "joined"; });
+    chat.on("tell", [chat](gw::socket&, json d) -> awaitable<bool> {
+        co_await chat.to(d["to"].get<std::string>()).emit("news", d["text"]);
+        co_return true;
+    });
+
+    test::run(io, [&]() -> awaitable<void> {
+        auto ada = co_await raw_client::open(app.port());
+        co_await ada.send(R"(40/chat,{})");
+        const std::string hello = co_await ada.next();
+        const std::string sid = field(hello, "sid"), pid = field(hello, "pid");
+        co_await ada.send(R"(42/chat,1["join","lobby"])");
+        EXPECT_EQ(co_await ada.next(), R"(43/chat,1["joined"])");
+        auto bob = co_await raw_client::open(app.port());
+        co_await bob.send(R"(40/chat,{})");
+        (void)co_await bob.next();
+        co_await bob.send(R"(42/chat,1["tell",{"to":"lobby","text":"one"}])");
+        EXPECT_EQ(co_await bob.next(), R"(43/chat,1[true])");
+        const std::string one = co_await ada.next();
+        auto args = json::parse(one.substr(one.find('[')));
+        EXPECT_EQ(args.size(), 3u) << one;
+        if (args.size() != 3) co_return;
+        const std::string offset = args[2].get<std::string>();
+
+        // Her transport drops; her farewell saves her and is held there.
+        std::static_pointer_cast<gw::detail::connection_impl>(gw::detail::access::transport_of(ada.c))->sock_.close();
+        co_await store->saved.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        auto again = co_await raw_client::open(app.port());
+        co_await again.send("40/chat,{\"pid\":\"" + pid + "\",\"offset\":\"" + offset + "\"}");
+        EXPECT_EQ(field(co_await again.next(), "sid"), sid);
+
+        // The old socket's farewell goes on: it leaves its rooms and its id, the new one stays.
+        store->gate.cancel();
+        co_await bob.send("42/chat,2[\"tell\",{\"to\":\"" + sid + "\",\"text\":\"to you\"}]");
+        EXPECT_EQ(co_await bob.next(), R"(43/chat,2[true])");
+        EXPECT_NE((co_await again.next()).find(R"(["news","to you")"), std::string::npos);
+        co_await bob.send(R"(42/chat,3["tell",{"to":"lobby","text":"to the lobby"}])");
+        EXPECT_EQ(co_await bob.next(), R"(43/chat,3[true])");
+        EXPECT_NE((co_await again.next()).find(R"(["news","to the lobby")"), std::string::npos);
+    }());
 }
 
 TEST(SocketIo, BothPlatformsShareRoomsAndMetricsCountEach) {

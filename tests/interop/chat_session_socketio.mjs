@@ -1186,7 +1186,8 @@ scenario('a client that vanishes (its process killed, its TCP connections cut) i
     cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
-    const [line] = await waitFor(child.stdout, 'data', 'victor (a child process) to connect');
+    // A new Node process loads socket.io-client before it connects: a longer wait than one reply.
+    const [line] = await waitFor(child.stdout, 'data', 'victor (a child process) to connect', 3 * TIMEOUT_MS);
     if (!String(line).startsWith('ready')) throw new Error(`victor: ${String(line).trim()}`);
     const n = await count();
     if (n !== before + 1) throw new Error(`count is ${n} with victor connected, expected ${before + 1}`);

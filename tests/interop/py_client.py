@@ -81,7 +81,7 @@ class Ctx:
         self.conns = []
 
     async def open(self, **kwargs):
-        options = dict(max_size=None, compression=None, close_timeout=3, ping_interval=None)
+        options = dict(max_size=None, compression=None, close_timeout=TIMEOUT / 2, ping_interval=None)
         if ARGS.deflate:
             options.update(compression="deflate", create_protocol=CountingProtocol)
         if SSL_CTX is not None:

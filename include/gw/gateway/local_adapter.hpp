@@ -47,8 +47,17 @@ class local_adapter final : public adapter {
 public:
     explicit local_adapter(gateway_state& g) : g_(g), shards_(g.loops.size()) {}
 
-    void add_socket(socket& s) override { shards_[s.worker_].sockets.emplace(s.id_, &s); }
-    void remove_socket(socket& s) override { shards_[s.worker_].sockets.erase(s.id_); }
+    // A recovered socket takes its id back and may be added while its predecessor's farewell still
+    // runs: the newer socket holds the id (the key views its own id), the older leaves it alone.
+    void add_socket(socket& s) override {
+        auto& sockets = shards_[s.worker_].sockets;
+        sockets.erase(s.id_);
+        sockets.emplace(s.id_, &s);
+    }
+    void remove_socket(socket& s) override {
+        auto& sockets = shards_[s.worker_].sockets;
+        if (auto it = sockets.find(s.id_); it != sockets.end() && it->second == &s) sockets.erase(it);
+    }
     void add(socket& s, const std::string& room) override {
         auto& members = shards_[s.worker_].rooms[room];
         if (members.empty()) rooms_.fetch_add(1, std::memory_order_relaxed);

@@ -3609,6 +3609,12 @@ public:
             self->inflight_.clear();
             self->inflight_bytes_ = 0;
             if (self->inflight_.capacity() > 16) self->inflight_ = {};   // a burst's slack is not kept
+            if (self->outbox_.empty()) {
+                // Idle: one batch's storage is kept, not two. The next frame reuses it; a frame
+                // queued during the next write makes the second again, once per busy spell.
+                self->outbox_.swap(self->inflight_);
+                self->inflight_ = {};
+            }
             if (self->tls_) self->tls_->out.clear();
             if (ec) {
                 self->write_failed(ec);

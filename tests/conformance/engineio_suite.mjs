@@ -27,9 +27,8 @@ const PING_TIMEOUT = 200;
 const MAX_PAYLOAD = 1000000;
 const MARGIN = 400; // scheduling slack allowed on every protocol timer
 const CHECK_TIMEOUT_MS = Number(process.env.EIO_CHECK_TIMEOUT_MS) || 10000;
-const ECHO_WAIT_MS = 2000; // an echo must come back within this
-// An answer or a close expected now: an upper bound a passing run never waits out, wide enough for
-// a sanitized server on a loaded machine.
+// An echo, an answer or a close expected now: an upper bound a passing run never waits out, wide
+// enough for a sanitized server on a loaded machine.
 const REPLY_MS = 2000;
 const SID_RE = /^[A-Za-z0-9_-]{20}$/;
 const SEP = '\x1e';
@@ -41,10 +40,6 @@ process.on('unhandledRejection', () => {});
 
 /** Everything a check opened (HTTP requests, WebSockets); torn down after each check. */
 const live = new Set();
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Rejects with "WHAT: timed out after MS ms" unless `promise` settles first. */
 function deadline(promise, ms, what) {
@@ -177,7 +172,7 @@ async function pollOnce(sid) {
 }
 
 /** GETs until `count` packets other than pings have arrived (within `ms`); returns them in order. */
-async function pollPackets(sid, count, ms = ECHO_WAIT_MS, packets = []) {
+async function pollPackets(sid, count, ms = REPLY_MS, packets = []) {
   const end = Date.now() + ms;
   while (packets.length < count) {
     assert(Date.now() < end, `want ${count} packets within ${ms} ms, got ${show(packets.join(SEP))}`);
@@ -238,7 +233,7 @@ class Conn {
   }
 
   /** Next frame that is not a ping ("2", answered already) or a noop ("6"). */
-  nextMessage(ms = ECHO_WAIT_MS) {
+  nextMessage(ms = REPLY_MS) {
     return this.nextWhere((f) => f.binary || (f.data !== '2' && f.data !== '6'), ms, 'message');
   }
 
@@ -413,7 +408,7 @@ check('polling echo', async () => {
 check('polling multi-packet payload', async () => {
   const sid = await handshake();
   expectStatus(await post(sid, `4a${SEP}4b${SEP}4c`), 200, 'POST');
-  const got = await pollPackets(sid, 3, ECHO_WAIT_MS, await pollOnce(sid));
+  const got = await pollPackets(sid, 3, REPLY_MS, await pollOnce(sid));
   assert(got.join(SEP) === `4a${SEP}4b${SEP}4c`, `want 4a,4b,4c in order, got ${show(got.join(SEP))}`);
 });
 
@@ -478,7 +473,6 @@ check('polling concurrent GETs', () => beforeFirstPing(async () => {
   assert(ok.status === 200 && ok.body === '1', `one GET must complete 200 "1", got ${a.status} ${show(a.body)} and ${b.status} ${show(b.body)}`);
   assert(bad.status === 400 || bad.status === 500, `the other GET must get 400 (or 500), got ${bad.status} ${show(bad.body)}`);
   await expectGone(sid, 'after concurrent GETs');
-  return null;
 }));
 
 check('polling overlapping POSTs', async () => {
@@ -512,7 +506,6 @@ check('polling client close', () => beforeFirstPing(async () => {
   expectStatus(g, 200, 'pending GET');
   assert(g.body === '6', `pending GET must complete with "6", got ${show(g.body)}`);
   await expectGone(sid, 'after POST "1"');
-  return null;
 }));
 
 // -- heartbeat

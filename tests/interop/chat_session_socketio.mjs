@@ -203,11 +203,6 @@ class Conn {
 
   transport() { return this.sock.io.engine?.transport?.name; }
 
-  /** Resolves once the session is on its WebSocket (at once if it already is). */
-  async upgraded(what) {
-    if (this.transport() !== 'websocket') await waitFor(this.sock.io.engine, 'upgrade', `${this.name}'s upgrade ${what}`);
-  }
-
   /** Client-side disconnect (a DISCONNECT packet, then the manager closes the session). */
   disconnect() { this.sock.disconnect(); }
 }
@@ -1076,7 +1071,7 @@ scenario('the platforms share rooms: a WsAdapter client and a Socket.IO client i
 if (MODE === 'upgrade') {
   scenario('upgrade: the session\'s connections moved from polling to websocket', async () => {
     for (const c of requireSession('alice', 'bob1', 'bob2', 'carol')) {
-      await c.upgraded('in the upgrade scenario');
+      if (c.transport() !== 'websocket') await waitFor(c.sock.io.engine, 'upgrade', `${c.name}'s upgrade`);
       await expectNothing(c, 'after the upgrade');
     }
   });

@@ -12094,6 +12094,10 @@ struct cluster_link : std::enable_shared_from_this<cluster_link> {
     /// Sessions are kept in Redis (the gateway recovers connections, and left the store to the
     /// cluster), for this long after a socket drops.
     bool keeps_sessions = false;
+    /// Which socket holds each pid's entry in the live hash. A recovered socket takes it over while
+    /// its predecessor's farewell may still run: the predecessor's room leaves and removal must not
+    /// overwrite or delete the entry (a socket's identity, only compared, never dereferenced).
+    std::unordered_map<std::string, const void*> live_holders;
     std::chrono::milliseconds window{120'000};
     asio::steady_timer beat;          // refreshes the live sessions' expiry
     std::shared_ptr<asio::steady_timer> reader_up;   // cancelled each time the reader's connection is up
@@ -12816,7 +12820,7 @@ public:
 
     void add_socket(socket& s) override {
         local_->add_socket(s);
-        keep_live(s);
+        keep_live(s, true);
     }
     void remove_socket(socket& s) override {
         local_->remove_socket(s);
@@ -12959,13 +12963,17 @@ private:
     }
     /// Streams, with sessions kept in Redis: a socket's session as it is now, in its node's hash of
     /// live sessions, so that its client can recover on another node if this one dies. Written when
-    /// it connects and when its rooms change; its data as of then.
-    void keep_live(const socket& s) const {
+    /// it connects (`joining`: it holds its pid's entry from then on) and when its rooms change; its
+    /// data as of then.
+    void keep_live(const socket& s, bool joining = false) const {
         const auto& l = space_->link;
         const auto pid = gw::detail::dispatcher::pid_of(s);
         if (!l->keeps_sessions || pid.empty()) return;
-        l->on_loop([l, pid = std::string(pid), value = stored_of(gw::detail::dispatcher::record_of(s), pid).encode()] {
+        l->on_loop([l, pid = std::string(pid), value = stored_of(gw::detail::dispatcher::record_of(s), pid).encode(),
+                    who = static_cast<const void*>(&s), joining] {
             if (l->closed) return;
+            if (joining) l->live_holders[pid] = who;
+            else if (auto it = l->live_holders.find(pid); it == l->live_holders.end() || it->second != who) return;
             const std::string key = l->live_key();
             l->pub->send("HSET", key, pid, value);
             l->pub->send("PEXPIRE", key, l->live_ttl());
@@ -12976,7 +12984,10 @@ private:
         const auto& l = space_->link;
         const auto pid = gw::detail::dispatcher::pid_of(s);
         if (!l->keeps_sessions || pid.empty()) return;
-        l->on_loop([l, pid = std::string(pid)] {
+        l->on_loop([l, pid = std::string(pid), who = static_cast<const void*>(&s)] {
+            auto it = l->live_holders.find(pid);
+            if (it == l->live_holders.end() || it->second != who) return;   // a recovered successor holds it
+            l->live_holders.erase(it);
             if (!l->closed) l->pub->send("HDEL", l->live_key(), pid);
         });
     }

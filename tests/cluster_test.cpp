@@ -292,6 +292,96 @@ INSTANTIATE_TEST_SUITE_P(Modes, Cluster,
                              }
                          });
 
+// ---- The streams mode keeping sessions in Redis
+
+// A client may come back while its previous socket's farewell still runs (an on_disconnect hook
+// that awaits, as one that writes to a database does): it is recovered from its node's hash of live
+// sessions. When the old socket then leaves its rooms and goes, the new socket's entry in that hash
+// must stay as it is, or the node's death would lose the client's session.
+TEST(ClusterStreams, ARecoveredSocketKeepsItsLiveEntryWhenItsPredecessorLeavesAfterIt) {
+    REQUIRE_REDIS_SERVER();
+    test::redis::server redis;
+    asio::io_context io;
+    gw::gateway_options own;
+    own.socketio.recovery.enabled = true;
+    gw::gateway app(io, test::local(), own);
+    serve(app);
+    asio::steady_timer entered(io, asio::steady_timer::time_point::max()), gate(io, asio::steady_timer::time_point::max());
+    bool hold = true;   // the first farewell only
+    app.of("/").on_disconnect([&](gw::socket&, std::string_view) -> awaitable<void> {
+        if (!std::exchange(hold, false)) co_return;
+        entered.cancel();
+        co_await gate.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    });
+    gw::redis::cluster_options o;
+    o.url = redis.url();
+    o.mode = gw::redis::cluster_mode::streams;
+    gw::redis::cluster cluster(app, o);
+    gw::redis::client admin(io.get_executor(), redis.url());
+    std::vector<std::string> saved;   // keyspace events of the session's own key
+    test::redis::event changed(io);
+    gw::redis::subscriber sub(io.get_executor(), redis.url(), [&](const gw::redis::message& m) {
+        saved.push_back(m.payload);
+        changed.notify();
+    });
+
+    test::run(io, [&]() -> awaitable<void> {
+        co_await cluster.ready();
+        (void)co_await admin.command("CONFIG", "SET", "notify-keyspace-events", "K$");
+        auto ada = co_await test::sio_client::open(app.port());
+        co_await ada.send("40");
+        const std::string hello = co_await ada.next();
+        const std::string sid = test::field(hello, "sid"), pid = test::field(hello, "pid");
+        EXPECT_EQ(pid.size(), 20u) << hello;
+        co_await sub.subscribe("__keyspace@0__:" + o.session_prefix + pid);
+        co_await ada.send(R"(421["join","lobby"])");
+        EXPECT_EQ(co_await ada.next(), R"(431["lobby"])");
+        auto bob = co_await test::sio_client::open(app.port());
+        co_await bob.send("40");
+        (void)co_await bob.next();
+        co_await bob.send(R"(421["say",{"room":"lobby","text":"one"}])");
+        EXPECT_EQ(co_await bob.next(), R"(431["sent"])");
+        const std::string one = co_await ada.next();   // 42["said","one","<offset>"]
+        auto args = json::parse(one.substr(one.find('[')));
+        EXPECT_EQ(args.size(), 3u) << one;
+        if (args.size() != 3) co_return;
+        const std::string offset = args[2].get<std::string>();
+
+        // Her transport drops; her farewell's hook holds; she comes back, found live on this node.
+        ada.drop();
+        co_await entered.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+        auto again = co_await test::sio_client::open(app.port());
+        co_await again.send("40{\"pid\":\"" + pid + "\",\"offset\":\"" + offset + "\"}");
+        EXPECT_EQ(test::field(co_await again.next(), "sid"), sid);
+
+        // The old socket's farewell goes on: it saves itself, leaves its rooms and goes.
+        gate.cancel();
+        co_await changed.until([&] { return !saved.empty(); });
+        EXPECT_EQ(saved.front(), "set");
+        co_await again.send(R"(421["ping"])");
+        EXPECT_EQ(co_await again.next(), R"(431["pong"])");
+        // Bob's broadcast is appended to the stream on the node's command link after the farewell's
+        // writes; she gets it once Redis has appended it, so the writes are done by then.
+        co_await bob.send(R"(422["say",{"room":"lobby","text":"two"}])");
+        EXPECT_EQ(co_await bob.next(), R"(432["sent"])");
+        const std::string two = co_await again.next();
+        EXPECT_TRUE(two.starts_with(R"(42["said","two",)")) << two;
+
+        const auto nodes = co_await admin.command("SMEMBERS", o.session_prefix + "nodes");
+        EXPECT_EQ(nodes.elements.size(), 1u);
+        if (nodes.elements.size() != 1) co_return;
+        const auto live = co_await admin.command("HGET", o.session_prefix + "node:" + nodes.elements[0].str, pid);
+        EXPECT_TRUE(live.is_string()) << "her live entry is gone";
+        if (!live.is_string()) co_return;
+        const auto kept = gw::sio_redis::stored_session::decode(live.str);
+        EXPECT_TRUE(kept.has_value());
+        if (kept) {
+            EXPECT_EQ(kept->sid, sid);
+            EXPECT_NE(std::find(kept->rooms.begin(), kept->rooms.end(), "lobby"), kept->rooms.end());
+        }
+    }());
+}
+
 // ---- The sharded mode over a Redis Cluster of three masters
 
 /// Two gateways in sharded mode on a three-master Redis Cluster (masters are nodes 0, 1 and 2 when

@@ -1,4 +1,5 @@
-// Test support for the gateway: a client speaking its JSON envelope.
+// Test support for the gateway: a client speaking its JSON envelope, and one speaking Socket.IO
+// packet by packet.
 #pragma once
 
 #include "support.hpp"
@@ -30,6 +31,42 @@ struct client {
         co_return gw::json::parse(m->data);
     }
 };
+
+/// A Socket.IO client at the packet level over a WebSocket: answers pings, hands over the rest.
+struct sio_client {
+    gw::connection c;
+
+    static asio::awaitable<sio_client> open(std::uint16_t port) {
+        // Named first: GCC 12 mishandles a co_await inside a braced initialiser.
+        const std::string url = "ws://127.0.0.1:" + std::to_string(port) + "/socket.io/?EIO=4&transport=websocket";
+        gw::connection c = co_await gw::connect(url);
+        sio_client r{std::move(c)};
+        auto first = co_await r.next();
+        EXPECT_TRUE(first.starts_with("0{\"sid\":")) << first;
+        co_return r;
+    }
+    /// The next packet that is not a ping (pings are answered).
+    asio::awaitable<std::string> next() {
+        for (;;) {
+            auto m = co_await c.receive();
+            if (!m) co_return std::string("(closed)");
+            if (m->data == "2") {
+                co_await c.send("3");
+                continue;
+            }
+            co_return m->data;
+        }
+    }
+    asio::awaitable<void> send(std::string packet) { co_await c.send(packet); }
+    /// Drops the transport abruptly, as a lost network does (no close frame).
+    void drop() { std::static_pointer_cast<gw::detail::connection_impl>(gw::detail::access::transport_of(c))->sock_.close(); }
+};
+
+/// The string value of a key in a CONNECT reply's JSON ("40{...}").
+inline std::string field(const std::string& reply, const char* key) {
+    auto j = gw::json::parse(reply.substr(reply.find('{')));
+    return j.value(key, std::string());
+}
 
 inline gw::options local() {
     gw::options o;

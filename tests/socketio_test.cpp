@@ -6,7 +6,7 @@
 // graceful stop.
 #include <gateway.hpp>
 
-#include "support.hpp"
+#include "gateway_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,39 +16,8 @@ using asio::awaitable;
 using gw::json;
 using namespace std::chrono_literals;
 
-/// A Socket.IO client at the packet level over a WebSocket: answers pings, hands over the rest.
-struct raw_client {
-    gw::connection c;
-
-    static awaitable<raw_client> open(std::uint16_t port) {
-        // Named first: GCC 12 mishandles a co_await inside a braced initialiser.
-        const std::string url = "ws://127.0.0.1:" + std::to_string(port) + "/socket.io/?EIO=4&transport=websocket";
-        gw::connection c = co_await gw::connect(url);
-        raw_client r{std::move(c)};
-        auto first = co_await r.next();
-        EXPECT_TRUE(first.starts_with("0{\"sid\":")) << first;
-        co_return r;
-    }
-    /// The next packet that is not a ping (pings are answered).
-    awaitable<std::string> next() {
-        for (;;) {
-            auto m = co_await c.receive();
-            if (!m) co_return std::string("(closed)");
-            if (m->data == "2") {
-                co_await c.send("3");
-                continue;
-            }
-            co_return m->data;
-        }
-    }
-    awaitable<void> send(std::string packet) { co_await c.send(packet); }
-};
-
-/// The string value of a key in a CONNECT reply's JSON ("40{...}").
-std::string field(const std::string& reply, const char* key) {
-    auto j = json::parse(reply.substr(reply.find('{')));
-    return j.value(key, std::string());
-}
+using raw_client = test::sio_client;
+using test::field;
 
 TEST(SocketIo, RecoveryRestoresIdRoomsDataAndMissedEvents) {
     asio::io_context io;
@@ -90,7 +59,7 @@ TEST(SocketIo, RecoveryRestoresIdRoomsDataAndMissedEvents) {
         const std::string offset = args[2].get<std::string>();
 
         // Her transport drops; two events follow, one for her room and one for another.
-        std::static_pointer_cast<gw::detail::connection_impl>(gw::detail::access::transport_of(ada.c))->sock_.close();
+        ada.drop();
         co_await bob.send(R"(42/chat,2["tell",{"room":"lobby","text":"two"}])");
         co_await bob.send(R"(42/chat,3["tell",{"room":"games","text":"elsewhere"}])");
         co_await bob.send(R"(42/chat,4["tell",{"room":"lobby","text":"three"}])");
@@ -182,7 +151,7 @@ TEST(SocketIo, ARecoveredSocketKeepsItsIdWhenItsPredecessorLeavesAfterIt) {
         const std::string offset = args[2].get<std::string>();
 
         // Her transport drops; her farewell saves her and is held there.
-        std::static_pointer_cast<gw::detail::connection_impl>(gw::detail::access::transport_of(ada.c))->sock_.close();
+        ada.drop();
         co_await store->saved.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         auto again = co_await raw_client::open(app.port());
         co_await again.send("40/chat,{\"pid\":\"" + pid + "\",\"offset\":\"" + offset + "\"}");

@@ -8631,7 +8631,10 @@ struct dispatcher {
                 s->ns_.owner->log.report("an on_disconnect hook")(std::current_exception());
             }
         }
-        if (auto pid = t.session_pid(); !pid.empty() && recoverable(reason)) {
+        // A recovered successor (on this worker) holds its id already: the session lives on there,
+        // and a saved copy of this one would be stale for a later recovery to find.
+        const socket* holder = ns->members->find(s->worker_, s->id_);
+        if (auto pid = t.session_pid(); !pid.empty() && recoverable(reason) && (!holder || holder == s.get())) {
             const auto& rec = s->owner_->socketio.recovery;
             session_record r = record_of(*s);
             try {

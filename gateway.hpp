@@ -8631,21 +8631,23 @@ struct dispatcher {
                 s->ns_.owner->log.report("an on_disconnect hook")(std::current_exception());
             }
         }
-        // A recovered successor (on this worker) holds its id already: the session lives on there,
-        // and a saved copy of this one would be stale for a later recovery to find.
-        const socket* holder = ns->members->find(s->worker_, s->id_);
-        if (auto pid = t.session_pid(); !pid.empty() && recoverable(reason) && (!holder || holder == s.get())) {
+        // Kept as the hooks left it, then saved once the socket is out of its rooms and its id: a
+        // store that can restore a socket still connected (the Redis streams mode's live sessions)
+        // knows by then whether a recovered successor has taken its place.
+        std::optional<session_record> kept;
+        auto pid = std::string(t.session_pid());
+        if (!pid.empty() && recoverable(reason)) kept = record_of(*s);
+        for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
+        ns->members->remove_socket(*s);
+        s->gone_ = true;
+        if (kept) {
             const auto& rec = s->owner_->socketio.recovery;
-            session_record r = record_of(*s);
             try {
-                co_await rec.store->save(std::string(pid), std::move(r), rec.max_disconnection);
+                co_await rec.store->save(std::move(pid), std::move(*kept), rec.max_disconnection);
             } catch (...) {   // a store that fails loses this recovery, not the farewell
                 s->owner_->log.report("saving a socket for recovery")(std::current_exception());
             }
         }
-        for (auto rooms = s->rooms_; const auto& room : rooms) ns->leave(*s, room);
-        ns->members->remove_socket(*s);
-        s->gone_ = true;
         co_await t.release();
     }
 
@@ -12728,8 +12730,11 @@ public:
     explicit stream_store(std::shared_ptr<cluster_link> l) : link_(std::move(l)) {}
 
     asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
-        auto go = [l = link_, key = link_->session_prefix + pid, value = stored_of(record, pid).encode(),
+        auto go = [l = link_, pid, key = link_->session_prefix + pid, value = stored_of(record, pid).encode(),
                    ms = std::to_string(window.count())]() -> asio::awaitable<void> {
+            // The socket let its live entry go before its save (both on this loop, in that order):
+            // if the pid still has one, a recovered successor holds it, and this copy would be stale.
+            if (l->live_holders.contains(pid)) co_return;
             auto r = co_await l->pub->command("SET", key, value, "PX", ms);
             if (r.is_error()) throw std::runtime_error("Redis refused to keep a session: " + r.str);
         };

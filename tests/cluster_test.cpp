@@ -347,7 +347,7 @@ TEST(ClusterStreams, ARecoveredSocketKeepsItsLiveEntryWhenItsPredecessorLeavesAf
         co_await again.send("40{\"pid\":\"" + pid + "\",\"offset\":\"" + offset + "\"}");
         EXPECT_EQ(test::field(co_await again.next(), "sid"), sid);
 
-        // The old socket's farewell goes on: it leaves its rooms and goes (before this round trip).
+        // The old socket's farewell goes on: it leaves its rooms, goes and would save itself.
         gate.cancel();
         co_await again.send(R"(421["ping"])");
         EXPECT_EQ(co_await again.next(), R"(431["pong"])");

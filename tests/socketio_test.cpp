@@ -116,8 +116,9 @@ private:
     gw::memory_session_store inner_;
 };
 
-// A client may come back while its previous socket's farewell still runs (a store's save, or the
-// hooks, suspended): the recovered socket keeps its id-room and rooms when the old one leaves.
+// A client may come back while its previous socket's farewell still runs (a store's save
+// suspended): the recovered socket keeps its id-room and rooms when the old one's farewell ends.
+// (A recovery while the old socket is still in its rooms: tests/cluster_test.cpp, streams mode.)
 TEST(SocketIo, ARecoveredSocketKeepsItsIdWhenItsPredecessorLeavesAfterIt) {
     asio::io_context io;
     auto store = std::make_shared<held_store>(io);
@@ -150,14 +151,14 @@ TEST(SocketIo, ARecoveredSocketKeepsItsIdWhenItsPredecessorLeavesAfterIt) {
         if (args.size() != 3) co_return;
         const std::string offset = args[2].get<std::string>();
 
-        // Her transport drops; her farewell saves her and is held there.
+        // Her transport drops; her farewell takes her out of her rooms, saves her and is held there.
         ada.drop();
         co_await store->saved.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
         auto again = co_await raw_client::open(app.port());
         co_await again.send("40/chat,{\"pid\":\"" + pid + "\",\"offset\":\"" + offset + "\"}");
         EXPECT_EQ(field(co_await again.next(), "sid"), sid);
 
-        // The old socket's farewell goes on: it leaves its rooms and its id, the new one stays.
+        // The old socket's farewell ends: the new one stays in the rooms and holds the id.
         store->gate.cancel();
         co_await bob.send("42/chat,2[\"tell\",{\"to\":\"" + sid + "\",\"text\":\"to you\"}]");
         EXPECT_EQ(co_await bob.next(), R"(43/chat,2[true])");

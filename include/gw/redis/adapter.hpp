@@ -837,8 +837,11 @@ public:
     explicit stream_store(std::shared_ptr<cluster_link> l) : link_(std::move(l)) {}
 
     asio::awaitable<void> save(std::string pid, session_record record, std::chrono::milliseconds window) override {
-        auto go = [l = link_, key = link_->session_prefix + pid, value = stored_of(record, pid).encode(),
+        auto go = [l = link_, pid, key = link_->session_prefix + pid, value = stored_of(record, pid).encode(),
                    ms = std::to_string(window.count())]() -> asio::awaitable<void> {
+            // The socket let its live entry go before its save (both on this loop, in that order):
+            // if the pid still has one, a recovered successor holds it, and this copy would be stale.
+            if (l->live_holders.contains(pid)) co_return;
             auto r = co_await l->pub->command("SET", key, value, "PX", ms);
             if (r.is_error()) throw std::runtime_error("Redis refused to keep a session: " + r.str);
         };
